@@ -1,0 +1,3 @@
+fn main() {
+    let _ = containerd_shim::api::Empty::default();
+}

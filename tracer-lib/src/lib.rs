@@ -1,0 +1,14 @@
+//! crt-tracer: everything about a traced syscall that is not the kernel
+//! interface itself — the syscall tables, what to copy for each argument, the
+//! binary event record, trace segments on disk, and strace-style rendering.
+
+pub mod capture;
+pub mod decode;
+pub mod escape;
+pub mod record;
+pub mod render;
+pub mod segment;
+pub mod syscalls;
+mod syscalls_x86_64;
+
+pub use syscalls::{Arg, Class, SyscallInfo};

@@ -1,0 +1,1 @@
+//! Output formats for events: strace-style lines and JSON lines.

@@ -1,0 +1,1 @@
+//! Trace segments: the durable, bounded, per-container store of event records.
