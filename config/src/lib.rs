@@ -1,1 +1,9 @@
+//! crt-config: the node configuration (`/etc/crt/config.toml`) and the
+//! `crt.dev/trace` annotation, each refusing bad input with an error that
+//! names the key, the value and what is expected.
 
+pub mod annotation;
+pub mod node;
+
+pub use annotation::{parse_trace, AnnotationError, TraceSpec, TRACE_ANNOTATION};
+pub use node::{ConfigError, NodeConfig};

@@ -1,7 +1,15 @@
 //! Renders raw syscall arguments as strace does.
+//!
+//! Everything here renders data a container controls (register values and
+//! memory copied from it), so every function accepts any value and any
+//! capture contents without panicking.
 
-use crate::record::Record;
-use crate::syscalls::{self, Arg};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::escape::quote;
+use crate::flags::{self, At200};
+use crate::record::{CaptureData, Record};
+use crate::syscalls::{self, Arg, SyscallInfo};
 
 /// The syscall name and its rendered arguments for a syscall record.
 /// Unknown syscalls (another architecture, a number not in the table) are
@@ -13,7 +21,7 @@ pub fn render_args(rec: &Record) -> (String, Vec<String>) {
             info.args
                 .iter()
                 .enumerate()
-                .map(|(i, &kind)| render_arg(kind, i, rec))
+                .map(|(i, &kind)| render(Some(info), kind, i, rec))
                 .collect(),
         ),
         None => (
@@ -25,6 +33,1232 @@ pub fn render_args(rec: &Record) -> (String, Vec<String>) {
 
 /// Renders argument `i` (of kind `kind`) of `rec`.
 pub fn render_arg(kind: Arg, i: usize, rec: &Record) -> String {
-    let _ = kind;
-    format!("{:#x}", rec.args[i])
+    render(syscalls::by_nr(rec.arch, rec.nr), kind, i, rec)
+}
+
+fn render(info: Option<&SyscallInfo>, kind: Arg, i: usize, rec: &Record) -> String {
+    let v = rec.args.get(i).copied().unwrap_or(0);
+    let low = v as u32;
+    let name = info.map_or("", |s| s.name);
+    match kind {
+        Arg::Int | Arg::Fd => int(v),
+        Arg::Uint => low.to_string(),
+        Arg::Long => (v as i64).to_string(),
+        Arg::Ulong => v.to_string(),
+        Arg::Hex => contextual(name, i, rec).unwrap_or_else(|| hex(v)),
+        Arg::Ptr => ptr(v),
+        Arg::DirFd => {
+            if low as i32 == AT_FDCWD {
+                "AT_FDCWD".to_string()
+            } else {
+                int(v)
+            }
+        }
+        Arg::Path | Arg::Str => match capture(rec, i) {
+            Some(CaptureData::Bytes { bytes, truncated }) => quote(bytes, truncated),
+            _ => ptr(v),
+        },
+        Arg::InBuf { len } => match capture(rec, i) {
+            Some(CaptureData::Bytes { bytes, truncated }) => {
+                let wanted = length_arg(info, len, rec);
+                quote(bytes, truncated || wanted > bytes.len() as u64)
+            }
+            _ => ptr(v),
+        },
+        Arg::Argv => match capture(rec, i) {
+            Some(data @ CaptureData::Strings { truncated, .. }) => {
+                let items: Vec<String> = data.strings().map(|(s, t)| quote(s, t)).collect();
+                let more = if truncated { "..." } else { "" };
+                format!("[{}]{more}", items.join(", "))
+            }
+            _ => ptr(v),
+        },
+        Arg::Envp => match capture(rec, i) {
+            Some(CaptureData::Count(n)) => {
+                let noun = if n == 1 { "var" } else { "vars" };
+                format!("{} /* {n} {noun} */", ptr(v))
+            }
+            _ => ptr(v),
+        },
+        Arg::SockAddr { .. } => match capture(rec, i) {
+            Some(CaptureData::Bytes { bytes, truncated }) if !bytes.is_empty() => {
+                sockaddr(bytes, truncated)
+            }
+            _ => ptr(v),
+        },
+        Arg::Mode => flags::mode(low, matches!(name, "mknod" | "mknodat")),
+        Arg::OpenFlags => flags::open_flags(low),
+        Arg::AtFlags => flags::at_flags(
+            low,
+            match name {
+                "faccessat2" => At200::EAccess,
+                "name_to_handle_at" => At200::HandleFid,
+                _ => At200::RemoveDir,
+            },
+        ),
+        Arg::AccessMode => flags::access_mode(low),
+        // Only clone(2) carries the exit signal in the low byte; unshare and
+        // setns use it for CLONE_NEWTIME.
+        Arg::CloneFlags => flags::clone_flags(v, info.is_none() || name == "clone"),
+        Arg::Signal => flags::signal(low),
+        Arg::SockDomain => flags::sock_domain(low),
+        Arg::SockType => flags::sock_type(low),
+        Arg::ProtFlags => flags::prot_flags(v),
+        Arg::MapFlags => flags::map_flags(v),
+        Arg::Whence => flags::whence(low),
+        Arg::FcntlCmd => flags::fcntl_cmd(low),
+        Arg::MsgFlags => flags::msg_flags(low),
+        Arg::ShutdownHow => flags::shutdown_how(low),
+        Arg::PrctlOption => flags::prctl_option(low),
+        Arg::FdFlags => flags::fd_flags(low),
+        Arg::WaitOptions => flags::wait_options(low, name == "waitid"),
+        Arg::SigmaskHow => flags::sigmask_how(low),
+        Arg::MadviseAdvice => flags::madvise_advice(low),
+        Arg::FutexOp => flags::futex_op(low),
+        Arg::UnlinkFlags => flags::unlink_flags(low),
+        Arg::RenameFlags => flags::rename_flags(low),
+        Arg::ClockId => flags::clock_id(low),
+    }
+}
+
+const AT_FDCWD: i32 = -100;
+
+/// A C `int`: the low half of the register, signed.
+fn int(v: u64) -> String {
+    (v as u32 as i32).to_string()
+}
+
+/// `0x1f`; zero is `0`, as C's `%#x` prints it.
+fn hex(v: u64) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+/// `NULL` or `0x7ffd1234`.
+fn ptr(v: u64) -> String {
+    if v == 0 {
+        "NULL".to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+fn capture<'a>(rec: &Record<'a>, i: usize) -> Option<CaptureData<'a>> {
+    rec.capture(u8::try_from(i).ok()?)
+}
+
+/// The value of the length argument `len` of a buffer, read with that
+/// argument's C width; negative lengths count as 0.
+fn length_arg(info: Option<&SyscallInfo>, len: u8, rec: &Record) -> u64 {
+    let Some(&v) = rec.args.get(len as usize) else {
+        return 0;
+    };
+    let kind = info.and_then(|s| s.args.get(len as usize).copied());
+    match kind {
+        Some(Arg::Int) => u64::try_from(v as u32 as i32).unwrap_or(0),
+        Some(Arg::Uint) => u64::from(v as u32),
+        Some(Arg::Long) => u64::try_from(v as i64).unwrap_or(0),
+        _ => v,
+    }
+}
+
+/// A `Hex` argument whose meaning another argument decides.
+fn contextual(name: &str, i: usize, rec: &Record) -> Option<String> {
+    match (name, i) {
+        ("fcntl", 2) => flags::fcntl_arg(rec.args[1] as u32, rec.args[2]),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- sockaddr
+
+const AF_UNSPEC: u16 = 0;
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const AF_NETLINK: u16 = 16;
+const AF_PACKET: u16 = 17;
+const AF_VSOCK: u16 = 40;
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn le16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A socket address as copied from the tracee (`bytes` holds the first
+/// `addrlen` bytes, at most the capture limit). Fields are shown only when
+/// all of their bytes are present; anything else falls back to `sa_data`.
+pub fn sockaddr(bytes: &[u8], truncated: bool) -> String {
+    let Some(family) = le16(bytes, 0) else {
+        return format!("{{sa_data={}}}", quote(bytes, truncated));
+    };
+    let family_s = match flags::family_name(u32::from(family)) {
+        Some(name) => name.to_string(),
+        None => family.to_string(),
+    };
+    let body = match family {
+        AF_UNSPEC => None,
+        AF_UNIX => Some(sockaddr_un(bytes, truncated)),
+        AF_INET => sockaddr_in(bytes),
+        AF_INET6 => sockaddr_in6(bytes),
+        AF_NETLINK => sockaddr_nl(bytes),
+        AF_PACKET => sockaddr_ll(bytes),
+        AF_VSOCK => sockaddr_vm(bytes),
+        _ => None,
+    };
+    let data = bytes.get(2..).unwrap_or_default();
+    match body {
+        Some(body) if body.is_empty() => format!("{{sa_family={family_s}}}"),
+        Some(body) => format!("{{sa_family={family_s}, {body}}}"),
+        None if data.is_empty() => format!("{{sa_family={family_s}}}"),
+        None => format!(
+            "{{sa_family={family_s}, sa_data={}}}",
+            quote(data, truncated)
+        ),
+    }
+}
+
+/// `sun_path="/run/x.sock"`, `sun_path=@"abstract"`, or nothing (unnamed).
+fn sockaddr_un(b: &[u8], truncated: bool) -> String {
+    let path = b.get(2..).unwrap_or_default();
+    match path.split_first() {
+        None => String::new(),
+        Some((0, name)) => format!("sun_path=@{}", quote(name, truncated)),
+        Some(_) => match path.iter().position(|&c| c == 0) {
+            Some(nul) => format!("sun_path={}", quote(&path[..nul], false)),
+            None => format!("sun_path={}", quote(path, truncated)),
+        },
+    }
+}
+
+fn sockaddr_in(b: &[u8]) -> Option<String> {
+    let port = be16(b, 2)?;
+    let addr: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+    Some(format!(
+        "sin_port=htons({port}), sin_addr=inet_addr(\"{}\")",
+        Ipv4Addr::from(addr)
+    ))
+}
+
+fn sockaddr_in6(b: &[u8]) -> Option<String> {
+    let port = be16(b, 2)?;
+    let flowinfo = be32(b, 4)?;
+    let addr: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+    let mut s = format!(
+        "sin6_port=htons({port}), sin6_flowinfo=htonl({flowinfo}), \
+         inet_pton(AF_INET6, \"{}\", &sin6_addr)",
+        Ipv6Addr::from(addr)
+    );
+    // The RFC 2133 form is 24 bytes, without the scope id.
+    if let Some(scope) = le32(b, 24) {
+        s.push_str(&format!(", sin6_scope_id={scope}"));
+    }
+    Some(s)
+}
+
+fn sockaddr_nl(b: &[u8]) -> Option<String> {
+    let pid = le32(b, 4)?;
+    let groups = le32(b, 8)?;
+    Some(format!("nl_pid={pid}, nl_groups={groups:08x}"))
+}
+
+fn sockaddr_ll(b: &[u8]) -> Option<String> {
+    let protocol = be16(b, 2)?;
+    let ifindex = le32(b, 4)? as i32;
+    let hatype = le16(b, 8)?;
+    let pkttype = *b.get(10)?;
+    let halen = *b.get(11)?;
+    let addr = b
+        .get(12..)
+        .unwrap_or_default()
+        .iter()
+        .take(usize::from(halen).min(8))
+        .map(|x| format!("{x:#04x}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "sll_protocol=htons({protocol}), sll_ifindex={ifindex}, sll_hatype={hatype}, \
+         sll_pkttype={pkttype}, sll_halen={halen}, sll_addr=[{addr}]"
+    ))
+}
+
+fn sockaddr_vm(b: &[u8]) -> Option<String> {
+    let port = le32(b, 4)?;
+    let cid = le32(b, 8)?;
+    Some(format!("svm_cid={cid}, svm_port={port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{self, push_string_entry, RecordBuilder, KIND_SYSCALL};
+    use crate::syscalls::{by_name, cls, table, Class, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+
+    /// One capture to attach to a test record.
+    enum Cap<'a> {
+        Bytes(u8, &'a [u8], bool),
+        Strings(u8, &'a [(&'a [u8], bool)], bool),
+        Count(u8, u64),
+        Unreadable(u8),
+    }
+
+    fn build(arch: u32, nr: u32, args: [u64; 6], caps: &[Cap]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(&mut buf, KIND_SYSCALL, 1, 42, arch, nr, &args);
+        for cap in caps {
+            match *cap {
+                Cap::Bytes(i, bytes, t) => b.bytes(i, bytes, t),
+                Cap::Strings(i, items, t) => {
+                    let mut payload = Vec::new();
+                    for &(s, st) in items {
+                        push_string_entry(&mut payload, s, st);
+                    }
+                    let r = b.reserve_bytes(i, payload.len());
+                    b.reserved_mut(&r)[..payload.len()].copy_from_slice(&payload);
+                    b.finish_reserved(r, payload.len(), record::CAPTURE_STRINGS, t);
+                }
+                Cap::Count(i, n) => b.count(i, n),
+                Cap::Unreadable(i) => b.unreadable(i),
+            }
+        }
+        b.finish();
+        buf
+    }
+
+    /// Renders a native syscall by name: `name(arg, arg, ...)`.
+    fn line(name: &str, args: [u64; 6], caps: &[Cap]) -> String {
+        let nr = by_name(name).unwrap().nr;
+        let buf = build(AUDIT_ARCH_X86_64, nr, args, caps);
+        let (rec, _) = record::decode(&buf).unwrap();
+        let (n, a) = render_args(&rec);
+        format!("{n}({})", a.join(", "))
+    }
+
+    fn sa(family: u16, rest: &[u8]) -> Vec<u8> {
+        let mut v = family.to_le_bytes().to_vec();
+        v.extend_from_slice(rest);
+        v
+    }
+
+    #[test]
+    fn openat_with_a_path() {
+        let args = [0xffff_ff9c, 0x7ffd_0000, 0x80000, 0, 0, 0];
+        assert_eq!(
+            line("openat", args, &[Cap::Bytes(1, b"/etc/hosts", false)]),
+            r#"openat(AT_FDCWD, "/etc/hosts", O_RDONLY|O_CLOEXEC, 0)"#
+        );
+        let args = [3, 0x5555_0000, 0x241, 0o644, 0, 0];
+        assert_eq!(
+            line("openat", args, &[Cap::Bytes(1, b"out.txt", false)]),
+            r#"openat(3, "out.txt", O_WRONLY|O_CREAT|O_TRUNC, 0644)"#
+        );
+        // DirFd compares the low 32 bits only, as the kernel does.
+        let args = [0xdead_beef_ffff_ff9c, 0x1, 0, 0, 0, 0];
+        assert_eq!(
+            line("openat", args, &[Cap::Bytes(1, b"x", false)]),
+            r#"openat(AT_FDCWD, "x", O_RDONLY, 0)"#
+        );
+    }
+
+    #[test]
+    fn unreadable_or_missing_paths_show_the_pointer() {
+        let args = [0xffff_ff9c, 0x7ffd_1234, 0, 0, 0, 0];
+        assert_eq!(
+            line("openat", args, &[Cap::Unreadable(1)]),
+            "openat(AT_FDCWD, 0x7ffd1234, O_RDONLY, 0)"
+        );
+        assert_eq!(
+            line("openat", args, &[]),
+            "openat(AT_FDCWD, 0x7ffd1234, O_RDONLY, 0)"
+        );
+        let args = [0, 0, 0, 0, 0, 0];
+        assert_eq!(line("chdir", args, &[Cap::Unreadable(0)]), "chdir(NULL)");
+        // A capture of the wrong shape for the kind is treated as missing.
+        let args = [0x1000, 0, 0, 0, 0, 0];
+        assert_eq!(line("chdir", args, &[Cap::Count(0, 3)]), "chdir(0x1000)");
+    }
+
+    #[test]
+    fn paths_are_escaped_and_truncation_marked() {
+        let args = [0x1000, 0, 0, 0, 0, 0];
+        assert_eq!(
+            line("unlink", args, &[Cap::Bytes(0, b"a\"b\x1b[0m", true)]),
+            r#"unlink("a\"b\x1b[0m"...)"#
+        );
+    }
+
+    #[test]
+    fn execve_shows_argv_and_counts_envp() {
+        let items: &[(&[u8], bool)] = &[(b"sh", false), (b"-c", false), (b"echo hi", false)];
+        let args = [0x1000, 0x2000, 0x7ffd_0000, 0, 0, 0];
+        assert_eq!(
+            line(
+                "execve",
+                args,
+                &[
+                    Cap::Bytes(0, b"/bin/sh", false),
+                    Cap::Strings(1, items, false),
+                    Cap::Count(2, 12),
+                ]
+            ),
+            r#"execve("/bin/sh", ["sh", "-c", "echo hi"], 0x7ffd0000 /* 12 vars */)"#
+        );
+        // More items than were copied, and an item cut short.
+        let items: &[(&[u8], bool)] = &[(b"ls", false), (b"aaaa", true)];
+        assert_eq!(
+            line(
+                "execve",
+                args,
+                &[
+                    Cap::Bytes(0, b"/bin/ls", false),
+                    Cap::Strings(1, items, true)
+                ]
+            ),
+            r#"execve("/bin/ls", ["ls", "aaaa"...]..., 0x7ffd0000)"#
+        );
+        assert_eq!(
+            line("execve", args, &[Cap::Unreadable(1), Cap::Unreadable(2)]),
+            "execve(0x1000, 0x2000, 0x7ffd0000)"
+        );
+        let items: &[(&[u8], bool)] = &[];
+        assert_eq!(
+            line(
+                "execveat",
+                [3, 0x1000, 0x2000, 0x3000, 0x1000, 0],
+                &[Cap::Bytes(1, b"", false), Cap::Strings(2, items, false)]
+            ),
+            r#"execveat(3, "", [], 0x3000, AT_EMPTY_PATH)"#
+        );
+    }
+
+    #[test]
+    fn write_buffers_are_quoted_and_marked_when_longer() {
+        let args = [1, 0x1000, 3, 0, 0, 0];
+        assert_eq!(
+            line("write", args, &[Cap::Bytes(1, b"hi\n", false)]),
+            r#"write(1, "hi\n", 3)"#
+        );
+        let args = [1, 0x1000, 1000, 0, 0, 0];
+        assert_eq!(
+            line("write", args, &[Cap::Bytes(1, b"hello", false)]),
+            r#"write(1, "hello"..., 1000)"#
+        );
+        let args = [1, 0x1000, 0, 0, 0, 0];
+        assert_eq!(
+            line("write", args, &[Cap::Bytes(1, b"", false)]),
+            r#"write(1, "", 0)"#
+        );
+        assert_eq!(line("write", args, &[]), "write(1, 0x1000, 0)");
+        // An int length that is negative does not count as "longer".
+        let args = [0x1000, u64::MAX, 0, 0, 0, 0];
+        assert_eq!(
+            line("sethostname", args, &[Cap::Bytes(0, b"box", false)]),
+            r#"sethostname("box", -1)"#
+        );
+    }
+
+    #[test]
+    fn connect_to_ipv4() {
+        let addr = sa(2, &[0, 80, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            line(
+                "connect",
+                [3, 0x1000, 16, 0, 0, 0],
+                &[Cap::Bytes(1, &addr, false)]
+            ),
+            r#"connect(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}, 16)"#
+        );
+    }
+
+    #[test]
+    fn connect_to_unix_sockets() {
+        let mut addr = sa(1, b"/run/x.sock");
+        addr.extend_from_slice(&[0; 4]);
+        assert_eq!(
+            line(
+                "connect",
+                [3, 0x1000, 17, 0, 0, 0],
+                &[Cap::Bytes(1, &addr, false)]
+            ),
+            r#"connect(3, {sa_family=AF_UNIX, sun_path="/run/x.sock"}, 17)"#
+        );
+        let addr = sa(1, b"\0name\x01");
+        assert_eq!(
+            line(
+                "bind",
+                [3, 0x1000, 8, 0, 0, 0],
+                &[Cap::Bytes(1, &addr, false)]
+            ),
+            r#"bind(3, {sa_family=AF_UNIX, sun_path=@"name\x01"}, 8)"#
+        );
+        let addr = sa(1, b"");
+        assert_eq!(
+            line(
+                "bind",
+                [3, 0x1000, 2, 0, 0, 0],
+                &[Cap::Bytes(1, &addr, false)]
+            ),
+            "bind(3, {sa_family=AF_UNIX}, 2)"
+        );
+    }
+
+    #[test]
+    fn connect_to_ipv6() {
+        let mut rest = vec![0x01, 0xbb, 0, 0, 0, 0];
+        rest.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        rest.extend_from_slice(&0u32.to_le_bytes());
+        let addr = sa(10, &rest);
+        assert_eq!(
+            line(
+                "connect",
+                [3, 0x1000, 28, 0, 0, 0],
+                &[Cap::Bytes(1, &addr, false)]
+            ),
+            "connect(3, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), \
+             inet_pton(AF_INET6, \"::1\", &sin6_addr), sin6_scope_id=0}, 28)"
+        );
+        let short = &addr[..24];
+        assert_eq!(
+            sockaddr(short, false),
+            "{sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), \
+             inet_pton(AF_INET6, \"::1\", &sin6_addr)}"
+        );
+    }
+
+    #[test]
+    fn other_families() {
+        let addr = sa(16, &[0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            sockaddr(&addr, false),
+            "{sa_family=AF_NETLINK, nl_pid=0, nl_groups=00000001}"
+        );
+        assert_eq!(sockaddr(&sa(0, &[]), false), "{sa_family=AF_UNSPEC}");
+        assert_eq!(
+            sockaddr(&sa(0, &[0, 0]), false),
+            r#"{sa_family=AF_UNSPEC, sa_data="\x00\x00"}"#
+        );
+        assert_eq!(
+            sockaddr(&sa(123, b"ab"), true),
+            r#"{sa_family=123, sa_data="ab"...}"#
+        );
+        assert_eq!(
+            sockaddr(&sa(38, b"x"), false),
+            r#"{sa_family=AF_ALG, sa_data="x"}"#
+        );
+        let ll = sa(
+            17,
+            &[
+                0, 3, 2, 0, 0, 0, 1, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0, 1, 0, 0,
+            ],
+        );
+        assert_eq!(
+            sockaddr(&ll, false),
+            "{sa_family=AF_PACKET, sll_protocol=htons(3), sll_ifindex=2, sll_hatype=1, \
+             sll_pkttype=0, sll_halen=6, sll_addr=[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]}"
+        );
+        let vm = sa(40, &[0, 0, 0x10, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(
+            sockaddr(&vm, false),
+            "{sa_family=AF_VSOCK, svm_cid=2, svm_port=16}"
+        );
+    }
+
+    #[test]
+    fn short_sockaddrs_never_panic() {
+        assert_eq!(sockaddr(&[], false), r#"{sa_data=""}"#);
+        assert_eq!(sockaddr(&[2], false), r#"{sa_data="\x02"}"#);
+        assert_eq!(
+            sockaddr(&sa(2, &[0, 80]), false),
+            r#"{sa_family=AF_INET, sa_data="\x00P"}"#
+        );
+        for family in [0u16, 1, 2, 10, 16, 17, 40, 0xffff] {
+            for len in 0..40 {
+                let mut b = sa(family, &[0xff; 40]);
+                b.truncate(len);
+                let _ = sockaddr(&b, len % 2 == 0);
+            }
+        }
+        // An empty capture shows the pointer.
+        assert_eq!(
+            line(
+                "connect",
+                [3, 0x1000, 0, 0, 0, 0],
+                &[Cap::Bytes(1, b"", false)]
+            ),
+            "connect(3, 0x1000, 0)"
+        );
+        assert_eq!(
+            line("connect", [3, 0, 16, 0, 0, 0], &[]),
+            "connect(3, NULL, 16)"
+        );
+    }
+
+    #[test]
+    fn sendto_with_data_and_destination() {
+        let addr = sa(2, &[0x00, 0x35, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            line(
+                "sendto",
+                [5, 0x1000, 4, 0x4000, 0x2000, 16],
+                &[
+                    Cap::Bytes(1, b"\x12\x34ab", false),
+                    Cap::Bytes(4, &addr, false)
+                ]
+            ),
+            r#"sendto(5, "\x124ab", 4, MSG_NOSIGNAL, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("8.8.8.8")}, 16)"#
+        );
+    }
+
+    #[test]
+    fn clone_and_process_flags() {
+        assert_eq!(
+            line("clone", [0x1200011, 0, 0, 0x7f00_0000_1000, 0, 0], &[]),
+            "clone(CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, NULL, NULL, 0x7f0000001000, NULL)"
+        );
+        assert_eq!(
+            line("unshare", [0x2000_0080, 0, 0, 0, 0, 0], &[]),
+            "unshare(CLONE_NEWTIME|CLONE_NEWPID)"
+        );
+        assert_eq!(
+            line("wait4", [u64::MAX, 0x1000, 0x4000_0000, 0, 0, 0], &[]),
+            "wait4(-1, 0x1000, __WALL, NULL)"
+        );
+        assert_eq!(
+            line("waitid", [1, 7, 0x1000, 0x6, 0, 0], &[]),
+            "waitid(1, 7, 0x1000, WSTOPPED|WEXITED, NULL)"
+        );
+        assert_eq!(
+            line("kill", [0xffff_ffff, 15, 0, 0, 0, 0], &[]),
+            "kill(-1, SIGTERM)"
+        );
+        assert_eq!(
+            line("exit_group", [0xffff_ffff_0000_0001, 0, 0, 0, 0, 0], &[]),
+            "exit_group(1)"
+        );
+    }
+
+    #[test]
+    fn mmap_and_friends() {
+        assert_eq!(
+            line("mmap", [0, 8192, 3, 0x22, u64::MAX, 0], &[]),
+            "mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)"
+        );
+        assert_eq!(
+            line("mmap", [0x7f00_0000_0000, 4096, 5, 0x812, 3, 0x1000], &[]),
+            "mmap(0x7f0000000000, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, 4096)"
+        );
+        assert_eq!(
+            line("mprotect", [0x1000, 4096, 0, 0, 0, 0], &[]),
+            "mprotect(0x1000, 4096, PROT_NONE)"
+        );
+        assert_eq!(
+            line("madvise", [0x1000, 4096, 4, 0, 0, 0], &[]),
+            "madvise(0x1000, 4096, MADV_DONTNEED)"
+        );
+    }
+
+    #[test]
+    fn assorted_kinds() {
+        assert_eq!(
+            line("socket", [2, 0x80001, 0, 0, 0, 0], &[]),
+            "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0)"
+        );
+        assert_eq!(
+            line("lseek", [3, u64::MAX, 1, 0, 0, 0], &[]),
+            "lseek(3, -1, SEEK_CUR)"
+        );
+        assert_eq!(
+            line("fcntl", [3, 2, 1, 0, 0, 0], &[]),
+            "fcntl(3, F_SETFD, FD_CLOEXEC)"
+        );
+        assert_eq!(
+            line("fcntl", [3, 4, 0x800, 0, 0, 0], &[]),
+            "fcntl(3, F_SETFL, O_RDONLY|O_NONBLOCK)"
+        );
+        assert_eq!(
+            line("fcntl", [3, 1, 0, 0, 0, 0], &[]),
+            "fcntl(3, F_GETFD, 0)"
+        );
+        assert_eq!(
+            line("ioctl", [1, 0x5401, 0x7ffd_0000, 0, 0, 0], &[]),
+            "ioctl(1, 0x5401, 0x7ffd0000)"
+        );
+        assert_eq!(
+            line("futex", [0x1000, 128, 2, 0, 0, 0], &[]),
+            "futex(0x1000, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0)"
+        );
+        assert_eq!(
+            line("rt_sigprocmask", [0, 0x1000, 0, 8, 0, 0], &[]),
+            "rt_sigprocmask(SIG_BLOCK, 0x1000, NULL, 8)"
+        );
+        assert_eq!(
+            line("rt_sigaction", [17, 0x1000, 0, 8, 0, 0], &[]),
+            "rt_sigaction(SIGCHLD, 0x1000, NULL, 8)"
+        );
+        assert_eq!(
+            line("clock_gettime", [1, 0x1000, 0, 0, 0, 0], &[]),
+            "clock_gettime(CLOCK_MONOTONIC, 0x1000)"
+        );
+        assert_eq!(
+            line("prctl", [38, 1, 0, 0, 0, 0], &[]),
+            "prctl(PR_SET_NO_NEW_PRIVS, 0x1, 0, 0, 0)"
+        );
+        assert_eq!(
+            line("shutdown", [4, 2, 0, 0, 0, 0], &[]),
+            "shutdown(4, SHUT_RDWR)"
+        );
+        assert_eq!(
+            line(
+                "faccessat2",
+                [0xffff_ff9c, 0x1, 4, 0x200, 0, 0],
+                &[Cap::Bytes(1, b"/x", false)]
+            ),
+            r#"faccessat2(AT_FDCWD, "/x", R_OK, AT_EACCESS)"#
+        );
+        assert_eq!(
+            line(
+                "unlinkat",
+                [5, 0x1, 0x200, 0, 0, 0],
+                &[Cap::Bytes(1, b"d", false)]
+            ),
+            r#"unlinkat(5, "d", AT_REMOVEDIR)"#
+        );
+        assert_eq!(
+            line(
+                "renameat2",
+                [0xffff_ff9c, 1, 0xffff_ff9c, 2, 1, 0],
+                &[Cap::Bytes(1, b"a", false), Cap::Bytes(3, b"b", false)]
+            ),
+            r#"renameat2(AT_FDCWD, "a", AT_FDCWD, "b", RENAME_NOREPLACE)"#
+        );
+        assert_eq!(
+            line("access", [1, 0, 0, 0, 0, 0], &[Cap::Bytes(0, b"/", false)]),
+            r#"access("/", F_OK)"#
+        );
+        assert_eq!(
+            line(
+                "mknodat",
+                [0xffff_ff9c, 1, 0o20666, 0x103, 0, 0],
+                &[Cap::Bytes(1, b"n", false)]
+            ),
+            r#"mknodat(AT_FDCWD, "n", S_IFCHR|0666, 259)"#
+        );
+        assert_eq!(
+            line("pipe2", [0x1000, 0x80000, 0, 0, 0, 0], &[]),
+            "pipe2(0x1000, O_CLOEXEC)"
+        );
+        assert_eq!(
+            line("setuid", [0xffff_ffff, 0, 0, 0, 0, 0], &[]),
+            "setuid(4294967295)"
+        );
+        assert_eq!(
+            line(
+                "mount",
+                [1, 2, 3, 0, 5, 0],
+                &[
+                    Cap::Bytes(0, b"overlay", false),
+                    Cap::Bytes(1, b"/merged", false),
+                    Cap::Bytes(2, b"overlay", false),
+                    Cap::Bytes(4, b"lowerdir=/l", false),
+                ]
+            ),
+            r#"mount("overlay", "/merged", "overlay", 0, "lowerdir=/l")"#
+        );
+        assert_eq!(line("getppid", [9; 6], &[]), "getppid()");
+    }
+
+    #[test]
+    fn unknown_syscalls_show_raw_values() {
+        let buf = build(AUDIT_ARCH_X86_64, 1000, [1, 2, 0, 0, 0, 0xff], &[]);
+        let (rec, _) = record::decode(&buf).unwrap();
+        let (name, args) = render_args(&rec);
+        assert_eq!(name, "syscall_0x3e8");
+        assert_eq!(args, ["0x1", "0x2", "0x0", "0x0", "0x0", "0xff"]);
+        let buf = build(AUDIT_ARCH_I386, 5, [1; 6], &[]);
+        let (rec, _) = record::decode(&buf).unwrap();
+        assert_eq!(render_args(&rec).0, "syscall_0x5");
+        // render_arg on its own works for any kind and index.
+        assert_eq!(render_arg(Arg::Signal, 0, &rec), "SIGHUP");
+        assert_eq!(render_arg(Arg::Int, 9, &rec), "0");
+    }
+
+    /// Every kind of argument, every capture shape, awkward raw values: no panics.
+    #[test]
+    fn nothing_panics_on_arbitrary_input() {
+        let raw = [
+            0,
+            1,
+            2,
+            0x80,
+            0xff,
+            0xffff_ff9c,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            i64::MAX as u64,
+            i64::MIN as u64,
+            u64::MAX,
+        ];
+        let blobs: [&[u8]; 5] = [b"", b"\x01", b"\x02\x00", b"\xff\xff\xff", &[0xaa; 200]];
+        let items: &[(&[u8], bool)] = &[(b"\xff\x00", true), (b"", false)];
+        let kinds: Vec<Arg> = {
+            let mut k: Vec<Arg> = table()
+                .iter()
+                .flat_map(|s| s.args.iter().copied())
+                .collect();
+            k.push(Arg::InBuf { len: 200 });
+            k.push(Arg::SockAddr { len: 7 });
+            k.sort_by_key(|a| format!("{a:?}"));
+            k.dedup();
+            k
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for info in table() {
+            for round in 0..12 {
+                let mut args = [0u64; 6];
+                for a in args.iter_mut() {
+                    let r = next();
+                    *a = if round % 2 == 0 {
+                        raw[(r % raw.len() as u64) as usize]
+                    } else {
+                        r
+                    };
+                }
+                let blob = blobs[round % blobs.len()];
+                let caps: Vec<Cap> = (0..6u8)
+                    .map(|i| match (round + i as usize) % 4 {
+                        0 => Cap::Bytes(i, blob, round % 3 == 0),
+                        1 => Cap::Strings(i, items, round % 3 == 1),
+                        2 => Cap::Count(i, next()),
+                        _ => Cap::Unreadable(i),
+                    })
+                    .collect();
+                let buf = build(AUDIT_ARCH_X86_64, info.nr, args, &caps);
+                let (rec, _) = record::decode(&buf).unwrap();
+                let (name, out) = render_args(&rec);
+                assert_eq!(name, info.name);
+                assert_eq!(out.len(), info.args.len());
+                for &kind in &kinds {
+                    for i in 0..8 {
+                        let _ = render_arg(kind, i, &rec);
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the table
+
+    fn is_integer(a: Arg) -> bool {
+        matches!(a, Arg::Int | Arg::Uint | Arg::Long | Arg::Ulong)
+    }
+
+    #[test]
+    fn table_is_sorted_unique_and_well_formed() {
+        let t = table();
+        assert!(t.len() >= 360, "only {} syscalls", t.len());
+        for w in t.windows(2) {
+            assert!(
+                w[0].nr < w[1].nr,
+                "{} / {} out of order",
+                w[0].name,
+                w[1].name
+            );
+        }
+        let mut names: Vec<&str> = t.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate names");
+        let all_classes = Class::ALL.iter().fold(0, |acc, c| acc | c.bit());
+        for s in t {
+            assert!(s.args.len() <= 6, "{} has {} args", s.name, s.args.len());
+            assert_eq!(s.classes & !all_classes, 0, "{}", s.name);
+            for (i, &a) in s.args.iter().enumerate() {
+                if let Arg::InBuf { len } | Arg::SockAddr { len } = a {
+                    let len = len as usize;
+                    assert!(len < s.args.len() && len != i, "{}: bad len index", s.name);
+                    assert!(
+                        is_integer(s.args[len]),
+                        "{}: len is {:?}",
+                        s.name,
+                        s.args[len]
+                    );
+                }
+                if a == Arg::Path {
+                    assert!(
+                        s.in_class(Class::File),
+                        "{} takes a path, not in %file",
+                        s.name
+                    );
+                }
+                if matches!(a, Arg::Fd | Arg::DirFd) {
+                    assert!(
+                        s.in_class(Class::Desc),
+                        "{} takes an fd, not in %desc",
+                        s.name
+                    );
+                }
+                if matches!(a, Arg::Argv | Arg::Envp) {
+                    assert!(s.in_class(Class::Process), "{}", s.name);
+                }
+            }
+            if s.in_class(Class::File) {
+                assert!(
+                    s.args.contains(&Arg::Path),
+                    "{} in %file without a path",
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn table_spot_checks() {
+        let nr = |n: &str| by_name(n).unwrap_or_else(|| panic!("{n} missing")).nr;
+        assert_eq!(nr("read"), 0);
+        assert_eq!(nr("write"), 1);
+        assert_eq!(nr("connect"), 42);
+        assert_eq!(nr("execve"), 59);
+        assert_eq!(nr("getppid"), 110);
+        assert_eq!(nr("openat"), 257);
+        assert_eq!(nr("rseq"), 334);
+        assert_eq!(nr("pidfd_send_signal"), 424);
+        assert_eq!(nr("clone3"), 435);
+        assert_eq!(nr("set_mempolicy_home_node"), 450);
+        assert_eq!(nr("mseal"), 462);
+        assert_eq!(
+            syscalls::by_nr(AUDIT_ARCH_X86_64, 257).unwrap().name,
+            "openat"
+        );
+        assert!(syscalls::by_nr(AUDIT_ARCH_X86_64, 400).is_none());
+
+        let args = |n: &str| by_name(n).unwrap().args;
+        assert_eq!(args("write"), &[Arg::Fd, Arg::InBuf { len: 2 }, Arg::Ulong]);
+        assert_eq!(args("read"), &[Arg::Fd, Arg::Ptr, Arg::Ulong]);
+        assert_eq!(
+            args("openat"),
+            &[Arg::DirFd, Arg::Path, Arg::OpenFlags, Arg::Mode]
+        );
+        assert_eq!(args("execve"), &[Arg::Path, Arg::Argv, Arg::Envp]);
+        assert_eq!(
+            args("connect"),
+            &[Arg::Fd, Arg::SockAddr { len: 2 }, Arg::Int]
+        );
+        assert_eq!(args("sendto")[4], Arg::SockAddr { len: 5 });
+        assert_eq!(args("mmap").len(), 6);
+        assert_eq!(args("preadv2")[5], Arg::Hex);
+        assert!(args("getppid").is_empty());
+
+        let classes = |n: &str| by_name(n).unwrap().classes;
+        assert_eq!(classes("openat"), cls::FILE | cls::DESC);
+        assert_eq!(classes("execve"), cls::FILE | cls::PROCESS);
+        assert_eq!(classes("kill"), cls::PROCESS | cls::SIGNAL);
+        assert_eq!(classes("connect"), cls::NETWORK | cls::DESC);
+        assert_eq!(classes("mmap"), cls::MEMORY | cls::DESC);
+        assert_eq!(classes("setresuid"), cls::CREDS);
+        assert_eq!(classes("semtimedop"), cls::IPC);
+        assert_eq!(classes("getppid"), 0);
+    }
+
+    #[test]
+    fn class_membership_matches_the_project_definitions() {
+        let members = |c: Class| {
+            let mut v: Vec<&str> = syscalls::in_class(c).map(|s| s.name).collect();
+            v.sort_unstable();
+            v
+        };
+        let sorted = |l: &[&'static str]| {
+            let mut v = l.to_vec();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(
+            members(Class::Network),
+            sorted(&[
+                "socket",
+                "socketpair",
+                "bind",
+                "listen",
+                "accept",
+                "accept4",
+                "connect",
+                "getsockname",
+                "getpeername",
+                "sendto",
+                "recvfrom",
+                "sendmsg",
+                "recvmsg",
+                "sendmmsg",
+                "recvmmsg",
+                "shutdown",
+                "setsockopt",
+                "getsockopt",
+            ])
+        );
+        assert_eq!(
+            members(Class::Process),
+            sorted(&[
+                "fork",
+                "vfork",
+                "clone",
+                "clone3",
+                "execve",
+                "execveat",
+                "exit",
+                "exit_group",
+                "wait4",
+                "waitid",
+                "kill",
+                "tkill",
+                "tgkill",
+                "pidfd_open",
+                "pidfd_send_signal",
+                "unshare",
+                "setns",
+            ])
+        );
+        assert_eq!(
+            members(Class::Signal),
+            sorted(&[
+                "rt_sigaction",
+                "rt_sigprocmask",
+                "rt_sigreturn",
+                "rt_sigpending",
+                "rt_sigtimedwait",
+                "rt_sigqueueinfo",
+                "rt_tgsigqueueinfo",
+                "rt_sigsuspend",
+                "sigaltstack",
+                "kill",
+                "tkill",
+                "tgkill",
+                "pause",
+                "signalfd",
+                "signalfd4",
+                "pidfd_send_signal",
+            ])
+        );
+        assert_eq!(
+            members(Class::Ipc),
+            sorted(&[
+                "msgget",
+                "msgsnd",
+                "msgrcv",
+                "msgctl",
+                "semget",
+                "semop",
+                "semctl",
+                "semtimedop",
+                "shmget",
+                "shmat",
+                "shmctl",
+                "shmdt",
+            ])
+        );
+        assert_eq!(
+            members(Class::Creds),
+            sorted(&[
+                "capget",
+                "capset",
+                "getuid",
+                "geteuid",
+                "getgid",
+                "getegid",
+                "setuid",
+                "setgid",
+                "setreuid",
+                "setregid",
+                "setresuid",
+                "getresuid",
+                "setresgid",
+                "getresgid",
+                "setfsuid",
+                "setfsgid",
+                "getgroups",
+                "setgroups",
+            ])
+        );
+        let memory = members(Class::Memory);
+        for n in [
+            "brk",
+            "mmap",
+            "munmap",
+            "mprotect",
+            "mremap",
+            "madvise",
+            "mlock",
+            "mlock2",
+            "munlock",
+            "mlockall",
+            "munlockall",
+            "mincore",
+            "msync",
+            "remap_file_pages",
+            "mbind",
+            "set_mempolicy",
+            "get_mempolicy",
+            "migrate_pages",
+            "move_pages",
+            "pkey_mprotect",
+            "process_madvise",
+            "memfd_secret",
+            "mseal",
+            "map_shadow_stack",
+        ] {
+            assert!(memory.contains(&n), "{n} not in %memory");
+        }
+        let desc = members(Class::Desc);
+        for n in [
+            "open",
+            "openat",
+            "openat2",
+            "creat",
+            "socket",
+            "socketpair",
+            "accept",
+            "accept4",
+            "pipe",
+            "pipe2",
+            "dup",
+            "dup2",
+            "dup3",
+            "eventfd",
+            "eventfd2",
+            "epoll_create",
+            "epoll_create1",
+            "inotify_init",
+            "inotify_init1",
+            "fanotify_init",
+            "signalfd",
+            "signalfd4",
+            "timerfd_create",
+            "memfd_create",
+            "pidfd_open",
+            "pidfd_getfd",
+            "userfaultfd",
+            "perf_event_open",
+            "io_uring_setup",
+            "open_tree",
+            "fsopen",
+            "fsmount",
+            "fspick",
+            "name_to_handle_at",
+            "mmap",
+        ] {
+            assert!(desc.contains(&n), "{n} not in %desc");
+        }
+        let file = members(Class::File);
+        for n in [
+            "open",
+            "openat",
+            "openat2",
+            "stat",
+            "lstat",
+            "newfstatat",
+            "statx",
+            "access",
+            "faccessat",
+            "faccessat2",
+            "execve",
+            "execveat",
+            "chdir",
+            "mkdir",
+            "mkdirat",
+            "unlink",
+            "unlinkat",
+            "rename",
+            "renameat",
+            "renameat2",
+            "link",
+            "linkat",
+            "symlink",
+            "symlinkat",
+            "readlink",
+            "readlinkat",
+            "chmod",
+            "fchmodat",
+            "chown",
+            "lchown",
+            "fchownat",
+            "truncate",
+            "utime",
+            "utimes",
+            "utimensat",
+            "futimesat",
+            "mknod",
+            "mknodat",
+            "statfs",
+            "setxattr",
+            "getxattr",
+            "listxattr",
+            "removexattr",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "swapon",
+            "swapoff",
+            "acct",
+            "inotify_add_watch",
+            "fanotify_mark",
+            "name_to_handle_at",
+            "open_tree",
+            "move_mount",
+            "uselib",
+            "quotactl",
+        ] {
+            assert!(file.contains(&n), "{n} not in %file");
+        }
+    }
+
+    /// Where the kernel's uapi header is installed, every syscall it lists
+    /// is in the table with the same number.
+    #[test]
+    fn table_covers_the_installed_unistd_64_h() {
+        // linux-libc-dev (installed by scripts/setup.sh) provides the header.
+        let text = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+            .expect("the kernel's unistd_64.h (apt-get install linux-libc-dev)");
+        let mut seen = 0;
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("#define") {
+                continue;
+            }
+            let (Some(name), Some(nr)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Some(name) = name.strip_prefix("__NR_") else {
+                continue;
+            };
+            let Ok(nr) = nr.parse::<u32>() else {
+                continue;
+            };
+            let info = by_name(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(info.nr, nr, "{name}");
+            seen += 1;
+        }
+        assert!(seen > 300);
+    }
 }

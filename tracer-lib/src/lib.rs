@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod decode;
 pub mod escape;
+pub mod flags;
 pub mod record;
 pub mod render;
 pub mod segment;

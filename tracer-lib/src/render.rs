@@ -1,1 +1,232 @@
 //! Output formats for events: strace-style lines and JSON lines.
+//!
+//! Text lines look like strace's:
+//! `12:00:00.123456 [pid 42] openat(AT_FDCWD, "/etc/hosts", O_RDONLY|O_CLOEXEC) = ?`
+//! The return value is never known to a supervisor that lets the syscall
+//! continue, so it is always `?` (DESIGN.md, decision 6).
+
+use std::fmt::Write;
+
+use serde_json::json;
+
+use crate::decode;
+use crate::escape;
+use crate::record::{Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_PROCESS, KIND_SYSCALL};
+
+/// Where an event came from, for output.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    pub namespace: &'a str,
+    pub container: &'a str,
+}
+
+/// Hours, minutes, seconds and microseconds of `ts_ns` in local time.
+pub fn local_time(ts_ns: u64) -> String {
+    let secs = (ts_ns / 1_000_000_000) as libc::time_t;
+    let micros = (ts_ns % 1_000_000_000) / 1000;
+    // SAFETY: tm is plain data; localtime_r fills it from a valid time_t.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        return format!("{}.{micros:06}", secs);
+    }
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+/// RFC 3339 in UTC with microseconds: `2026-11-26T12:00:00.123456Z`.
+pub fn rfc3339_utc(ts_ns: u64) -> String {
+    let secs = ts_ns / 1_000_000_000;
+    let micros = (ts_ns % 1_000_000_000) / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// well-known algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The strace-style line for a record, or `None` for records that are not
+/// shown as lines (process markers).
+pub fn text_line(rec: &Record<'_>) -> Option<String> {
+    let time = local_time(rec.ts_ns);
+    match rec.kind {
+        KIND_SYSCALL => {
+            let (name, args) = decode::render_args(rec);
+            let mut line = String::with_capacity(96);
+            let _ = write!(line, "{time} [pid {}] {name}(", rec.tid);
+            line.push_str(&args.join(", "));
+            line.push_str(") = ?");
+            if rec.flags & FLAG_STALE != 0 {
+                line.push_str(" (arguments not read: the thread was gone)");
+            }
+            Some(line)
+        }
+        KIND_DROPS => Some(format!(
+            "{time} --- crt: {} events dropped so far: the trace store could not keep up ---",
+            rec.args[0]
+        )),
+        KIND_END => Some(format!("{time} +++ all processes exited +++")),
+        _ => None,
+    }
+}
+
+/// The JSON object for a record (one line, no newline).
+///
+/// Syscall events: `{"ts", "namespace", "container", "pid", "comm",
+/// "syscall", "args", "ret", "nr", "event":"syscall"}`; drops:
+/// `{"ts", "namespace", "container", "event":"drops", "dropped"}`; the end:
+/// `{"ts", "namespace", "container", "event":"end"}`; a process joining the
+/// trace: `{"event":"process", "pid", "comm", "init"}`.
+pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
+    let ts = rfc3339_utc(rec.ts_ns);
+    let v = match rec.kind {
+        KIND_SYSCALL => {
+            let (name, args) = decode::render_args(rec);
+            json!({
+                "event": "syscall",
+                "ts": ts,
+                "namespace": src.namespace,
+                "container": src.container,
+                "pid": rec.tid,
+                "comm": String::from_utf8_lossy(rec.comm()),
+                "syscall": name,
+                "args": args,
+                "ret": "?",
+                "nr": rec.nr,
+                "stale": rec.flags & FLAG_STALE != 0,
+            })
+        }
+        KIND_DROPS => json!({
+            "event": "drops",
+            "ts": ts,
+            "namespace": src.namespace,
+            "container": src.container,
+            "dropped": rec.args[0],
+        }),
+        KIND_END => json!({
+            "event": "end",
+            "ts": ts,
+            "namespace": src.namespace,
+            "container": src.container,
+        }),
+        KIND_PROCESS => json!({
+            "event": "process",
+            "ts": ts,
+            "namespace": src.namespace,
+            "container": src.container,
+            "pid": rec.tid,
+            "comm": String::from_utf8_lossy(rec.comm()),
+            "init": rec.args[0] == 1,
+        }),
+        other => json!({
+            "event": "unknown",
+            "kind": other,
+            "ts": ts,
+        }),
+    };
+    v.to_string()
+}
+
+/// A container-controlled name made safe for a terminal.
+pub fn display_name(bytes: &[u8]) -> String {
+    escape::escape(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{decode, simple, RecordBuilder};
+
+    #[test]
+    fn rfc3339_has_microseconds_and_utc() {
+        // 2026-11-26T12:00:00.123456Z
+        let ts = 1_795_694_400_123_456_789u64;
+        assert_eq!(rfc3339_utc(ts), "2026-11-26T12:00:00.123456Z");
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000000Z");
+        // A leap day.
+        assert_eq!(rfc3339_utc(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn local_time_has_six_fraction_digits() {
+        let t = local_time(1_795_694_400_123_456_789);
+        assert_eq!(t.len(), "12:00:00.123456".len());
+        assert!(t.ends_with(".123456"));
+    }
+
+    fn getppid_record() -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(&mut buf, KIND_SYSCALL, 5, 42, 0xc000_003e, 110, &[0; 6]);
+        b.set_comm(b"crt-loop");
+        b.finish();
+        buf
+    }
+
+    #[test]
+    fn a_syscall_line_ends_with_an_unknown_return_value() {
+        let buf = getppid_record();
+        let (rec, _) = decode(&buf).unwrap();
+        let line = text_line(&rec).unwrap();
+        assert!(line.ends_with(" [pid 42] getppid() = ?"), "{line}");
+    }
+
+    #[test]
+    fn a_json_line_carries_the_documented_fields() {
+        let buf = getppid_record();
+        let (rec, _) = decode(&buf).unwrap();
+        let line = json_line(
+            Source {
+                namespace: "default",
+                container: "c1",
+            },
+            &rec,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["namespace"], "default");
+        assert_eq!(v["container"], "c1");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["comm"], "crt-loop");
+        assert_eq!(v["syscall"], "getppid");
+        assert_eq!(v["args"], serde_json::json!([]));
+        assert_eq!(v["ret"], "?");
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn drops_are_shown_with_their_count() {
+        let buf = simple(KIND_DROPS, 5, 0, &[1234, 0, 0, 0, 0, 0], b"");
+        let (rec, _) = decode(&buf).unwrap();
+        assert!(text_line(&rec).unwrap().contains("1234 events dropped"));
+        let v: serde_json::Value = serde_json::from_str(&json_line(
+            Source {
+                namespace: "n",
+                container: "c",
+            },
+            &rec,
+        ))
+        .unwrap();
+        assert_eq!(v["dropped"], 1234);
+    }
+}

@@ -1,1 +1,443 @@
 //! Trace segments: the durable, bounded, per-container store of event records.
+//!
+//! A trace is a directory of numbered segment files (`0000000001.seg`, ...).
+//! Each starts with a 16-byte header and then holds whole records back to
+//! back; the writer rotates to a new segment when one reaches its size and
+//! deletes the oldest segments when the trace would exceed its bound. A reader
+//! may follow the trace while it is written: it only ever consumes whole
+//! records, and picks up where it stopped.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::record::{self, Record, RecordError};
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"CRTSEG\0\x01";
+pub const SEGMENT_HEADER_LEN: u64 = 16;
+const SEGMENT_VERSION: u32 = 1;
+
+/// How large a trace may grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A segment is closed once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// The oldest segments are deleted while the trace holds more than this.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            segment_bytes: 8 << 20,
+            max_bytes: 128 << 20,
+        }
+    }
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:010}.seg"))
+}
+
+/// The sequence numbers of the segments in `dir`, oldest first.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_suffix(".seg")?.parse::<u64>().ok()
+        })
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Appends record batches to a trace directory.
+pub struct SegmentWriter {
+    dir: PathBuf,
+    limits: Limits,
+    current: File,
+    current_seq: u64,
+    current_len: u64,
+    /// Closed segments, oldest first: (seq, bytes).
+    closed: VecDeque<(u64, u64)>,
+    /// Bytes deleted to stay within `max_bytes`.
+    evicted_bytes: u64,
+}
+
+impl SegmentWriter {
+    /// Starts a trace in `dir` (which must exist and should be empty).
+    pub fn create(dir: &Path, limits: Limits) -> io::Result<Self> {
+        let first = list_segments(dir)?.last().map_or(1, |s| s + 1);
+        let current = Self::new_segment(dir, first)?;
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            limits,
+            current,
+            current_seq: first,
+            current_len: SEGMENT_HEADER_LEN,
+            closed: VecDeque::new(),
+            evicted_bytes: 0,
+        })
+    }
+
+    fn new_segment(dir: &Path, seq: u64) -> io::Result<File> {
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(segment_path(dir, seq))?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        header[..8].copy_from_slice(SEGMENT_MAGIC);
+        header[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        f.write_all(&header)?;
+        Ok(f)
+    }
+
+    /// Appends whole records. A batch that would overflow the current segment
+    /// is split at a record boundary, so no record ever spans two segments.
+    pub fn append(&mut self, mut batch: &[u8]) -> io::Result<()> {
+        while !batch.is_empty() {
+            let room = self.limits.segment_bytes.saturating_sub(self.current_len);
+            let take = if (batch.len() as u64) <= room {
+                batch.len()
+            } else {
+                let fit = whole_records_within(batch, room as usize);
+                if fit == 0 && self.current_len > SEGMENT_HEADER_LEN {
+                    self.rotate()?;
+                    continue;
+                }
+                // A record larger than a whole segment still goes in, alone.
+                fit.max(first_record_len(batch))
+            };
+            self.current.write_all(&batch[..take])?;
+            self.current_len += take as u64;
+            batch = &batch[take..];
+            if self.current_len >= self.limits.segment_bytes {
+                self.rotate()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let next = self.current_seq + 1;
+        let file = Self::new_segment(&self.dir, next)?;
+        let old = std::mem::replace(&mut self.current, file);
+        drop(old);
+        self.closed.push_back((self.current_seq, self.current_len));
+        self.current_seq = next;
+        self.current_len = SEGMENT_HEADER_LEN;
+        self.enforce_bound();
+        Ok(())
+    }
+
+    /// Deletes the oldest closed segments until they and a full current
+    /// segment fit in `max_bytes`, so the bound holds at every moment.
+    fn enforce_bound(&mut self) {
+        let current = self.current_len.max(self.limits.segment_bytes);
+        let mut total: u64 = current + self.closed.iter().map(|(_, l)| l).sum::<u64>();
+        while total > self.limits.max_bytes {
+            let Some((seq, len)) = self.closed.pop_front() else {
+                break;
+            };
+            let _ = fs::remove_file(segment_path(&self.dir, seq));
+            total -= len;
+            self.evicted_bytes += len;
+        }
+    }
+
+    /// Flushes the current segment to stable storage.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.current.sync_data()
+    }
+
+    /// Bytes deleted so far to keep the trace within its bound.
+    pub fn evicted_bytes(&self) -> u64 {
+        self.evicted_bytes
+    }
+
+    /// Bytes the trace holds now.
+    pub fn total_bytes(&self) -> u64 {
+        self.current_len + self.closed.iter().map(|(_, l)| l).sum::<u64>()
+    }
+}
+
+fn first_record_len(batch: &[u8]) -> usize {
+    record::record_len(batch).unwrap_or(batch.len())
+}
+
+/// The length of the longest prefix of `batch` made of whole records that fits in `room`.
+fn whole_records_within(batch: &[u8], room: usize) -> usize {
+    let mut used = 0;
+    while used < batch.len() {
+        let Ok(len) = record::record_len(&batch[used..]) else {
+            break;
+        };
+        if used + len > room {
+            break;
+        }
+        used += len;
+    }
+    used
+}
+
+/// What a read of a trace found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReadStatus {
+    /// Records handed to the callback.
+    pub records: u64,
+    /// An END record was seen: the trace is complete.
+    pub ended: bool,
+    /// Segments that were deleted (bounded storage) before they could be read.
+    pub segments_missed: u64,
+}
+
+/// Reads a trace from the start, and on later calls, what was added since.
+pub struct TraceReader {
+    dir: PathBuf,
+    seq: u64,
+    offset: u64,
+    ended: bool,
+}
+
+const READ_CHUNK: usize = 1 << 20;
+
+impl TraceReader {
+    pub fn open(dir: &Path) -> Self {
+        TraceReader {
+            dir: dir.to_path_buf(),
+            seq: 0,
+            offset: SEGMENT_HEADER_LEN,
+            ended: false,
+        }
+    }
+
+    /// Hands every whole record not yet seen to `f`, oldest first.
+    pub fn poll(&mut self, mut f: impl FnMut(&Record<'_>)) -> io::Result<ReadStatus> {
+        let mut status = ReadStatus {
+            ended: self.ended,
+            ..Default::default()
+        };
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let seqs = match list_segments(&self.dir) {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(status),
+                Err(e) => return Err(e),
+            };
+            let Some(&oldest) = seqs.first() else {
+                return Ok(status);
+            };
+            if self.seq < oldest {
+                if self.seq != 0 {
+                    status.segments_missed += oldest - self.seq;
+                }
+                self.seq = oldest;
+                self.offset = SEGMENT_HEADER_LEN;
+            } else if !seqs.contains(&self.seq) {
+                // Our segment was deleted under us: move to the next one that exists.
+                let next = seqs.iter().copied().find(|&s| s > self.seq);
+                match next {
+                    Some(n) => {
+                        status.segments_missed += n - self.seq;
+                        self.seq = n;
+                        self.offset = SEGMENT_HEADER_LEN;
+                    }
+                    None => return Ok(status),
+                }
+            }
+            let has_newer = seqs.iter().any(|&s| s > self.seq);
+            match self.read_segment(&mut buf, &mut status, &mut f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            if has_newer {
+                self.seq += 1;
+                self.offset = SEGMENT_HEADER_LEN;
+                continue;
+            }
+            return Ok(status);
+        }
+    }
+
+    fn read_segment(
+        &mut self,
+        buf: &mut Vec<u8>,
+        status: &mut ReadStatus,
+        f: &mut impl FnMut(&Record<'_>),
+    ) -> io::Result<()> {
+        let mut file = File::open(segment_path(&self.dir, self.seq))?;
+        if self.offset == SEGMENT_HEADER_LEN {
+            let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+            match file.read_exact(&mut header) {
+                Ok(()) => {}
+                // The writer has created the file but not yet written its header.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            if &header[..8] != SEGMENT_MAGIC {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a CRT trace segment",
+                        segment_path(&self.dir, self.seq).display()
+                    ),
+                ));
+            }
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        loop {
+            buf.clear();
+            let n = Read::by_ref(&mut file).take(READ_CHUNK as u64).read_to_end(buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let mut records = record::Records::new(buf);
+            for rec in records.by_ref() {
+                if rec.kind == record::KIND_END {
+                    self.ended = true;
+                    status.ended = true;
+                }
+                status.records += 1;
+                f(&rec);
+            }
+            let consumed = records.consumed;
+            if let Some(RecordError::BadLength(len)) = records.error {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is corrupt at offset {}: record length {len}",
+                        segment_path(&self.dir, self.seq).display(),
+                        self.offset + consumed as u64
+                    ),
+                ));
+            }
+            self.offset += consumed as u64;
+            if consumed == 0 || n < READ_CHUNK {
+                // The rest is a record still being written: come back later.
+                return Ok(());
+            }
+            file.seek(SeekFrom::Start(self.offset))?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{simple, RecordBuilder, KIND_END, KIND_SYSCALL};
+
+    fn syscall_record(tid: u32, path: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(&mut buf, KIND_SYSCALL, 1, tid, 0xc000_003e, 257, &[0; 6]);
+        b.bytes(1, path, false);
+        b.finish();
+        buf
+    }
+
+    fn read_all(dir: &Path) -> (Vec<u32>, ReadStatus) {
+        let mut tids = Vec::new();
+        let st = TraceReader::open(dir)
+            .poll(|r| tids.push(r.tid))
+            .unwrap();
+        (tids, st)
+    }
+
+    #[test]
+    fn records_written_are_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), Limits::default()).unwrap();
+        let mut batch = Vec::new();
+        for tid in 1..=100 {
+            batch.extend(syscall_record(tid, b"/etc/hosts"));
+        }
+        w.append(&batch).unwrap();
+        w.append(&simple(KIND_END, 2, 0, &[0; 6], b"")).unwrap();
+        let (tids, st) = read_all(dir.path());
+        assert_eq!(tids.len(), 101);
+        assert_eq!(&tids[..100], (1..=100).collect::<Vec<_>>().as_slice());
+        assert!(st.ended);
+    }
+
+    #[test]
+    fn segments_rotate_at_record_boundaries_and_stay_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            segment_bytes: 4096,
+            max_bytes: 16384,
+        };
+        let mut w = SegmentWriter::create(dir.path(), limits).unwrap();
+        for tid in 0..2000 {
+            w.append(&syscall_record(tid, b"/some/path/that/takes/room")).unwrap();
+        }
+        let on_disk: u64 = list_segments(dir.path())
+            .unwrap()
+            .iter()
+            .map(|s| fs::metadata(segment_path(dir.path(), *s)).unwrap().len())
+            .sum();
+        assert!(on_disk <= limits.max_bytes, "{on_disk} bytes on disk");
+        assert!(w.evicted_bytes() > 0);
+        // What is left reads cleanly and ends with the newest record.
+        let (tids, st) = read_all(dir.path());
+        assert!(!tids.is_empty());
+        assert_eq!(*tids.last().unwrap(), 1999);
+        assert!(tids.windows(2).all(|p| p[1] == p[0] + 1));
+        assert_eq!(st.segments_missed, 0);
+    }
+
+    #[test]
+    fn a_follower_sees_only_new_records_and_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(
+            dir.path(),
+            Limits {
+                segment_bytes: 1024,
+                max_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let mut reader = TraceReader::open(dir.path());
+        w.append(&syscall_record(1, b"a")).unwrap();
+        let mut seen = Vec::new();
+        reader.poll(|r| seen.push(r.tid)).unwrap();
+        assert_eq!(seen, vec![1]);
+        for tid in 2..40 {
+            w.append(&syscall_record(tid, b"b")).unwrap();
+        }
+        let st = reader.poll(|r| seen.push(r.tid)).unwrap();
+        assert_eq!(seen, (1..40).collect::<Vec<_>>());
+        assert!(!st.ended);
+        w.append(&simple(KIND_END, 2, 0, &[0; 6], b"")).unwrap();
+        assert!(reader.poll(|_| {}).unwrap().ended);
+    }
+
+    #[test]
+    fn a_half_written_record_is_left_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), Limits::default()).unwrap();
+        let rec = syscall_record(7, b"/x");
+        w.append(&rec).unwrap();
+        // Simulate a write in progress: half a record at the end of the file.
+        let path = segment_path(dir.path(), 1);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        Write::write_all(&mut f, &rec[..20]).unwrap();
+        let mut reader = TraceReader::open(dir.path());
+        let mut seen = Vec::new();
+        reader.poll(|r| seen.push(r.tid)).unwrap();
+        assert_eq!(seen, vec![7]);
+        Write::write_all(&mut f, &rec[20..]).unwrap();
+        reader.poll(|r| seen.push(r.tid)).unwrap();
+        assert_eq!(seen, vec![7, 7]);
+    }
+
+    #[test]
+    fn a_missing_trace_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tids, st) = read_all(&dir.path().join("nope"));
+        assert!(tids.is_empty());
+        assert!(!st.ended);
+    }
+}

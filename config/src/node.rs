@@ -1,0 +1,509 @@
+//! The node configuration, `/etc/crt/config.toml` (or the file named by
+//! `CRT_CONFIG`). A missing file at the default path means the documented
+//! defaults; a broken one is refused with the file, the line and what is
+//! wrong.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where the node config lives unless `CRT_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/crt/config.toml";
+/// The environment variable that names another config file.
+pub const ENV_VAR: &str = "CRT_CONFIG";
+
+/// The whole node configuration, with defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub runtime: RuntimeConfig,
+    pub trace: TraceConfig,
+    /// The file this was read from; `None` for built-in defaults.
+    pub source: Option<PathBuf>,
+}
+
+/// `[runtime]`: which runc-compatible binary creates containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// A name looked up on PATH (`runc`, `crun`, `youki`) or an absolute path.
+    pub binary: String,
+    /// The runtime's `--root` state directory; `None`: `/run/crt/<binary name>`.
+    pub root: Option<PathBuf>,
+    /// Pass `--systemd-cgroup` to the runtime.
+    pub systemd_cgroup: bool,
+}
+
+/// `[trace]`: who may opt in, and where and how much is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// Honour `crt.dev/trace` at all.
+    pub enabled: bool,
+    /// containerd namespaces whose containers may opt in; `*` matches all.
+    pub namespaces: Vec<String>,
+    /// Traces live in `<state_dir>/traces/<namespace>/<container>/`.
+    pub state_dir: PathBuf,
+    /// Largest a container's trace grows before its oldest events are deleted.
+    pub max_trace_bytes: u64,
+    /// Size of one trace segment file.
+    pub segment_bytes: u64,
+    /// In-memory queue per container between the notify loop and storage;
+    /// events beyond it are dropped and counted.
+    pub queue_bytes: u64,
+    /// Where the shim's listener sockets live (mode 0700).
+    pub listener_dir: PathBuf,
+    /// Ask the kernel for synchronous wake-ups (Linux 6.6+).
+    pub sync_wakeup: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            binary: "runc".into(),
+            root: None,
+            systemd_cgroup: false,
+        }
+    }
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            enabled: true,
+            namespaces: vec!["*".into()],
+            state_dir: PathBuf::from("/var/lib/crt"),
+            max_trace_bytes: 128 << 20,
+            segment_bytes: 8 << 20,
+            queue_bytes: 1 << 20,
+            listener_dir: PathBuf::from("/run/crt/listeners"),
+            sync_wakeup: true,
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            runtime: RuntimeConfig::default(),
+            trace: TraceConfig::default(),
+            source: None,
+        }
+    }
+}
+
+/// A config that could not be used: which file, which line, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(
+                f,
+                "node config {} line {line}: {}",
+                self.path.display(),
+                self.message
+            ),
+            None => write!(f, "node config {}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    runtime: RawRuntime,
+    #[serde(default)]
+    trace: RawTrace,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    binary: Option<Spanned<String>>,
+    root: Option<Spanned<String>>,
+    systemd_cgroup: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTrace {
+    enabled: Option<bool>,
+    namespaces: Option<Spanned<Vec<String>>>,
+    state_dir: Option<Spanned<String>>,
+    max_trace_bytes: Option<Spanned<Size>>,
+    segment_bytes: Option<Spanned<Size>>,
+    queue_bytes: Option<Spanned<Size>>,
+    listener_dir: Option<Spanned<String>>,
+    sync_wakeup: Option<bool>,
+}
+
+/// A size written as a number of bytes or a string with a unit.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum Size {
+    Bytes(i64),
+    Text(String),
+}
+
+/// Parses `128MiB`, `64KiB`, `1GiB`, `4096`, `10MB` into bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "k" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl NodeConfig {
+    /// Loads the config named by `CRT_CONFIG`, or the default file; a
+    /// missing default file gives the defaults.
+    pub fn load_default() -> Result<NodeConfig, ConfigError> {
+        match std::env::var_os(ENV_VAR) {
+            Some(p) if !p.is_empty() => NodeConfig::load(Path::new(&p)),
+            _ => NodeConfig::load_or_default(Path::new(DEFAULT_PATH)),
+        }
+    }
+
+    /// Loads `path`; a missing file gives the defaults.
+    pub fn load_or_default(path: &Path) -> Result<NodeConfig, ConfigError> {
+        match fs::read_to_string(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NodeConfig::default()),
+            Err(e) => Err(ConfigError {
+                path: path.into(),
+                line: None,
+                message: format!("cannot read: {e}"),
+            }),
+            Ok(text) => NodeConfig::parse(&text, path),
+        }
+    }
+
+    /// Loads `path`, which must exist.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.into(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        NodeConfig::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is named in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String| ConfigError {
+            path: path.into(),
+            line: span.map(|s| line_of(text, s.start)),
+            message,
+        };
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
+        let mut cfg = NodeConfig {
+            source: Some(path.into()),
+            ..NodeConfig::default()
+        };
+
+        if let Some(b) = raw.runtime.binary {
+            let v = b.get_ref().trim();
+            if v.is_empty() {
+                return Err(err(
+                    Some(b.span()),
+                    "runtime.binary is empty; expected a runtime name on PATH (runc, crun, youki) or an absolute path".into(),
+                ));
+            }
+            if v.contains('/') && !v.starts_with('/') {
+                return Err(err(
+                    Some(b.span()),
+                    format!("runtime.binary = {v:?} is a relative path; expected a name on PATH or an absolute path"),
+                ));
+            }
+            cfg.runtime.binary = v.to_string();
+        }
+        if let Some(r) = raw.runtime.root {
+            cfg.runtime.root = Some(absolute(&r, "runtime.root", &err)?);
+        }
+        if let Some(s) = raw.runtime.systemd_cgroup {
+            cfg.runtime.systemd_cgroup = s;
+        }
+
+        let t = raw.trace;
+        if let Some(e) = t.enabled {
+            cfg.trace.enabled = e;
+        }
+        if let Some(ns) = t.namespaces {
+            for n in ns.get_ref() {
+                if n.is_empty() {
+                    return Err(err(
+                        Some(ns.span()),
+                        "trace.namespaces has an empty name; expected containerd namespace names or \"*\"".into(),
+                    ));
+                }
+            }
+            cfg.trace.namespaces = ns.into_inner();
+        }
+        if let Some(d) = t.state_dir {
+            cfg.trace.state_dir = absolute(&d, "trace.state_dir", &err)?;
+        }
+        if let Some(d) = t.listener_dir {
+            let p = absolute(&d, "trace.listener_dir", &err)?;
+            // sun_path holds 108 bytes; a listener name adds about 30.
+            if p.as_os_str().len() > 70 {
+                return Err(err(
+                    Some(d.span()),
+                    format!(
+                        "trace.listener_dir = {:?} is {} bytes long; expected at most 70 (unix socket paths are short)",
+                        d.get_ref(),
+                        p.as_os_str().len()
+                    ),
+                ));
+            }
+            cfg.trace.listener_dir = p;
+        }
+        if let Some(w) = t.sync_wakeup {
+            cfg.trace.sync_wakeup = w;
+        }
+        let size = |v: &Spanned<Size>, key: &str, min: u64| -> Result<u64, ConfigError> {
+            let (bytes, shown) = match v.get_ref() {
+                Size::Bytes(n) => (u64::try_from(*n).ok(), n.to_string()),
+                Size::Text(s) => (parse_size(s), format!("{s:?}")),
+            };
+            match bytes {
+                Some(b) if b >= min => Ok(b),
+                Some(_) => Err(err(
+                    Some(v.span()),
+                    format!("{key} = {shown} is too small; expected at least {min} bytes"),
+                )),
+                None => Err(err(
+                    Some(v.span()),
+                    format!("{key} = {shown} is not a size; expected bytes as a number or a string like \"128MiB\", \"64KiB\", \"1GiB\""),
+                )),
+            }
+        };
+        if let Some(v) = &t.max_trace_bytes {
+            cfg.trace.max_trace_bytes = size(v, "trace.max_trace_bytes", 64 << 10)?;
+        }
+        if let Some(v) = &t.segment_bytes {
+            cfg.trace.segment_bytes = size(v, "trace.segment_bytes", 64 << 10)?;
+        }
+        if let Some(v) = &t.queue_bytes {
+            cfg.trace.queue_bytes = size(v, "trace.queue_bytes", 64 << 10)?;
+        }
+        if cfg.trace.segment_bytes > cfg.trace.max_trace_bytes {
+            let span = t
+                .segment_bytes
+                .as_ref()
+                .map(|s| s.span())
+                .or(t.max_trace_bytes.as_ref().map(|s| s.span()));
+            return Err(err(
+                span,
+                format!(
+                    "trace.segment_bytes ({}) is larger than trace.max_trace_bytes ({}); expected a segment to fit in the trace",
+                    cfg.trace.segment_bytes, cfg.trace.max_trace_bytes
+                ),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// May containers in this containerd namespace opt in to tracing?
+    pub fn trace_allowed_in(&self, namespace: &str) -> bool {
+        self.trace.enabled
+            && self
+                .trace
+                .namespaces
+                .iter()
+                .any(|n| n == "*" || n == namespace)
+    }
+
+    /// The runtime's state root for containers in `namespace`.
+    pub fn runtime_root(&self, namespace: &str) -> PathBuf {
+        match &self.runtime.root {
+            Some(r) => r.join(namespace),
+            None => {
+                let name = Path::new(&self.runtime.binary)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "runtime".into());
+                PathBuf::from("/run/crt").join(name).join(namespace)
+            }
+        }
+    }
+
+    /// The trace directory of one container.
+    pub fn trace_dir(&self, namespace: &str, container: &str) -> PathBuf {
+        self.trace
+            .state_dir
+            .join("traces")
+            .join(namespace)
+            .join(container)
+    }
+}
+
+fn absolute(
+    v: &Spanned<String>,
+    key: &str,
+    err: &dyn Fn(Option<std::ops::Range<usize>>, String) -> ConfigError,
+) -> Result<PathBuf, ConfigError> {
+    let s = v.get_ref();
+    if !s.starts_with('/') {
+        return Err(err(
+            Some(v.span()),
+            format!("{key} = {s:?} is not an absolute path; expected a path starting with /"),
+        ));
+    }
+    Ok(PathBuf::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(text, Path::new("/etc/crt/config.toml"))
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.runtime.binary, "runc");
+        assert_eq!(c.trace.state_dir, PathBuf::from("/var/lib/crt"));
+        assert_eq!(c.trace.max_trace_bytes, 128 << 20);
+        assert!(c.trace_allowed_in("anything"));
+    }
+
+    #[test]
+    fn a_missing_default_file_gives_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = NodeConfig::load_or_default(&dir.path().join("config.toml")).unwrap();
+        assert_eq!(c, NodeConfig::default());
+    }
+
+    #[test]
+    fn an_explicitly_named_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = NodeConfig::load(&dir.path().join("nope.toml")).unwrap_err();
+        assert!(e.to_string().contains("nope.toml"), "{e}");
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = parse(
+            r#"
+[runtime]
+binary = "crun"
+root = "/run/x"
+systemd_cgroup = true
+
+[trace]
+enabled = true
+namespaces = ["k8s.io", "dev"]
+state_dir = "/srv/crt"
+max_trace_bytes = "1GiB"
+segment_bytes = 1048576
+queue_bytes = "512KiB"
+listener_dir = "/run/crt/l"
+sync_wakeup = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.runtime.binary, "crun");
+        assert_eq!(c.runtime_root("default"), PathBuf::from("/run/x/default"));
+        assert!(c.runtime.systemd_cgroup);
+        assert!(c.trace_allowed_in("dev"));
+        assert!(!c.trace_allowed_in("default"));
+        assert_eq!(c.trace.max_trace_bytes, 1 << 30);
+        assert_eq!(c.trace.segment_bytes, 1 << 20);
+        assert_eq!(c.trace.queue_bytes, 512 << 10);
+        assert!(!c.trace.sync_wakeup);
+        assert_eq!(
+            c.trace_dir("dev", "web"),
+            PathBuf::from("/srv/crt/traces/dev/web")
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let e = parse("[runtime]\nbinary = \"runc\"\nbinry = \"crun\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("binry"), "{e}");
+        assert!(e.to_string().starts_with("node config /etc/crt/config.toml line 3: "), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let e = parse("[trace]\nenabled = true\nstate_dir = \n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_line() {
+        let e = parse("[trace]\n\nenabled = \"yes\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+    }
+
+    #[test]
+    fn a_bad_size_names_the_key_the_value_and_the_form_expected() {
+        let e = parse("[trace]\nmax_trace_bytes = \"12XB\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("trace.max_trace_bytes"), "{e}");
+        assert!(e.message.contains("12XB"), "{e}");
+        assert!(e.message.contains("128MiB"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_refused() {
+        let e = parse("[trace]\nstate_dir = \"var/lib/crt\"\n").unwrap_err();
+        assert!(e.message.contains("absolute"), "{e}");
+        let e = parse("[runtime]\nbinary = \"bin/runc\"\n").unwrap_err();
+        assert!(e.message.contains("relative"), "{e}");
+    }
+
+    #[test]
+    fn a_segment_larger_than_the_trace_is_refused() {
+        let e = parse("[trace]\nmax_trace_bytes = \"1MiB\"\nsegment_bytes = \"8MiB\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64KiB"), Some(65536));
+        assert_eq!(parse_size("10MB"), Some(10_000_000));
+        assert_eq!(parse_size("1.5GiB"), None);
+        assert_eq!(parse_size("MiB"), None);
+    }
+
+    #[test]
+    fn tracing_can_be_switched_off_for_the_node() {
+        let c = parse("[trace]\nenabled = false\n").unwrap();
+        assert!(!c.trace_allowed_in("default"));
+    }
+
+    #[test]
+    fn the_runtime_root_defaults_per_binary() {
+        let c = parse("[runtime]\nbinary = \"/usr/bin/crun\"\n").unwrap();
+        assert_eq!(c.runtime_root("ns"), PathBuf::from("/run/crt/crun/ns"));
+    }
+}

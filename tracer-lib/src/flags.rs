@@ -1,0 +1,962 @@
+//! Symbolic names for the flag sets and enumerations that syscall arguments
+//! carry, with x86_64 values. Every function takes an arbitrary raw value and
+//! returns a string: bits without a name are kept as `|0x...`, unknown
+//! enumeration values as numbers. Nothing here can panic.
+
+/// `(mask, name)` pairs, in the order names are printed.
+type Names = &'static [(u64, &'static str)];
+
+/// Collects `A|B|0x10`.
+#[derive(Default)]
+struct Joined(String);
+
+impl Joined {
+    fn push(&mut self, name: &str) {
+        if !self.0.is_empty() {
+            self.0.push('|');
+        }
+        self.0.push_str(name);
+    }
+
+    /// Names the bits of `v` found in `names`, in table order, and returns
+    /// the bits left over. An entry is skipped when another matching entry
+    /// covers all of its bits and more (`O_SYNC` shadows `O_DSYNC`,
+    /// `O_TMPFILE` shadows `O_DIRECTORY`).
+    fn bits(&mut self, v: u64, names: &[(u64, &str)]) -> u64 {
+        let present = |m: u64| m != 0 && v & m == m;
+        let mut used = 0;
+        for &(mask, name) in names {
+            if !present(mask) {
+                continue;
+            }
+            let shadowed = names
+                .iter()
+                .any(|&(other, _)| other != mask && present(other) && other & mask == mask);
+            if shadowed {
+                continue;
+            }
+            self.push(name);
+            used |= mask;
+        }
+        v & !used
+    }
+
+    /// Appends the leftover bits in hex; an empty result becomes `zero`.
+    fn finish(mut self, rest: u64, zero: &str) -> String {
+        if rest != 0 {
+            self.push(&format!("{rest:#x}"));
+        }
+        if self.0.is_empty() {
+            zero.to_string()
+        } else {
+            self.0
+        }
+    }
+}
+
+/// A plain bit set: names, then leftovers, `0` when empty.
+fn bitset(v: u64, names: &[(u64, &str)]) -> String {
+    let mut j = Joined::default();
+    let rest = j.bits(v, names);
+    j.finish(rest, "0")
+}
+
+fn lookup(v: u64, names: Names) -> Option<&'static str> {
+    names.iter().find(|&&(n, _)| n == v).map(|&(_, name)| name)
+}
+
+/// An enumeration held in a C `int`: its name, or the signed number.
+fn int_enum(v: u32, names: Names) -> String {
+    match lookup(u64::from(v), names) {
+        Some(name) => name.to_string(),
+        None => (v as i32).to_string(),
+    }
+}
+
+// ---------------------------------------------------------------- open(2)
+
+const OPEN_FLAGS: Names = &[
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o4010000, "O_SYNC"),
+    (0o10000000, "O_PATH"),
+    (0o20200000, "O_TMPFILE"),
+];
+
+/// `O_RDONLY|O_CLOEXEC`: the access mode always comes first.
+pub fn open_flags(v: u32) -> String {
+    let mut j = Joined::default();
+    j.push(match v & 3 {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    });
+    let rest = j.bits(u64::from(v & !3), OPEN_FLAGS);
+    j.finish(rest, "0")
+}
+
+/// `*_CLOEXEC`/`*_NONBLOCK` flags of pipe2, dup3, eventfd2, accept4, ... (they
+/// share the `O_*` values).
+pub fn fd_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (0o2000000, "O_CLOEXEC"),
+            (0o4000, "O_NONBLOCK"),
+            (0o40000, "O_DIRECT"),
+        ],
+    )
+}
+
+/// The meaning of bit 0x200 among the `AT_*` flags depends on the syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At200 {
+    RemoveDir,
+    EAccess,
+    HandleFid,
+}
+
+/// `AT_SYMLINK_NOFOLLOW|AT_EMPTY_PATH`, `0`.
+pub fn at_flags(v: u32, bit200: At200) -> String {
+    let name200 = match bit200 {
+        At200::RemoveDir => "AT_REMOVEDIR",
+        At200::EAccess => "AT_EACCESS",
+        At200::HandleFid => "AT_HANDLE_FID",
+    };
+    let mut j = Joined::default();
+    let mut rest = u64::from(v);
+    for &(mask, name) in &[
+        (0x100, "AT_SYMLINK_NOFOLLOW"),
+        (0x200, name200),
+        (0x400, "AT_SYMLINK_FOLLOW"),
+        (0x800, "AT_NO_AUTOMOUNT"),
+        (0x1000, "AT_EMPTY_PATH"),
+        (0x2000, "AT_STATX_FORCE_SYNC"),
+        (0x4000, "AT_STATX_DONT_SYNC"),
+        (0x8000, "AT_RECURSIVE"),
+    ] {
+        if rest & mask != 0 {
+            j.push(name);
+            rest &= !mask;
+        }
+    }
+    j.finish(rest, "0")
+}
+
+/// `unlinkat` flags.
+pub fn unlink_flags(v: u32) -> String {
+    bitset(u64::from(v), &[(0x200, "AT_REMOVEDIR")])
+}
+
+/// `renameat2` flags.
+pub fn rename_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "RENAME_NOREPLACE"),
+            (2, "RENAME_EXCHANGE"),
+            (4, "RENAME_WHITEOUT"),
+        ],
+    )
+}
+
+/// `access` mode: `F_OK` or `R_OK|W_OK|X_OK`.
+pub fn access_mode(v: u32) -> String {
+    let mut j = Joined::default();
+    let rest = j.bits(u64::from(v), &[(4, "R_OK"), (2, "W_OK"), (1, "X_OK")]);
+    j.finish(rest, "F_OK")
+}
+
+const FILE_TYPES: Names = &[
+    (0o140000, "S_IFSOCK"),
+    (0o120000, "S_IFLNK"),
+    (0o100000, "S_IFREG"),
+    (0o060000, "S_IFBLK"),
+    (0o040000, "S_IFDIR"),
+    (0o020000, "S_IFCHR"),
+    (0o010000, "S_IFIFO"),
+];
+
+/// File mode bits in octal: `0644`, `0`. With `file_type` (mknod), a file
+/// type in the mode is named: `S_IFCHR|0600`.
+pub fn mode(v: u32, file_type: bool) -> String {
+    if file_type {
+        if let Some(name) = lookup(u64::from(v & 0o170000), FILE_TYPES) {
+            let perm = v & !0o170000;
+            let perm = if perm == 0 {
+                "000".to_string()
+            } else {
+                format!("{:0>3}", format!("0{perm:o}"))
+            };
+            return format!("{name}|{perm}");
+        }
+    }
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("0{v:o}")
+    }
+}
+
+// ---------------------------------------------------------------- fcntl(2)
+
+/// `fcntl` command.
+pub fn fcntl_cmd(v: u32) -> String {
+    int_enum(
+        v,
+        &[
+            (0, "F_DUPFD"),
+            (1, "F_GETFD"),
+            (2, "F_SETFD"),
+            (3, "F_GETFL"),
+            (4, "F_SETFL"),
+            (5, "F_GETLK"),
+            (6, "F_SETLK"),
+            (7, "F_SETLKW"),
+            (8, "F_SETOWN"),
+            (9, "F_GETOWN"),
+            (10, "F_SETSIG"),
+            (11, "F_GETSIG"),
+            (15, "F_SETOWN_EX"),
+            (16, "F_GETOWN_EX"),
+            (17, "F_GETOWNER_UIDS"),
+            (36, "F_OFD_GETLK"),
+            (37, "F_OFD_SETLK"),
+            (38, "F_OFD_SETLKW"),
+            (1024, "F_SETLEASE"),
+            (1025, "F_GETLEASE"),
+            (1026, "F_NOTIFY"),
+            (1027, "F_DUPFD_QUERY"),
+            (1028, "F_CREATED_QUERY"),
+            (1029, "F_CANCELLK"),
+            (1030, "F_DUPFD_CLOEXEC"),
+            (1031, "F_SETPIPE_SZ"),
+            (1032, "F_GETPIPE_SZ"),
+            (1033, "F_ADD_SEALS"),
+            (1034, "F_GET_SEALS"),
+            (1035, "F_GET_RW_HINT"),
+            (1036, "F_SET_RW_HINT"),
+            (1037, "F_GET_FILE_RW_HINT"),
+            (1038, "F_SET_FILE_RW_HINT"),
+        ],
+    )
+}
+
+/// The third `fcntl` argument where the command gives it a known meaning;
+/// `None` leaves it raw.
+pub fn fcntl_arg(cmd: u32, arg: u64) -> Option<String> {
+    let int = arg as u32;
+    Some(match cmd {
+        // F_DUPFD, F_SETOWN, F_SETPIPE_SZ, F_DUPFD_CLOEXEC, F_DUPFD_QUERY
+        0 | 8 | 1031 | 1030 | 1027 => (int as i32).to_string(),
+        // F_SETFD
+        2 => bitset(u64::from(int), &[(1, "FD_CLOEXEC")]),
+        // F_SETFL
+        4 => open_flags(int),
+        // F_SETSIG
+        10 => signal(int),
+        // F_SETLEASE
+        1024 => int_enum(int, &[(0, "F_RDLCK"), (1, "F_WRLCK"), (2, "F_UNLCK")]),
+        // F_ADD_SEALS
+        1033 => bitset(
+            u64::from(int),
+            &[
+                (1, "F_SEAL_SEAL"),
+                (2, "F_SEAL_SHRINK"),
+                (4, "F_SEAL_GROW"),
+                (8, "F_SEAL_WRITE"),
+                (0x10, "F_SEAL_FUTURE_WRITE"),
+                (0x20, "F_SEAL_EXEC"),
+            ],
+        ),
+        _ => return None,
+    })
+}
+
+/// `lseek` whence.
+pub fn whence(v: u32) -> String {
+    match v {
+        0 => "SEEK_SET".to_string(),
+        1 => "SEEK_CUR".to_string(),
+        2 => "SEEK_END".to_string(),
+        3 => "SEEK_DATA".to_string(),
+        4 => "SEEK_HOLE".to_string(),
+        _ => v.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------- processes
+
+const CLONE_FLAGS: Names = &[
+    (0x100, "CLONE_VM"),
+    (0x200, "CLONE_FS"),
+    (0x400, "CLONE_FILES"),
+    (0x800, "CLONE_SIGHAND"),
+    (0x1000, "CLONE_PIDFD"),
+    (0x2000, "CLONE_PTRACE"),
+    (0x4000, "CLONE_VFORK"),
+    (0x8000, "CLONE_PARENT"),
+    (0x10000, "CLONE_THREAD"),
+    (0x20000, "CLONE_NEWNS"),
+    (0x40000, "CLONE_SYSVSEM"),
+    (0x80000, "CLONE_SETTLS"),
+    (0x100000, "CLONE_PARENT_SETTID"),
+    (0x200000, "CLONE_CHILD_CLEARTID"),
+    (0x400000, "CLONE_DETACHED"),
+    (0x800000, "CLONE_UNTRACED"),
+    (0x1000000, "CLONE_CHILD_SETTID"),
+    (0x2000000, "CLONE_NEWCGROUP"),
+    (0x4000000, "CLONE_NEWUTS"),
+    (0x8000000, "CLONE_NEWIPC"),
+    (0x10000000, "CLONE_NEWUSER"),
+    (0x20000000, "CLONE_NEWPID"),
+    (0x40000000, "CLONE_NEWNET"),
+    (0x80000000, "CLONE_IO"),
+];
+
+/// `clone` flags in bit order. With `exit_signal` (clone itself) the low
+/// byte is the signal sent to the parent on exit, shown last (`|SIGCHLD`);
+/// otherwise (unshare, setns) bit 0x80 is `CLONE_NEWTIME`.
+pub fn clone_flags(v: u64, exit_signal: bool) -> String {
+    let mut j = Joined::default();
+    if exit_signal {
+        let rest = j.bits(v & !0xff, CLONE_FLAGS);
+        let sig = (v & 0xff) as u32;
+        if sig != 0 {
+            j.push(&signal(sig));
+        }
+        j.finish(rest, "0")
+    } else {
+        let mut rest = v;
+        if rest & 0x80 != 0 {
+            j.push("CLONE_NEWTIME");
+            rest &= !0x80;
+        }
+        let rest = j.bits(rest, CLONE_FLAGS);
+        j.finish(rest, "0")
+    }
+}
+
+/// `wait4`/`waitid` options. Bit 2 is `WSTOPPED` for waitid, `WUNTRACED`
+/// for wait4 (same value).
+pub fn wait_options(v: u32, waitid: bool) -> String {
+    let mut out = Joined::default();
+    let rest = out.bits(
+        u64::from(v),
+        &[
+            (1, "WNOHANG"),
+            (2, if waitid { "WSTOPPED" } else { "WUNTRACED" }),
+            (4, "WEXITED"),
+            (8, "WCONTINUED"),
+            (0x0100_0000, "WNOWAIT"),
+            (0x2000_0000, "__WNOTHREAD"),
+            (0x4000_0000, "__WALL"),
+            (0x8000_0000, "__WCLONE"),
+        ],
+    );
+    out.finish(rest, "0")
+}
+
+/// `prctl` option.
+pub fn prctl_option(v: u32) -> String {
+    int_enum(
+        v,
+        &[
+            (1, "PR_SET_PDEATHSIG"),
+            (2, "PR_GET_PDEATHSIG"),
+            (3, "PR_GET_DUMPABLE"),
+            (4, "PR_SET_DUMPABLE"),
+            (5, "PR_GET_UNALIGN"),
+            (6, "PR_SET_UNALIGN"),
+            (7, "PR_GET_KEEPCAPS"),
+            (8, "PR_SET_KEEPCAPS"),
+            (9, "PR_GET_FPEMU"),
+            (10, "PR_SET_FPEMU"),
+            (11, "PR_GET_FPEXC"),
+            (12, "PR_SET_FPEXC"),
+            (13, "PR_GET_TIMING"),
+            (14, "PR_SET_TIMING"),
+            (15, "PR_SET_NAME"),
+            (16, "PR_GET_NAME"),
+            (19, "PR_GET_ENDIAN"),
+            (20, "PR_SET_ENDIAN"),
+            (21, "PR_GET_SECCOMP"),
+            (22, "PR_SET_SECCOMP"),
+            (23, "PR_CAPBSET_READ"),
+            (24, "PR_CAPBSET_DROP"),
+            (25, "PR_GET_TSC"),
+            (26, "PR_SET_TSC"),
+            (27, "PR_GET_SECUREBITS"),
+            (28, "PR_SET_SECUREBITS"),
+            (29, "PR_SET_TIMERSLACK"),
+            (30, "PR_GET_TIMERSLACK"),
+            (31, "PR_TASK_PERF_EVENTS_DISABLE"),
+            (32, "PR_TASK_PERF_EVENTS_ENABLE"),
+            (33, "PR_MCE_KILL"),
+            (34, "PR_MCE_KILL_GET"),
+            (35, "PR_SET_MM"),
+            (36, "PR_SET_CHILD_SUBREAPER"),
+            (37, "PR_GET_CHILD_SUBREAPER"),
+            (38, "PR_SET_NO_NEW_PRIVS"),
+            (39, "PR_GET_NO_NEW_PRIVS"),
+            (40, "PR_GET_TID_ADDRESS"),
+            (41, "PR_SET_THP_DISABLE"),
+            (42, "PR_GET_THP_DISABLE"),
+            (43, "PR_MPX_ENABLE_MANAGEMENT"),
+            (44, "PR_MPX_DISABLE_MANAGEMENT"),
+            (45, "PR_SET_FP_MODE"),
+            (46, "PR_GET_FP_MODE"),
+            (47, "PR_CAP_AMBIENT"),
+            (50, "PR_SVE_SET_VL"),
+            (51, "PR_SVE_GET_VL"),
+            (52, "PR_GET_SPECULATION_CTRL"),
+            (53, "PR_SET_SPECULATION_CTRL"),
+            (54, "PR_PAC_RESET_KEYS"),
+            (55, "PR_SET_TAGGED_ADDR_CTRL"),
+            (56, "PR_GET_TAGGED_ADDR_CTRL"),
+            (57, "PR_SET_IO_FLUSHER"),
+            (58, "PR_GET_IO_FLUSHER"),
+            (59, "PR_SET_SYSCALL_USER_DISPATCH"),
+            (60, "PR_PAC_SET_ENABLED_KEYS"),
+            (61, "PR_PAC_GET_ENABLED_KEYS"),
+            (62, "PR_SCHED_CORE"),
+            (63, "PR_SME_SET_VL"),
+            (64, "PR_SME_GET_VL"),
+            (65, "PR_SET_MDWE"),
+            (66, "PR_GET_MDWE"),
+            (67, "PR_SET_MEMORY_MERGE"),
+            (68, "PR_GET_MEMORY_MERGE"),
+            (0x5356_4d41, "PR_SET_VMA"),
+            (0x5961_6d61, "PR_SET_PTRACER"),
+        ],
+    )
+}
+
+// ---------------------------------------------------------------- signals
+
+const SIGNALS: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// A signal number (a C `int`): `SIGTERM`, `SIGRT_2`, `0`, or the number.
+pub fn signal(v: u32) -> String {
+    let n = v as i32;
+    match n {
+        1..=31 => SIGNALS[(n - 1) as usize].to_string(),
+        32..=64 => format!("SIGRT_{}", n - 32),
+        _ => n.to_string(),
+    }
+}
+
+/// `rt_sigprocmask` how.
+pub fn sigmask_how(v: u32) -> String {
+    int_enum(
+        v,
+        &[(0, "SIG_BLOCK"), (1, "SIG_UNBLOCK"), (2, "SIG_SETMASK")],
+    )
+}
+
+// ---------------------------------------------------------------- sockets
+
+const FAMILIES: [&str; 46] = [
+    "AF_UNSPEC",
+    "AF_UNIX",
+    "AF_INET",
+    "AF_AX25",
+    "AF_IPX",
+    "AF_APPLETALK",
+    "AF_NETROM",
+    "AF_BRIDGE",
+    "AF_ATMPVC",
+    "AF_X25",
+    "AF_INET6",
+    "AF_ROSE",
+    "AF_DECnet",
+    "AF_NETBEUI",
+    "AF_SECURITY",
+    "AF_KEY",
+    "AF_NETLINK",
+    "AF_PACKET",
+    "AF_ASH",
+    "AF_ECONET",
+    "AF_ATMSVC",
+    "AF_RDS",
+    "AF_SNA",
+    "AF_IRDA",
+    "AF_PPPOX",
+    "AF_WANPIPE",
+    "AF_LLC",
+    "AF_IB",
+    "AF_MPLS",
+    "AF_CAN",
+    "AF_TIPC",
+    "AF_BLUETOOTH",
+    "AF_IUCV",
+    "AF_RXRPC",
+    "AF_ISDN",
+    "AF_PHONET",
+    "AF_IEEE802154",
+    "AF_CAIF",
+    "AF_ALG",
+    "AF_NFC",
+    "AF_VSOCK",
+    "AF_KCM",
+    "AF_QIPCRTR",
+    "AF_SMC",
+    "AF_XDP",
+    "AF_MCTP",
+];
+
+/// The name of an address family, if it has one.
+pub fn family_name(v: u32) -> Option<&'static str> {
+    FAMILIES.get(v as usize).copied()
+}
+
+/// A socket domain (a C `int`): `AF_INET`, or the number.
+pub fn sock_domain(v: u32) -> String {
+    match family_name(v) {
+        Some(name) => name.to_string(),
+        None => (v as i32).to_string(),
+    }
+}
+
+/// A socket type and its flags: `SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK`.
+pub fn sock_type(v: u32) -> String {
+    let mut j = Joined::default();
+    let ty = v & 0xf;
+    j.push(&match ty {
+        1 => "SOCK_STREAM".to_string(),
+        2 => "SOCK_DGRAM".to_string(),
+        3 => "SOCK_RAW".to_string(),
+        4 => "SOCK_RDM".to_string(),
+        5 => "SOCK_SEQPACKET".to_string(),
+        6 => "SOCK_DCCP".to_string(),
+        10 => "SOCK_PACKET".to_string(),
+        _ => ty.to_string(),
+    });
+    let rest = j.bits(
+        u64::from(v & !0xf),
+        &[(0o2000000, "SOCK_CLOEXEC"), (0o4000, "SOCK_NONBLOCK")],
+    );
+    j.finish(rest, "0")
+}
+
+/// `send*`/`recv*` flags.
+pub fn msg_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (0x1, "MSG_OOB"),
+            (0x2, "MSG_PEEK"),
+            (0x4, "MSG_DONTROUTE"),
+            (0x8, "MSG_CTRUNC"),
+            (0x10, "MSG_PROXY"),
+            (0x20, "MSG_TRUNC"),
+            (0x40, "MSG_DONTWAIT"),
+            (0x80, "MSG_EOR"),
+            (0x100, "MSG_WAITALL"),
+            (0x200, "MSG_FIN"),
+            (0x400, "MSG_SYN"),
+            (0x800, "MSG_CONFIRM"),
+            (0x1000, "MSG_RST"),
+            (0x2000, "MSG_ERRQUEUE"),
+            (0x4000, "MSG_NOSIGNAL"),
+            (0x8000, "MSG_MORE"),
+            (0x10000, "MSG_WAITFORONE"),
+            (0x40000, "MSG_BATCH"),
+            (0x200_0000, "MSG_SOCK_DEVMEM"),
+            (0x400_0000, "MSG_ZEROCOPY"),
+            (0x2000_0000, "MSG_FASTOPEN"),
+            (0x4000_0000, "MSG_CMSG_CLOEXEC"),
+        ],
+    )
+}
+
+/// `shutdown` how.
+pub fn shutdown_how(v: u32) -> String {
+    int_enum(v, &[(0, "SHUT_RD"), (1, "SHUT_WR"), (2, "SHUT_RDWR")])
+}
+
+// ---------------------------------------------------------------- memory
+
+/// `mmap`/`mprotect` protection.
+pub fn prot_flags(v: u64) -> String {
+    let mut j = Joined::default();
+    let rest = j.bits(
+        v,
+        &[
+            (0x1, "PROT_READ"),
+            (0x2, "PROT_WRITE"),
+            (0x4, "PROT_EXEC"),
+            (0x8, "PROT_SEM"),
+            (0x0100_0000, "PROT_GROWSDOWN"),
+            (0x0200_0000, "PROT_GROWSUP"),
+        ],
+    );
+    j.finish(rest, "PROT_NONE")
+}
+
+const MAP_HUGETLB: u64 = 0x40000;
+const MAP_HUGE_SHIFT: u32 = 26;
+const MAP_HUGE_MASK: u64 = 0x3f;
+
+/// `mmap` flags: the mapping type, then the flags.
+pub fn map_flags(v: u64) -> String {
+    let mut j = Joined::default();
+    let mut rest = v;
+    let ty = match v & 0xf {
+        1 => Some("MAP_SHARED"),
+        2 => Some("MAP_PRIVATE"),
+        3 => Some("MAP_SHARED_VALIDATE"),
+        8 => Some("MAP_DROPPABLE"),
+        _ => None,
+    };
+    if let Some(ty) = ty {
+        j.push(ty);
+        rest &= !0xf;
+    }
+    let huge = (v >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+    let huge_name = if v & MAP_HUGETLB != 0 && huge != 0 {
+        let unit = match huge {
+            10..=19 => Some((huge - 10, "KB")),
+            20..=29 => Some((huge - 20, "MB")),
+            30..=39 => Some((huge - 30, "GB")),
+            _ => None,
+        };
+        unit.map(|(shift, unit)| format!("MAP_HUGE_{}{unit}", 1u64 << shift))
+    } else {
+        None
+    };
+    if huge_name.is_some() {
+        rest &= !(MAP_HUGE_MASK << MAP_HUGE_SHIFT);
+    }
+    rest = j.bits(
+        rest,
+        &[
+            (0x10, "MAP_FIXED"),
+            (0x20, "MAP_ANONYMOUS"),
+            (0x40, "MAP_32BIT"),
+            (0x100, "MAP_GROWSDOWN"),
+            (0x800, "MAP_DENYWRITE"),
+            (0x1000, "MAP_EXECUTABLE"),
+            (0x2000, "MAP_LOCKED"),
+            (0x4000, "MAP_NORESERVE"),
+            (0x8000, "MAP_POPULATE"),
+            (0x10000, "MAP_NONBLOCK"),
+            (0x20000, "MAP_STACK"),
+            (MAP_HUGETLB, "MAP_HUGETLB"),
+            (0x80000, "MAP_SYNC"),
+            (0x100000, "MAP_FIXED_NOREPLACE"),
+            (0x400_0000, "MAP_UNINITIALIZED"),
+        ],
+    );
+    if let Some(name) = huge_name {
+        j.push(&name);
+    }
+    j.finish(rest, "0")
+}
+
+/// `madvise` advice.
+pub fn madvise_advice(v: u32) -> String {
+    int_enum(
+        v,
+        &[
+            (0, "MADV_NORMAL"),
+            (1, "MADV_RANDOM"),
+            (2, "MADV_SEQUENTIAL"),
+            (3, "MADV_WILLNEED"),
+            (4, "MADV_DONTNEED"),
+            (8, "MADV_FREE"),
+            (9, "MADV_REMOVE"),
+            (10, "MADV_DONTFORK"),
+            (11, "MADV_DOFORK"),
+            (12, "MADV_MERGEABLE"),
+            (13, "MADV_UNMERGEABLE"),
+            (14, "MADV_HUGEPAGE"),
+            (15, "MADV_NOHUGEPAGE"),
+            (16, "MADV_DONTDUMP"),
+            (17, "MADV_DODUMP"),
+            (18, "MADV_WIPEONFORK"),
+            (19, "MADV_KEEPONFORK"),
+            (20, "MADV_COLD"),
+            (21, "MADV_PAGEOUT"),
+            (22, "MADV_POPULATE_READ"),
+            (23, "MADV_POPULATE_WRITE"),
+            (24, "MADV_DONTNEED_LOCKED"),
+            (25, "MADV_COLLAPSE"),
+            (100, "MADV_HWPOISON"),
+            (101, "MADV_SOFT_OFFLINE"),
+            (102, "MADV_GUARD_INSTALL"),
+            (103, "MADV_GUARD_REMOVE"),
+        ],
+    )
+}
+
+// ---------------------------------------------------------------- time, futex
+
+/// `clockid_t`: `CLOCK_MONOTONIC`, or the (possibly negative, i.e. a
+/// process or thread CPU clock) number.
+pub fn clock_id(v: u32) -> String {
+    int_enum(
+        v,
+        &[
+            (0, "CLOCK_REALTIME"),
+            (1, "CLOCK_MONOTONIC"),
+            (2, "CLOCK_PROCESS_CPUTIME_ID"),
+            (3, "CLOCK_THREAD_CPUTIME_ID"),
+            (4, "CLOCK_MONOTONIC_RAW"),
+            (5, "CLOCK_REALTIME_COARSE"),
+            (6, "CLOCK_MONOTONIC_COARSE"),
+            (7, "CLOCK_BOOTTIME"),
+            (8, "CLOCK_REALTIME_ALARM"),
+            (9, "CLOCK_BOOTTIME_ALARM"),
+            (11, "CLOCK_TAI"),
+        ],
+    )
+}
+
+const FUTEX_PRIVATE_FLAG: u32 = 128;
+const FUTEX_CLOCK_REALTIME: u32 = 256;
+
+/// `futex` operation: `FUTEX_WAIT_PRIVATE`, `FUTEX_CLOCK_REALTIME|FUTEX_WAIT_BITSET`.
+pub fn futex_op(v: u32) -> String {
+    let cmd = v & 0x7f;
+    let name = match cmd {
+        0 => Some("FUTEX_WAIT"),
+        1 => Some("FUTEX_WAKE"),
+        2 => Some("FUTEX_FD"),
+        3 => Some("FUTEX_REQUEUE"),
+        4 => Some("FUTEX_CMP_REQUEUE"),
+        5 => Some("FUTEX_WAKE_OP"),
+        6 => Some("FUTEX_LOCK_PI"),
+        7 => Some("FUTEX_UNLOCK_PI"),
+        8 => Some("FUTEX_TRYLOCK_PI"),
+        9 => Some("FUTEX_WAIT_BITSET"),
+        10 => Some("FUTEX_WAKE_BITSET"),
+        11 => Some("FUTEX_WAIT_REQUEUE_PI"),
+        12 => Some("FUTEX_CMP_REQUEUE_PI"),
+        13 => Some("FUTEX_LOCK_PI2"),
+        _ => None,
+    };
+    let mut j = Joined::default();
+    if v & FUTEX_CLOCK_REALTIME != 0 {
+        j.push("FUTEX_CLOCK_REALTIME");
+    }
+    let private = v & FUTEX_PRIVATE_FLAG != 0;
+    match name {
+        Some(name) if private => j.push(&format!("{name}_PRIVATE")),
+        Some(name) => j.push(name),
+        None => {
+            j.push(&format!("{cmd:#x}"));
+            if private {
+                j.push("FUTEX_PRIVATE_FLAG");
+            }
+        }
+    }
+    let rest = u64::from(v & !(0x7f | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME));
+    j.finish(rest, "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_put_the_access_mode_first() {
+        assert_eq!(open_flags(0), "O_RDONLY");
+        assert_eq!(open_flags(0x80000), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(open_flags(0x241), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(open_flags(0x442), "O_RDWR|O_CREAT|O_APPEND");
+        assert_eq!(open_flags(3), "O_ACCMODE");
+    }
+
+    #[test]
+    fn o_sync_and_o_tmpfile_shadow_the_bits_they_include() {
+        assert_eq!(open_flags(0o4010001), "O_WRONLY|O_SYNC");
+        assert_eq!(open_flags(0o10001), "O_WRONLY|O_DSYNC");
+        assert_eq!(open_flags(0o20200002), "O_RDWR|O_TMPFILE");
+        assert_eq!(open_flags(0o200000), "O_RDONLY|O_DIRECTORY");
+        assert_eq!(
+            open_flags(0o2200000 | 0x8000_0000),
+            "O_RDONLY|O_DIRECTORY|O_CLOEXEC|0x80000000"
+        );
+    }
+
+    #[test]
+    fn zero_and_leftovers() {
+        assert_eq!(at_flags(0, At200::RemoveDir), "0");
+        assert_eq!(
+            at_flags(0x1100, At200::RemoveDir),
+            "AT_SYMLINK_NOFOLLOW|AT_EMPTY_PATH"
+        );
+        assert_eq!(at_flags(0x200, At200::EAccess), "AT_EACCESS");
+        assert_eq!(at_flags(0x10001, At200::RemoveDir), "0x10001");
+        assert_eq!(access_mode(0), "F_OK");
+        assert_eq!(access_mode(5), "R_OK|X_OK");
+        assert_eq!(access_mode(0x10), "0x10");
+        assert_eq!(msg_flags(0), "0");
+        assert_eq!(msg_flags(0x4040), "MSG_DONTWAIT|MSG_NOSIGNAL");
+        assert_eq!(unlink_flags(0x200), "AT_REMOVEDIR");
+        assert_eq!(unlink_flags(0), "0");
+        assert_eq!(rename_flags(1), "RENAME_NOREPLACE");
+        assert_eq!(fd_flags(0x80800), "O_CLOEXEC|O_NONBLOCK");
+        assert_eq!(fd_flags(1), "0x1");
+    }
+
+    #[test]
+    fn clone_flags_end_with_the_exit_signal() {
+        assert_eq!(
+            clone_flags(0x1200011, true),
+            "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"
+        );
+        assert_eq!(
+            clone_flags(0x3d0f00, true),
+            "CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|\
+             CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID"
+        );
+        assert_eq!(clone_flags(0, true), "0");
+        assert_eq!(clone_flags(0x1_0000_0000, true), "0x100000000");
+        assert_eq!(
+            clone_flags(0x4002_0080, false),
+            "CLONE_NEWTIME|CLONE_NEWNS|CLONE_NEWNET"
+        );
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(signal(0), "0");
+        assert_eq!(signal(9), "SIGKILL");
+        assert_eq!(signal(15), "SIGTERM");
+        assert_eq!(signal(31), "SIGSYS");
+        assert_eq!(signal(32), "SIGRT_0");
+        assert_eq!(signal(34), "SIGRT_2");
+        assert_eq!(signal(64), "SIGRT_32");
+        assert_eq!(signal(65), "65");
+        assert_eq!(signal(u32::MAX), "-1");
+    }
+
+    #[test]
+    fn sockets() {
+        assert_eq!(sock_domain(10), "AF_INET6");
+        assert_eq!(sock_domain(16), "AF_NETLINK");
+        assert_eq!(sock_domain(200), "200");
+        assert_eq!(sock_type(0x80801), "SOCK_STREAM|SOCK_CLOEXEC|SOCK_NONBLOCK");
+        assert_eq!(sock_type(2), "SOCK_DGRAM");
+        assert_eq!(sock_type(0x100005), "SOCK_SEQPACKET|0x100000");
+        assert_eq!(shutdown_how(1), "SHUT_WR");
+        assert_eq!(shutdown_how(7), "7");
+    }
+
+    #[test]
+    fn memory() {
+        assert_eq!(prot_flags(0), "PROT_NONE");
+        assert_eq!(prot_flags(3), "PROT_READ|PROT_WRITE");
+        assert_eq!(prot_flags(0x10), "0x10");
+        assert_eq!(map_flags(0x22), "MAP_PRIVATE|MAP_ANONYMOUS");
+        assert_eq!(map_flags(0x812), "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE");
+        assert_eq!(map_flags(0x3), "MAP_SHARED_VALIDATE");
+        assert_eq!(map_flags(0x20022), "MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK");
+        assert_eq!(
+            map_flags(0x40022 | (21 << 26)),
+            "MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB|MAP_HUGE_2MB"
+        );
+        assert_eq!(map_flags(0x7), "0x7");
+        assert_eq!(map_flags(0), "0");
+        assert_eq!(madvise_advice(4), "MADV_DONTNEED");
+        assert_eq!(madvise_advice(99), "99");
+    }
+
+    #[test]
+    fn futex_ops() {
+        assert_eq!(futex_op(0), "FUTEX_WAIT");
+        assert_eq!(futex_op(128), "FUTEX_WAIT_PRIVATE");
+        assert_eq!(futex_op(129), "FUTEX_WAKE_PRIVATE");
+        assert_eq!(
+            futex_op(9 | 128 | 256),
+            "FUTEX_CLOCK_REALTIME|FUTEX_WAIT_BITSET_PRIVATE"
+        );
+        assert_eq!(futex_op(0x7f), "0x7f");
+        assert_eq!(futex_op(0x1000), "FUTEX_WAIT|0x1000");
+    }
+
+    #[test]
+    fn enums() {
+        assert_eq!(whence(2), "SEEK_END");
+        assert_eq!(whence(9), "9");
+        assert_eq!(fcntl_cmd(1030), "F_DUPFD_CLOEXEC");
+        assert_eq!(fcntl_cmd(2), "F_SETFD");
+        assert_eq!(fcntl_cmd(999), "999");
+        assert_eq!(prctl_option(15), "PR_SET_NAME");
+        assert_eq!(prctl_option(38), "PR_SET_NO_NEW_PRIVS");
+        assert_eq!(prctl_option(0xffff_ffff), "-1");
+        assert_eq!(sigmask_how(2), "SIG_SETMASK");
+        assert_eq!(clock_id(1), "CLOCK_MONOTONIC");
+        assert_eq!(clock_id(11), "CLOCK_TAI");
+        assert_eq!(clock_id((-6i32) as u32), "-6");
+        assert_eq!(wait_options(0x4000_0001, false), "WNOHANG|__WALL");
+        assert_eq!(wait_options(6, true), "WSTOPPED|WEXITED");
+        assert_eq!(wait_options(2, false), "WUNTRACED");
+        assert_eq!(wait_options(0, false), "0");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode(0o644, false), "0644");
+        assert_eq!(mode(0, false), "0");
+        assert_eq!(mode(0o20600, true), "S_IFCHR|0600");
+        assert_eq!(mode(0o10007, true), "S_IFIFO|007");
+        assert_eq!(mode(0o10000, true), "S_IFIFO|000");
+        assert_eq!(mode(0o755, true), "0755");
+    }
+
+    #[test]
+    fn fcntl_args() {
+        assert_eq!(fcntl_arg(2, 1).as_deref(), Some("FD_CLOEXEC"));
+        assert_eq!(fcntl_arg(4, 0x802).as_deref(), Some("O_RDWR|O_NONBLOCK"));
+        assert_eq!(fcntl_arg(1030, 3).as_deref(), Some("3"));
+        assert_eq!(fcntl_arg(1, 0), None);
+    }
+}
