@@ -74,7 +74,10 @@ pub fn parse_trace(value: &str) -> Result<Option<TraceSpec>, AnnotationError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(fail(
             None,
-            format!("the value is {} bytes long; expected at most {MAX_VALUE_LEN}", value.len()),
+            format!(
+                "the value is {} bytes long; expected at most {MAX_VALUE_LEN}",
+                value.len()
+            ),
         ));
     }
     let trimmed = value.trim();
@@ -185,7 +188,10 @@ mod tests {
         let e = parse_trace("openat,,connect").unwrap_err();
         assert_eq!(e.position, Some(2));
         assert!(e.reason.contains("empty item"));
-        assert!(parse_trace("openat,").unwrap_err().reason.contains("empty item"));
+        assert!(parse_trace("openat,")
+            .unwrap_err()
+            .reason
+            .contains("empty item"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const DEFAULT_PATH: &str = "/etc/crt/config.toml";
 pub const ENV_VAR: &str = "CRT_CONFIG";
 
 /// The whole node configuration, with defaults filled in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeConfig {
     pub runtime: RuntimeConfig,
     pub trace: TraceConfig,
@@ -79,16 +79,6 @@ impl Default for TraceConfig {
             queue_bytes: 1 << 20,
             listener_dir: PathBuf::from("/run/crt/listeners"),
             sync_wakeup: true,
-        }
-    }
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            runtime: RuntimeConfig::default(),
-            trace: TraceConfig::default(),
-            source: None,
         }
     }
 }
@@ -448,7 +438,11 @@ sync_wakeup = false
         let e = parse("[runtime]\nbinary = \"runc\"\nbinry = \"crun\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(e.message.contains("binry"), "{e}");
-        assert!(e.to_string().starts_with("node config /etc/crt/config.toml line 3: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("node config /etc/crt/config.toml line 3: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -482,7 +476,8 @@ sync_wakeup = false
 
     #[test]
     fn a_segment_larger_than_the_trace_is_refused() {
-        let e = parse("[trace]\nmax_trace_bytes = \"1MiB\"\nsegment_bytes = \"8MiB\"\n").unwrap_err();
+        let e =
+            parse("[trace]\nmax_trace_bytes = \"1MiB\"\nsegment_bytes = \"8MiB\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
     }
 

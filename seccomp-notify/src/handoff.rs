@@ -167,7 +167,12 @@ pub fn receive(stream: &UnixStream, timeout: Duration) -> Result<Handoff, Handof
         stream.set_read_timeout(Some(left))?;
         let n = match recv_with_fds(stream, &mut chunk, &mut fds) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(HandoffError::Timeout(timeout, fds))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -175,7 +180,10 @@ pub fn receive(stream: &UnixStream, timeout: Duration) -> Result<Handoff, Handof
         };
         if n == 0 {
             if data.iter().all(u8::is_ascii_whitespace) || data.is_empty() {
-                return Err(HandoffError::Incomplete { got: data.len(), fds });
+                return Err(HandoffError::Incomplete {
+                    got: data.len(),
+                    fds,
+                });
             }
             // EOF: whatever we have must parse now.
             return finish(&data, fds);
@@ -224,7 +232,11 @@ fn split_fds(state: ContainerProcessState, mut fds: Vec<OwnedFd>) -> Result<Hand
 
 /// `recvmsg` with room for a few fds; received fds (close-on-exec) are
 /// appended to `fds`. Returns the bytes read (0 at EOF).
-pub fn recv_with_fds(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+pub fn recv_with_fds(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
     const MAX_FDS: usize = 8;
     // u64 elements keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 32];
@@ -270,7 +282,11 @@ pub fn recv_with_fds(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>
 
 /// Sends `payload` with `fd` attached, as a runtime does. Used by tests and
 /// by tools that simulate a runtime.
-pub fn send_with_fd(stream: &UnixStream, payload: &[u8], fd: Option<&impl AsRawFd>) -> io::Result<()> {
+pub fn send_with_fd(
+    stream: &UnixStream,
+    payload: &[u8],
+    fd: Option<&impl AsRawFd>,
+) -> io::Result<()> {
     let mut control = [0u64; 4];
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -364,7 +380,10 @@ mod tests {
         let (a, b) = pair();
         send_with_fd(&a, STATE.as_bytes(), None::<&std::fs::File>).unwrap();
         let err = receive(&b, Duration::from_secs(2)).unwrap_err();
-        assert!(matches!(err, HandoffError::NoSeccompFd { received: 0, .. }), "{err}");
+        assert!(
+            matches!(err, HandoffError::NoSeccompFd { received: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -390,7 +409,11 @@ mod tests {
         let s = HandoffSocket::bind(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dmode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let dmode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dmode, 0o700);
         drop(s);
         assert!(!path.exists());

@@ -57,7 +57,14 @@ fn read_pieces(pid: u32, addr: u64, buf: &mut [u8]) -> usize {
     // mutably; the remote iovecs are only addresses in the other process,
     // which the kernel validates.
     let n = unsafe {
-        libc::process_vm_readv(pid as libc::pid_t, &local, 1, remote.as_ptr(), pieces as _, 0)
+        libc::process_vm_readv(
+            pid as libc::pid_t,
+            &local,
+            1,
+            remote.as_ptr(),
+            pieces as _,
+            0,
+        )
     };
     if n < 0 {
         0
@@ -190,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_long_string_is_cut_and_marked_truncated() {
-        let s = vec![b'a'; 100];
+        let s = [b'a'; 100];
         let mut buf = [0u8; 16];
         assert_eq!(
             read_cstr(me(), s.as_ptr() as u64, &mut buf),
@@ -228,7 +235,10 @@ mod tests {
         assert_ne!(base, libc::MAP_FAILED);
         // SAFETY: the second page lies inside the mapping made above.
         unsafe {
-            assert_eq!(libc::mprotect(base.cast::<u8>().add(4096).cast(), 4096, libc::PROT_NONE), 0);
+            assert_eq!(
+                libc::mprotect(base.cast::<u8>().add(4096).cast(), 4096, libc::PROT_NONE),
+                0
+            );
         }
         let s = b"abc\0";
         let at = base as u64 + 4096 - s.len() as u64;
@@ -263,11 +273,17 @@ mod tests {
         let b = b"-c\0";
         let arr = [a.as_ptr() as u64, b.as_ptr() as u64, 0];
         let mut out = [0u64; 8];
-        assert_eq!(read_ptr_array(me(), arr.as_ptr() as u64, &mut out), (2, true));
+        assert_eq!(
+            read_ptr_array(me(), arr.as_ptr() as u64, &mut out),
+            (2, true)
+        );
         assert_eq!(out[0], a.as_ptr() as u64);
         assert_eq!(count_ptr_array(me(), arr.as_ptr() as u64, 100), Some(2));
         let mut small = [0u64; 1];
-        assert_eq!(read_ptr_array(me(), arr.as_ptr() as u64, &mut small), (1, false));
+        assert_eq!(
+            read_ptr_array(me(), arr.as_ptr() as u64, &mut small),
+            (1, false)
+        );
         assert_eq!(count_ptr_array(me(), 0, 100), None);
     }
 }

@@ -1,3 +1,46 @@
+//! containerd-shim-crt-v2: a containerd runtime v2 shim (task API v2) that
+//! runs containers with a runc-compatible runtime and, for containers
+//! annotated `crt.dev/trace`, records their syscalls through seccomp user
+//! notification.
+
+mod cgroup;
+mod container;
+mod error;
+mod events;
+mod options;
+mod profile;
+mod reaper;
+mod runtime;
+mod service;
+mod shim;
+mod stdio;
+mod trace;
+
+const RUNTIME_ID: &str = "io.containerd.crt.v2";
+
 fn main() {
-    let _ = containerd_shim::api::Empty::default();
+    let args: Vec<String> = std::env::args().collect();
+    if args
+        .iter()
+        .any(|a| a == "-v" || a == "--version" || a == "-version")
+    {
+        println!("containerd-shim-crt-v2 {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    // Refuse to start with a broken node config, so `ctr run` shows the file,
+    // the line and the problem instead of a failure much later.
+    if args.last().map(String::as_str) == Some("start") {
+        if let Err(e) = crt_config::NodeConfig::load_default() {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+    containerd_shim::run::<shim::CrtShim>(
+        RUNTIME_ID,
+        Some(containerd_shim::Config {
+            // The shim reaps its children itself (reaper.rs).
+            no_reaper: true,
+            ..Default::default()
+        }),
+    );
 }

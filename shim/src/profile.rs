@@ -65,9 +65,6 @@ pub fn merge(
         *seccomp = json!({
             "defaultAction": ACT_ALLOW,
             "architectures": NATIVE_ARCHES,
-            // Without SPEC_ALLOW some kernels turn on store-bypass mitigation
-            // for every filtered task, slowing syscalls we do not even trace.
-            "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
             "syscalls": [],
         });
         merged.created = true;
@@ -214,14 +211,23 @@ mod tests {
     #[test]
     fn a_container_without_a_profile_gets_an_allow_all_profile_that_notifies() {
         let mut spec = json!({"ociVersion": "1.0.2", "process": {"args": ["sh"]}});
-        let m = merge(&mut spec, &wanted(&["openat", "connect"]), "/run/l.sock", "c1").unwrap();
+        let m = merge(
+            &mut spec,
+            &wanted(&["openat", "connect"]),
+            "/run/l.sock",
+            "c1",
+        )
+        .unwrap();
         assert!(m.created);
         assert_eq!(m.notified.len(), 2);
         let s = &spec["linux"]["seccomp"];
         assert_eq!(s["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(s["listenerPath"], "/run/l.sock");
         assert_eq!(s["listenerMetadata"], "c1");
-        assert_eq!(action_for(&spec, "openat"), vec![("SCMP_ACT_NOTIFY".into(), false)]);
+        assert_eq!(
+            action_for(&spec, "openat"),
+            vec![("SCMP_ACT_NOTIFY".into(), false)]
+        );
         // Other parts of the spec are untouched.
         assert_eq!(spec["process"]["args"][0], "sh");
     }
@@ -249,8 +255,14 @@ mod tests {
         let mut spec = default_like_profile();
         let m = merge(&mut spec, &wanted(&["openat"]), "/l", "c").unwrap();
         assert!(!m.created);
-        assert_eq!(action_for(&spec, "openat"), vec![("SCMP_ACT_NOTIFY".into(), false)]);
-        assert_eq!(action_for(&spec, "read"), vec![("SCMP_ACT_ALLOW".into(), false)]);
+        assert_eq!(
+            action_for(&spec, "openat"),
+            vec![("SCMP_ACT_NOTIFY".into(), false)]
+        );
+        assert_eq!(
+            action_for(&spec, "read"),
+            vec![("SCMP_ACT_ALLOW".into(), false)]
+        );
         assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(spec["linux"]["seccomp"]["defaultErrnoRet"], 1);
         assert_eq!(spec["unknownField"]["kept"], true);
@@ -260,9 +272,15 @@ mod tests {
     fn a_denied_syscall_stays_denied_and_is_reported() {
         let mut spec = default_like_profile();
         let m = merge(&mut spec, &wanted(&["ptrace", "mount"]), "/l", "c").unwrap();
-        assert_eq!(m.denied, ["mount", "ptrace"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            m.denied,
+            ["mount", "ptrace"].iter().map(|s| s.to_string()).collect()
+        );
         assert!(m.notified.is_empty());
-        assert_eq!(action_for(&spec, "ptrace"), vec![("SCMP_ACT_ERRNO".into(), false)]);
+        assert_eq!(
+            action_for(&spec, "ptrace"),
+            vec![("SCMP_ACT_ERRNO".into(), false)]
+        );
         // mount is not mentioned and the default denies: nothing notifies it.
         assert!(action_for(&spec, "mount").is_empty());
     }
@@ -271,7 +289,10 @@ mod tests {
     fn argument_conditions_are_kept_on_the_notify_rule() {
         let mut spec = default_like_profile();
         merge(&mut spec, &wanted(&["clone", "personality"]), "/l", "c").unwrap();
-        assert_eq!(action_for(&spec, "clone"), vec![("SCMP_ACT_NOTIFY".into(), true)]);
+        assert_eq!(
+            action_for(&spec, "clone"),
+            vec![("SCMP_ACT_NOTIFY".into(), true)]
+        );
         let clone_rule = rules(&spec)
             .iter()
             .find(|r| names_of(r) == ["clone"])
@@ -279,7 +300,10 @@ mod tests {
         assert_eq!(clone_rule["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
         assert_eq!(
             action_for(&spec, "personality"),
-            vec![("SCMP_ACT_NOTIFY".into(), true), ("SCMP_ACT_NOTIFY".into(), true)]
+            vec![
+                ("SCMP_ACT_NOTIFY".into(), true),
+                ("SCMP_ACT_NOTIFY".into(), true)
+            ]
         );
         // The emptied allow rules are gone, not left with empty names.
         assert!(rules(&spec).iter().all(|r| !names_of(r).is_empty()));
@@ -311,7 +335,8 @@ mod tests {
 
     #[test]
     fn a_null_syscalls_list_is_handled() {
-        let mut spec = json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": null}}});
+        let mut spec =
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": null}}});
         let m = merge(&mut spec, &wanted(&["openat"]), "/l", "c").unwrap();
         assert!(m.notified.contains("openat"));
     }

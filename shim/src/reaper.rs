@@ -104,6 +104,9 @@ impl Reaper {
             let _ = tx.send(exit.status);
             return;
         }
+        // containerd-shim's own helpers (its rootfs mount forks a child)
+        // wait through its monitor: let them see the exits they wait for.
+        let _ = containerd_shim::monitor::monitor_notify_by_pid(exit.pid, exit.status);
         inner.handlers.retain(|h| h.send(exit).is_ok());
         if inner.handlers.is_empty() {
             if inner.unclaimed.len() >= UNCLAIMED_MAX {
@@ -145,7 +148,11 @@ mod tests {
     #[test]
     fn a_spawned_command_reports_its_exit_code_to_its_spawner() {
         let (_child, rx) = reaper()
-            .spawn(Command::new("/bin/sh").args(["-c", "exit 7"]).stdin(Stdio::null()))
+            .spawn(
+                Command::new("/bin/sh")
+                    .args(["-c", "exit 7"])
+                    .stdin(Stdio::null()),
+            )
             .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
     }
@@ -153,7 +160,11 @@ mod tests {
     #[test]
     fn a_killed_command_reports_128_plus_the_signal() {
         let (_child, rx) = reaper()
-            .spawn(Command::new("/bin/sh").args(["-c", "kill -9 $$"]).stdin(Stdio::null()))
+            .spawn(
+                Command::new("/bin/sh")
+                    .args(["-c", "kill -9 $$"])
+                    .stdin(Stdio::null()),
+            )
             .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 137);
     }

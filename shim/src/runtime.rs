@@ -53,15 +53,6 @@ impl ChildStdio {
     }
 }
 
-/// State of a container as the runtime reports it.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct RuntimeState {
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub pid: i64,
-}
-
 #[derive(Debug, Clone)]
 pub struct Runtime {
     binary: PathBuf,
@@ -83,10 +74,13 @@ pub fn resolve_binary(name: &str) -> Result<PathBuf, String> {
         return if executable(Path::new(name)) {
             Ok(PathBuf::from(name))
         } else {
-            Err(format!("runtime binary {name} does not exist or is not executable"))
+            Err(format!(
+                "runtime binary {name} does not exist or is not executable"
+            ))
         };
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(name);
         if executable(&candidate) {
@@ -117,10 +111,6 @@ impl Runtime {
 
     pub fn binary(&self) -> &Path {
         &self.binary
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     fn command(&self) -> Command {
@@ -172,9 +162,8 @@ impl Runtime {
     }
 
     fn wait(&self, op: &'static str, id: &str, rx: Receiver<i32>) -> Result<i32, RuntimeError> {
-        rx.recv_timeout(COMMAND_TIMEOUT).map_err(|_| {
-            self.error(op, id, format!("did not finish within {COMMAND_TIMEOUT:?}"))
-        })
+        rx.recv_timeout(COMMAND_TIMEOUT)
+            .map_err(|_| self.error(op, id, format!("did not finish within {COMMAND_TIMEOUT:?}")))
     }
 
     /// Runs a command whose stdio is ours; returns its stdout.
@@ -185,9 +174,9 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let (mut child, rx) = reaper()
-            .spawn(&mut cmd)
-            .map_err(|e| self.error(op, id, format!("cannot run {}: {e}", self.binary.display())))?;
+        let (mut child, rx) = reaper().spawn(&mut cmd).map_err(|e| {
+            self.error(op, id, format!("cannot run {}: {e}", self.binary.display()))
+        })?;
         let mut stderr = child.stderr.take().expect("piped stderr");
         let err_reader = std::thread::spawn(move || {
             let mut s = Vec::new();
@@ -227,9 +216,9 @@ impl Runtime {
             .stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
-        let (child, rx) = reaper()
-            .spawn(&mut cmd)
-            .map_err(|e| self.error(op, id, format!("cannot run {}: {e}", self.binary.display())))?;
+        let (child, rx) = reaper().spawn(&mut cmd).map_err(|e| {
+            self.error(op, id, format!("cannot run {}: {e}", self.binary.display()))
+        })?;
         // Our copies of the container's ends of its pipes close here, so the
         // shim sees EOF when the container's processes close them.
         drop(cmd);
@@ -282,7 +271,14 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         let proc_s = process_json.to_string_lossy();
         let pid_s = pid_file.to_string_lossy();
-        let mut args = vec!["exec", "--detach", "--process", &proc_s, "--pid-file", &pid_s];
+        let mut args = vec![
+            "exec",
+            "--detach",
+            "--process",
+            &proc_s,
+            "--pid-file",
+            &pid_s,
+        ];
         let console_s;
         if let Some(c) = console_socket {
             console_s = c.to_string_lossy().into_owned();
@@ -336,12 +332,6 @@ impl Runtime {
         let r = resources_json.to_string_lossy();
         self.run("update", id, &["update", "--resources", &r, id])
             .map(drop)
-    }
-
-    pub fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {
-        let out = self.run("state", id, &["state", id])?;
-        serde_json::from_slice(&out)
-            .map_err(|e| self.error("state", id, format!("unexpected output: {e}")))
     }
 }
 

@@ -249,10 +249,6 @@ impl ProcessIo {
         Ok(())
     }
 
-    pub fn has_terminal(&self) -> bool {
-        self.console.lock().unwrap().is_some()
-    }
-
     /// The process is gone: wait (bounded) for its output to drain, then
     /// release our ends.
     pub fn finish(&self, timeout: Duration) -> bool {
@@ -420,7 +416,9 @@ mod tests {
     fn a_file_uri_appends_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("logs/out.log");
-        let f = open_output(&format!("file://{}", log.display())).unwrap().unwrap();
+        let f = open_output(&format!("file://{}", log.display()))
+            .unwrap()
+            .unwrap();
         (&f).write_all(b"x").unwrap();
         assert_eq!(fs::read(&log).unwrap(), b"x");
     }

@@ -157,7 +157,9 @@ impl<'a> Iterator for CaptureIter<'a> {
         let kind = self.rest[1];
         let flags = self.rest[2];
         let len = u32::from_le_bytes(self.rest[4..8].try_into().unwrap()) as usize;
-        let body = self.rest.get(CAPTURE_HEADER_LEN..CAPTURE_HEADER_LEN + len)?;
+        let body = self
+            .rest
+            .get(CAPTURE_HEADER_LEN..CAPTURE_HEADER_LEN + len)?;
         self.rest = &self.rest[CAPTURE_HEADER_LEN + len..];
         self.left -= 1;
         let truncated = flags & CAPTURE_TRUNCATED != 0;

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::record::{self, Record, RecordError};
@@ -87,6 +88,7 @@ impl SegmentWriter {
         let mut f = OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(0o600)
             .open(segment_path(dir, seq))?;
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
         header[..8].copy_from_slice(SEGMENT_MAGIC);
@@ -291,7 +293,9 @@ impl TraceReader {
         file.seek(SeekFrom::Start(self.offset))?;
         loop {
             buf.clear();
-            let n = Read::by_ref(&mut file).take(READ_CHUNK as u64).read_to_end(buf)?;
+            let n = Read::by_ref(&mut file)
+                .take(READ_CHUNK as u64)
+                .read_to_end(buf)?;
             if n == 0 {
                 return Ok(());
             }
@@ -340,9 +344,7 @@ mod tests {
 
     fn read_all(dir: &Path) -> (Vec<u32>, ReadStatus) {
         let mut tids = Vec::new();
-        let st = TraceReader::open(dir)
-            .poll(|r| tids.push(r.tid))
-            .unwrap();
+        let st = TraceReader::open(dir).poll(|r| tids.push(r.tid)).unwrap();
         (tids, st)
     }
 
@@ -371,7 +373,8 @@ mod tests {
         };
         let mut w = SegmentWriter::create(dir.path(), limits).unwrap();
         for tid in 0..2000 {
-            w.append(&syscall_record(tid, b"/some/path/that/takes/room")).unwrap();
+            w.append(&syscall_record(tid, b"/some/path/that/takes/room"))
+                .unwrap();
         }
         let on_disk: u64 = list_segments(dir.path())
             .unwrap()

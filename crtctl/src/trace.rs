@@ -1,0 +1,232 @@
+//! `crtctl trace` and `crtctl ls`: read trace segments straight from the
+//! node's state directory (root only; tenants go through crtd).
+
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use crt_config::NodeConfig;
+use crt_tracer::escape;
+use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_SYSCALL};
+use crt_tracer::render::{self, Source};
+use crt_tracer::segment::TraceReader;
+
+#[derive(Args)]
+pub struct TraceArgs {
+    /// containerd namespace of the container.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        default_value = "default",
+        env = "CONTAINERD_NAMESPACE"
+    )]
+    namespace: String,
+    /// Keep printing new events until the container exits.
+    #[arg(short = 'f', long = "follow")]
+    follow: bool,
+    /// One JSON object per line instead of strace-style text.
+    #[arg(long)]
+    json: bool,
+    /// The container id.
+    container: String,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Only this containerd namespace.
+    #[arg(short = 'n', long = "namespace")]
+    namespace: Option<String>,
+}
+
+/// A path component a user typed must not walk out of the trace store.
+fn check_name(kind: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        bail!(
+            "{kind} {} is not a valid name",
+            escape::quote(name.as_bytes(), false)
+        );
+    }
+    Ok(())
+}
+
+fn shim_alive(dir: &Path) -> bool {
+    let Ok(text) = fs::read(dir.join("meta.json")) else {
+        return false;
+    };
+    let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    match meta.get("shim_pid").and_then(|p| p.as_u64()) {
+        // SAFETY: signal 0 only checks that the process exists.
+        Some(pid) if pid > 0 => unsafe { libc::kill(pid as i32, 0) == 0 },
+        _ => false,
+    }
+}
+
+pub fn run(a: TraceArgs) -> Result<ExitCode> {
+    check_name("namespace", &a.namespace)?;
+    check_name("container", &a.container)?;
+    let config = NodeConfig::load_default()?;
+    let dir = config.trace_dir(&a.namespace, &a.container);
+    if !dir.join("meta.json").exists() {
+        bail!(
+            "no trace for container {} in namespace {} (looked in {}); is it running with the runtime io.containerd.crt.v2 and the annotation crt.dev/trace?",
+            escape::quote(a.container.as_bytes(), false),
+            escape::quote(a.namespace.as_bytes(), false),
+            dir.display()
+        );
+    }
+    let src = Source {
+        namespace: &a.namespace,
+        container: &a.container,
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut reader = TraceReader::open(&dir);
+    let mut dropped = 0u64;
+    let mut missed = 0u64;
+    let mut write_err: Option<io::Error> = None;
+    loop {
+        let status = reader
+            .poll(|rec: &Record<'_>| {
+                if write_err.is_some() {
+                    return;
+                }
+                if rec.kind == KIND_DROPS {
+                    dropped = rec.args[0];
+                }
+                let line = if a.json {
+                    Some(render::json_line(src, rec))
+                } else if rec.kind == KIND_SYSCALL || rec.kind == KIND_DROPS || rec.kind == KIND_END
+                {
+                    render::text_line(rec)
+                } else {
+                    None
+                };
+                if let Some(l) = line {
+                    if let Err(e) = writeln!(out, "{l}") {
+                        write_err = Some(e);
+                    }
+                }
+            })
+            .with_context(|| format!("reading {}", dir.display()))?;
+        missed += status.segments_missed;
+        if let Some(e) = write_err.take() {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e).context("writing to stdout");
+        }
+        if !a.follow || status.ended {
+            break;
+        }
+        if let Err(e) = out.flush() {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e).context("writing to stdout");
+        }
+        if !shim_alive(&dir) {
+            // One last read, in case the end landed meanwhile.
+            let st = reader.poll(|rec| {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    if a.json {
+                        render::json_line(src, rec)
+                    } else {
+                        render::text_line(rec).unwrap_or_default()
+                    }
+                );
+            })?;
+            if !st.ended {
+                let _ = out.flush();
+                eprintln!("crtctl: the shim recording this trace is gone; the trace ends here");
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing to stdout");
+        }
+    }
+    if dropped > 0 {
+        eprintln!(
+            "crtctl: {dropped} events were dropped because the trace store could not keep up (raise trace.queue_bytes in the node config)"
+        );
+    }
+    if missed > 0 {
+        eprintln!(
+            "crtctl: {missed} trace segments were deleted before they could be read (the trace is bounded by trace.max_trace_bytes)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(a: LsArgs) -> Result<ExitCode> {
+    let config = NodeConfig::load_default()?;
+    let root = config.trace.state_dir.join("traces");
+    let namespaces: Vec<PathBuf> = match &a.namespace {
+        Some(n) => {
+            check_name("namespace", n)?;
+            vec![root.join(n)]
+        }
+        None => match fs::read_dir(&root) {
+            Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
+        },
+    };
+    let mut rows = Vec::new();
+    for ns in namespaces {
+        let Ok(entries) = fs::read_dir(&ns) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let dir = e.path();
+            let Ok(meta) = fs::read(dir.join("meta.json")) else {
+                continue;
+            };
+            let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap_or_default();
+            let mut ended = false;
+            let mut events = 0u64;
+            let _ = TraceReader::open(&dir).poll(|r| {
+                if r.kind == KIND_END {
+                    ended = true;
+                }
+                if r.kind == KIND_SYSCALL {
+                    events += 1;
+                }
+            });
+            let state = if ended {
+                "exited"
+            } else if shim_alive(&dir) {
+                "live"
+            } else {
+                "incomplete"
+            };
+            rows.push((
+                escape::escape(ns.file_name().unwrap_or_default().as_encoded_bytes()),
+                escape::escape(e.file_name().as_encoded_bytes()),
+                state,
+                events,
+                escape::escape(meta["annotation"].as_str().unwrap_or("").as_bytes()),
+            ));
+        }
+    }
+    rows.sort();
+    println!(
+        "{:<16} {:<40} {:<10} {:>10}  TRACE",
+        "NAMESPACE", "CONTAINER", "STATE", "EVENTS"
+    );
+    for (ns, id, state, events, ann) in rows {
+        println!("{ns:<16} {id:<40} {state:<10} {events:>10}  {ann}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

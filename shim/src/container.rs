@@ -1,0 +1,166 @@
+//! One container and its processes (the init and any execs), as the shim
+//! tracks them between Task RPCs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+
+use crate::cgroup::CgroupPaths;
+use crate::runtime::Runtime;
+use crate::stdio::{ProcessIo, StdioPaths};
+use crate::trace::TraceSession;
+
+/// Where a process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: i32,
+    pub at: SystemTime,
+}
+
+impl ExitInfo {
+    pub fn timestamp(&self) -> Timestamp {
+        let d = self
+            .at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut ts = Timestamp::new();
+        ts.seconds = d.as_secs() as i64;
+        ts.nanos = d.subsec_nanos() as i32;
+        ts
+    }
+}
+
+/// Set once when the process exits; Wait RPCs block on it.
+#[derive(Default)]
+pub struct ExitCell {
+    exit: Mutex<Option<ExitInfo>>,
+    cv: Condvar,
+}
+
+impl ExitCell {
+    /// Records the exit; later calls keep the first.
+    pub fn set(&self, code: i32) -> ExitInfo {
+        let mut e = self.exit.lock().unwrap();
+        if e.is_none() {
+            *e = Some(ExitInfo {
+                code,
+                at: SystemTime::now(),
+            });
+            self.cv.notify_all();
+        }
+        e.unwrap()
+    }
+
+    pub fn get(&self) -> Option<ExitInfo> {
+        *self.exit.lock().unwrap()
+    }
+
+    pub fn wait(&self) -> ExitInfo {
+        let mut e = self.exit.lock().unwrap();
+        loop {
+            if let Some(info) = *e {
+                return info;
+            }
+            e = self.cv.wait(e).unwrap();
+        }
+    }
+}
+
+pub struct Process {
+    /// Empty for the init process.
+    pub exec_id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub stdio: StdioPaths,
+    pub io: Arc<ProcessIo>,
+    pub exit: Arc<ExitCell>,
+    /// An exec's process spec (JSON), written for the runtime at Start.
+    pub spec: Option<Vec<u8>>,
+}
+
+impl Process {
+    pub fn new(exec_id: &str, stdio: StdioPaths) -> Self {
+        Process {
+            exec_id: exec_id.to_string(),
+            pid: 0,
+            status: Status::Created,
+            stdio,
+            io: Arc::new(ProcessIo::none()),
+            exit: Arc::new(ExitCell::default()),
+            spec: None,
+        }
+    }
+
+    pub fn exited(&self) -> Option<ExitInfo> {
+        self.exit.get()
+    }
+}
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: Runtime,
+    pub inner: Mutex<ContainerState>,
+}
+
+pub struct ContainerState {
+    pub init: Process,
+    pub execs: HashMap<String, Process>,
+    pub paused: bool,
+    /// The rootfs we mounted (unmounted at Delete).
+    pub rootfs: Option<PathBuf>,
+    pub trace: Option<Arc<TraceSession>>,
+    /// The container has its own pid namespace: its processes die with its init.
+    pub own_pid_ns: bool,
+    pub cgroup: Option<CgroupPaths>,
+    pub oom_token: Option<u64>,
+    /// Used to name exec files in the bundle without trusting exec ids.
+    pub next_exec_file: u64,
+}
+
+impl Container {
+    pub fn process<'a>(state: &'a ContainerState, exec_id: &str) -> Option<&'a Process> {
+        if exec_id.is_empty() {
+            Some(&state.init)
+        } else {
+            state.execs.get(exec_id)
+        }
+    }
+}
+
+/// Exits of pids not (yet) known: an exec can exit before the runtime's pid
+/// file tells us its pid. Kept briefly so Start can still find its exit.
+#[derive(Default)]
+pub struct EarlyExits {
+    exits: Mutex<Vec<(i32, i32, Instant)>>,
+}
+
+const EARLY_EXIT_TTL: Duration = Duration::from_secs(30);
+
+impl EarlyExits {
+    pub fn remember(&self, pid: i32, code: i32) {
+        let mut e = self.exits.lock().unwrap();
+        let now = Instant::now();
+        e.retain(|(_, _, at)| now.duration_since(*at) < EARLY_EXIT_TTL);
+        if e.len() < 4096 {
+            e.push((pid, code, now));
+        }
+    }
+
+    pub fn take(&self, pid: i32) -> Option<i32> {
+        let mut e = self.exits.lock().unwrap();
+        let i = e.iter().position(|(p, _, _)| *p == pid)?;
+        Some(e.swap_remove(i).1)
+    }
+}

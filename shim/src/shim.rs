@@ -1,0 +1,138 @@
+//! The shim binary's lifecycle as containerd drives it: `start` launches the
+//! long-lived shim (one per pod when containers share a sandbox id),
+//! `delete` cleans up after a shim that died, and the served shim hands out
+//! the Task service.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use containerd_shim::api::DeleteResponse;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{Config, ExitSignal, Flags, Shim, StartOpts};
+use serde_json::Value;
+
+use crate::events::RemoteSink;
+use crate::options::RuntimeChoice;
+use crate::runtime::{resolve_binary, Runtime};
+use crate::service::TaskService;
+
+/// Containers with the same value share one shim (a Kubernetes pod).
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.kubernetes.cri.sandbox-id",
+    "io.kubernetes.cri.sandbox-uid",
+];
+
+pub struct CrtShim {
+    exit: Arc<ExitSignal>,
+    namespace: String,
+    id: String,
+}
+
+/// The listener socket name for a shim: stable for (namespace, id), short.
+pub fn listener_name(namespace: &str, id: &str) -> String {
+    sha2_free::short_hash(&format!("{namespace}/{id}"))
+}
+
+mod sha2_free {
+    /// A 64-bit FNV-1a hash as 16 hex digits: stable, dependency-free, and
+    /// enough to keep socket names apart (collisions only share a name
+    /// between two shims of the same node, which bind fails loudly on).
+    pub fn short_hash(s: &str) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in s.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+impl Shim for CrtShim {
+    type T = TaskService;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        CrtShim {
+            exit: Arc::new(ExitSignal::default()),
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+        let mut grouping = opts.id.clone();
+        if let Ok(text) = std::fs::read("config.json") {
+            if let Ok(spec) = serde_json::from_slice::<Value>(&text) {
+                for key in GROUP_ANNOTATIONS {
+                    if let Some(v) = spec
+                        .pointer(&format!("/annotations/{}", key.replace('/', "~1")))
+                        .and_then(Value::as_str)
+                    {
+                        if !v.is_empty() {
+                            grouping = v.to_string();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
+        containerd_shim::util::write_address(&address)?;
+        Ok(address)
+    }
+
+    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+        let bundle =
+            std::env::current_dir().map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
+        cleanup_bundle(&bundle, &self.namespace, &self.id);
+        let pid = std::fs::read_to_string(bundle.join("init.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        let mut resp = DeleteResponse::new();
+        resp.set_exit_status(128 + libc::SIGKILL as u32);
+        resp.set_exited_at(containerd_shim::util::timestamp()?);
+        resp.set_pid(pid);
+        Ok(resp)
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        let sink = Arc::new(RemoteSink::new(publisher, self.namespace.clone()));
+        TaskService::new(
+            &self.namespace,
+            &listener_name(&self.namespace, &self.id),
+            sink,
+            Arc::clone(&self.exit),
+            None,
+        )
+    }
+}
+
+/// What `shim delete` does for a container whose shim is gone: force-delete
+/// it in the runtime and unmount its rootfs.
+fn cleanup_bundle(bundle: &Path, namespace: &str, id: &str) {
+    let choice = RuntimeChoice::load(bundle).unwrap_or_else(|| {
+        let config = crt_config::NodeConfig::load_default().unwrap_or_default();
+        RuntimeChoice::new(&config, &Default::default(), namespace)
+    });
+    match resolve_binary(&choice.binary) {
+        Ok(binary) => {
+            let runtime = Runtime::new(
+                binary,
+                choice.root,
+                choice.systemd_cgroup,
+                bundle.join("log.json"),
+            );
+            if let Err(e) = runtime.delete(id, true) {
+                log::warn!("cleanup of {id}: {e}");
+            }
+        }
+        Err(e) => log::warn!("cleanup of {id}: {e}"),
+    }
+    if let Err(e) = containerd_shim::mount::umount_recursive(bundle.join("rootfs").to_str(), 0) {
+        log::warn!("cleanup of {id}: unmount rootfs: {e}");
+    }
+}

@@ -1,0 +1,331 @@
+//! Tracing a container: the listener socket the runtime hands seccomp fds
+//! to (`TraceHub`), and per container a `TraceSession` — its notify loops,
+//! its queue and its storage thread.
+
+pub mod notify_loop;
+pub mod queue;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crt_config::node::TraceConfig;
+use crt_seccomp_notify::handoff::{self, HandoffSocket};
+use crt_seccomp_notify::listener::same_file;
+use crt_seccomp_notify::NotifyListener;
+use crt_tracer::record::{self, KIND_PROCESS};
+use crt_tracer::segment::{Limits, SegmentWriter};
+
+use notify_loop::{read_comm, SyscallSet};
+use queue::EventQueue;
+
+/// How long a runtime may take to send its whole hand-off message.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything needed to start recording a container.
+pub struct SessionOptions<'a> {
+    pub namespace: &'a str,
+    pub container: &'a str,
+    pub dir: PathBuf,
+    /// The syscalls to record.
+    pub syscalls: Vec<String>,
+    pub config: &'a TraceConfig,
+    /// Written to `meta.json` beside the segments.
+    pub meta: serde_json::Value,
+}
+
+pub struct TraceSession {
+    pub namespace: String,
+    pub container: String,
+    pub dir: PathBuf,
+    queue: EventQueue,
+    wanted: SyscallSet,
+    sync_wakeup: bool,
+    state: Mutex<SessionState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SessionState {
+    listeners: Vec<Arc<NotifyListener>>,
+    active: usize,
+    seen_init: bool,
+    init_exited: bool,
+    closing: bool,
+    writer_done: bool,
+}
+
+/// Creates `dir` and its missing parents, private to root.
+fn private_dirs(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl TraceSession {
+    /// Prepares the trace directory (a container re-created under the same
+    /// id starts a fresh trace) and starts the storage thread.
+    pub fn start(opts: SessionOptions<'_>) -> io::Result<Arc<TraceSession>> {
+        if opts.dir.exists() {
+            fs::remove_dir_all(&opts.dir)?;
+        }
+        private_dirs(&opts.dir)?;
+        let mut meta = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(opts.dir.join("meta.json"))?;
+        meta.write_all(serde_json::to_string_pretty(&opts.meta)?.as_bytes())?;
+        let segments = SegmentWriter::create(
+            &opts.dir,
+            Limits {
+                segment_bytes: opts.config.segment_bytes,
+                max_bytes: opts.config.max_trace_bytes,
+            },
+        )?;
+        let session = Arc::new(TraceSession {
+            namespace: opts.namespace.to_string(),
+            container: opts.container.to_string(),
+            dir: opts.dir,
+            queue: EventQueue::new(opts.config.queue_bytes as usize),
+            wanted: SyscallSet::new(&opts.syscalls),
+            sync_wakeup: opts.config.sync_wakeup,
+            state: Mutex::new(SessionState::default()),
+            changed: Condvar::new(),
+        });
+        let for_writer = Arc::clone(&session);
+        std::thread::Builder::new()
+            .name(format!("trace-{}", short(&session.container)))
+            .spawn(move || writer::run(for_writer, segments))?;
+        Ok(session)
+    }
+
+    /// Starts serving a listener the runtime handed over for process `pid`.
+    pub fn serve(self: &Arc<Self>, listener: NotifyListener, pid: i64) {
+        let listener = Arc::new(listener);
+        let init = {
+            let mut st = self.state.lock().unwrap();
+            if let Some(existing) = st.listeners.iter().find(|l| same_file(*l, &*listener)) {
+                // The same filter twice: the copy we already serve keeps it
+                // alive, so dropping this one cannot fail any syscall.
+                log::warn!(
+                    "container {}: the runtime handed over the same listener twice (pid {pid}); serving it once (fd {})",
+                    self.container,
+                    std::os::fd::AsRawFd::as_raw_fd(&**existing)
+                );
+                return;
+            }
+            st.listeners.push(Arc::clone(&listener));
+            st.active += 1;
+            let init = !st.seen_init;
+            st.seen_init = true;
+            init
+        };
+        if self.sync_wakeup {
+            if let Err(e) = listener.set_sync_wakeup() {
+                log::debug!("synchronous wake-ups unavailable ({e}); using plain wake-ups");
+            }
+        }
+        if pid > 0 {
+            let comm = read_comm(pid as u32);
+            self.queue.push(&record::simple(
+                KIND_PROCESS,
+                now_ns(),
+                pid as u32,
+                &[u64::from(init), 0, 0, 0, 0, 0],
+                &comm,
+            ));
+        }
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name(format!("notify-{pid}"))
+            .spawn(move || {
+                let stats = notify_loop::serve(&listener, &me.wanted, Some(&me.queue));
+                log::debug!(
+                    "container {} listener for pid {pid} done: {stats:?}",
+                    me.container
+                );
+                let mut st = me.state.lock().unwrap();
+                st.listeners.retain(|l| !Arc::ptr_eq(l, &listener));
+                st.active -= 1;
+                drop(st);
+                me.changed.notify_all();
+                me.queue.kick();
+            });
+        if let Err(e) = spawned {
+            // Without a thread the listener would be dropped, failing the
+            // container's syscalls; this is as bad as it gets, so say so.
+            log::error!(
+                "container {}: cannot start a notify thread: {e}",
+                self.container
+            );
+        }
+    }
+
+    /// The container's init exited: once its listeners close, the trace ends.
+    pub fn init_exited(&self) {
+        self.state.lock().unwrap().init_exited = true;
+        self.queue.kick();
+    }
+
+    /// Storage may write END: no process is left to notify us.
+    fn finished(&self) -> bool {
+        let st = self.state.lock().unwrap();
+        st.active == 0 && (st.init_exited || st.closing)
+    }
+
+    fn writer_done(&self) {
+        self.state.lock().unwrap().writer_done = true;
+        self.changed.notify_all();
+    }
+
+    /// Ends the trace (at Delete); waits up to `wait` for storage to finish.
+    /// Listeners that still have processes keep being served regardless.
+    pub fn close(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut st = self.state.lock().unwrap();
+        st.closing = true;
+        self.queue.kick();
+        while !st.writer_done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self.changed.wait_timeout(st, left).unwrap().0;
+        }
+        true
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The shim's listener socket and the sessions it hands fds to.
+#[derive(Default)]
+pub struct TraceHub {
+    sessions: Mutex<HashMap<String, Arc<TraceSession>>>,
+    socket: Mutex<Option<PathBuf>>,
+}
+
+impl TraceHub {
+    /// The listener socket path, binding it and starting its accept thread
+    /// on first use.
+    pub fn listener_path(self: &Arc<Self>, dir: &Path, name: &str) -> io::Result<PathBuf> {
+        let mut socket = self.socket.lock().unwrap();
+        if let Some(p) = socket.as_ref() {
+            return Ok(p.clone());
+        }
+        let path = dir.join(format!("{name}.sock"));
+        let bound = HandoffSocket::bind(&path)?;
+        let hub = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("listener-accept".into())
+            .spawn(move || hub.accept_loop(bound))?;
+        *socket = Some(path.clone());
+        Ok(path)
+    }
+
+    pub fn register(&self, session: Arc<TraceSession>) {
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(session.container.clone(), session);
+    }
+
+    pub fn remove(&self, container: &str) -> Option<Arc<TraceSession>> {
+        self.sessions.lock().unwrap().remove(container)
+    }
+
+    pub fn get(&self, container: &str) -> Option<Arc<TraceSession>> {
+        self.sessions.lock().unwrap().get(container).cloned()
+    }
+
+    fn accept_loop(self: Arc<Self>, socket: HandoffSocket) {
+        loop {
+            match socket.accept() {
+                Ok(stream) => {
+                    let hub = Arc::clone(&self);
+                    let spawned = std::thread::Builder::new()
+                        .name("listener-handoff".into())
+                        .spawn(move || hub.handle(stream));
+                    if let Err(e) = spawned {
+                        log::error!("cannot handle a listener hand-off: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!(
+                        "listener socket {}: accept failed: {e}",
+                        socket.path().display()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn handle(&self, stream: UnixStream) {
+        match handoff::receive(&stream, HANDOFF_TIMEOUT) {
+            Ok(h) => {
+                let id = if h.state.state.id.is_empty() {
+                    h.state.metadata.clone().unwrap_or_default()
+                } else {
+                    h.state.state.id.clone()
+                };
+                let listener = match NotifyListener::new(h.seccomp_fd) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        log::error!(
+                            "container {id}: the runtime's seccompFd is not a seccomp listener ({e}); ignored"
+                        );
+                        return;
+                    }
+                };
+                match self.get(&id) {
+                    Some(session) => session.serve(listener, h.state.pid),
+                    None => {
+                        log::error!(
+                            "a runtime handed over a listener for unknown container {id:?}; serving it without recording so its syscalls continue"
+                        );
+                        serve_unrecorded(listener);
+                    }
+                }
+            }
+            Err(e) => {
+                log::error!("{e}; the message is ignored");
+                for fd in e.into_fds() {
+                    // A real listener must never be dropped while in use.
+                    if let Ok(l) = NotifyListener::new(fd) {
+                        log::error!("the refused message carried a seccomp listener; serving it without recording");
+                        serve_unrecorded(l);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Continues every syscall of a listener we cannot account to a container.
+fn serve_unrecorded(listener: NotifyListener) {
+    let _ = std::thread::Builder::new()
+        .name("notify-orphan".into())
+        .spawn(move || {
+            let none: [&str; 0] = [];
+            notify_loop::serve(&listener, &SyscallSet::new(none), None);
+        });
+}

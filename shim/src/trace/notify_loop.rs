@@ -1,0 +1,473 @@
+//! The hot path: one thread per seccomp listener (the container's init and
+//! each exec has its own). For every notified syscall:
+//!
+//!   RECV -> copy the pointer arguments the syscall table asks for
+//!        -> NOTIF_ID_VALID (was that memory really the caller's?)
+//!        -> SEND(CONTINUE) -> push the encoded record into the queue.
+//!
+//! Nothing here allocates once warm, decodes, formats or touches the disk;
+//! the traced thread waits only for the copies and two ioctls. Every
+//! notification is answered, whatever goes wrong with the copies, so a
+//! traced syscall never fails or hangs because of us.
+
+use crt_seccomp_notify::memory::{self, CStr};
+use crt_seccomp_notify::{NotifyListener, Recv, SeccompNotif};
+use crt_tracer::capture::{
+    self, CapturePlan, ARGV_MAX_ITEMS, ARGV_MAX_ITEM_LEN, ARGV_MAX_TOTAL, ENVP_MAX_COUNT,
+};
+use crt_tracer::record::{
+    RecordBuilder, CAPTURE_BYTES, CAPTURE_STRINGS, CAPTURE_UNREADABLE, FLAG_STALE, KIND_SYSCALL,
+};
+use crt_tracer::syscalls::{self, NATIVE_AUDIT_ARCH};
+
+use super::queue::EventQueue;
+
+/// Native syscall numbers to record (the filter may notify a few more, see
+/// [`SyscallSet::exec_only`]).
+pub struct SyscallSet {
+    bits: [u64; 8],
+}
+
+impl SyscallSet {
+    pub fn new(names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let mut bits = [0u64; 8];
+        for n in names {
+            if let Some(info) = syscalls::by_name(n.as_ref()) {
+                let nr = info.nr as usize;
+                if nr < 512 {
+                    bits[nr / 64] |= 1 << (nr % 64);
+                }
+            }
+        }
+        SyscallSet { bits }
+    }
+
+    /// Notifications from other architectures are always recorded: the
+    /// filter only notifies them because a requested name resolved there.
+    #[inline]
+    pub fn contains(&self, arch: u32, nr: u32) -> bool {
+        if arch != NATIVE_AUDIT_ARCH {
+            return true;
+        }
+        let nr = nr as usize;
+        nr < 512 && self.bits[nr / 64] & (1 << (nr % 64)) != 0
+    }
+}
+
+/// The syscalls added to every filter so process names stay right across
+/// exec even when exec itself is not traced.
+pub const EXEC_SYSCALLS: [&str; 2] = ["execve", "execveat"];
+
+fn is_exec(arch: u32, nr: u32) -> bool {
+    arch == NATIVE_AUDIT_ARCH
+        && syscalls::by_nr(arch, nr).is_some_and(|s| EXEC_SYSCALLS.contains(&s.name))
+}
+
+/// Process names by thread id: a small direct-mapped cache, read from
+/// /proc the first time a thread is seen and again after it execs.
+struct CommCache {
+    slots: Box<[(u32, [u8; 16])]>,
+}
+
+const COMM_SLOTS: usize = 512;
+
+impl CommCache {
+    fn new() -> Self {
+        CommCache {
+            slots: vec![(0u32, [0u8; 16]); COMM_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    fn get(&mut self, tid: u32) -> [u8; 16] {
+        let slot = &mut self.slots[tid as usize % COMM_SLOTS];
+        if slot.0 != tid {
+            *slot = (tid, read_comm(tid));
+        }
+        slot.1
+    }
+
+    fn forget(&mut self, tid: u32) {
+        let slot = &mut self.slots[tid as usize % COMM_SLOTS];
+        if slot.0 == tid {
+            slot.0 = 0;
+        }
+    }
+}
+
+/// `/proc/<tid>/comm` without allocating; `?` when the thread is gone.
+pub fn read_comm(tid: u32) -> [u8; 16] {
+    let mut path = [0u8; 32];
+    let prefix = b"/proc/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut at = prefix.len();
+    let mut digits = [0u8; 10];
+    let mut n = tid;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in (0..len).rev() {
+        path[at] = digits[i];
+        at += 1;
+    }
+    let suffix = b"/comm\0";
+    path[at..at + suffix.len()].copy_from_slice(suffix);
+
+    let mut comm = [0u8; 16];
+    comm[0] = b'?';
+    // SAFETY: `path` is NUL-terminated and lives across the call.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return comm;
+    }
+    let mut buf = [0u8; 17];
+    // SAFETY: reading into a stack buffer of the stated length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    if n > 0 {
+        let n = n as usize;
+        let end = if buf[n - 1] == b'\n' { n - 1 } else { n };
+        let end = end.min(16);
+        comm = [0u8; 16];
+        comm[..end].copy_from_slice(&buf[..end]);
+    }
+    comm
+}
+
+fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec (a vDSO call, no syscall).
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Blocks every signal in the calling thread: process-directed signals
+/// (SIGCHLD above all) go to other threads and never interrupt a receive.
+fn block_signals() {
+    // SAFETY: sigset_t is plain data; sigfillset initialises it and
+    // pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// What one listener's loop did, for the shim log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoopStats {
+    pub notifications: u64,
+    pub recorded: u64,
+    pub stale: u64,
+    pub send_errors: u64,
+}
+
+/// Serves `listener` until no process uses its filter any more. `queue` is
+/// `None` for a listener we serve without recording (one that reached us
+/// with no container to account it to): its syscalls still continue.
+pub fn serve(
+    listener: &NotifyListener,
+    wanted: &SyscallSet,
+    queue: Option<&EventQueue>,
+) -> LoopStats {
+    block_signals();
+    let mut stats = LoopStats::default();
+    let mut notif = SeccompNotif::default();
+    let mut scratch: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut ptrs = [0u64; ARGV_MAX_ITEMS];
+    let mut comms = CommCache::new();
+    loop {
+        match listener.recv(&mut notif) {
+            Ok(Recv::Notification) => {}
+            Ok(Recv::Interrupted) | Ok(Recv::Vanished) => continue,
+            Ok(Recv::Closed) => break,
+            Err(e) => {
+                // Never give up on a listener that still has users: closing
+                // it would fail their syscalls with ENOSYS.
+                if !listener.has_users() {
+                    break;
+                }
+                if stats.send_errors == 0 {
+                    log::error!("seccomp receive failed: {e}; retrying");
+                }
+                stats.send_errors += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            }
+        }
+        stats.notifications += 1;
+        let arch = notif.data.arch;
+        let nr = notif.data.nr as u32;
+        let tid = notif.pid;
+
+        let Some(queue) = queue.filter(|_| wanted.contains(arch, nr)) else {
+            answer(listener, notif.id, &mut stats);
+            if is_exec(arch, nr) {
+                comms.forget(tid);
+            }
+            continue;
+        };
+
+        scratch.clear();
+        let mut rec = RecordBuilder::begin(
+            &mut scratch,
+            KIND_SYSCALL,
+            realtime_ns(),
+            tid,
+            arch,
+            nr,
+            &notif.data.args,
+        );
+        rec.set_comm(&comms.get(tid));
+        let mut read_memory = false;
+        if let Some(info) = syscalls::by_nr(arch, nr) {
+            for (i, &kind) in info.args.iter().enumerate() {
+                if let Some(plan) = capture::plan(kind) {
+                    read_memory = true;
+                    copy_argument(&mut rec, tid, i as u8, plan, &notif.data.args, &mut ptrs);
+                }
+            }
+        }
+        // The copies are only the caller's memory if the notification is
+        // still pending: otherwise the thread died and its pid may be reused.
+        if read_memory && !listener.id_valid(notif.id) {
+            rec.clear_captures();
+            rec.set_flags(FLAG_STALE);
+            stats.stale += 1;
+        }
+        answer(listener, notif.id, &mut stats);
+        rec.finish();
+        if is_exec(arch, nr) {
+            comms.forget(tid);
+        }
+        queue.push(&scratch);
+        stats.recorded += 1;
+    }
+    stats
+}
+
+#[inline]
+fn answer(listener: &NotifyListener, id: u64, stats: &mut LoopStats) {
+    if let Err(e) = listener.continue_syscall(id) {
+        if stats.send_errors == 0 {
+            log::error!("seccomp continue failed: {e}");
+        }
+        stats.send_errors += 1;
+    }
+}
+
+fn copy_argument(
+    rec: &mut RecordBuilder<'_>,
+    tid: u32,
+    arg: u8,
+    plan: CapturePlan,
+    args: &[u64; 6],
+    ptrs: &mut [u64; ARGV_MAX_ITEMS],
+) {
+    let addr = args[arg as usize];
+    match plan {
+        CapturePlan::CString { max } => {
+            let r = rec.reserve_bytes(arg, max);
+            match memory::read_cstr(tid, addr, &mut rec.reserved_mut(&r)[..max]) {
+                CStr::Read { len, truncated } => {
+                    rec.finish_reserved(r, len, CAPTURE_BYTES, truncated)
+                }
+                CStr::Unreadable => rec.finish_reserved(r, 0, CAPTURE_UNREADABLE, false),
+            }
+        }
+        CapturePlan::Bytes { len_arg, max } => {
+            let want_total = args[len_arg as usize];
+            let want = (want_total.min(max as u64)) as usize;
+            let r = rec.reserve_bytes(arg, want);
+            let got = memory::read(tid, addr, &mut rec.reserved_mut(&r)[..want]);
+            if got == 0 && want > 0 {
+                rec.finish_reserved(r, 0, CAPTURE_UNREADABLE, false);
+            } else {
+                rec.finish_reserved(r, got, CAPTURE_BYTES, (got as u64) < want_total);
+            }
+        }
+        CapturePlan::StrArray => {
+            let (count, complete) = memory::read_ptr_array(tid, addr, ptrs);
+            if count == 0 && !complete {
+                rec.unreadable(arg);
+                return;
+            }
+            let room = ARGV_MAX_TOTAL + 2 * count;
+            let r = rec.reserve_bytes(arg, room);
+            let dst = rec.reserved_mut(&r);
+            let mut at = 0;
+            let mut items_cut = !complete;
+            for &p in &ptrs[..count] {
+                let budget = (room - at).saturating_sub(2).min(ARGV_MAX_ITEM_LEN);
+                if budget == 0 {
+                    items_cut = true;
+                    break;
+                }
+                let (len, cut) = match memory::read_cstr(tid, p, &mut dst[at + 2..at + 2 + budget])
+                {
+                    CStr::Read { len, truncated } => (len, truncated),
+                    CStr::Unreadable => (0, true),
+                };
+                let word = (len as u16) | if cut { 0x8000 } else { 0 };
+                dst[at..at + 2].copy_from_slice(&word.to_le_bytes());
+                at += 2 + len;
+            }
+            rec.finish_reserved(r, at, CAPTURE_STRINGS, items_cut);
+        }
+        CapturePlan::PtrCount => match memory::count_ptr_array(tid, addr, ENVP_MAX_COUNT) {
+            Some(n) => rec.count(arg, n as u64),
+            None => rec.unreadable(arg),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crt_seccomp_notify::testutil::spawn_traced;
+    use crt_tracer::record::{decode, Records};
+
+    #[test]
+    fn comm_of_this_thread_is_read_from_proc() {
+        // SAFETY: gettid has no arguments.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+        let comm = read_comm(tid);
+        let expected = std::fs::read_to_string(format!("/proc/{tid}/comm")).unwrap();
+        let end = comm.iter().position(|&b| b == 0).unwrap_or(16);
+        assert_eq!(&comm[..end], expected.trim_end().as_bytes());
+        assert_eq!(read_comm(u32::MAX - 1)[0], b'?');
+    }
+
+    #[test]
+    fn the_set_holds_only_what_was_asked_for() {
+        let set = SyscallSet::new(["openat", "connect"]);
+        let openat = syscalls::by_name("openat").unwrap().nr;
+        let read = syscalls::by_name("read").unwrap().nr;
+        assert!(set.contains(NATIVE_AUDIT_ARCH, openat));
+        assert!(!set.contains(NATIVE_AUDIT_ARCH, read));
+        assert!(set.contains(0x4000_0003, read));
+    }
+
+    fn exec_true() {
+        let path = b"/bin/true\0";
+        let a0 = b"true\0";
+        let a1 = b"--crt-arg\0";
+        let argv = [a0.as_ptr(), a1.as_ptr(), std::ptr::null()];
+        let envp: [*const u8; 1] = [std::ptr::null()];
+        // SAFETY: execve with valid NUL-terminated strings and arrays.
+        unsafe {
+            libc::execve(
+                path.as_ptr().cast(),
+                argv.as_ptr().cast(),
+                envp.as_ptr().cast(),
+            );
+            libc::_exit(99);
+        }
+    }
+
+    #[test]
+    fn an_exec_is_recorded_with_its_path_and_argv() {
+        let child = spawn_traced(&[libc::SYS_execve], exec_true).unwrap();
+        let queue = EventQueue::new(1 << 20);
+        let set = SyscallSet::new(["execve"]);
+        let listener = &child.listener;
+        let stats = std::thread::scope(|s| {
+            let h = s.spawn(|| serve(listener, &set, Some(&queue)));
+            child.go();
+            // (The shim's reaper may collect the status first; only the end matters.)
+            child.wait();
+            h.join().unwrap()
+        });
+        assert_eq!(stats.recorded, 1);
+        let mut out = Vec::new();
+        queue.take(&mut out, std::time::Duration::ZERO);
+        let recs: Vec<_> = Records::new(&out).collect();
+        assert_eq!(recs.len(), 1);
+        let (name, args) = crt_tracer::decode::render_args(&recs[0]);
+        assert_eq!(name, "execve");
+        assert_eq!(args[0], "\"/bin/true\"");
+        assert_eq!(args[1], "[\"true\", \"--crt-arg\"]");
+        assert!(args[2].ends_with("/* 0 vars */"), "{}", args[2]);
+        let (rec, _) = decode(&out).unwrap();
+        assert_eq!(rec.tid as i32, child.pid);
+        assert!(!rec.comm().is_empty());
+    }
+
+    fn open_unreadable_pointer() {
+        // SAFETY: openat with a bogus pointer: the kernel returns EFAULT.
+        unsafe { libc::openat(libc::AT_FDCWD, 0x10 as *const libc::c_char, libc::O_RDONLY) };
+    }
+
+    #[test]
+    fn an_unreadable_pointer_is_recorded_raw_and_the_syscall_continues() {
+        let child = spawn_traced(&[libc::SYS_openat], open_unreadable_pointer).unwrap();
+        let queue = EventQueue::new(1 << 20);
+        let set = SyscallSet::new(["openat"]);
+        let listener = &child.listener;
+        std::thread::scope(|s| {
+            let h = s.spawn(|| serve(listener, &set, Some(&queue)));
+            child.go();
+            // (The shim's reaper may collect the status first; only the end matters.)
+            child.wait();
+            h.join().unwrap();
+        });
+        let mut out = Vec::new();
+        queue.take(&mut out, std::time::Duration::ZERO);
+        let (rec, _) = decode(&out).unwrap();
+        let (_, args) = crt_tracer::decode::render_args(&rec);
+        assert_eq!(args[0], "AT_FDCWD");
+        assert_eq!(args[1], "0x10");
+    }
+
+    fn many_getppid() {
+        for _ in 0..1000 {
+            // SAFETY: a plain syscall.
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_but_every_syscall_continues() {
+        let child = spawn_traced(&[libc::SYS_getppid], many_getppid).unwrap();
+        // Room for only a few records.
+        let queue = EventQueue::new(1000);
+        let set = SyscallSet::new(["getppid"]);
+        let listener = &child.listener;
+        let stats = std::thread::scope(|s| {
+            let h = s.spawn(|| serve(listener, &set, Some(&queue)));
+            child.go();
+            // (The shim's reaper may collect the status first; only the end matters.)
+            child.wait();
+            h.join().unwrap()
+        });
+        assert_eq!(stats.notifications, 1000);
+        assert_eq!(stats.send_errors, 0);
+        assert!(queue.dropped() > 900);
+        assert_eq!(queue.pushed() + queue.dropped(), 1000);
+    }
+
+    #[test]
+    fn a_listener_served_without_a_queue_still_continues_everything() {
+        let child = spawn_traced(&[libc::SYS_getppid], many_getppid).unwrap();
+        let set = SyscallSet::new(["getppid"]);
+        let listener = &child.listener;
+        let stats = std::thread::scope(|s| {
+            let h = s.spawn(|| serve(listener, &set, None));
+            child.go();
+            // (The shim's reaper may collect the status first; only the end matters.)
+            child.wait();
+            h.join().unwrap()
+        });
+        assert_eq!(stats.notifications, 1000);
+        assert_eq!(stats.recorded, 0);
+    }
+}

@@ -1,0 +1,90 @@
+//! The storage side of a container's trace: takes batches from the queue and
+//! appends them to the segment files, records drops, and closes the trace
+//! with an END record once every traced process is gone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crt_tracer::record::{self, KIND_DROPS, KIND_END};
+use crt_tracer::segment::SegmentWriter;
+
+use super::TraceSession;
+
+/// How long storage waits for events before checking for the end.
+const POLL: Duration = Duration::from_millis(20);
+/// How often written data is forced to disk.
+const SYNC_EVERY: Duration = Duration::from_secs(2);
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut reported_drops = 0u64;
+    let mut storage_lost = 0u64;
+    let mut last_sync = Instant::now();
+    let mut dirty = false;
+    let mut failing = false;
+    loop {
+        // Decide before draining, so nothing pushed before the end is missed.
+        let finished = session.finished();
+        session
+            .queue
+            .take(&mut batch, if finished { Duration::ZERO } else { POLL });
+        if !batch.is_empty() {
+            match segments.append(&batch) {
+                Ok(()) => {
+                    dirty = true;
+                    failing = false;
+                }
+                Err(e) => {
+                    let n = record::Records::new(&batch).count() as u64;
+                    storage_lost += n;
+                    if !failing {
+                        log::error!(
+                            "trace {}/{}: cannot write to {}: {e}; counting events as dropped",
+                            session.namespace,
+                            session.container,
+                            session.dir.display()
+                        );
+                        failing = true;
+                    }
+                }
+            }
+            batch.clear();
+        }
+        let dropped = session.queue.dropped() + storage_lost;
+        if dropped != reported_drops {
+            let rec = record::simple(KIND_DROPS, now_ns(), 0, &[dropped, 0, 0, 0, 0, 0], b"");
+            if segments.append(&rec).is_ok() {
+                reported_drops = dropped;
+                dirty = true;
+            }
+        }
+        if dirty && last_sync.elapsed() >= SYNC_EVERY {
+            let _ = segments.sync();
+            dirty = false;
+            last_sync = Instant::now();
+        }
+        if finished && session.queue.is_empty() {
+            let end = record::simple(KIND_END, now_ns(), 0, &[0; 6], b"");
+            if let Err(e) = segments.append(&end).and_then(|_| segments.sync()) {
+                log::error!("trace {}: cannot close: {e}", session.dir.display());
+            }
+            log::info!(
+                "trace {}/{} complete: {} events recorded, {} dropped, {} bytes evicted to stay within the bound",
+                session.namespace,
+                session.container,
+                session.queue.pushed(),
+                dropped,
+                segments.evicted_bytes()
+            );
+            break;
+        }
+    }
+    session.writer_done();
+}
