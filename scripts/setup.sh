@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 node (as root) for CRT, idempotently:
+#   - containerd, runc, crun and the build/test tools from Debian's packages
+#   - containerd-shim-crt-v2 and crtctl built and installed to /usr/local/bin
+#   - containerd configured with a "crt" runtime class and running
+#   - the test image built locally and imported (no registry needed)
+# Re-running it changes nothing that is already in place.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+prefix=${CRT_PREFIX:-/usr/local}
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts containerd)"
+
+# --- packages ----------------------------------------------------------------
+packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
+          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Rust toolchain ------------------------------------------------------------
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || die "cargo is not installed: install a Rust toolchain (1.80 or newer), e.g. with rustup"
+
+# --- cgroups -------------------------------------------------------------------
+# crun refuses a hybrid cgroup layout whose v2 hierarchy still holds
+# controllers ("cgroups in hybrid mode not supported"). On such nodes the
+# stray controllers (typically hugetlb) are bound to a v1 hierarchy of their
+# own, as every other controller already is.
+if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+  for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
+    if ! mountpoint -q "/sys/fs/cgroup/$c"; then
+      say "binding the $c controller to cgroup v1 (crun needs an empty cgroup v2 in hybrid mode)"
+      mkdir -p "/sys/fs/cgroup/$c"
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+    fi
+  done
+fi
+
+# --- build and install ---------------------------------------------------------
+say "building containerd-shim-crt-v2 and crtctl"
+(cd "$repo" && cargo build --release --locked -q -p crt-shim -p crtctl)
+install -D -m 0755 "$repo/target/release/containerd-shim-crt-v2" "$prefix/bin/containerd-shim-crt-v2"
+install -D -m 0755 "$repo/target/release/crtctl" "$prefix/bin/crtctl"
+install -D -m 0644 "$repo/scripts/config.example.toml" /etc/crt/config.example.toml
+install -d -m 0711 /var/lib/crt
+install -d -m 0700 /run/crt
+
+# --- containerd ----------------------------------------------------------------
+# The CRI runtime class "crt" selects the shim; pod annotations crt.dev/* are
+# passed through to the containers so Pods can opt in.
+conf=/etc/containerd/config.toml
+changed=0
+[ -f "$conf" ] || { printf 'version = 2\n' > "$conf"; changed=1; }
+# containerd merges imported files plugin by plugin, replacing the whole CRI
+# section, so the runtime class goes into the main file itself, once.
+if ! grep -q 'runtimes.crt\]' "$conf"; then
+  cat >> "$conf" <<'TOML'
+
+# Added by CRT: the "crt" runtime class (io.containerd.crt.v2); Pods opt in to
+# tracing with the annotation crt.dev/trace, passed through to containers.
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crt]
+  runtime_type = "io.containerd.crt.v2"
+  pod_annotations = ["crt.dev/*"]
+  container_annotations = ["crt.dev/*"]
+TOML
+  changed=1
+fi
+# Naming any runtime replaces containerd's built-in table: keep runc as the default.
+if ! grep -q 'runtimes.runc\]' "$conf"; then
+  cat >> "$conf" <<'TOML'
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+TOML
+  changed=1
+fi
+
+containerd_up() { ctr version >/dev/null 2>&1; }
+systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
+if systemd_running; then
+  systemctl enable containerd >/dev/null 2>&1 || true
+  if [ $changed = 1 ] && containerd_up; then systemctl restart containerd; else systemctl start containerd; fi
+else
+  if [ $changed = 1 ] && containerd_up; then
+    say "restarting containerd to load the new configuration"
+    pkill -x containerd || true
+    for _ in $(seq 50); do containerd_up || break; sleep 0.1; done
+  fi
+  if ! containerd_up; then
+    say "starting containerd (log: /var/log/containerd.log)"
+    PATH="$prefix/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+      setsid containerd >>/var/log/containerd.log 2>&1 < /dev/null &
+  fi
+fi
+for _ in $(seq 100); do containerd_up && break; sleep 0.2; done
+containerd_up || die "containerd did not come up (see /var/log/containerd.log)"
+
+# --- test image ----------------------------------------------------------------
+"$repo/scripts/build-test-image.sh" default crt-test
+
+say "ready: containerd $(ctr version 2>/dev/null | awk '/Version:/ {print $2; exit}'), runc $(runc --version | awk 'NR==1 {print $3}'), crun $(crun --version | awk 'NR==1 {print $3}')"

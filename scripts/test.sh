@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, then the end-to-end tests against the real
+# containerd with runc and crun. Sets the node up first (scripts/setup.sh).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/setup.sh"
+export PATH="$HOME/.cargo/bin:$PATH"
+cd "$repo"
+echo "test: unit tests"
+cargo test --release --locked -p crt-config -p crt-tracer -p crt-seccomp-notify -p crt-shim -p crtctl
+echo "test: end-to-end tests (containerd $(ctr version | awk '/Version:/ {print $2; exit}'), runc, crun)"
+cargo test --release --locked -p crt-integration -- --test-threads=2
