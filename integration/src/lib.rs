@@ -1,1 +1,297 @@
+//! Helpers for the end-to-end tests: they drive the real containerd (through
+//! `ctr`, as a user would) with the real runc and crun, under both
+//! `io.containerd.runc.v2` and `io.containerd.crt.v2`.
+//!
+//! Run them with `scripts/test.sh`, which installs and starts everything
+//! first; on a node without containerd they fail, they do not skip.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "localhost/crt-test:latest";
+/// The containerd namespace the tests use.
+pub const NS: &str = "crt-test";
+pub const RUNC_V2: &str = "io.containerd.runc.v2";
+pub const CRT: &str = "io.containerd.crt.v2";
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self
+    }
+}
+
+fn collect(mut child: Child, input: Option<&[u8]>, timeout: Duration) -> Out {
+    if let Some(data) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            // ctr only closes the container's stdin (CloseIO) at EOF if EOF
+            // arrives after the task is created; an instant EOF is lost in a
+            // race inside ctr (with either runtime), so input comes a little later.
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = stdin.write_all(&data);
+        });
+    }
+    let mut so = child.stdout.take().expect("piped stdout");
+    let mut se = child.stderr.take().expect("piped stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = so.read_to_end(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = se.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("command did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+    }
+}
+
+/// Runs a command to completion (bounded), capturing its output.
+pub fn run(cmd: &mut Command, input: Option<&[u8]>) -> Out {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    collect(child, input, TIMEOUT)
+}
+
+/// `ctr -n crt-test ARGS`.
+pub fn ctr(args: &[&str]) -> Out {
+    setup();
+    run(Command::new("ctr").arg("-n").arg(NS).args(args), None)
+}
+
+/// `ctr -n crt-test ARGS` with `input` on stdin.
+pub fn ctr_stdin(args: &[&str], input: &[u8]) -> Out {
+    setup();
+    run(
+        Command::new("ctr").arg("-n").arg(NS).args(args),
+        Some(input),
+    )
+}
+
+/// `crtctl ARGS`.
+pub fn crtctl(args: &[&str]) -> Out {
+    run(Command::new("crtctl").args(args), None)
+}
+
+/// A container id unique to this test run.
+pub fn id(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Checks containerd is reachable and the test image is in our namespace.
+pub fn setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let v = run(Command::new("ctr").arg("version"), None);
+        assert_eq!(
+            v.code, 0,
+            "containerd is not reachable: run scripts/setup.sh (or scripts/test.sh) first: {v:?}"
+        );
+        let images = run(
+            Command::new("ctr").args(["-n", NS, "image", "ls", "-q"]),
+            None,
+        );
+        if !images.stdout.lines().any(|l| l == IMAGE) {
+            let tar = repo_root().join("target/crt-image/image.tar");
+            run(
+                Command::new("ctr")
+                    .args(["-n", NS, "image", "import"])
+                    .arg(&tar),
+                None,
+            )
+            .ok();
+        }
+    });
+}
+
+/// A detached container, removed (with its task) when dropped.
+pub struct Task {
+    pub id: String,
+}
+
+impl Task {
+    /// `ctr run -d --runtime RUNTIME EXTRA... IMAGE ID CMD...`
+    pub fn start(runtime: &str, extra: &[&str], cmd: &[&str]) -> Task {
+        let id = id("t");
+        let mut args = vec!["run", "-d", "--runtime", runtime];
+        args.extend_from_slice(extra);
+        args.push(IMAGE);
+        args.push(&id);
+        args.extend_from_slice(cmd);
+        ctr(&args).ok();
+        Task { id }
+    }
+
+    pub fn exec(&self, exec_id: &str, cmd: &[&str]) -> Out {
+        let mut args = vec!["task", "exec", "--exec-id", exec_id, &self.id];
+        args.extend_from_slice(cmd);
+        ctr(&args)
+    }
+
+    /// RUNNING, STOPPED, PAUSED, CREATED, or None when there is no task.
+    pub fn status(&self) -> Option<String> {
+        task_status(&self.id)
+    }
+
+    pub fn init_pid(&self) -> Option<i32> {
+        let out = ctr(&["task", "ls"]);
+        out.stdout.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(self.id.as_str())).then(|| w.next()?.parse().ok())?
+        })
+    }
+
+    pub fn bundle(&self) -> PathBuf {
+        bundle(&self.id)
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        let _ = ctr(&["task", "rm", "-f", &self.id]);
+        let _ = ctr(&["container", "rm", &self.id]);
+    }
+}
+
+pub fn task_status(id: &str) -> Option<String> {
+    let out = ctr(&["task", "ls"]);
+    out.stdout.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.first() == Some(&id)).then(|| w.get(2).map(|s| s.to_string()))?
+    })
+}
+
+/// The task bundle containerd made for a container of our namespace.
+pub fn bundle(id: &str) -> PathBuf {
+    PathBuf::from("/run/containerd/io.containerd.runtime.v2.task")
+        .join(NS)
+        .join(id)
+}
+
+/// Polls `f` until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pids of shim processes whose command line has `-id ID`.
+pub fn shim_pids(shim_binary: &str, id: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_shim = args
+            .first()
+            .is_some_and(|a| a.ends_with(shim_binary.as_bytes()));
+        let has_id = args
+            .windows(2)
+            .any(|w| w[0] == b"-id" && w[1] == id.as_bytes());
+        if is_shim && has_id {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A node config that selects crun, for `--runtime-config-path`.
+pub fn crun_config() -> String {
+    write_config("crun.toml", "[runtime]\nbinary = \"crun\"\n")
+}
+
+/// Writes a node config file under /tmp for this test run; returns its path.
+pub fn write_config(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("crt-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// The `ctr run` options that pick a runtime binary under crt: none for
+/// runc (the default), `--runtime-config-path` for crun.
+pub fn runtime_args(binary: &str) -> Vec<String> {
+    match binary {
+        "runc" => Vec::new(),
+        "crun" => vec!["--runtime-config-path".into(), crun_config()],
+        other => panic!("unknown runtime binary {other}"),
+    }
+}
+
+/// Runs `ctr run --rm` in the background (e.g. to kill it from outside).
+pub fn spawn_ctr(args: &[&str]) -> Child {
+    setup();
+    Command::new("ctr")
+        .arg("-n")
+        .arg(NS)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctr")
+}
+
+/// Collects a background command started with [`spawn_ctr`].
+pub fn finish(child: Child) -> Out {
+    collect(child, None, TIMEOUT)
+}

@@ -255,9 +255,11 @@ pub struct OomWatcher {
 struct Watch {
     container: String,
     fd: OwnedFd,
-    /// The file holding the oom_kill counter.
+    /// v1: memory.oom_control (signalled through an eventfd); v2:
+    /// memory.events (watched with inotify, holding the oom_kill counter).
     counter_file: PathBuf,
     kills: u64,
+    v1: bool,
 }
 
 fn oom_kills(path: &Path) -> Option<u64> {
@@ -287,6 +289,7 @@ impl OomWatcher {
 
     /// Starts watching a container's memory cgroup; returns a token for [`Self::remove`].
     pub fn add(&self, container: &str, paths: &CgroupPaths) -> io::Result<u64> {
+        let v1 = matches!(paths, CgroupPaths::V1 { .. });
         let (fd, counter_file) = match paths {
             CgroupPaths::V1 {
                 memory: Some(mem), ..
@@ -358,6 +361,7 @@ impl OomWatcher {
                 fd,
                 counter_file,
                 kills,
+                v1,
             },
         );
         Ok(token)
@@ -404,15 +408,23 @@ impl OomWatcher {
                     let mut buf = [0u8; 4096];
                     // SAFETY: draining the eventfd/inotify fd into a stack buffer.
                     unsafe { libc::read(w.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                    match oom_kills(&w.counter_file) {
-                        None if !w.counter_file.exists() => gone = true,
-                        Some(k) if k > w.kills => {
-                            w.kills = k;
+                    if w.v1 {
+                        // v1 signals both an OOM (before the kill counter
+                        // moves) and the removal of the cgroup.
+                        if w.counter_file.exists() {
                             oom = Some(w.container.clone());
+                        } else {
+                            gone = true;
                         }
-                        // Old kernels without the counter: trust the event.
-                        None => oom = Some(w.container.clone()),
-                        _ => {}
+                    } else {
+                        match oom_kills(&w.counter_file) {
+                            None if !w.counter_file.exists() => gone = true,
+                            Some(k) if k > w.kills => {
+                                w.kills = k;
+                                oom = Some(w.container.clone());
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 if gone {

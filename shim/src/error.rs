@@ -43,7 +43,11 @@ impl ShimError {
 
 impl From<ShimError> for ttrpc::Error {
     fn from(e: ShimError) -> Self {
-        ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), e.to_string()))
+        // containerd 1.6 and early 1.7 pass shim errors through a printf-style
+        // formatter (status.Errorf in errdefs.ToGRPC), which turns "%file"
+        // into "%!f(MISSING)"; a doubled percent comes out there as one.
+        let message = e.to_string().replace('%', "%%");
+        ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), message))
     }
 }
 

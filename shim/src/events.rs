@@ -1,9 +1,10 @@
 //! Task events for containerd (`/tasks/create`, `/tasks/exit`, ...), sent
 //! from a thread of their own so no RPC ever waits on containerd.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use containerd_shim::event::Event;
 use containerd_shim::protos::protobuf::MessageDyn;
@@ -20,11 +21,15 @@ pub trait EventSink: Send + Sync {
 /// Publishes to containerd over its ttrpc events service.
 pub struct RemoteSink {
     tx: Mutex<Sender<(String, Boxed)>>,
+    /// Events queued but not yet handed to containerd.
+    pending: Arc<AtomicUsize>,
 }
 
 impl RemoteSink {
     pub fn new(publisher: RemotePublisher, namespace: String) -> Self {
         let (tx, rx) = mpsc::channel::<(String, Boxed)>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = Arc::clone(&pending);
         std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
@@ -34,16 +39,32 @@ impl RemoteSink {
                     if let Err(e) = publisher.publish(ctx, &topic, &namespace, event) {
                         log::warn!("publish {topic} to containerd: {e}");
                     }
+                    left.fetch_sub(1, Ordering::SeqCst);
                 }
             })
             .expect("starting the events thread");
-        RemoteSink { tx: Mutex::new(tx) }
+        RemoteSink {
+            tx: Mutex::new(tx),
+            pending,
+        }
+    }
+
+    /// Waits (bounded) until every queued event has been handed over: the
+    /// last ones (exit, delete, oom) come just before the shim exits.
+    pub fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
 impl EventSink for RemoteSink {
     fn publish(&self, topic: String, event: Boxed) {
-        let _ = self.tx.lock().unwrap().send((topic, event));
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.tx.lock().unwrap().send((topic, event)).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

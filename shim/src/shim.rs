@@ -26,6 +26,7 @@ pub struct CrtShim {
     exit: Arc<ExitSignal>,
     namespace: String,
     id: String,
+    sink: std::sync::Mutex<Option<Arc<RemoteSink>>>,
 }
 
 /// The listener socket name for a shim: stable for (namespace, id), short.
@@ -55,6 +56,7 @@ impl Shim for CrtShim {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
             id: args.id.clone(),
+            sink: std::sync::Mutex::new(None),
         }
     }
 
@@ -97,10 +99,14 @@ impl Shim for CrtShim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        if let Some(sink) = self.sink.lock().unwrap().as_ref() {
+            sink.flush(std::time::Duration::from_secs(5));
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
         let sink = Arc::new(RemoteSink::new(publisher, self.namespace.clone()));
+        *self.sink.lock().unwrap() = Some(Arc::clone(&sink));
         TaskService::new(
             &self.namespace,
             &listener_name(&self.namespace, &self.id),

@@ -140,16 +140,25 @@ impl TraceSession {
                 log::debug!("synchronous wake-ups unavailable ({e}); using plain wake-ups");
             }
         }
-        if pid > 0 {
-            let comm = read_comm(pid as u32);
-            self.queue.push(&record::simple(
-                KIND_PROCESS,
-                now_ns(),
-                pid as u32,
-                &[u64::from(init), 0, 0, 0, 0, 0],
-                &comm,
-            ));
-        }
+        // crun reports pid 0 for execs: the process is then recorded without one.
+        let pid = u32::try_from(pid).unwrap_or(0);
+        let comm = if pid > 0 {
+            read_comm(pid)
+        } else {
+            *b"?\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+        };
+        log::info!(
+            "container {}: serving the seccomp listener of {} (pid {pid})",
+            self.container,
+            if init { "its init" } else { "an exec" }
+        );
+        self.queue.push(&record::simple(
+            KIND_PROCESS,
+            now_ns(),
+            pid,
+            &[u64::from(init), 0, 0, 0, 0, 0],
+            &comm,
+        ));
         let me = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name(format!("notify-{pid}"))
