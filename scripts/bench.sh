@@ -174,6 +174,10 @@ loop_crt_traced() {
 }
 loop_crt_filter() { new_id ft; ctr_loop "$cid" "$N_UNTRACED" --runtime io.containerd.crt.v2 --annotation crt.dev/trace=openat || return 1; rm -rf -- "${trace_dir:?}/$cid"; }
 loop_crt_plain()  { new_id pl; ctr_loop "$cid" "$N_UNTRACED" --runtime io.containerd.crt.v2; }
+# The same with containerd's default seccomp profile (what Kubernetes'
+# RuntimeDefault gives a pod): the container has a filter either way.
+loop_crt_prof_filter() { new_id pf; ctr_loop "$cid" "$N_UNTRACED" --seccomp --runtime io.containerd.crt.v2 --annotation crt.dev/trace=openat || return 1; rm -rf -- "${trace_dir:?}/$cid"; }
+loop_crt_prof_plain()  { new_id pp; ctr_loop "$cid" "$N_UNTRACED" --seccomp --runtime io.containerd.crt.v2; }
 floor_run() { # mode N
   timeout "$RUN_TIMEOUT" "$tmp/notify-floor" "$1" "$2" >"$tmp/out" 2>"$tmp/err" || { run_failed $?; return 1; }
   if grep -q SECCOMP_IOCTL_NOTIF_SET_FLAGS "$tmp/err"; then
@@ -247,7 +251,7 @@ t_begin=$EPOCHREALTIME
 load_begin=$(cut -d' ' -f1-3 /proc/loadavg)
 log "namespace $ns, container ids $prefix-*; RUNS=$RUNS START_RUNS=$START_RUNS MEM_RUNS=$MEM_RUNS"
 log "1+2/4: syscall loops ($((WARMUP + RUNS)) rounds; N traced=$N_TRACED strace=$N_STRACE untraced=$N_UNTRACED)"
-rounds "$WARMUP" "$RUNS" loop_crt_traced loop_floor loop_strace loop_none loop_allow loop_crt_filter loop_crt_plain
+rounds "$WARMUP" "$RUNS" loop_crt_traced loop_floor loop_strace loop_none loop_allow loop_crt_filter loop_crt_plain loop_crt_prof_filter loop_crt_prof_plain
 log "3/4: start-to-exit of sh -c true ($((START_WARMUP + START_RUNS)) rounds)"
 rounds "$START_WARMUP" "$START_RUNS" start_runc start_crt start_crt_traced
 log "4/4: shim memory ($MEM_RUNS rounds)"
@@ -260,12 +264,15 @@ log "measurements done in ${elapsed}s (load average at start: $load_begin, at en
 m_crt=$(med loop_crt_traced); m_floor=$(med loop_floor); m_strace=$(med loop_strace)
 m_none=$(med loop_none); m_allow=$(med loop_allow)
 m_filter=$(med loop_crt_filter); m_plain=$(med loop_crt_plain)
+m_pfilter=$(med loop_crt_prof_filter); m_pplain=$(med loop_crt_prof_plain)
 m_s_runc=$(med start_runc); m_s_crt=$(med start_crt); m_s_tr=$(med start_crt_traced)
 m_m_runc=$(med mem_runc); m_m_crt=$(med mem_crt); m_m_tr=$(med mem_crt_traced)
 
 r1=$(ratio "$m_crt" "$m_floor");   k1=$(met "$r1" le 1.25)
 r2=$(ratio "$m_strace" "$m_crt");  k2=$(met "$r2" ge 5)
 r3=$(ratio "$m_filter" "$m_plain"); k3=$(met "$r3" le 1.05)
+r3p=$(ratio "$m_pfilter" "$m_pplain"); k3p=$(met "$r3p" le 1.05)
+r3k=$(ratio "$m_allow" "$m_none")
 r4=$(ratio "$m_s_crt" "$m_s_runc"); k4=$(met "$r4" le 1.05)
 r5=$(ratio "$m_s_tr" "$m_s_runc");  k5=$(met "$r5" le 1.15)
 r6=$(ratio "$m_m_crt" "$m_m_runc"); k6=$(met "$r6" le 0.5)
@@ -276,7 +283,9 @@ table=$(cat <<EOF
 |---|---|---|---|---|---|
 | traced getppid, ns/call | $(fmt1 "$m_crt") | $(fmt1 "$m_floor") (kernel floor: notify-floor notify-sync) | $r1 | crt/floor ≤ 1.25 | $k1 |
 | traced getppid, ns/call | $(fmt1 "$m_crt") | $(fmt1 "$m_strace") (strace -f) | $r2 | strace/crt ≥ 5 | $k2 |
-| untraced getppid in a traced container (trace=openat), ns/call | $(fmt1 "$m_filter") | $(fmt1 "$m_plain") (crt, no annotation) | $r3 | ≤ 1.05 | $k3 |
+| untraced getppid in a traced container (trace=openat), ns/call | $(fmt1 "$m_filter") | $(fmt1 "$m_plain") (crt, no annotation, so no filter at all) | $r3 | ≤ 1.05 | $k3 |
+| the same, both with containerd's default seccomp profile (\`--seccomp\`), ns/call | $(fmt1 "$m_pfilter") | $(fmt1 "$m_pplain") (crt, default profile, no annotation) | $r3p | ≤ 1.05 | $k3p |
+| (kernel: any seccomp filter at all, notify-floor allow vs none) | $(fmt1 "$m_allow") | $(fmt1 "$m_none") (no filter) | $r3k | — | — |
 | start-to-exit \`sh -c true\`, crt untraced, ms | $(fmt0 "$m_s_crt") | $(fmt0 "$m_s_runc") (io.containerd.runc.v2) | $r4 | ≤ 1.05 | $k4 |
 | start-to-exit \`sh -c true\`, crt traced (%file), ms | $(fmt0 "$m_s_tr") | $(fmt0 "$m_s_runc") (io.containerd.runc.v2) | $r5 | ≤ 1.15 | $k5 |
 | shim VmRSS, one container, crt untraced, kB | $(fmt0 "$m_m_crt") | $(fmt0 "$m_m_runc") (containerd-shim-runc-v2) | $r6 | ≤ 0.5 | $k6 |
@@ -292,6 +301,8 @@ declare -A label=(
   [loop_crt_traced]="crt, crt.dev/trace=getppid"
   [loop_crt_filter]="crt, crt.dev/trace=openat (getppid untraced)"
   [loop_crt_plain]="crt, no annotation"
+  [loop_crt_prof_filter]="crt, --seccomp, crt.dev/trace=openat (getppid untraced)"
+  [loop_crt_prof_plain]="crt, --seccomp, no annotation"
   [start_runc]="start-to-exit, runc.v2"
   [start_crt]="start-to-exit, crt"
   [start_crt_traced]="start-to-exit, crt trace=%file"
@@ -312,6 +323,8 @@ raw=$(
   raw_row loop_crt_traced "ns/call" "$N_TRACED / $RUNS"
   raw_row loop_crt_filter "ns/call" "$N_UNTRACED / $RUNS"
   raw_row loop_crt_plain "ns/call" "$N_UNTRACED / $RUNS"
+  raw_row loop_crt_prof_filter "ns/call" "$N_UNTRACED / $RUNS"
+  raw_row loop_crt_prof_plain "ns/call" "$N_UNTRACED / $RUNS"
   raw_row start_runc "ms" "$START_RUNS runs"
   raw_row start_crt "ms" "$START_RUNS runs"
   raw_row start_crt_traced "ms" "$START_RUNS runs"
@@ -362,7 +375,10 @@ the run counts). It measures, side by side in one run:
    RECV + SEND(CONTINUE)) and against \`strace -f\` on the host;
 2. the cost of an **untraced** \`getppid()\` in a traced container
    (\`crt.dev/trace=openat\`: the filter exists, getppid is not notified)
-   against a crt container without the annotation;
+   against a crt container without the annotation (which has no filter at
+   all), and the same pair again with containerd's default seccomp profile
+   (\`ctr run --seccomp\`, what Kubernetes' RuntimeDefault gives a pod), where
+   both containers have a filter;
 3. the start-to-exit time of \`ctr run --rm IMAGE ID sh -c true\` with
    \`io.containerd.runc.v2\`, crt untraced and crt with \`crt.dev/trace=%file\`;
 4. the resident memory (VmRSS) of the shim of one running container, read 1 s

@@ -47,10 +47,16 @@ if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ ! -f /sys/fs/cgroup/cgr
 fi
 
 # --- build and install ---------------------------------------------------------
+# The node profile links glibc statically (for the host triple, so build
+# scripts and proc macros stay dynamic): a shim beside every container
+# should map as little as it can.
 say "building containerd-shim-crt-v2 and crtctl"
-(cd "$repo" && cargo build --release --locked -q -p crt-shim -p crtctl)
-install -D -m 0755 "$repo/target/release/containerd-shim-crt-v2" "$prefix/bin/containerd-shim-crt-v2"
-install -D -m 0755 "$repo/target/release/crtctl" "$prefix/bin/crtctl"
+triple=$(rustc -vV | sed -n 's/^host: //p')
+(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --profile node --locked -q --target "$triple" -p crt-shim -p crtctl)
+built="$repo/target/$triple/node"
+install -D -m 0755 "$built/containerd-shim-crt-v2" "$prefix/bin/containerd-shim-crt-v2"
+install -D -m 0755 "$built/crtctl" "$prefix/bin/crtctl"
 install -D -m 0644 "$repo/scripts/config.example.toml" /etc/crt/config.example.toml
 install -d -m 0711 /var/lib/crt
 install -d -m 0700 /run/crt

@@ -34,7 +34,7 @@ fn unified_only() -> bool {
 }
 
 /// v1 mount points by controller, from mountinfo.
-fn v1_mounts() -> HashMap<String, PathBuf> {
+pub(crate) fn v1_mounts() -> HashMap<String, PathBuf> {
     let mut out = HashMap::new();
     let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
         return out;

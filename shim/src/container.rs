@@ -66,6 +66,16 @@ impl ExitCell {
         *self.exit.lock().unwrap()
     }
 
+    /// Waits up to `timeout`; `None` if the process is still running.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitInfo> {
+        let e = self.exit.lock().unwrap();
+        let (e, _) = self
+            .cv
+            .wait_timeout_while(e, timeout, |e| e.is_none())
+            .unwrap();
+        *e
+    }
+
     pub fn wait(&self) -> ExitInfo {
         let mut e = self.exit.lock().unwrap();
         loop {

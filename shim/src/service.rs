@@ -594,6 +594,22 @@ impl Service {
                 c.id
             )));
         }
+        if st.init.exited().is_none() {
+            // Created but never started: end its init first (the exit
+            // handler needs the container, so let go of it meanwhile).
+            let cell = Arc::clone(&st.init.exit);
+            drop(st);
+            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL as u32, true) {
+                log::debug!("container {}: kill before delete: {e}", c.id);
+            }
+            cell.wait_timeout(Duration::from_secs(5));
+            st = c.inner.lock().unwrap();
+        }
+        // The notify threads of a stopped container are done: they leave its
+        // cgroup before the runtime removes it.
+        if let Some(t) = &st.trace {
+            t.close(TRACE_CLOSE);
+        }
         if let Err(e) = c.runtime.delete(&c.id, true) {
             if !e.is_not_running() {
                 log::warn!("container {}: {e}", c.id);

@@ -2,6 +2,7 @@
 //! to (`TraceHub`), and per container a `TraceSession` — its notify loops,
 //! its queue and its storage thread.
 
+mod cpu_cgroup;
 pub mod notify_loop;
 pub mod queue;
 mod writer;

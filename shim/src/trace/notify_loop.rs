@@ -180,6 +180,9 @@ pub fn serve(
     queue: Option<&EventQueue>,
 ) -> LoopStats {
     block_signals();
+    // Set on the first notification: see cpu_cgroup.rs.
+    let mut _joined: Option<super::cpu_cgroup::Joined> = None;
+    let mut first = true;
     let mut stats = LoopStats::default();
     let mut notif = SeccompNotif::default();
     let mut scratch: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -205,6 +208,10 @@ pub fn serve(
             }
         }
         stats.notifications += 1;
+        if first {
+            first = false;
+            _joined = super::cpu_cgroup::join_cgroups_of(notif.pid);
+        }
         let arch = notif.data.arch;
         let nr = notif.data.nr as u32;
         let tid = notif.pid;
@@ -471,3 +478,4 @@ mod tests {
         assert_eq!(stats.recorded, 0);
     }
 }
+
