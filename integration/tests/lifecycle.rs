@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use crt_integration::*;
 
-const RUNTIMES: [&str; 2] = [RUNC_V2, CRT];
-
 /// Runs `f` once per runtime and checks both give the same result.
 fn same_under_both<T: PartialEq + std::fmt::Debug>(f: impl Fn(&str) -> T) -> T {
     let runc = f(RUNC_V2);
@@ -310,17 +308,26 @@ fn task_events_match_runc() {
 #[test]
 fn an_oom_kill_is_reported() {
     let out = same_under_both(|rt| {
-        let topics = std::cell::RefCell::new(Vec::new());
         let code = std::cell::Cell::new(0);
-        *topics.borrow_mut() = events_for(rt, |cid| {
-            let o = ctr(&[
+        let topics = events_for(rt, |cid| {
+            ctr(&[
                 "run",
-                "--rm",
+                "-d",
                 "--runtime",
                 rt,
                 "--memory-limit",
                 "33554432",
                 IMAGE,
+                cid,
+                "sleep",
+                "300",
+            ])
+            .ok();
+            let o = ctr(&[
+                "task",
+                "exec",
+                "--exec-id",
+                "hog",
                 cid,
                 "dd",
                 "if=/dev/zero",
@@ -329,9 +336,12 @@ fn an_oom_kill_is_reported() {
                 "count=1",
             ]);
             code.set(o.code);
+            // Give the shim a moment to publish before the events stream is cut.
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = ctr(&["task", "rm", "-f", cid]);
+            let _ = ctr(&["container", "rm", cid]);
         });
-        let has_oom = topics.borrow().iter().any(|t| t == "/tasks/oom");
-        (code.get(), has_oom)
+        (code.get(), topics.iter().any(|t| t == "/tasks/oom"))
     });
     assert_eq!(out, (137, true));
 }

@@ -63,9 +63,15 @@ pub fn join_cgroups_of(pid: u32) -> Option<Joined> {
         return None;
     }
     let mounts = crate::cgroup::v1_mounts();
-    let theirs = cpu_dirs(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?, &mounts);
+    let theirs = cpu_dirs(
+        &fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?,
+        &mounts,
+    );
     let tid = gettid();
-    let ours = cpu_dirs(&fs::read_to_string("/proc/thread-self/cgroup").ok()?, &mounts);
+    let ours = cpu_dirs(
+        &fs::read_to_string("/proc/thread-self/cgroup").ok()?,
+        &mounts,
+    );
     if theirs.is_empty() || theirs == ours {
         return None;
     }
@@ -96,8 +102,14 @@ mod tests {
     #[test]
     fn cpu_and_cpuacct_dirs_are_found_once_per_hierarchy() {
         let mounts: std::collections::HashMap<String, PathBuf> = [
-            ("cpu".to_string(), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")),
-            ("cpuacct".to_string(), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")),
+            (
+                "cpu".to_string(),
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"),
+            ),
+            (
+                "cpuacct".to_string(),
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"),
+            ),
             ("memory".to_string(), PathBuf::from("/sys/fs/cgroup/memory")),
         ]
         .into_iter()
@@ -110,7 +122,10 @@ mod tests {
         );
         let separate: std::collections::HashMap<String, PathBuf> = [
             ("cpu".to_string(), PathBuf::from("/sys/fs/cgroup/cpu")),
-            ("cpuacct".to_string(), PathBuf::from("/sys/fs/cgroup/cpuacct")),
+            (
+                "cpuacct".to_string(),
+                PathBuf::from("/sys/fs/cgroup/cpuacct"),
+            ),
         ]
         .into_iter()
         .collect();

@@ -478,4 +478,3 @@ mod tests {
         assert_eq!(stats.recorded, 0);
     }
 }
-
