@@ -230,3 +230,27 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_walk_out_of_the_trace_store() {
+        for bad in ["", ".", "..", "../etc", "a/b", "x\0y"] {
+            assert!(check_name("container", bad).is_err(), "{bad:?}");
+        }
+        for good in ["web", "k8s.io", "3f1c0a9e", "my_container-1"] {
+            assert!(check_name("container", good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_name_is_shown_escaped() {
+        let e = check_name("container", "../\x1b[2J")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\x1b'), "{e}");
+        assert!(e.contains("\\x1b"), "{e}");
+    }
+}

@@ -276,6 +276,45 @@ fn events_for(rt: &str, scenario: impl FnOnce(&str)) -> Vec<String> {
 }
 
 #[test]
+fn update_changes_the_limits_through_the_task_api() {
+    use containerd_shim_protos::api::UpdateTaskRequest;
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::ttrpc;
+
+    let out = same_under_both(|rt| {
+        let t = Task::start(rt, &["--memory-limit", "104857600"], &["sleep", "300"]);
+        // Straight to the shim, as containerd would (ctr 1.6 has no update command).
+        let address = std::fs::read_to_string(t.bundle().join("address")).unwrap();
+        let client = containerd_shim_protos::TaskClient::new(
+            ttrpc::Client::connect(address.trim()).unwrap(),
+        );
+        let mut ctx = ttrpc::context::with_timeout(10_000_000_000);
+        ctx.add("containerd-namespace-ttrpc".into(), NS.into());
+        let req = UpdateTaskRequest {
+            id: t.id.clone(),
+            resources: Some(Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+                value: br#"{"memory":{"limit":209715200}}"#.to_vec(),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let r = client
+            .update(ctx, &req)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let m = ctr(&["task", "metrics", &t.id]).ok().stdout;
+        let limit = m
+            .lines()
+            .find(|l| l.starts_with("memory.limit_in_bytes") || l.starts_with("memory.usage_limit"))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
+        (r, limit)
+    });
+    assert_eq!(out, (Ok(()), Some("209715200".into())));
+}
+
+#[test]
 fn task_events_match_runc() {
     let topics = same_under_both(|rt| {
         events_for(rt, |cid| {
