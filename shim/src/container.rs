@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 
 use crate::cgroup::CgroupPaths;
+use crate::error::{Result, ShimError};
 use crate::runtime::Runtime;
 use crate::stdio::{ProcessIo, StdioPaths};
 use crate::trace::TraceSession;
@@ -140,12 +141,33 @@ pub struct ContainerState {
 }
 
 impl Container {
-    pub fn process<'a>(state: &'a ContainerState, exec_id: &str) -> Option<&'a Process> {
+    /// The init (empty `exec_id`) or an exec, or NOT_FOUND naming both ids.
+    pub fn process<'a>(&self, state: &'a ContainerState, exec_id: &str) -> Result<&'a Process> {
         if exec_id.is_empty() {
-            Some(&state.init)
-        } else {
-            state.execs.get(exec_id)
+            return Ok(&state.init);
         }
+        state
+            .execs
+            .get(exec_id)
+            .ok_or_else(|| self.no_exec(exec_id))
+    }
+
+    pub fn process_mut<'a>(
+        &self,
+        state: &'a mut ContainerState,
+        exec_id: &str,
+    ) -> Result<&'a mut Process> {
+        if exec_id.is_empty() {
+            return Ok(&mut state.init);
+        }
+        match state.execs.get_mut(exec_id) {
+            Some(p) => Ok(p),
+            None => Err(self.no_exec(exec_id)),
+        }
+    }
+
+    fn no_exec(&self, exec_id: &str) -> ShimError {
+        ShimError::NotFound(format!("exec {exec_id} not found in container {}", self.id))
     }
 }
 

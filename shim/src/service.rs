@@ -461,12 +461,7 @@ impl Service {
         }
         let n = st.next_exec_file;
         st.next_exec_file += 1;
-        let p = st.execs.get_mut(&req.exec_id).ok_or_else(|| {
-            ShimError::NotFound(format!(
-                "exec {} not found in container {}",
-                req.exec_id, c.id
-            ))
-        })?;
+        let p = c.process_mut(&mut st, &req.exec_id)?;
         if p.status != Status::Created {
             return Err(ShimError::FailedPrecondition(format!(
                 "exec {} was already started",
@@ -562,12 +557,7 @@ impl Service {
         let c = self.container(&req.id)?;
         let mut st = c.inner.lock().unwrap();
         if !req.exec_id.is_empty() {
-            let p = st.execs.get(&req.exec_id).ok_or_else(|| {
-                ShimError::NotFound(format!(
-                    "exec {} not found in container {}",
-                    req.exec_id, c.id
-                ))
-            })?;
+            let p = c.process(&st, &req.exec_id)?;
             if p.status == Status::Running && p.exited().is_none() {
                 return Err(ShimError::FailedPrecondition(format!(
                     "exec {} is still running",
@@ -723,12 +713,7 @@ impl Service {
     fn state(&self, req: &api::StateRequest) -> Result<api::StateResponse> {
         let c = self.container(&req.id)?;
         let st = c.inner.lock().unwrap();
-        let p = Container::process(&st, &req.exec_id).ok_or_else(|| {
-            ShimError::NotFound(format!(
-                "exec {} not found in container {}",
-                req.exec_id, c.id
-            ))
-        })?;
+        let p = c.process(&st, &req.exec_id)?;
         let exit = p.exited();
         let status = match (exit, p.status) {
             (Some(_), _) => TaskStatus::STOPPED,
@@ -762,12 +747,7 @@ impl Service {
     fn kill(&self, req: &api::KillRequest) -> Result<()> {
         let c = self.container(&req.id)?;
         let st = c.inner.lock().unwrap();
-        let p = Container::process(&st, &req.exec_id).ok_or_else(|| {
-            ShimError::NotFound(format!(
-                "exec {} not found in container {}",
-                req.exec_id, c.id
-            ))
-        })?;
+        let p = c.process(&st, &req.exec_id)?;
         if p.exited().is_some() {
             return Err(ShimError::NotFound("process already finished".into()));
         }
@@ -829,33 +809,30 @@ impl Service {
         })
     }
 
-    fn pause(&self, req: &api::PauseRequest) -> Result<()> {
-        let c = self.container(&req.id)?;
+    /// Pause (freeze) or resume (thaw) a container, and tell containerd.
+    fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
+        let c = self.container(id)?;
         let mut st = c.inner.lock().unwrap();
-        c.runtime.pause(&c.id)?;
-        st.paused = true;
-        events::send(
-            &*self.sink,
-            TaskPaused {
-                container_id: c.id.clone(),
-                ..Default::default()
-            },
-        );
-        Ok(())
-    }
-
-    fn resume(&self, req: &api::ResumeRequest) -> Result<()> {
-        let c = self.container(&req.id)?;
-        let mut st = c.inner.lock().unwrap();
-        c.runtime.resume(&c.id)?;
-        st.paused = false;
-        events::send(
-            &*self.sink,
-            TaskResumed {
-                container_id: c.id.clone(),
-                ..Default::default()
-            },
-        );
+        if paused {
+            c.runtime.pause(&c.id)?;
+            events::send(
+                &*self.sink,
+                TaskPaused {
+                    container_id: c.id.clone(),
+                    ..Default::default()
+                },
+            );
+        } else {
+            c.runtime.resume(&c.id)?;
+            events::send(
+                &*self.sink,
+                TaskResumed {
+                    container_id: c.id.clone(),
+                    ..Default::default()
+                },
+            );
+        }
+        st.paused = paused;
         Ok(())
     }
 
@@ -863,12 +840,7 @@ impl Service {
         let c = self.container(&req.id)?;
         let io = {
             let st = c.inner.lock().unwrap();
-            let p = Container::process(&st, &req.exec_id).ok_or_else(|| {
-                ShimError::NotFound(format!(
-                    "exec {} not found in container {}",
-                    req.exec_id, c.id
-                ))
-            })?;
+            let p = c.process(&st, &req.exec_id)?;
             Arc::clone(&p.io)
         };
         io.resize(req.width, req.height).map_err(|e| {
@@ -883,12 +855,7 @@ impl Service {
     fn close_io(&self, req: &api::CloseIORequest) -> Result<()> {
         let c = self.container(&req.id)?;
         let st = c.inner.lock().unwrap();
-        let p = Container::process(&st, &req.exec_id).ok_or_else(|| {
-            ShimError::NotFound(format!(
-                "exec {} not found in container {}",
-                req.exec_id, c.id
-            ))
-        })?;
+        let p = c.process(&st, &req.exec_id)?;
         if req.stdin {
             p.io.close_stdin();
         }
@@ -914,12 +881,7 @@ impl Service {
         let c = self.container(&req.id)?;
         let cell = {
             let st = c.inner.lock().unwrap();
-            let p = Container::process(&st, &req.exec_id).ok_or_else(|| {
-                ShimError::NotFound(format!(
-                    "exec {} not found in container {}",
-                    req.exec_id, c.id
-                ))
-            })?;
+            let p = c.process(&st, &req.exec_id)?;
             Arc::clone(&p.exit)
         };
         let info = cell.wait();
@@ -1053,14 +1015,14 @@ impl Task for TaskService {
     fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
         rpc!(
             format!("pause {}", req.id),
-            self.0.pause(&req).map(|_| api::Empty::new())
+            self.0.set_paused(&req.id, true).map(|_| api::Empty::new())
         )
     }
 
     fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
         rpc!(
             format!("resume {}", req.id),
-            self.0.resume(&req).map(|_| api::Empty::new())
+            self.0.set_paused(&req.id, false).map(|_| api::Empty::new())
         )
     }
 

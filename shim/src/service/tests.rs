@@ -310,22 +310,12 @@ fn pause_and_resume_change_the_state_and_publish_events() {
     let h = harness();
     h.create("p1", "sleep 30", "").unwrap();
     h.start("p1", "").unwrap();
-    h.service()
-        .pause(&api::PauseRequest {
-            id: "p1".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    h.service().set_paused("p1", true).unwrap();
     assert_eq!(
         h.state("p1", "").unwrap().status.enum_value(),
         Ok(TaskStatus::PAUSED)
     );
-    h.service()
-        .resume(&api::ResumeRequest {
-            id: "p1".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    h.service().set_paused("p1", false).unwrap();
     assert_eq!(
         h.state("p1", "").unwrap().status.enum_value(),
         Ok(TaskStatus::RUNNING)

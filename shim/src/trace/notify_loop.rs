@@ -343,6 +343,21 @@ mod tests {
     use crt_seccomp_notify::testutil::spawn_traced;
     use crt_tracer::record::{decode, Records};
 
+    /// Serves a traced child from release to exit.
+    fn serve_child(
+        child: &crt_seccomp_notify::testutil::TracedChild,
+        set: &SyscallSet,
+        queue: Option<&EventQueue>,
+    ) -> LoopStats {
+        std::thread::scope(|s| {
+            let h = s.spawn(|| serve(&child.listener, set, queue));
+            child.go();
+            // (The shim's reaper may collect the status first; only the end matters.)
+            child.wait();
+            h.join().unwrap()
+        })
+    }
+
     #[test]
     fn comm_of_this_thread_is_read_from_proc() {
         // SAFETY: gettid has no arguments.
@@ -386,14 +401,7 @@ mod tests {
         let child = spawn_traced(&[libc::SYS_execve], exec_true).unwrap();
         let queue = EventQueue::new(1 << 20);
         let set = SyscallSet::new(["execve"]);
-        let listener = &child.listener;
-        let stats = std::thread::scope(|s| {
-            let h = s.spawn(|| serve(listener, &set, Some(&queue)));
-            child.go();
-            // (The shim's reaper may collect the status first; only the end matters.)
-            child.wait();
-            h.join().unwrap()
-        });
+        let stats = serve_child(&child, &set, Some(&queue));
         assert_eq!(stats.recorded, 1);
         let mut out = Vec::new();
         queue.take(&mut out, std::time::Duration::ZERO);
@@ -419,14 +427,7 @@ mod tests {
         let child = spawn_traced(&[libc::SYS_openat], open_unreadable_pointer).unwrap();
         let queue = EventQueue::new(1 << 20);
         let set = SyscallSet::new(["openat"]);
-        let listener = &child.listener;
-        std::thread::scope(|s| {
-            let h = s.spawn(|| serve(listener, &set, Some(&queue)));
-            child.go();
-            // (The shim's reaper may collect the status first; only the end matters.)
-            child.wait();
-            h.join().unwrap();
-        });
+        serve_child(&child, &set, Some(&queue));
         let mut out = Vec::new();
         queue.take(&mut out, std::time::Duration::ZERO);
         let (rec, _) = decode(&out).unwrap();
@@ -448,14 +449,7 @@ mod tests {
         // Room for only a few records.
         let queue = EventQueue::new(1000);
         let set = SyscallSet::new(["getppid"]);
-        let listener = &child.listener;
-        let stats = std::thread::scope(|s| {
-            let h = s.spawn(|| serve(listener, &set, Some(&queue)));
-            child.go();
-            // (The shim's reaper may collect the status first; only the end matters.)
-            child.wait();
-            h.join().unwrap()
-        });
+        let stats = serve_child(&child, &set, Some(&queue));
         assert_eq!(stats.notifications, 1000);
         assert_eq!(stats.send_errors, 0);
         assert!(queue.dropped() > 900);
@@ -466,14 +460,7 @@ mod tests {
     fn a_listener_served_without_a_queue_still_continues_everything() {
         let child = spawn_traced(&[libc::SYS_getppid], many_getppid).unwrap();
         let set = SyscallSet::new(["getppid"]);
-        let listener = &child.listener;
-        let stats = std::thread::scope(|s| {
-            let h = s.spawn(|| serve(listener, &set, None));
-            child.go();
-            // (The shim's reaper may collect the status first; only the end matters.)
-            child.wait();
-            h.join().unwrap()
-        });
+        let stats = serve_child(&child, &set, None);
         assert_eq!(stats.notifications, 1000);
         assert_eq!(stats.recorded, 0);
     }
