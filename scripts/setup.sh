@@ -28,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Rust toolchain ------------------------------------------------------------
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 command -v cargo >/dev/null || die "cargo is not installed: install a Rust toolchain (1.80 or newer), e.g. with rustup"
 
 # --- cgroups -------------------------------------------------------------------

@@ -4,7 +4,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh"
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 cd "$repo"
 echo "test: unit tests"
 cargo test --release --locked --no-fail-fast -p crt-config -p crt-tracer -p crt-seccomp-notify -p crt-shim -p crtctl

@@ -215,6 +215,13 @@ pub fn bundle(id: &str) -> PathBuf {
         .join(id)
 }
 
+/// The `meta.json` the shim wrote for a traced container of our namespace.
+pub fn trace_meta(id: &str) -> serde_json::Value {
+    let path = format!("/var/lib/crt/traces/{NS}/{id}/meta.json");
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// Polls `f` until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -60,7 +60,9 @@ fn a_broken_node_config_stops_the_shim_with_its_line_and_a_missing_one_means_def
     ])
     .ok();
     assert_eq!(out.stdout, "crt test image\n");
-    let meta =
-        std::fs::read_to_string(format!("/var/lib/crt/traces/{NS}/{cid}/meta.json")).unwrap();
-    assert!(meta.contains("/runc\""), "{meta}");
+    let meta = trace_meta(&cid);
+    assert!(
+        meta["runtime"].as_str().unwrap().ends_with("/runc"),
+        "{meta}"
+    );
 }

@@ -172,10 +172,7 @@ fn the_default_profile_still_denies_what_it_denied() {
         );
         // ...and what it denies stays denied, never notified.
         assert!(!text.contains("unshare("), "{b}: {text}");
-        let meta: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(format!("/var/lib/crt/traces/{NS}/{cid}/meta.json")).unwrap(),
-        )
-        .unwrap();
+        let meta = trace_meta(&cid);
         assert_eq!(
             meta["denied_by_profile"],
             serde_json::json!(["unshare"]),

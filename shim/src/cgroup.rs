@@ -34,7 +34,13 @@ fn unified_only() -> bool {
 }
 
 /// v1 mount points by controller, from mountinfo.
-pub(crate) fn v1_mounts() -> HashMap<String, PathBuf> {
+/// (Read once: the shim's mount namespace does not change.)
+pub(crate) fn v1_mounts() -> &'static HashMap<String, PathBuf> {
+    static MOUNTS: std::sync::OnceLock<HashMap<String, PathBuf>> = std::sync::OnceLock::new();
+    MOUNTS.get_or_init(read_v1_mounts)
+}
+
+fn read_v1_mounts() -> HashMap<String, PathBuf> {
     let mut out = HashMap::new();
     let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
         return out;

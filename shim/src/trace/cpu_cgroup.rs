@@ -65,12 +65,12 @@ pub fn join_cgroups_of(pid: u32) -> Option<Joined> {
     let mounts = crate::cgroup::v1_mounts();
     let theirs = cpu_dirs(
         &fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?,
-        &mounts,
+        mounts,
     );
     let tid = gettid();
     let ours = cpu_dirs(
         &fs::read_to_string("/proc/thread-self/cgroup").ok()?,
-        &mounts,
+        mounts,
     );
     if theirs.is_empty() || theirs == ours {
         return None;
