@@ -47,6 +47,11 @@ pub const fn plan(arg: Arg) -> Option<CapturePlan> {
             len_arg: len,
             max: BUF_MAX_CAPTURE,
         }),
+        // An option value is a small buffer: the same copy as `InBuf`.
+        Arg::SockOptVal { len } => Some(CapturePlan::Bytes {
+            len_arg: len,
+            max: BUF_MAX_CAPTURE,
+        }),
         Arg::SockAddr { len } => Some(CapturePlan::Bytes {
             len_arg: len,
             max: SOCKADDR_MAX_CAPTURE,

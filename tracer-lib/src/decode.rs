@@ -121,6 +121,22 @@ fn render(info: Option<&SyscallInfo>, kind: Arg, i: usize, rec: &Record) -> Stri
         Arg::Signal => flags::signal(low),
         Arg::SockDomain => flags::sock_domain(low),
         Arg::SockType => flags::sock_type(low),
+        Arg::SockProtocol { domain } => flags::sock_protocol(int_arg(rec, domain), low),
+        Arg::SockLevel => flags::sock_level(low),
+        Arg::SockOptName { level } => flags::sockopt_name(int_arg(rec, level), low),
+        Arg::SockOptVal { len } => match capture(rec, i) {
+            Some(CaptureData::Bytes { bytes, truncated }) => {
+                let wanted = length_arg(info, len, rec);
+                match <[u8; 4]>::try_from(bytes) {
+                    Ok(int) if !truncated && wanted == 4 => {
+                        format!("[{}]", i32::from_le_bytes(int))
+                    }
+                    _ => quote(bytes, truncated || wanted > bytes.len() as u64),
+                }
+            }
+            _ => ptr(v),
+        },
+        Arg::IoctlReq => flags::ioctl_request(low),
         Arg::ProtFlags => flags::prot_flags(v),
         Arg::MapFlags => flags::map_flags(v),
         Arg::Whence => flags::whence(low),
@@ -162,6 +178,11 @@ fn ptr(v: u64) -> String {
     } else {
         format!("{v:#x}")
     }
+}
+
+/// Argument number `i` read as a C `int` (its low 32 bits), if there is one.
+fn int_arg(rec: &Record, i: u8) -> Option<u32> {
+    rec.args.get(usize::from(i)).map(|&v| v as u32)
 }
 
 fn capture<'a>(rec: &Record<'a>, i: usize) -> Option<CaptureData<'a>> {
@@ -693,7 +714,7 @@ mod tests {
     fn assorted_kinds() {
         assert_eq!(
             line("socket", [2, 0x80001, 0, 0, 0, 0], &[]),
-            "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0)"
+            "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP)"
         );
         assert_eq!(
             line("lseek", [3, u64::MAX, 1, 0, 0, 0], &[]),
@@ -713,7 +734,7 @@ mod tests {
         );
         assert_eq!(
             line("ioctl", [1, 0x5401, 0x7ffd_0000, 0, 0, 0], &[]),
-            "ioctl(1, 0x5401, 0x7ffd0000)"
+            "ioctl(1, TCGETS, 0x7ffd0000)"
         );
         assert_eq!(
             line("futex", [0x1000, 128, 2, 0, 0, 0], &[]),
@@ -800,6 +821,269 @@ mod tests {
     }
 
     #[test]
+    fn socket_protocols_follow_the_domain() {
+        assert_eq!(
+            line("socket", [2, 1, 6, 0, 0, 0], &[]),
+            "socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)"
+        );
+        assert_eq!(
+            line("socket", [10, 2, 17, 0, 0, 0], &[]),
+            "socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP)"
+        );
+        assert_eq!(
+            line("socket", [10, 3, 58, 0, 0, 0], &[]),
+            "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)"
+        );
+        assert_eq!(
+            line("socket", [16, 0x80003, 0, 0, 0, 0], &[]),
+            "socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE)"
+        );
+        assert_eq!(
+            line("socket", [16, 2, 15, 0, 0, 0], &[]),
+            "socket(AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT)"
+        );
+        // Other families, and protocols without a name, stay numbers.
+        assert_eq!(
+            line("socket", [1, 1, 0, 0, 0, 0], &[]),
+            "socket(AF_UNIX, SOCK_STREAM, 0)"
+        );
+        assert_eq!(
+            line("socket", [17, 3, 0x300, 0, 0, 0], &[]),
+            "socket(AF_PACKET, SOCK_RAW, 768)"
+        );
+        assert_eq!(
+            line("socket", [2, 1, 9999, 0, 0, 0], &[]),
+            "socket(AF_INET, SOCK_STREAM, 9999)"
+        );
+        assert_eq!(
+            line("socket", [2, 3, u64::MAX, 0, 0, 0], &[]),
+            "socket(AF_INET, SOCK_RAW, -1)"
+        );
+        // The domain is an int: the upper half of its register is ignored.
+        assert_eq!(
+            line("socket", [0xdead_0000_0002, 1, 6, 0, 0, 0], &[]),
+            "socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)"
+        );
+        assert_eq!(
+            line("socketpair", [1, 0x80001, 0, 0x7ffd_1000, 0, 0], &[]),
+            "socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, 0x7ffd1000)"
+        );
+    }
+
+    #[test]
+    fn setsockopt_names_the_level_and_option_and_shows_ints() {
+        let one = 1i32.to_le_bytes();
+        let zero = 0i32.to_le_bytes();
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 2, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &one, false)]
+            ),
+            "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4)"
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [5, 6, 1, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &one, false)]
+            ),
+            "setsockopt(5, SOL_TCP, TCP_NODELAY, [1], 4)"
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 41, 26, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &zero, false)]
+            ),
+            "setsockopt(3, SOL_IPV6, IPV6_V6ONLY, [0], 4)"
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 0, 2, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &(-1i32).to_le_bytes(), false)]
+            ),
+            "setsockopt(3, SOL_IP, IP_TTL, [-1], 4)"
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 270, 1, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &one, false)]
+            ),
+            "setsockopt(3, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, [1], 4)"
+        );
+        // Unknown levels, and options of levels without names, are numbers.
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 999, 7, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &one, false)]
+            ),
+            "setsockopt(3, 999, 7, [1], 4)"
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 1234, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &one, false)]
+            ),
+            "setsockopt(3, SOL_SOCKET, 1234, [1], 4)"
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 282, 1, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, &one, false)]
+            ),
+            "setsockopt(3, SOL_TLS, 1, [1], 4)"
+        );
+    }
+
+    #[test]
+    fn setsockopt_values_that_are_not_ints() {
+        // Not 4 bytes: quoted, as an input buffer.
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 25, 0x7ffd_1000, 4, 0],
+                &[Cap::Bytes(3, b"eth0", true)]
+            ),
+            r#"setsockopt(3, SOL_SOCKET, SO_BINDTODEVICE, "eth0"..., 4)"#
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 25, 0x7ffd_1000, 3, 0],
+                &[Cap::Bytes(3, b"lo\0", false)]
+            ),
+            r#"setsockopt(3, SOL_SOCKET, SO_BINDTODEVICE, "lo\x00", 3)"#
+        );
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 13, 0x7ffd_1000, 8, 0],
+                &[Cap::Bytes(3, b"\x01\0\0\0\0\0\0\0", false)]
+            ),
+            r#"setsockopt(3, SOL_SOCKET, SO_LINGER, "\x01\x00\x00\x00\x00\x00\x00\x00", 8)"#
+        );
+        // 4 bytes of a longer value: the start of a buffer, not an int.
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 13, 0x7ffd_1000, 8, 0],
+                &[Cap::Bytes(3, &[1, 0, 0, 0], true)]
+            ),
+            r#"setsockopt(3, SOL_SOCKET, SO_LINGER, "\x01\x00\x00\x00"..., 8)"#
+        );
+        // Unreadable or missing: the pointer.
+        assert_eq!(
+            line(
+                "setsockopt",
+                [3, 1, 2, 0x7ffd_1000, 4, 0],
+                &[Cap::Unreadable(3)]
+            ),
+            "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, 0x7ffd1000, 4)"
+        );
+        assert_eq!(
+            line("setsockopt", [3, 1, 2, 0, 4, 0], &[]),
+            "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, NULL, 4)"
+        );
+    }
+
+    #[test]
+    fn getsockopt_shows_its_outputs_as_pointers() {
+        assert_eq!(
+            line("getsockopt", [3, 1, 4, 0x7ffd_1000, 0x7ffd_1004, 0], &[]),
+            "getsockopt(3, SOL_SOCKET, SO_ERROR, 0x7ffd1000, 0x7ffd1004)"
+        );
+        assert_eq!(
+            line("getsockopt", [4, 6, 11, 0x7ffd_1000, 0x7ffd_1100, 0], &[]),
+            "getsockopt(4, SOL_TCP, TCP_INFO, 0x7ffd1000, 0x7ffd1100)"
+        );
+        assert_eq!(
+            line("getsockopt", [4, 1, 17, 0x7ffd_1000, 0, 0], &[]),
+            "getsockopt(4, SOL_SOCKET, SO_PEERCRED, 0x7ffd1000, NULL)"
+        );
+    }
+
+    #[test]
+    fn ioctl_requests_are_named() {
+        assert_eq!(
+            line("ioctl", [1, 0x5401, 0x7ffd_1000, 0, 0, 0], &[]),
+            "ioctl(1, TCGETS, 0x7ffd1000)"
+        );
+        assert_eq!(
+            line("ioctl", [3, 0x5421, 0x7ffd_1000, 0, 0, 0], &[]),
+            "ioctl(3, FIONBIO, 0x7ffd1000)"
+        );
+        assert_eq!(
+            line("ioctl", [0, 0x5413, 0x7ffd_1000, 0, 0, 0], &[]),
+            "ioctl(0, TIOCGWINSZ, 0x7ffd1000)"
+        );
+        assert_eq!(
+            line("ioctl", [3, 0x8933, 0x7ffd_1000, 0, 0, 0], &[]),
+            "ioctl(3, SIOCGIFINDEX, 0x7ffd1000)"
+        );
+        assert_eq!(
+            line("ioctl", [3, 0x8008_1272, 0x7ffd_1000, 0, 0, 0], &[]),
+            "ioctl(3, BLKGETSIZE64, 0x7ffd1000)"
+        );
+        // The request is an unsigned int: the upper half is ignored.
+        assert_eq!(
+            line("ioctl", [3, 0xffff_ffff_4004_9409, 4, 0, 0, 0], &[]),
+            "ioctl(3, FICLONE, 0x4)"
+        );
+        // Unknown requests are hex.
+        assert_eq!(
+            line("ioctl", [3, 0x1234, 0x7ffd_1000, 0, 0, 0], &[]),
+            "ioctl(3, 0x1234, 0x7ffd1000)"
+        );
+        assert_eq!(
+            line("ioctl", [3, 0xc0de_0000, 0, 0, 0, 0], &[]),
+            "ioctl(3, 0xc0de0000, 0)"
+        );
+        assert_eq!(line("ioctl", [3, 0, 0, 0, 0, 0], &[]), "ioctl(3, 0, 0)");
+    }
+
+    #[test]
+    fn socket_kinds_with_a_missing_context_argument() {
+        // render_arg works for any record: another syscall, another
+        // architecture, a context index past the arguments.
+        let buf = build(AUDIT_ARCH_I386, 102, [2, 1, 6, 0, 0, 0], &[]);
+        let (rec, _) = record::decode(&buf).unwrap();
+        assert_eq!(
+            render_arg(Arg::SockProtocol { domain: 0 }, 2, &rec),
+            "IPPROTO_TCP"
+        );
+        assert_eq!(render_arg(Arg::SockProtocol { domain: 9 }, 2, &rec), "6");
+        assert_eq!(
+            render_arg(Arg::SockOptName { level: 1 }, 2, &rec),
+            "SO_BROADCAST"
+        );
+        assert_eq!(render_arg(Arg::SockOptName { level: 255 }, 2, &rec), "6");
+        assert_eq!(render_arg(Arg::SockLevel, 2, &rec), "SOL_TCP");
+        assert_eq!(render_arg(Arg::IoctlReq, 9, &rec), "0");
+        // No syscall info: the length argument is read raw (6, not 4).
+        let buf = build(
+            AUDIT_ARCH_I386,
+            102,
+            [3, 1, 2, 0x1000, 6, 0],
+            &[Cap::Bytes(3, &[1, 0, 0, 0], false)],
+        );
+        let (rec, _) = record::decode(&buf).unwrap();
+        assert_eq!(
+            render_arg(Arg::SockOptVal { len: 4 }, 3, &rec),
+            r#""\x01\x00\x00\x00"..."#
+        );
+        assert_eq!(
+            render_arg(Arg::SockOptVal { len: 9 }, 3, &rec),
+            r#""\x01\x00\x00\x00""#
+        );
+    }
+
+    #[test]
     fn unknown_syscalls_show_raw_values() {
         let buf = build(AUDIT_ARCH_X86_64, 1000, [1, 2, 0, 0, 0, 0xff], &[]);
         let (rec, _) = record::decode(&buf).unwrap();
@@ -832,7 +1116,14 @@ mod tests {
             i64::MIN as u64,
             u64::MAX,
         ];
-        let blobs: [&[u8]; 5] = [b"", b"\x01", b"\x02\x00", b"\xff\xff\xff", &[0xaa; 200]];
+        let blobs: [&[u8]; 6] = [
+            b"",
+            b"\x01",
+            b"\x02\x00",
+            b"\xff\xff\xff",
+            b"\x00\x00\x00\x80",
+            &[0xaa; 200],
+        ];
         let items: &[(&[u8], bool)] = &[(b"\xff\x00", true), (b"", false)];
         let kinds: Vec<Arg> = {
             let mut k: Vec<Arg> = table()
@@ -841,6 +1132,13 @@ mod tests {
                 .collect();
             k.push(Arg::InBuf { len: 200 });
             k.push(Arg::SockAddr { len: 7 });
+            k.push(Arg::SockOptVal { len: 200 });
+            k.push(Arg::SockOptName { level: 200 });
+            k.push(Arg::SockProtocol { domain: 6 });
+            k.push(Arg::SockOptName { level: 0 });
+            k.push(Arg::SockProtocol { domain: 1 });
+            k.push(Arg::SockLevel);
+            k.push(Arg::IoctlReq);
             k.sort_by_key(|a| format!("{a:?}"));
             k.dedup();
             k
@@ -917,7 +1215,7 @@ mod tests {
             assert!(s.args.len() <= 6, "{} has {} args", s.name, s.args.len());
             assert_eq!(s.classes & !all_classes, 0, "{}", s.name);
             for (i, &a) in s.args.iter().enumerate() {
-                if let Arg::InBuf { len } | Arg::SockAddr { len } = a {
+                if let Arg::InBuf { len } | Arg::SockAddr { len } | Arg::SockOptVal { len } = a {
                     let len = len as usize;
                     assert!(len < s.args.len() && len != i, "{}: bad len index", s.name);
                     assert!(
@@ -926,6 +1224,15 @@ mod tests {
                         s.name,
                         s.args[len]
                     );
+                }
+                if let Arg::SockProtocol { domain: at } | Arg::SockOptName { level: at } = a {
+                    let at = at as usize;
+                    let want = match a {
+                        Arg::SockProtocol { .. } => Arg::SockDomain,
+                        _ => Arg::SockLevel,
+                    };
+                    assert!(at < s.args.len() && at != i, "{}: bad index", s.name);
+                    assert_eq!(s.args[at], want, "{}", s.name);
                 }
                 if a == Arg::Path {
                     assert!(
@@ -991,6 +1298,35 @@ mod tests {
         assert_eq!(args("mmap").len(), 6);
         assert_eq!(args("preadv2")[5], Arg::Hex);
         assert!(args("getppid").is_empty());
+        assert_eq!(
+            args("setsockopt"),
+            &[
+                Arg::Fd,
+                Arg::SockLevel,
+                Arg::SockOptName { level: 1 },
+                Arg::SockOptVal { len: 4 },
+                Arg::Int
+            ]
+        );
+        assert_eq!(args("ioctl"), &[Arg::Fd, Arg::IoctlReq, Arg::Hex]);
+        // The option value is copied as an input buffer was; the other new
+        // kinds are shown from the registers alone.
+        use crate::capture::{plan, CapturePlan, BUF_MAX_CAPTURE};
+        assert_eq!(
+            plan(Arg::SockOptVal { len: 4 }),
+            Some(CapturePlan::Bytes {
+                len_arg: 4,
+                max: BUF_MAX_CAPTURE
+            })
+        );
+        for kind in [
+            Arg::SockProtocol { domain: 0 },
+            Arg::SockLevel,
+            Arg::SockOptName { level: 1 },
+            Arg::IoctlReq,
+        ] {
+            assert_eq!(plan(kind), None, "{kind:?}");
+        }
 
         let classes = |n: &str| by_name(n).unwrap().classes;
         assert_eq!(classes("openat"), cls::FILE | cls::DESC);

@@ -620,6 +620,715 @@ pub fn shutdown_how(v: u32) -> String {
     int_enum(v, &[(0, "SHUT_RD"), (1, "SHUT_WR"), (2, "SHUT_RDWR")])
 }
 
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const AF_NETLINK: u32 = 16;
+
+/// `IPPROTO_*`, for `AF_INET` and `AF_INET6` sockets.
+const IP_PROTOCOLS: Names = &[
+    (0, "IPPROTO_IP"),
+    (1, "IPPROTO_ICMP"),
+    (2, "IPPROTO_IGMP"),
+    (4, "IPPROTO_IPIP"),
+    (6, "IPPROTO_TCP"),
+    (8, "IPPROTO_EGP"),
+    (12, "IPPROTO_PUP"),
+    (17, "IPPROTO_UDP"),
+    (22, "IPPROTO_IDP"),
+    (29, "IPPROTO_TP"),
+    (33, "IPPROTO_DCCP"),
+    (41, "IPPROTO_IPV6"),
+    (43, "IPPROTO_ROUTING"),
+    (44, "IPPROTO_FRAGMENT"),
+    (46, "IPPROTO_RSVP"),
+    (47, "IPPROTO_GRE"),
+    (50, "IPPROTO_ESP"),
+    (51, "IPPROTO_AH"),
+    (58, "IPPROTO_ICMPV6"),
+    (59, "IPPROTO_NONE"),
+    (60, "IPPROTO_DSTOPTS"),
+    (92, "IPPROTO_MTP"),
+    (94, "IPPROTO_BEETPH"),
+    (98, "IPPROTO_ENCAP"),
+    (103, "IPPROTO_PIM"),
+    (108, "IPPROTO_COMP"),
+    (115, "IPPROTO_L2TP"),
+    (132, "IPPROTO_SCTP"),
+    (135, "IPPROTO_MH"),
+    (136, "IPPROTO_UDPLITE"),
+    (137, "IPPROTO_MPLS"),
+    (143, "IPPROTO_ETHERNET"),
+    (255, "IPPROTO_RAW"),
+    (262, "IPPROTO_MPTCP"),
+];
+
+/// `NETLINK_*` protocols, for `AF_NETLINK` sockets.
+const NETLINK_PROTOCOLS: Names = &[
+    (0, "NETLINK_ROUTE"),
+    (1, "NETLINK_UNUSED"),
+    (2, "NETLINK_USERSOCK"),
+    (3, "NETLINK_FIREWALL"),
+    (4, "NETLINK_SOCK_DIAG"),
+    (5, "NETLINK_NFLOG"),
+    (6, "NETLINK_XFRM"),
+    (7, "NETLINK_SELINUX"),
+    (8, "NETLINK_ISCSI"),
+    (9, "NETLINK_AUDIT"),
+    (10, "NETLINK_FIB_LOOKUP"),
+    (11, "NETLINK_CONNECTOR"),
+    (12, "NETLINK_NETFILTER"),
+    (13, "NETLINK_IP6_FW"),
+    (14, "NETLINK_DNRTMSG"),
+    (15, "NETLINK_KOBJECT_UEVENT"),
+    (16, "NETLINK_GENERIC"),
+    (18, "NETLINK_SCSITRANSPORT"),
+    (19, "NETLINK_ECRYPTFS"),
+    (20, "NETLINK_RDMA"),
+    (21, "NETLINK_CRYPTO"),
+    (22, "NETLINK_SMC"),
+];
+
+/// A `socket`/`socketpair` protocol, named after the address family
+/// `domain` (`None` when it is unknown): `IPPROTO_TCP`, `NETLINK_ROUTE`;
+/// other families and unknown protocols show the number.
+pub fn sock_protocol(domain: Option<u32>, v: u32) -> String {
+    let names: Names = match domain {
+        Some(AF_INET | AF_INET6) => IP_PROTOCOLS,
+        Some(AF_NETLINK) => NETLINK_PROTOCOLS,
+        _ => &[],
+    };
+    int_enum(v, names)
+}
+
+const SOL_IP: u32 = 0;
+const SOL_SOCKET: u32 = 1;
+const SOL_TCP: u32 = 6;
+const SOL_UDP: u32 = 17;
+const SOL_IPV6: u32 = 41;
+const SOL_PACKET: u32 = 263;
+const SOL_NETLINK: u32 = 270;
+
+const SOCKET_LEVELS: Names = &[
+    (SOL_IP as u64, "SOL_IP"),
+    (SOL_SOCKET as u64, "SOL_SOCKET"),
+    (SOL_TCP as u64, "SOL_TCP"),
+    (SOL_UDP as u64, "SOL_UDP"),
+    (SOL_IPV6 as u64, "SOL_IPV6"),
+    (58, "SOL_ICMPV6"),
+    (132, "SOL_SCTP"),
+    (136, "SOL_UDPLITE"),
+    (255, "SOL_RAW"),
+    (256, "SOL_IPX"),
+    (257, "SOL_AX25"),
+    (258, "SOL_ATALK"),
+    (259, "SOL_NETROM"),
+    (260, "SOL_ROSE"),
+    (261, "SOL_DECNET"),
+    (262, "SOL_X25"),
+    (SOL_PACKET as u64, "SOL_PACKET"),
+    (264, "SOL_ATM"),
+    (265, "SOL_AAL"),
+    (266, "SOL_IRDA"),
+    (267, "SOL_NETBEUI"),
+    (268, "SOL_LLC"),
+    (269, "SOL_DCCP"),
+    (SOL_NETLINK as u64, "SOL_NETLINK"),
+    (271, "SOL_TIPC"),
+    (272, "SOL_RXRPC"),
+    (273, "SOL_PPPOL2TP"),
+    (274, "SOL_BLUETOOTH"),
+    (275, "SOL_PNPIPE"),
+    (276, "SOL_RDS"),
+    (277, "SOL_IUCV"),
+    (278, "SOL_CAIF"),
+    (279, "SOL_ALG"),
+    (280, "SOL_NFC"),
+    (281, "SOL_KCM"),
+    (282, "SOL_TLS"),
+    (283, "SOL_XDP"),
+    (284, "SOL_MPTCP"),
+    (285, "SOL_MCTP"),
+    (286, "SOL_SMC"),
+];
+
+/// A `setsockopt`/`getsockopt` level: `SOL_SOCKET`, or the number.
+pub fn sock_level(v: u32) -> String {
+    int_enum(v, SOCKET_LEVELS)
+}
+
+/// `SO_*` (x86_64 values; some architectures differ).
+const SO_OPTIONS: Names = &[
+    (1, "SO_DEBUG"),
+    (2, "SO_REUSEADDR"),
+    (3, "SO_TYPE"),
+    (4, "SO_ERROR"),
+    (5, "SO_DONTROUTE"),
+    (6, "SO_BROADCAST"),
+    (7, "SO_SNDBUF"),
+    (8, "SO_RCVBUF"),
+    (9, "SO_KEEPALIVE"),
+    (10, "SO_OOBINLINE"),
+    (11, "SO_NO_CHECK"),
+    (12, "SO_PRIORITY"),
+    (13, "SO_LINGER"),
+    (14, "SO_BSDCOMPAT"),
+    (15, "SO_REUSEPORT"),
+    (16, "SO_PASSCRED"),
+    (17, "SO_PEERCRED"),
+    (18, "SO_RCVLOWAT"),
+    (19, "SO_SNDLOWAT"),
+    (20, "SO_RCVTIMEO_OLD"),
+    (21, "SO_SNDTIMEO_OLD"),
+    (22, "SO_SECURITY_AUTHENTICATION"),
+    (23, "SO_SECURITY_ENCRYPTION_TRANSPORT"),
+    (24, "SO_SECURITY_ENCRYPTION_NETWORK"),
+    (25, "SO_BINDTODEVICE"),
+    (26, "SO_ATTACH_FILTER"),
+    (27, "SO_DETACH_FILTER"),
+    (28, "SO_PEERNAME"),
+    (29, "SO_TIMESTAMP_OLD"),
+    (30, "SO_ACCEPTCONN"),
+    (31, "SO_PEERSEC"),
+    (32, "SO_SNDBUFFORCE"),
+    (33, "SO_RCVBUFFORCE"),
+    (34, "SO_PASSSEC"),
+    (35, "SO_TIMESTAMPNS_OLD"),
+    (36, "SO_MARK"),
+    (37, "SO_TIMESTAMPING_OLD"),
+    (38, "SO_PROTOCOL"),
+    (39, "SO_DOMAIN"),
+    (40, "SO_RXQ_OVFL"),
+    (41, "SO_WIFI_STATUS"),
+    (42, "SO_PEEK_OFF"),
+    (43, "SO_NOFCS"),
+    (44, "SO_LOCK_FILTER"),
+    (45, "SO_SELECT_ERR_QUEUE"),
+    (46, "SO_BUSY_POLL"),
+    (47, "SO_MAX_PACING_RATE"),
+    (48, "SO_BPF_EXTENSIONS"),
+    (49, "SO_INCOMING_CPU"),
+    (50, "SO_ATTACH_BPF"),
+    (51, "SO_ATTACH_REUSEPORT_CBPF"),
+    (52, "SO_ATTACH_REUSEPORT_EBPF"),
+    (53, "SO_CNX_ADVICE"),
+    (55, "SO_MEMINFO"),
+    (56, "SO_INCOMING_NAPI_ID"),
+    (57, "SO_COOKIE"),
+    (59, "SO_PEERGROUPS"),
+    (60, "SO_ZEROCOPY"),
+    (61, "SO_TXTIME"),
+    (62, "SO_BINDTOIFINDEX"),
+    (63, "SO_TIMESTAMP_NEW"),
+    (64, "SO_TIMESTAMPNS_NEW"),
+    (65, "SO_TIMESTAMPING_NEW"),
+    (66, "SO_RCVTIMEO_NEW"),
+    (67, "SO_SNDTIMEO_NEW"),
+    (68, "SO_DETACH_REUSEPORT_BPF"),
+    (69, "SO_PREFER_BUSY_POLL"),
+    (70, "SO_BUSY_POLL_BUDGET"),
+    (71, "SO_NETNS_COOKIE"),
+    (72, "SO_BUF_LOCK"),
+    (73, "SO_RESERVE_MEM"),
+    (74, "SO_TXREHASH"),
+    (75, "SO_RCVMARK"),
+    (76, "SO_PASSPIDFD"),
+    (77, "SO_PEERPIDFD"),
+    (83, "SO_PASSRIGHTS"),
+];
+
+/// `IP_*`, level `SOL_IP`.
+const IP_OPTIONS: Names = &[
+    (1, "IP_TOS"),
+    (2, "IP_TTL"),
+    (3, "IP_HDRINCL"),
+    (4, "IP_OPTIONS"),
+    (5, "IP_ROUTER_ALERT"),
+    (6, "IP_RECVOPTS"),
+    (7, "IP_RETOPTS"),
+    (8, "IP_PKTINFO"),
+    (9, "IP_PKTOPTIONS"),
+    (10, "IP_MTU_DISCOVER"),
+    (11, "IP_RECVERR"),
+    (12, "IP_RECVTTL"),
+    (13, "IP_RECVTOS"),
+    (14, "IP_MTU"),
+    (15, "IP_FREEBIND"),
+    (16, "IP_IPSEC_POLICY"),
+    (17, "IP_XFRM_POLICY"),
+    (18, "IP_PASSSEC"),
+    (19, "IP_TRANSPARENT"),
+    (20, "IP_ORIGDSTADDR"),
+    (21, "IP_MINTTL"),
+    (22, "IP_NODEFRAG"),
+    (23, "IP_CHECKSUM"),
+    (24, "IP_BIND_ADDRESS_NO_PORT"),
+    (25, "IP_RECVFRAGSIZE"),
+    (26, "IP_RECVERR_RFC4884"),
+    (32, "IP_MULTICAST_IF"),
+    (33, "IP_MULTICAST_TTL"),
+    (34, "IP_MULTICAST_LOOP"),
+    (35, "IP_ADD_MEMBERSHIP"),
+    (36, "IP_DROP_MEMBERSHIP"),
+    (37, "IP_UNBLOCK_SOURCE"),
+    (38, "IP_BLOCK_SOURCE"),
+    (39, "IP_ADD_SOURCE_MEMBERSHIP"),
+    (40, "IP_DROP_SOURCE_MEMBERSHIP"),
+    (41, "IP_MSFILTER"),
+    (42, "MCAST_JOIN_GROUP"),
+    (43, "MCAST_BLOCK_SOURCE"),
+    (44, "MCAST_UNBLOCK_SOURCE"),
+    (45, "MCAST_LEAVE_GROUP"),
+    (46, "MCAST_JOIN_SOURCE_GROUP"),
+    (47, "MCAST_LEAVE_SOURCE_GROUP"),
+    (48, "MCAST_MSFILTER"),
+    (49, "IP_MULTICAST_ALL"),
+    (50, "IP_UNICAST_IF"),
+    (51, "IP_LOCAL_PORT_RANGE"),
+    (52, "IP_PROTOCOL"),
+];
+
+/// `IPV6_*`, level `SOL_IPV6`.
+const IPV6_OPTIONS: Names = &[
+    (1, "IPV6_ADDRFORM"),
+    (2, "IPV6_2292PKTINFO"),
+    (3, "IPV6_2292HOPOPTS"),
+    (4, "IPV6_2292DSTOPTS"),
+    (5, "IPV6_2292RTHDR"),
+    (6, "IPV6_2292PKTOPTIONS"),
+    (7, "IPV6_CHECKSUM"),
+    (8, "IPV6_2292HOPLIMIT"),
+    (9, "IPV6_NEXTHOP"),
+    (10, "IPV6_AUTHHDR"),
+    (11, "IPV6_FLOWINFO"),
+    (16, "IPV6_UNICAST_HOPS"),
+    (17, "IPV6_MULTICAST_IF"),
+    (18, "IPV6_MULTICAST_HOPS"),
+    (19, "IPV6_MULTICAST_LOOP"),
+    (20, "IPV6_ADD_MEMBERSHIP"),
+    (21, "IPV6_DROP_MEMBERSHIP"),
+    (22, "IPV6_ROUTER_ALERT"),
+    (23, "IPV6_MTU_DISCOVER"),
+    (24, "IPV6_MTU"),
+    (25, "IPV6_RECVERR"),
+    (26, "IPV6_V6ONLY"),
+    (27, "IPV6_JOIN_ANYCAST"),
+    (28, "IPV6_LEAVE_ANYCAST"),
+    (29, "IPV6_MULTICAST_ALL"),
+    (30, "IPV6_ROUTER_ALERT_ISOLATE"),
+    (31, "IPV6_RECVERR_RFC4884"),
+    (32, "IPV6_FLOWLABEL_MGR"),
+    (33, "IPV6_FLOWINFO_SEND"),
+    (34, "IPV6_IPSEC_POLICY"),
+    (35, "IPV6_XFRM_POLICY"),
+    (36, "IPV6_HDRINCL"),
+    (42, "MCAST_JOIN_GROUP"),
+    (43, "MCAST_BLOCK_SOURCE"),
+    (44, "MCAST_UNBLOCK_SOURCE"),
+    (45, "MCAST_LEAVE_GROUP"),
+    (46, "MCAST_JOIN_SOURCE_GROUP"),
+    (47, "MCAST_LEAVE_SOURCE_GROUP"),
+    (48, "MCAST_MSFILTER"),
+    (49, "IPV6_RECVPKTINFO"),
+    (50, "IPV6_PKTINFO"),
+    (51, "IPV6_RECVHOPLIMIT"),
+    (52, "IPV6_HOPLIMIT"),
+    (53, "IPV6_RECVHOPOPTS"),
+    (54, "IPV6_HOPOPTS"),
+    (55, "IPV6_RTHDRDSTOPTS"),
+    (56, "IPV6_RECVRTHDR"),
+    (57, "IPV6_RTHDR"),
+    (58, "IPV6_RECVDSTOPTS"),
+    (59, "IPV6_DSTOPTS"),
+    (60, "IPV6_RECVPATHMTU"),
+    (61, "IPV6_PATHMTU"),
+    (62, "IPV6_DONTFRAG"),
+    (63, "IPV6_USE_MIN_MTU"),
+    (66, "IPV6_RECVTCLASS"),
+    (67, "IPV6_TCLASS"),
+    (70, "IPV6_AUTOFLOWLABEL"),
+    (72, "IPV6_ADDR_PREFERENCES"),
+    (73, "IPV6_MINHOPCOUNT"),
+    (74, "IPV6_ORIGDSTADDR"),
+    (75, "IPV6_TRANSPARENT"),
+    (76, "IPV6_UNICAST_IF"),
+    (77, "IPV6_RECVFRAGSIZE"),
+    (78, "IPV6_FREEBIND"),
+];
+
+/// `TCP_*`, level `SOL_TCP`.
+const TCP_OPTIONS: Names = &[
+    (1, "TCP_NODELAY"),
+    (2, "TCP_MAXSEG"),
+    (3, "TCP_CORK"),
+    (4, "TCP_KEEPIDLE"),
+    (5, "TCP_KEEPINTVL"),
+    (6, "TCP_KEEPCNT"),
+    (7, "TCP_SYNCNT"),
+    (8, "TCP_LINGER2"),
+    (9, "TCP_DEFER_ACCEPT"),
+    (10, "TCP_WINDOW_CLAMP"),
+    (11, "TCP_INFO"),
+    (12, "TCP_QUICKACK"),
+    (13, "TCP_CONGESTION"),
+    (14, "TCP_MD5SIG"),
+    (15, "TCP_COOKIE_TRANSACTIONS"),
+    (16, "TCP_THIN_LINEAR_TIMEOUTS"),
+    (17, "TCP_THIN_DUPACK"),
+    (18, "TCP_USER_TIMEOUT"),
+    (19, "TCP_REPAIR"),
+    (20, "TCP_REPAIR_QUEUE"),
+    (21, "TCP_QUEUE_SEQ"),
+    (22, "TCP_REPAIR_OPTIONS"),
+    (23, "TCP_FASTOPEN"),
+    (24, "TCP_TIMESTAMP"),
+    (25, "TCP_NOTSENT_LOWAT"),
+    (26, "TCP_CC_INFO"),
+    (27, "TCP_SAVE_SYN"),
+    (28, "TCP_SAVED_SYN"),
+    (29, "TCP_REPAIR_WINDOW"),
+    (30, "TCP_FASTOPEN_CONNECT"),
+    (31, "TCP_ULP"),
+    (32, "TCP_MD5SIG_EXT"),
+    (33, "TCP_FASTOPEN_KEY"),
+    (34, "TCP_FASTOPEN_NO_COOKIE"),
+    (35, "TCP_ZEROCOPY_RECEIVE"),
+    (36, "TCP_INQ"),
+    (37, "TCP_TX_DELAY"),
+];
+
+/// `UDP_*`, level `SOL_UDP`.
+const UDP_OPTIONS: Names = &[
+    (1, "UDP_CORK"),
+    (100, "UDP_ENCAP"),
+    (101, "UDP_NO_CHECK6_TX"),
+    (102, "UDP_NO_CHECK6_RX"),
+    (103, "UDP_SEGMENT"),
+    (104, "UDP_GRO"),
+];
+
+/// `NETLINK_*` options, level `SOL_NETLINK`.
+const NETLINK_OPTIONS: Names = &[
+    (1, "NETLINK_ADD_MEMBERSHIP"),
+    (2, "NETLINK_DROP_MEMBERSHIP"),
+    (3, "NETLINK_PKTINFO"),
+    (4, "NETLINK_BROADCAST_ERROR"),
+    (5, "NETLINK_NO_ENOBUFS"),
+    (6, "NETLINK_RX_RING"),
+    (7, "NETLINK_TX_RING"),
+    (8, "NETLINK_LISTEN_ALL_NSID"),
+    (9, "NETLINK_LIST_MEMBERSHIPS"),
+    (10, "NETLINK_CAP_ACK"),
+    (11, "NETLINK_EXT_ACK"),
+    (12, "NETLINK_GET_STRICT_CHK"),
+];
+
+/// `PACKET_*` options, level `SOL_PACKET`.
+const PACKET_OPTIONS: Names = &[
+    (1, "PACKET_ADD_MEMBERSHIP"),
+    (2, "PACKET_DROP_MEMBERSHIP"),
+    (3, "PACKET_RECV_OUTPUT"),
+    (5, "PACKET_RX_RING"),
+    (6, "PACKET_STATISTICS"),
+    (7, "PACKET_COPY_THRESH"),
+    (8, "PACKET_AUXDATA"),
+    (9, "PACKET_ORIGDEV"),
+    (10, "PACKET_VERSION"),
+    (11, "PACKET_HDRLEN"),
+    (12, "PACKET_RESERVE"),
+    (13, "PACKET_TX_RING"),
+    (14, "PACKET_LOSS"),
+    (15, "PACKET_VNET_HDR"),
+    (16, "PACKET_TX_TIMESTAMP"),
+    (17, "PACKET_TIMESTAMP"),
+    (18, "PACKET_FANOUT"),
+    (19, "PACKET_TX_HAS_OFF"),
+    (20, "PACKET_QDISC_BYPASS"),
+    (21, "PACKET_ROLLOVER_STATS"),
+    (22, "PACKET_FANOUT_DATA"),
+    (23, "PACKET_IGNORE_OUTGOING"),
+    (24, "PACKET_VNET_HDR_SZ"),
+];
+
+/// A socket option name, named after its `level` (`None` when the level is
+/// unknown): `SO_REUSEADDR`, `TCP_NODELAY`; other levels and unknown
+/// options show the number.
+pub fn sockopt_name(level: Option<u32>, v: u32) -> String {
+    let names: Names = match level {
+        Some(SOL_SOCKET) => SO_OPTIONS,
+        Some(SOL_IP) => IP_OPTIONS,
+        Some(SOL_IPV6) => IPV6_OPTIONS,
+        Some(SOL_TCP) => TCP_OPTIONS,
+        Some(SOL_UDP) => UDP_OPTIONS,
+        Some(SOL_NETLINK) => NETLINK_OPTIONS,
+        Some(SOL_PACKET) => PACKET_OPTIONS,
+        _ => &[],
+    };
+    int_enum(v, names)
+}
+
+// ---------------------------------------------------------------- ioctl(2)
+
+/// Well-known `ioctl` requests (x86_64 values), sorted by value. strace
+/// knows thousands; these are the ones containers commonly issue.
+const IOCTL_REQUESTS: Names = &[
+    (0x1, "FIBMAP"),
+    (0x2, "FIGETBSZ"),
+    (0x125d, "BLKROSET"),
+    (0x125e, "BLKROGET"),
+    (0x125f, "BLKRRPART"),
+    (0x1260, "BLKGETSIZE"),
+    (0x1261, "BLKFLSBUF"),
+    (0x1262, "BLKRASET"),
+    (0x1263, "BLKRAGET"),
+    (0x1268, "BLKSSZGET"),
+    (0x1277, "BLKDISCARD"),
+    (0x1278, "BLKIOMIN"),
+    (0x1279, "BLKIOOPT"),
+    (0x127a, "BLKALIGNOFF"),
+    (0x127b, "BLKPBSZGET"),
+    (0x127c, "BLKDISCARDZEROES"),
+    (0x127d, "BLKSECDISCARD"),
+    (0x127e, "BLKROTATIONAL"),
+    (0x127f, "BLKZEROOUT"),
+    (0x4b33, "KDGKBTYPE"),
+    (0x4b3a, "KDSETMODE"),
+    (0x4b3b, "KDGETMODE"),
+    (0x4b44, "KDGKBMODE"),
+    (0x4b45, "KDSKBMODE"),
+    (0x4c00, "LOOP_SET_FD"),
+    (0x4c01, "LOOP_CLR_FD"),
+    (0x4c02, "LOOP_SET_STATUS"),
+    (0x4c03, "LOOP_GET_STATUS"),
+    (0x4c04, "LOOP_SET_STATUS64"),
+    (0x4c05, "LOOP_GET_STATUS64"),
+    (0x4c06, "LOOP_CHANGE_FD"),
+    (0x4c07, "LOOP_SET_CAPACITY"),
+    (0x4c08, "LOOP_SET_DIRECT_IO"),
+    (0x4c09, "LOOP_SET_BLOCK_SIZE"),
+    (0x4c0a, "LOOP_CONFIGURE"),
+    (0x4c80, "LOOP_CTL_ADD"),
+    (0x4c81, "LOOP_CTL_REMOVE"),
+    (0x4c82, "LOOP_CTL_GET_FREE"),
+    (0x5204, "RNDZAPENTCNT"),
+    (0x5206, "RNDCLEARPOOL"),
+    (0x5207, "RNDRESEEDCRNG"),
+    (0x5401, "TCGETS"),
+    (0x5402, "TCSETS"),
+    (0x5403, "TCSETSW"),
+    (0x5404, "TCSETSF"),
+    (0x5405, "TCGETA"),
+    (0x5406, "TCSETA"),
+    (0x5407, "TCSETAW"),
+    (0x5408, "TCSETAF"),
+    (0x5409, "TCSBRK"),
+    (0x540a, "TCXONC"),
+    (0x540b, "TCFLSH"),
+    (0x540c, "TIOCEXCL"),
+    (0x540d, "TIOCNXCL"),
+    (0x540e, "TIOCSCTTY"),
+    (0x540f, "TIOCGPGRP"),
+    (0x5410, "TIOCSPGRP"),
+    (0x5411, "TIOCOUTQ"),
+    (0x5412, "TIOCSTI"),
+    (0x5413, "TIOCGWINSZ"),
+    (0x5414, "TIOCSWINSZ"),
+    (0x5415, "TIOCMGET"),
+    (0x5416, "TIOCMBIS"),
+    (0x5417, "TIOCMBIC"),
+    (0x5418, "TIOCMSET"),
+    (0x5419, "TIOCGSOFTCAR"),
+    (0x541a, "TIOCSSOFTCAR"),
+    (0x541b, "FIONREAD"),
+    (0x541c, "TIOCLINUX"),
+    (0x541d, "TIOCCONS"),
+    (0x541e, "TIOCGSERIAL"),
+    (0x541f, "TIOCSSERIAL"),
+    (0x5420, "TIOCPKT"),
+    (0x5421, "FIONBIO"),
+    (0x5422, "TIOCNOTTY"),
+    (0x5423, "TIOCSETD"),
+    (0x5424, "TIOCGETD"),
+    (0x5425, "TCSBRKP"),
+    (0x5427, "TIOCSBRK"),
+    (0x5428, "TIOCCBRK"),
+    (0x5429, "TIOCGSID"),
+    (0x542e, "TIOCGRS485"),
+    (0x542f, "TIOCSRS485"),
+    (0x5432, "TCGETX"),
+    (0x5433, "TCSETX"),
+    (0x5434, "TCSETXF"),
+    (0x5435, "TCSETXW"),
+    (0x5437, "TIOCVHANGUP"),
+    (0x5441, "TIOCGPTPEER"),
+    (0x5450, "FIONCLEX"),
+    (0x5451, "FIOCLEX"),
+    (0x5452, "FIOASYNC"),
+    (0x5453, "TIOCSERCONFIG"),
+    (0x5454, "TIOCSERGWILD"),
+    (0x5455, "TIOCSERSWILD"),
+    (0x5456, "TIOCGLCKTRMIOS"),
+    (0x5457, "TIOCSLCKTRMIOS"),
+    (0x5458, "TIOCSERGSTRUCT"),
+    (0x5459, "TIOCSERGETLSR"),
+    (0x545a, "TIOCSERGETMULTI"),
+    (0x545b, "TIOCSERSETMULTI"),
+    (0x545c, "TIOCMIWAIT"),
+    (0x545d, "TIOCGICOUNT"),
+    (0x5460, "FIOQSIZE"),
+    (0x5600, "VT_OPENQRY"),
+    (0x5601, "VT_GETMODE"),
+    (0x5602, "VT_SETMODE"),
+    (0x5603, "VT_GETSTATE"),
+    (0x5606, "VT_ACTIVATE"),
+    (0x5607, "VT_WAITACTIVE"),
+    (0x8901, "FIOSETOWN"),
+    (0x8902, "SIOCSPGRP"),
+    (0x8903, "FIOGETOWN"),
+    (0x8904, "SIOCGPGRP"),
+    (0x8905, "SIOCATMARK"),
+    (0x8906, "SIOCGSTAMP_OLD"),
+    (0x8907, "SIOCGSTAMPNS_OLD"),
+    (0x890b, "SIOCADDRT"),
+    (0x890c, "SIOCDELRT"),
+    (0x890d, "SIOCRTMSG"),
+    (0x8910, "SIOCGIFNAME"),
+    (0x8911, "SIOCSIFLINK"),
+    (0x8912, "SIOCGIFCONF"),
+    (0x8913, "SIOCGIFFLAGS"),
+    (0x8914, "SIOCSIFFLAGS"),
+    (0x8915, "SIOCGIFADDR"),
+    (0x8916, "SIOCSIFADDR"),
+    (0x8917, "SIOCGIFDSTADDR"),
+    (0x8918, "SIOCSIFDSTADDR"),
+    (0x8919, "SIOCGIFBRDADDR"),
+    (0x891a, "SIOCSIFBRDADDR"),
+    (0x891b, "SIOCGIFNETMASK"),
+    (0x891c, "SIOCSIFNETMASK"),
+    (0x891d, "SIOCGIFMETRIC"),
+    (0x891e, "SIOCSIFMETRIC"),
+    (0x891f, "SIOCGIFMEM"),
+    (0x8920, "SIOCSIFMEM"),
+    (0x8921, "SIOCGIFMTU"),
+    (0x8922, "SIOCSIFMTU"),
+    (0x8923, "SIOCSIFNAME"),
+    (0x8924, "SIOCSIFHWADDR"),
+    (0x8925, "SIOCGIFENCAP"),
+    (0x8926, "SIOCSIFENCAP"),
+    (0x8927, "SIOCGIFHWADDR"),
+    (0x8929, "SIOCGIFSLAVE"),
+    (0x8930, "SIOCSIFSLAVE"),
+    (0x8931, "SIOCADDMULTI"),
+    (0x8932, "SIOCDELMULTI"),
+    (0x8933, "SIOCGIFINDEX"),
+    (0x8934, "SIOCSIFPFLAGS"),
+    (0x8935, "SIOCGIFPFLAGS"),
+    (0x8936, "SIOCDIFADDR"),
+    (0x8937, "SIOCSIFHWBROADCAST"),
+    (0x8938, "SIOCGIFCOUNT"),
+    (0x8940, "SIOCGIFBR"),
+    (0x8941, "SIOCSIFBR"),
+    (0x8942, "SIOCGIFTXQLEN"),
+    (0x8943, "SIOCSIFTXQLEN"),
+    (0x8946, "SIOCETHTOOL"),
+    (0x8947, "SIOCGMIIPHY"),
+    (0x8948, "SIOCGMIIREG"),
+    (0x8949, "SIOCSMIIREG"),
+    (0x894a, "SIOCWANDEV"),
+    (0x894b, "SIOCOUTQNSD"),
+    (0x894c, "SIOCGSKNS"),
+    (0x8953, "SIOCDARP"),
+    (0x8954, "SIOCGARP"),
+    (0x8955, "SIOCSARP"),
+    (0x8960, "SIOCDRARP"),
+    (0x8961, "SIOCGRARP"),
+    (0x8962, "SIOCSRARP"),
+    (0x8970, "SIOCGIFMAP"),
+    (0x8971, "SIOCSIFMAP"),
+    (0x8980, "SIOCADDDLCI"),
+    (0x8981, "SIOCDELDLCI"),
+    (0x8982, "SIOCGIFVLAN"),
+    (0x8983, "SIOCSIFVLAN"),
+    (0x8990, "SIOCBONDENSLAVE"),
+    (0x8991, "SIOCBONDRELEASE"),
+    (0x8992, "SIOCBONDSETHWADDR"),
+    (0x8993, "SIOCBONDSLAVEINFOQUERY"),
+    (0x8994, "SIOCBONDINFOQUERY"),
+    (0x8995, "SIOCBONDCHANGEACTIVE"),
+    (0x89a0, "SIOCBRADDBR"),
+    (0x89a1, "SIOCBRDELBR"),
+    (0x89a2, "SIOCBRADDIF"),
+    (0x89a3, "SIOCBRDELIF"),
+    (0x89b0, "SIOCSHWTSTAMP"),
+    (0x89b1, "SIOCGHWTSTAMP"),
+    (0xb701, "NS_GET_USERNS"),
+    (0xb702, "NS_GET_PARENT"),
+    (0xb703, "NS_GET_NSTYPE"),
+    (0xb704, "NS_GET_OWNER_UID"),
+    (0x4004_5201, "RNDADDTOENTCNT"),
+    (0x4004_5431, "TIOCSPTLCK"),
+    (0x4004_5436, "TIOCSIG"),
+    (0x4004_54ca, "TUNSETIFF"),
+    (0x4004_54cb, "TUNSETPERSIST"),
+    (0x4004_54cc, "TUNSETOWNER"),
+    (0x4004_54ce, "TUNSETGROUP"),
+    (0x4004_54d0, "TUNSETOFFLOAD"),
+    (0x4004_54d8, "TUNSETVNETHDRSZ"),
+    (0x4004_54d9, "TUNSETQUEUE"),
+    (0x4004_9409, "FICLONE"),
+    (0x4008_1271, "BLKBSZSET"),
+    (0x4008_2102, "SECCOMP_IOCTL_NOTIF_ID_VALID"),
+    (0x4008_5203, "RNDADDENTROPY"),
+    (0x4008_6602, "FS_IOC_SETFLAGS"),
+    (0x4008_7602, "FS_IOC_SETVERSION"),
+    (0x4018_2103, "SECCOMP_IOCTL_NOTIF_ADDFD"),
+    (0x401c_5820, "FS_IOC_FSSETXATTR"),
+    (0x4020_940d, "FICLONERANGE"),
+    (0x402c_542b, "TCSETS2"),
+    (0x402c_542c, "TCSETSW2"),
+    (0x402c_542d, "TCSETSF2"),
+    (0x4100_9432, "FS_IOC_SETFSLABEL"),
+    (0x8004_5200, "RNDGETENTCNT"),
+    (0x8004_5430, "TIOCGPTN"),
+    (0x8004_5432, "TIOCGDEV"),
+    (0x8004_5438, "TIOCGPKT"),
+    (0x8004_5439, "TIOCGPTLCK"),
+    (0x8004_5440, "TIOCGEXCL"),
+    (0x8004_54cf, "TUNGETFEATURES"),
+    (0x8004_54d2, "TUNGETIFF"),
+    (0x8008_1270, "BLKBSZGET"),
+    (0x8008_1272, "BLKGETSIZE64"),
+    (0x8008_5202, "RNDGETPOOL"),
+    (0x8008_6601, "FS_IOC_GETFLAGS"),
+    (0x8008_7601, "FS_IOC_GETVERSION"),
+    (0x8010_aa01, "UFFDIO_UNREGISTER"),
+    (0x8010_aa02, "UFFDIO_WAKE"),
+    (0x801c_581f, "FS_IOC_FSGETXATTR"),
+    (0x802c_542a, "TCGETS2"),
+    (0x8100_9431, "FS_IOC_GETFSLABEL"),
+    (0xc004_5877, "FIFREEZE"),
+    (0xc004_5878, "FITHAW"),
+    (0xc018_2101, "SECCOMP_IOCTL_NOTIF_SEND"),
+    (0xc018_5879, "FITRIM"),
+    (0xc018_9436, "FIDEDUPERANGE"),
+    (0xc018_aa3f, "UFFDIO_API"),
+    (0xc020_660b, "FS_IOC_FIEMAP"),
+    (0xc020_aa00, "UFFDIO_REGISTER"),
+    (0xc020_aa04, "UFFDIO_ZEROPAGE"),
+    (0xc028_aa03, "UFFDIO_COPY"),
+    (0xc050_2100, "SECCOMP_IOCTL_NOTIF_RECV"),
+];
+
+/// An `ioctl` request (the kernel reads an `unsigned int`): `TCGETS`, or
+/// hex for requests without a name here.
+pub fn ioctl_request(v: u32) -> String {
+    let v = u64::from(v);
+    match IOCTL_REQUESTS.binary_search_by_key(&v, |&(n, _)| n) {
+        Ok(i) => IOCTL_REQUESTS[i].1.to_string(),
+        Err(_) if v == 0 => "0".to_string(),
+        Err(_) => format!("{v:#x}"),
+    }
+}
+
 // ---------------------------------------------------------------- memory
 
 /// `mmap`/`mprotect` protection.
@@ -888,6 +1597,71 @@ mod tests {
         assert_eq!(sock_type(0x100005), "SOCK_SEQPACKET|0x100000");
         assert_eq!(shutdown_how(1), "SHUT_WR");
         assert_eq!(shutdown_how(7), "7");
+    }
+
+    #[test]
+    fn socket_options_and_protocols() {
+        assert_eq!(sock_protocol(Some(2), 0), "IPPROTO_IP");
+        assert_eq!(sock_protocol(Some(10), 132), "IPPROTO_SCTP");
+        assert_eq!(sock_protocol(Some(16), 16), "NETLINK_GENERIC");
+        assert_eq!(sock_protocol(Some(16), 17), "17");
+        assert_eq!(sock_protocol(Some(1), 6), "6");
+        assert_eq!(sock_protocol(None, 6), "6");
+        assert_eq!(sock_level(1), "SOL_SOCKET");
+        assert_eq!(sock_level(263), "SOL_PACKET");
+        assert_eq!(sock_level(u32::MAX), "-1");
+        assert_eq!(sockopt_name(Some(1), 67), "SO_SNDTIMEO_NEW");
+        assert_eq!(sockopt_name(Some(0), 24), "IP_BIND_ADDRESS_NO_PORT");
+        assert_eq!(sockopt_name(Some(41), 67), "IPV6_TCLASS");
+        assert_eq!(sockopt_name(Some(6), 25), "TCP_NOTSENT_LOWAT");
+        assert_eq!(sockopt_name(Some(17), 103), "UDP_SEGMENT");
+        assert_eq!(sockopt_name(Some(263), 18), "PACKET_FANOUT");
+        assert_eq!(sockopt_name(Some(255), 1), "1");
+        assert_eq!(sockopt_name(None, 1), "1");
+        assert_eq!(sockopt_name(Some(1), u32::MAX), "-1");
+    }
+
+    #[test]
+    fn ioctl_requests() {
+        assert_eq!(ioctl_request(0x5401), "TCGETS");
+        assert_eq!(ioctl_request(0x541b), "FIONREAD");
+        assert_eq!(ioctl_request(0x8004_5430), "TIOCGPTN");
+        assert_eq!(ioctl_request(0x4004_5431), "TIOCSPTLCK");
+        assert_eq!(ioctl_request(0x8008_6601), "FS_IOC_GETFLAGS");
+        assert_eq!(ioctl_request(0xc050_2100), "SECCOMP_IOCTL_NOTIF_RECV");
+        assert_eq!(ioctl_request(0x1234), "0x1234");
+        assert_eq!(ioctl_request(u32::MAX), "0xffffffff");
+        assert_eq!(ioctl_request(0), "0");
+    }
+
+    /// The ioctl table is searched by bisection; every table names each
+    /// value once.
+    #[test]
+    fn name_tables_are_well_formed() {
+        assert!(IOCTL_REQUESTS.windows(2).all(|w| w[0].0 < w[1].0));
+        for names in [
+            IP_PROTOCOLS,
+            NETLINK_PROTOCOLS,
+            SOCKET_LEVELS,
+            SO_OPTIONS,
+            IP_OPTIONS,
+            IPV6_OPTIONS,
+            TCP_OPTIONS,
+            UDP_OPTIONS,
+            NETLINK_OPTIONS,
+            PACKET_OPTIONS,
+            IOCTL_REQUESTS,
+        ] {
+            let mut values: Vec<u64> = names.iter().map(|&(v, _)| v).collect();
+            values.sort_unstable();
+            values.dedup();
+            assert_eq!(values.len(), names.len());
+            assert!(values.iter().all(|&v| v <= u64::from(u32::MAX)));
+        }
+        let mut names: Vec<&str> = IOCTL_REQUESTS.iter().map(|&(_, n)| n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), IOCTL_REQUESTS.len());
     }
 
     #[test]

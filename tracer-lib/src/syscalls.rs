@@ -19,7 +19,7 @@ pub enum Arg {
     Long,
     /// `size_t`, `unsigned long`: unsigned decimal.
     Ulong,
-    /// A value best shown in hex (ioctl requests, opaque cookies, addresses given as numbers).
+    /// A value best shown in hex (opaque cookies, addresses given as numbers).
     Hex,
     /// A pointer that is not read (output buffers, structs we do not decode): `NULL` or `0x7ffc...`.
     Ptr,
@@ -57,6 +57,20 @@ pub enum Arg {
     SockDomain,
     /// A socket type with its flags: `SOCK_STREAM|SOCK_CLOEXEC`.
     SockType,
+    /// A socket protocol (int), named after the address family in argument
+    /// number `domain`: `IPPROTO_TCP`, `NETLINK_ROUTE`, or the number.
+    SockProtocol { domain: u8 },
+    /// A `setsockopt`/`getsockopt` level (int): `SOL_SOCKET`, `SOL_TCP`.
+    SockLevel,
+    /// A socket option name (int), named after the level in argument number
+    /// `level`: `SO_REUSEADDR`, `TCP_NODELAY`, or the number.
+    SockOptName { level: u8 },
+    /// A `setsockopt` option value the kernel reads, whose length is argument
+    /// number `len`: copied like [`Arg::InBuf`]; an `int` is shown as `[1]`,
+    /// anything else quoted.
+    SockOptVal { len: u8 },
+    /// An `ioctl` request: `TCGETS`, `FIONBIO`, or hex.
+    IoctlReq,
     /// `mmap`/`mprotect` protection: `PROT_READ|PROT_WRITE`.
     ProtFlags,
     /// `mmap` flags: `MAP_PRIVATE|MAP_ANONYMOUS`.

@@ -44,7 +44,7 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("rt_sigaction", 13, [Signal, Ptr, Ptr, Ulong], SIGNAL),
     sys!("rt_sigprocmask", 14, [SigmaskHow, Ptr, Ptr, Ulong], SIGNAL),
     sys!("rt_sigreturn", 15, [], SIGNAL),
-    sys!("ioctl", 16, [Fd, Hex, Hex], DESC),
+    sys!("ioctl", 16, [Fd, IoctlReq, Hex], DESC),
     sys!("pread64", 17, [Fd, Ptr, Ulong, Long], DESC),
     sys!("pwrite64", 18, [Fd, InBuf { len: 2 }, Ulong, Long], DESC),
     sys!("readv", 19, [Fd, Ptr, Ulong], DESC),
@@ -69,7 +69,12 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("setitimer", 38, [Int, Ptr, Ptr], 0),
     sys!("getpid", 39, [], 0),
     sys!("sendfile", 40, [Fd, Fd, Ptr, Ulong], DESC),
-    sys!("socket", 41, [SockDomain, SockType, Int], NETWORK | DESC),
+    sys!(
+        "socket",
+        41,
+        [SockDomain, SockType, SockProtocol { domain: 0 }],
+        NETWORK | DESC
+    ),
     sys!(
         "connect",
         42,
@@ -106,16 +111,27 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!(
         "socketpair",
         53,
-        [SockDomain, SockType, Int, Ptr],
+        [SockDomain, SockType, SockProtocol { domain: 0 }, Ptr],
         NETWORK | DESC
     ),
     sys!(
         "setsockopt",
         54,
-        [Fd, Int, Int, InBuf { len: 4 }, Int],
+        [
+            Fd,
+            SockLevel,
+            SockOptName { level: 1 },
+            SockOptVal { len: 4 },
+            Int
+        ],
         NETWORK | DESC
     ),
-    sys!("getsockopt", 55, [Fd, Int, Int, Ptr, Ptr], NETWORK | DESC),
+    sys!(
+        "getsockopt",
+        55,
+        [Fd, SockLevel, SockOptName { level: 1 }, Ptr, Ptr],
+        NETWORK | DESC
+    ),
     sys!("clone", 56, [CloneFlags, Ptr, Ptr, Ptr, Ptr], PROCESS),
     sys!("fork", 57, [], PROCESS),
     sys!("vfork", 58, [], PROCESS),
