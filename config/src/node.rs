@@ -47,6 +47,9 @@ pub struct TraceConfig {
     pub state_dir: PathBuf,
     /// Largest a container's trace grows before its oldest events are deleted.
     pub max_trace_bytes: u64,
+    /// All traces on the node together: beyond this, the traces of
+    /// containers that are gone are deleted, oldest first.
+    pub max_total_bytes: u64,
     /// Size of one trace segment file.
     pub segment_bytes: u64,
     /// In-memory queue per container between the notify loop and storage;
@@ -75,6 +78,7 @@ impl Default for TraceConfig {
             namespaces: vec!["*".into()],
             state_dir: PathBuf::from("/var/lib/crt"),
             max_trace_bytes: 128 << 20,
+            max_total_bytes: 4 << 30,
             segment_bytes: 8 << 20,
             queue_bytes: 1 << 20,
             listener_dir: PathBuf::from("/run/crt/listeners"),
@@ -131,6 +135,7 @@ struct RawTrace {
     namespaces: Option<Spanned<Vec<String>>>,
     state_dir: Option<Spanned<String>>,
     max_trace_bytes: Option<Spanned<Size>>,
+    max_total_bytes: Option<Spanned<Size>>,
     segment_bytes: Option<Spanned<Size>>,
     queue_bytes: Option<Spanned<Size>>,
     listener_dir: Option<Spanned<String>>,
@@ -297,6 +302,9 @@ impl NodeConfig {
         if let Some(v) = &t.segment_bytes {
             cfg.trace.segment_bytes = size(v, "trace.segment_bytes", 64 << 10)?;
         }
+        if let Some(v) = &t.max_total_bytes {
+            cfg.trace.max_total_bytes = size(v, "trace.max_total_bytes", 1 << 20)?;
+        }
         if let Some(v) = &t.queue_bytes {
             cfg.trace.queue_bytes = size(v, "trace.queue_bytes", 64 << 10)?;
         }
@@ -311,6 +319,20 @@ impl NodeConfig {
                 format!(
                     "trace.segment_bytes ({}) is larger than trace.max_trace_bytes ({}); expected a segment to fit in the trace",
                     cfg.trace.segment_bytes, cfg.trace.max_trace_bytes
+                ),
+            ));
+        }
+        if cfg.trace.max_trace_bytes > cfg.trace.max_total_bytes {
+            let span = t
+                .max_total_bytes
+                .as_ref()
+                .map(|s| s.span())
+                .or(t.max_trace_bytes.as_ref().map(|s| s.span()));
+            return Err(err(
+                span,
+                format!(
+                    "trace.max_trace_bytes ({}) is larger than trace.max_total_bytes ({}); expected one trace to fit in the node's total",
+                    cfg.trace.max_trace_bytes, cfg.trace.max_total_bytes
                 ),
             ));
         }
@@ -411,6 +433,7 @@ enabled = true
 namespaces = ["k8s.io", "dev"]
 state_dir = "/srv/crt"
 max_trace_bytes = "1GiB"
+max_total_bytes = "8GiB"
 segment_bytes = 1048576
 queue_bytes = "512KiB"
 listener_dir = "/run/crt/l"
@@ -424,6 +447,7 @@ sync_wakeup = false
         assert!(c.trace_allowed_in("dev"));
         assert!(!c.trace_allowed_in("default"));
         assert_eq!(c.trace.max_trace_bytes, 1 << 30);
+        assert_eq!(c.trace.max_total_bytes, 8 << 30);
         assert_eq!(c.trace.segment_bytes, 1 << 20);
         assert_eq!(c.trace.queue_bytes, 512 << 10);
         assert!(!c.trace.sync_wakeup);
@@ -479,6 +503,14 @@ sync_wakeup = false
         let e =
             parse("[trace]\nmax_trace_bytes = \"1MiB\"\nsegment_bytes = \"8MiB\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn one_trace_must_fit_in_the_total() {
+        let e =
+            parse("[trace]\nmax_trace_bytes = \"2GiB\"\nmax_total_bytes = \"1GiB\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("max_total_bytes"), "{e}");
     }
 
     #[test]

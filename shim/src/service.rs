@@ -59,6 +59,13 @@ pub struct Service {
     config_override: Option<NodeConfig>,
 }
 
+impl Service {
+    /// The shim is going away: remove what it leaves on the node.
+    pub fn cleanup(&self) {
+        self.hub.remove_socket();
+    }
+}
+
 /// The Task service containerd talks to.
 #[derive(Clone)]
 pub struct TaskService(pub Arc<Service>);
@@ -192,10 +199,6 @@ impl Service {
         let own_pid_ns = has_own_pid_ns(&spec);
 
         let trace = self.prepare_trace(&id, &bundle, &mut spec, &config, &runtime)?;
-        if trace.is_some() {
-            write_atomic(&spec_path, &serde_json::to_vec(&spec).unwrap_or_default())
-                .map_err(|e| ShimError::internal("write config.json", e))?;
-        }
 
         let result = self.create_container(&req, &bundle, &runtime, own_pid_ns, trace.clone());
         if result.is_err() {
@@ -362,6 +365,11 @@ impl Service {
         filter.extend(EXEC_SYSCALLS);
         let merged = profile::merge(spec, &filter, &listener.to_string_lossy(), id)
             .map_err(|e| ShimError::FailedPrecondition(e.to_string()))?;
+        write_atomic(
+            &bundle.join("config.json"),
+            &serde_json::to_vec(&*spec).unwrap_or_default(),
+        )
+        .map_err(|e| ShimError::internal("write config.json", e))?;
         let recorded: Vec<String> = wanted
             .syscalls
             .iter()
@@ -408,6 +416,7 @@ impl Service {
             namespace: &self.namespace,
             container: id,
             dir: config.trace_dir(&self.namespace, id),
+            traces_root: config.trace.state_dir.join("traces"),
             syscalls: recorded,
             config: &config.trace,
             meta,

@@ -27,6 +27,7 @@ pub struct CrtShim {
     namespace: String,
     id: String,
     sink: std::sync::Mutex<Option<Arc<RemoteSink>>>,
+    service: std::sync::Mutex<Option<TaskService>>,
 }
 
 /// The listener socket name for a shim: stable for (namespace, id), short.
@@ -57,6 +58,7 @@ impl Shim for CrtShim {
             namespace: args.namespace.clone(),
             id: args.id.clone(),
             sink: std::sync::Mutex::new(None),
+            service: std::sync::Mutex::new(None),
         }
     }
 
@@ -102,18 +104,23 @@ impl Shim for CrtShim {
         if let Some(sink) = self.sink.lock().unwrap().as_ref() {
             sink.flush(std::time::Duration::from_secs(5));
         }
+        if let Some(svc) = self.service.lock().unwrap().as_ref() {
+            svc.0.cleanup();
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
         let sink = Arc::new(RemoteSink::new(publisher, self.namespace.clone()));
         *self.sink.lock().unwrap() = Some(Arc::clone(&sink));
-        TaskService::new(
+        let svc = TaskService::new(
             &self.namespace,
             &listener_name(&self.namespace, &self.id),
             sink,
             Arc::clone(&self.exit),
             None,
-        )
+        );
+        *self.service.lock().unwrap() = Some(svc.clone());
+        svc
     }
 }
 

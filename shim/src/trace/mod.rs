@@ -5,6 +5,7 @@
 mod cpu_cgroup;
 pub mod notify_loop;
 pub mod queue;
+mod retention;
 mod writer;
 
 use std::collections::HashMap;
@@ -34,6 +35,8 @@ pub struct SessionOptions<'a> {
     pub namespace: &'a str,
     pub container: &'a str,
     pub dir: PathBuf,
+    /// Where every trace of the node lives (`<state_dir>/traces`).
+    pub traces_root: PathBuf,
     /// The syscalls to record.
     pub syscalls: Vec<String>,
     pub config: &'a TraceConfig,
@@ -112,6 +115,19 @@ impl TraceSession {
         std::thread::Builder::new()
             .name(format!("trace-{}", short(&session.container)))
             .spawn(move || writer::run(for_writer, segments))?;
+        // Keep the node's trace store bounded, off the Create path.
+        let root = opts.traces_root;
+        let max_total = opts.config.max_total_bytes;
+        let _ = std::thread::Builder::new()
+            .name("trace-retention".into())
+            .spawn(move || {
+                for d in retention::enforce(&root, max_total) {
+                    log::info!(
+                        "deleted the trace {} to keep the trace store within trace.max_total_bytes",
+                        d.display()
+                    );
+                }
+            });
         Ok(session)
     }
 
@@ -248,6 +264,13 @@ impl TraceHub {
             .spawn(move || hub.accept_loop(bound))?;
         *socket = Some(path.clone());
         Ok(path)
+    }
+
+    /// Removes the listener socket file (at shim exit).
+    pub fn remove_socket(&self) {
+        if let Some(p) = self.socket.lock().unwrap().take() {
+            let _ = fs::remove_file(p);
+        }
     }
 
     pub fn register(&self, session: Arc<TraceSession>) {
