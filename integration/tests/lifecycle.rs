@@ -73,25 +73,24 @@ fn large_output_is_delivered_whole() {
 }
 
 #[test]
-fn a_tty_is_a_real_terminal_with_the_exit_code_kept() {
+fn a_tty_is_a_real_terminal_sized_like_the_clients_with_the_exit_code_kept() {
     let out = same_under_both(|rt| {
-        // ctr -t needs a terminal of its own: script(1) provides one.
+        // ctr -t needs a terminal of its own: script(1) provides one, sized
+        // 33x101 so the container's terminal must be resized (ResizePty).
         let cmd = format!(
-            "ctr -n {NS} run -t --rm --runtime {rt} {IMAGE} {} sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; exit 5'",
+            "stty rows 33 cols 101; ctr -n {NS} run -t --rm --runtime {rt} {IMAGE} {} sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.3; stty size; exit 5'",
             id("tty")
         );
-        let o = run(
-            Command::new("script").args(["-qec", &cmd, "/dev/null"]),
-            None,
-        );
+        let o = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]), None);
         let text = o.stdout.replace('\r', "");
         (
             o.code,
             text.contains("/dev/pts/"),
             text.contains("stdin-is-tty"),
+            text.contains("33 101"),
         )
     });
-    assert_eq!(out, (5, true, true));
+    assert_eq!(out, (5, true, true, true));
 }
 
 #[test]
