@@ -4,6 +4,8 @@
 
 pub mod annotation;
 pub mod node;
+pub mod supervisor;
 
 pub use annotation::{parse_trace, AnnotationError, TraceSpec, TRACE_ANNOTATION};
 pub use node::{ConfigError, NodeConfig};
+pub use supervisor::{ApiConfig, StoreConfig, Tenant};

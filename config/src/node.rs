@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::supervisor::{self, ApiConfig, RawApi, RawStore, RawTenant, StoreConfig, Tenant};
+
 /// Where the node config lives unless `CRT_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/crt/config.toml";
 /// The environment variable that names another config file.
@@ -21,6 +23,9 @@ pub const ENV_VAR: &str = "CRT_CONFIG";
 pub struct NodeConfig {
     pub runtime: RuntimeConfig,
     pub trace: TraceConfig,
+    pub api: ApiConfig,
+    pub store: StoreConfig,
+    pub tenants: Vec<Tenant>,
     /// The file this was read from; `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -118,6 +123,12 @@ struct RawFile {
     runtime: RawRuntime,
     #[serde(default)]
     trace: RawTrace,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    tenants: Vec<RawTenant>,
 }
 
 #[derive(Deserialize, Default)]
@@ -145,7 +156,7 @@ struct RawTrace {
 /// A size written as a number of bytes or a string with a unit.
 #[derive(Deserialize, Clone)]
 #[serde(untagged)]
-enum Size {
+pub(crate) enum Size {
     Bytes(i64),
     Text(String),
 }
@@ -322,6 +333,9 @@ impl NodeConfig {
                 ),
             ));
         }
+        cfg.api = supervisor::api(raw.api, &err)?;
+        cfg.store = supervisor::store(raw.store, &err, &size)?;
+        cfg.tenants = supervisor::tenants(raw.tenants, &cfg.store, &err, &size)?;
         if cfg.trace.max_trace_bytes > cfg.trace.max_total_bytes {
             let span = t
                 .max_total_bytes
@@ -511,6 +525,98 @@ sync_wakeup = false
             parse("[trace]\nmax_trace_bytes = \"2GiB\"\nmax_total_bytes = \"1GiB\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(e.message.contains("max_total_bytes"), "{e}");
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn tenants_api_and_store_are_read() {
+        let c = parse(&format!(
+            r#"
+[api]
+listen = "127.0.0.1:7421"
+socket = "/run/x/crtd.sock"
+metrics_listen = "127.0.0.1:9420"
+
+[store]
+dir = "/srv/store"
+max_age = "2d"
+max_bytes = "1GiB"
+
+[[tenants]]
+name = "acme"
+namespaces = ["acme", "acme-prod"]
+token_sha256 = ["{HASH}"]
+max_age = "12h"
+
+[[tenants]]
+name = "globex"
+namespaces = ["globex"]
+"#
+        ))
+        .unwrap();
+        assert_eq!(c.api.listen, Some("127.0.0.1:7421".parse().unwrap()));
+        assert_eq!(c.api.socket, PathBuf::from("/run/x/crtd.sock"));
+        assert_eq!(
+            c.api.metrics_listen,
+            Some("127.0.0.1:9420".parse().unwrap())
+        );
+        assert_eq!(c.store.dir, PathBuf::from("/srv/store"));
+        assert_eq!(c.tenants.len(), 2);
+        let acme = &c.tenants[0];
+        assert_eq!(acme.namespaces, ["acme", "acme-prod"]);
+        assert_eq!(acme.token_sha256[0][0], 0x9f);
+        assert_eq!(acme.max_age, std::time::Duration::from_secs(12 * 3600));
+        assert_eq!(acme.max_bytes, 1 << 30);
+        assert_eq!(
+            c.tenants[1].max_age,
+            std::time::Duration::from_secs(2 * 86400)
+        );
+    }
+
+    #[test]
+    fn the_api_defaults_to_loopback_and_a_root_socket() {
+        let c = parse("").unwrap();
+        assert_eq!(c.api.listen, Some("127.0.0.1:7420".parse().unwrap()));
+        assert_eq!(c.api.socket, PathBuf::from("/run/crt/crtd.sock"));
+        assert!(c.tenants.is_empty());
+        let c = parse("[api]\nlisten = \"off\"\n").unwrap();
+        assert_eq!(c.api.listen, None);
+    }
+
+    #[test]
+    fn a_namespace_with_two_tenants_is_refused_naming_both() {
+        let e = parse(
+            "[[tenants]]\nname = \"a\"\nnamespaces = [\"shared\"]\n\n[[tenants]]\nname = \"b\"\nnamespaces = [\"shared\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(7));
+        assert!(
+            e.message
+                .contains("\"shared\" belongs to both tenant \"a\" and tenant \"b\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_token_that_is_not_a_hash_is_refused() {
+        let e =
+            parse("[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\ntoken_sha256 = [\"secret\"]\n")
+                .unwrap_err();
+        assert_eq!(e.line, Some(4));
+        assert!(e.message.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn bad_tenant_names_addresses_and_durations_are_refused() {
+        let e = parse("[[tenants]]\nname = \"Acme Corp\"\nnamespaces = [\"a\"]\n").unwrap_err();
+        assert!(e.message.contains("not a valid tenant name"), "{e}");
+        let e = parse("[api]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(e.message.contains("api.listen"), "{e}");
+        let e = parse("[store]\nmax_age = \"a week\"\n").unwrap_err();
+        assert!(e.message.contains("store.max_age"), "{e}");
+        let e = parse("[[tenants]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.message.contains("has no namespaces"), "{e}");
     }
 
     #[test]

@@ -81,7 +81,10 @@ fn a_tty_is_a_real_terminal_sized_like_the_clients_with_the_exit_code_kept() {
             "stty rows 33 cols 101; ctr -n {NS} run -t --rm --runtime {rt} {IMAGE} {} sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.3; stty size; exit 5'",
             id("tty")
         );
-        let o = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]), None);
+        let o = run(
+            Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+            None,
+        );
         let text = o.stdout.replace('\r', "");
         (
             o.code,

@@ -11,6 +11,7 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use crate::cgroup::CgroupPaths;
 use crate::error::{Result, ShimError};
 use crate::runtime::Runtime;
+use crate::state_file::{ContainerRecord, StateDir};
 use crate::stdio::{ProcessIo, StdioPaths};
 use crate::trace::TraceSession;
 
@@ -138,6 +139,9 @@ pub struct ContainerState {
     pub oom_token: Option<u64>,
     /// Used to name exec files in the bundle without trusting exec ids.
     pub next_exec_file: u64,
+    /// What the node is told about this container (state_file.rs).
+    pub record: ContainerRecord,
+    pub state_dir: StateDir,
 }
 
 impl Container {

@@ -13,6 +13,7 @@ mod reaper;
 mod runtime;
 mod service;
 mod shim;
+mod state_file;
 mod stdio;
 mod trace;
 

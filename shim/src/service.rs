@@ -29,6 +29,7 @@ use crate::options::{self, RuntimeChoice};
 use crate::profile;
 use crate::reaper::{reaper, Exit};
 use crate::runtime::{read_pid_file, resolve_binary, ChildStdio, Runtime};
+use crate::state_file::{self, ContainerRecord, StateDir};
 use crate::stdio::{self, ConsoleSocket, ProcessIo, StdioPaths};
 use crate::trace::notify_loop::EXEC_SYSCALLS;
 use crate::trace::{SessionOptions, TraceHub, TraceSession};
@@ -200,7 +201,20 @@ impl Service {
 
         let trace = self.prepare_trace(&id, &bundle, &mut spec, &config, &runtime)?;
 
-        let result = self.create_container(&req, &bundle, &runtime, own_pid_ns, trace.clone());
+        let annotations = spec
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let state_dir = StateDir(config.trace.state_dir.clone());
+        let result = self.create_container(
+            &req,
+            &bundle,
+            &runtime,
+            own_pid_ns,
+            trace.clone(),
+            (&annotations, state_dir),
+        );
         if result.is_err() {
             if let Some(t) = trace {
                 self.hub.remove(&id);
@@ -219,6 +233,7 @@ impl Service {
         runtime: &Runtime,
         own_pid_ns: bool,
         trace: Option<Arc<TraceSession>>,
+        (annotations, state_dir): (&serde_json::Map<String, Value>, StateDir),
     ) -> Result<api::CreateTaskResponse> {
         let id = &req.id;
         let rootfs_dir = bundle.join("rootfs");
@@ -276,6 +291,16 @@ impl Service {
         let mut init = Process::new("", paths);
         init.pid = pid;
         init.io = Arc::new(pio);
+        let mut record = ContainerRecord::new(&self.namespace, id, pid);
+        record.traced = trace.is_some();
+        record.kubernetes = state_file::kubernetes(annotations);
+        record.image = annotations
+            .get("io.kubernetes.cri.image-name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        record.cgroup = state_file::cgroup_json(cgroup.as_ref());
+        record.runtime = runtime.binary().to_string_lossy().into_owned();
+        state_dir.update(&record);
         let container = Arc::new(Container {
             id: id.clone(),
             bundle: bundle.to_path_buf(),
@@ -290,6 +315,8 @@ impl Service {
                 cgroup,
                 oom_token,
                 next_exec_file: 0,
+                record,
+                state_dir,
             }),
         });
         self.containers
@@ -388,7 +415,6 @@ impl Service {
                 denied.join(",")
             );
         }
-        let ann = |k: &str| annotations.get(k).and_then(Value::as_str).unwrap_or("");
         let meta = json!({
             "namespace": self.namespace,
             "container": id,
@@ -404,13 +430,7 @@ impl Service {
                     .map(|d| d.as_nanos() as u64)
                     .unwrap_or(0),
             ),
-            "kubernetes": {
-                "namespace": ann("io.kubernetes.cri.sandbox-namespace"),
-                "pod": ann("io.kubernetes.cri.sandbox-name"),
-                "pod_uid": ann("io.kubernetes.cri.sandbox-uid"),
-                "container": ann("io.kubernetes.cri.container-name"),
-                "sandbox_id": ann("io.kubernetes.cri.sandbox-id"),
-            },
+            "kubernetes": state_file::kubernetes(&annotations),
         });
         let session = TraceSession::start(SessionOptions {
             namespace: &self.namespace,
@@ -447,6 +467,8 @@ impl Service {
             }
             c.runtime.start(&c.id)?;
             st.init.status = Status::Running;
+            st.record.status = "running";
+            st.state_dir.update(&st.record);
             let pid = st.init.pid;
             events::send(
                 &*self.sink,
@@ -547,6 +569,8 @@ impl Service {
                     t.init_exited();
                 }
                 self.exited(&c.id, &mut st.init, exit.status);
+                st.record.exited(exit.status);
+                st.state_dir.update(&st.record);
                 return;
             }
             let id = c.id.clone();
@@ -627,6 +651,7 @@ impl Service {
         let rootfs = st.rootfs.take();
         let trace = st.trace.take();
         let oom = st.oom_token.take();
+        let st_dir = st.state_dir.clone();
         let execs: Vec<Arc<ProcessIo>> = st.execs.drain().map(|(_, p)| p.io).collect();
         drop(st);
 
@@ -652,6 +677,7 @@ impl Service {
             w.remove(t);
         }
         let _ = fs::remove_file(c.bundle.join(INIT_PID_FILE));
+        st_dir.remove(&self.namespace, &c.id);
         self.containers.lock().unwrap().remove(&c.id);
         events::send(
             &*self.sink,

@@ -40,6 +40,9 @@ pub const KIND_END: u8 = 3;
 /// A process joined the trace (`tid` = its pid, `args[0]` = 1 for the
 /// container's init, 0 for an exec; `comm` = its name).
 pub const KIND_PROCESS: u8 = 4;
+/// A line the container wrote (`args[0]` = 1 stdout, 2 stderr; capture 0 =
+/// the line, without its newline; `tid` = the writing process when known, else 0).
+pub const KIND_LOG: u8 = 5;
 
 /// The notification was no longer valid after the arguments were copied (the
 /// thread died, or the pid was reused): captures are not trustworthy and none
@@ -120,9 +123,15 @@ pub struct Record<'a> {
     pub comm: [u8; 16],
     captures_raw: &'a [u8],
     ncaptures: u16,
+    raw: &'a [u8],
 }
 
 impl<'a> Record<'a> {
+    /// The whole encoded record.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
     /// The process name, without its NUL padding.
     pub fn comm(&self) -> &[u8] {
         let end = self.comm.iter().position(|&b| b == 0).unwrap_or(16);
@@ -255,6 +264,7 @@ pub fn decode(buf: &[u8]) -> Result<(Record<'_>, usize), RecordError> {
             args,
             comm,
             captures_raw: &b[HEADER_LEN..],
+            raw: b,
         },
         len,
     ))

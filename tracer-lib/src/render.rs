@@ -52,6 +52,60 @@ pub fn rfc3339_utc(ts_ns: u64) -> String {
     )
 }
 
+/// Parses RFC 3339 in UTC (`2026-11-26T12:00:00.123456Z`, any number of
+/// fraction digits, or none) back to ns since the epoch.
+pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, u32, u32) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (hms, frac) = match time.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (time, ""),
+    };
+    let mut t = hms.split(':');
+    let (hh, mm, ss): (u64, u64, u64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
+    };
+    let days = days_from_civil(y, m, day);
+    if days < 0 {
+        return None;
+    }
+    Some((days as u64 * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000 + nanos)
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (the inverse of
+/// `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// well-known algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -170,6 +224,31 @@ mod tests {
             rfc3339_utc(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn rfc3339_parses_back() {
+        for ts in [0u64, 951_782_400_000_000_000, 1_795_694_400_123_456_000] {
+            assert_eq!(parse_rfc3339_utc(&rfc3339_utc(ts)), Some(ts));
+        }
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-26T12:00:00Z"),
+            Some(1_795_694_400_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-26T12:00:00.5Z"),
+            Some(1_795_694_400_500_000_000)
+        );
+        for bad in [
+            "",
+            "2026-11-26",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26T25:00:00Z",
+            "2026-11-26T12:00:00+01:00",
+            "x",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -185,11 +185,20 @@ fn whole_records_within(batch: &[u8], room: usize) -> usize {
     used
 }
 
+/// Where a record starts: segment number and byte offset in it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub seq: u64,
+    pub offset: u64,
+}
+
 /// What a read of a trace found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReadStatus {
     /// Records handed to the callback.
     pub records: u64,
+    /// The read stopped at its record budget: there may be more right now.
+    pub more: bool,
     /// An END record was seen: the trace is complete.
     pub ended: bool,
     /// Segments that were deleted (bounded storage) before they could be read.
@@ -216,8 +225,37 @@ impl TraceReader {
         }
     }
 
+    /// Resumes reading at `pos` (as returned by [`Self::position`]).
+    pub fn open_at(dir: &Path, pos: Position) -> Self {
+        TraceReader {
+            dir: dir.to_path_buf(),
+            seq: pos.seq,
+            offset: pos.offset.max(SEGMENT_HEADER_LEN),
+            ended: false,
+        }
+    }
+
+    /// Where the next record will be read from.
+    pub fn position(&self) -> Position {
+        Position {
+            seq: self.seq,
+            offset: self.offset,
+        }
+    }
+
     /// Hands every whole record not yet seen to `f`, oldest first.
     pub fn poll(&mut self, mut f: impl FnMut(&Record<'_>)) -> io::Result<ReadStatus> {
+        self.poll_limited(u64::MAX, |r, _| f(r))
+    }
+
+    /// Like [`Self::poll`], but stops after `budget` records (so one busy
+    /// trace cannot hold a reader that serves many) and tells `f` where each
+    /// record starts.
+    pub fn poll_limited(
+        &mut self,
+        budget: u64,
+        mut f: impl FnMut(&Record<'_>, Position),
+    ) -> io::Result<ReadStatus> {
         let mut status = ReadStatus {
             ended: self.ended,
             ..Default::default()
@@ -251,10 +289,13 @@ impl TraceReader {
                 }
             }
             let has_newer = seqs.iter().any(|&s| s > self.seq);
-            match self.read_segment(&mut buf, &mut status, &mut f) {
+            match self.read_segment(&mut buf, &mut status, budget, &mut f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
+            }
+            if status.more {
+                return Ok(status);
             }
             if has_newer {
                 self.seq += 1;
@@ -269,7 +310,8 @@ impl TraceReader {
         &mut self,
         buf: &mut Vec<u8>,
         status: &mut ReadStatus,
-        f: &mut impl FnMut(&Record<'_>),
+        budget: u64,
+        f: &mut impl FnMut(&Record<'_>, Position),
     ) -> io::Result<()> {
         let mut file = File::open(segment_path(&self.dir, self.seq))?;
         if self.offset == SEGMENT_HEADER_LEN {
@@ -300,15 +342,33 @@ impl TraceReader {
                 return Ok(());
             }
             let mut records = record::Records::new(buf);
-            for rec in records.by_ref() {
+            let mut consumed = 0;
+            while status.records < budget {
+                let Some(rec) = records.next() else {
+                    break;
+                };
                 if rec.kind == record::KIND_END {
                     self.ended = true;
                     status.ended = true;
                 }
                 status.records += 1;
-                f(&rec);
+                let pos = Position {
+                    seq: self.seq,
+                    offset: self.offset + consumed as u64,
+                };
+                consumed = records.consumed;
+                f(&rec, pos);
             }
-            let consumed = records.consumed;
+            if status.records >= budget && !buf[consumed..].is_empty() {
+                self.offset += consumed as u64;
+                status.more = true;
+                return Ok(());
+            }
+            if status.records >= budget {
+                self.offset += consumed as u64;
+                status.more = true;
+                return Ok(());
+            }
             if let Some(RecordError::BadLength(len)) = records.error {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -434,6 +494,47 @@ mod tests {
         Write::write_all(&mut f, &rec[20..]).unwrap();
         reader.poll(|r| seen.push(r.tid)).unwrap();
         assert_eq!(seen, vec![7, 7]);
+    }
+
+    #[test]
+    fn a_reader_with_a_budget_resumes_exactly_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(
+            dir.path(),
+            Limits {
+                segment_bytes: 1024,
+                max_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        for tid in 0..50 {
+            w.append(&syscall_record(tid, b"/p")).unwrap();
+        }
+        let mut r = TraceReader::open(dir.path());
+        let mut seen = Vec::new();
+        let mut positions = Vec::new();
+        let st = r
+            .poll_limited(7, |rec, pos| {
+                seen.push(rec.tid);
+                positions.push(pos);
+            })
+            .unwrap();
+        assert_eq!(st.records, 7);
+        assert!(st.more);
+        // A new reader opened at the saved position carries on from there.
+        let mut r2 = TraceReader::open_at(dir.path(), r.position());
+        r2.poll_limited(u64::MAX, |rec, pos| {
+            seen.push(rec.tid);
+            positions.push(pos);
+        })
+        .unwrap();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        assert!(positions.windows(2).all(|p| p[0] < p[1]));
+        // Reopening at any record's position starts with that record.
+        let mut r3 = TraceReader::open_at(dir.path(), positions[23]);
+        let mut first = None;
+        r3.poll_limited(1, |rec, _| first = Some(rec.tid)).unwrap();
+        assert_eq!(first, Some(23));
     }
 
     #[test]

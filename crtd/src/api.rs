@@ -1,0 +1,632 @@
+//! The HTTP JSON API. Tenants come in over TCP with a bearer token; the
+//! node's root user comes in over the unix socket and sees every tenant.
+//! A container that belongs to someone else is answered exactly like one
+//! that does not exist (404), and a missing or wrong token with 401, on
+//! every endpoint.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crt_tracer::decode;
+use crt_tracer::escape;
+use crt_tracer::record::{
+    Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LOG, KIND_PROCESS, KIND_SYSCALL,
+};
+use crt_tracer::render::{parse_rfc3339_utc, rfc3339_utc};
+use crt_tracer::syscalls;
+use serde_json::{json, Value};
+
+use crate::catalog::{Catalog, ContainerView};
+use crate::http::{Handler, Peer, Request, Response};
+use crate::ingest::Ingest;
+use crate::metrics;
+use crate::store::query::{self, Budget};
+use crate::store::{Cursor, Filter, Order, Stream};
+use crate::tenants::Scope;
+
+/// The OpenAPI document served at /openapi.json (kept true by a test).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route, as documented; the tests hold the router and the document to it.
+#[cfg(test)]
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/whoami"),
+    ("GET", "/v1/containers"),
+    ("GET", "/v1/containers/{namespace}/{id}"),
+    ("GET", "/v1/topology"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/stream"),
+    ("GET", "/metrics"),
+];
+
+#[cfg(test)]
+mod tests;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// What one query may cost before it returns a partial page.
+const QUERY_SCAN: u64 = 20_000_000;
+const QUERY_TIME: Duration = Duration::from_secs(5);
+/// Queries running at once per tenant; more get 429.
+const QUERIES_PER_TENANT: usize = 4;
+
+/// Which listener a request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Tenants, with bearer tokens.
+    Tenants,
+    /// The node's root user.
+    Root,
+    /// Prometheus only.
+    Metrics,
+}
+
+pub struct Api {
+    pub ingest: Arc<Ingest>,
+    pub state_dir: std::path::PathBuf,
+    pub started: Instant,
+    running: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+pub struct Endpoint {
+    pub api: Arc<Api>,
+    pub listener: Listener,
+}
+
+impl Handler for Endpoint {
+    fn handle(&self, req: Request) -> Response {
+        self.api.handle(self.listener, req)
+    }
+}
+
+/// An error a client can act on: status and message.
+struct Fail(u16, String);
+
+type Res<T> = Result<T, Fail>;
+
+fn bad(msg: impl Into<String>) -> Fail {
+    Fail(400, msg.into())
+}
+
+fn not_found(what: &str) -> Fail {
+    Fail(404, format!("{what} not found"))
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 (UTC), or a span back from now: `90s`, `10m`, `2h`, `1d`.
+fn parse_time(key: &str, v: &str) -> Res<u64> {
+    if let Some(t) = parse_rfc3339_utc(v) {
+        return Ok(t);
+    }
+    if let Some(d) = crt_config::supervisor::parse_duration(v) {
+        return Ok(now_ns().saturating_sub(d.as_nanos() as u64));
+    }
+    Err(bad(format!(
+        "{key}={} is not a time; expected RFC 3339 in UTC (2026-11-26T12:00:00Z) or a span back from now (90s, 10m, 2h, 1d)",
+        escape::quote(v.as_bytes(), false)
+    )))
+}
+
+fn split_list(req: &Request, key: &str) -> Vec<String> {
+    req.query_all(key)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Api {
+    pub fn new(ingest: Arc<Ingest>, state_dir: std::path::PathBuf) -> Api {
+        Api {
+            ingest,
+            state_dir,
+            started: Instant::now(),
+            running: Default::default(),
+        }
+    }
+
+    fn catalog(&self) -> Catalog<'_> {
+        Catalog {
+            tenants: &self.ingest.tenants,
+            store: &self.ingest.store,
+            stats: &self.ingest.stats,
+            state_dir: self.state_dir.clone(),
+        }
+    }
+
+    fn scope(&self, listener: Listener, req: &Request) -> Res<Scope> {
+        match (listener, &req.peer) {
+            (Listener::Root, Peer::Unix { uid: 0, .. }) => {
+                // Root may narrow itself to one tenant.
+                match req.query_one("tenant") {
+                    Some(t) if !t.is_empty() => {
+                        if self.ingest.tenants.get(t).is_none() {
+                            return Err(not_found(&format!(
+                                "tenant {}",
+                                escape::quote(t.as_bytes(), false)
+                            )));
+                        }
+                        Ok(Scope::Tenant(t.to_string()))
+                    }
+                    _ => Ok(Scope::Root),
+                }
+            }
+            (Listener::Root, _) => Err(Fail(
+                401,
+                "only the node's root user may use this socket".into(),
+            )),
+            (Listener::Tenants, _) => {
+                let Some(token) = req.bearer_token() else {
+                    return Err(Fail(
+                        401,
+                        "missing bearer token: send Authorization: Bearer <token>".into(),
+                    ));
+                };
+                match self.ingest.tenants.authenticate(token) {
+                    Some(t) => Ok(Scope::Tenant(t.name.clone())),
+                    None => Err(Fail(401, "invalid bearer token".into())),
+                }
+            }
+            (Listener::Metrics, _) => Ok(Scope::Root),
+        }
+    }
+
+    pub fn handle(&self, listener: Listener, req: Request) -> Response {
+        let started = Instant::now();
+        let path = req.path.clone();
+        let resp = match self.route(listener, req) {
+            Ok(r) => r,
+            Err(Fail(status, msg)) => Response::error(status, &msg),
+        };
+        log::debug!("{path} -> {} in {:?}", resp.status, started.elapsed());
+        resp
+    }
+
+    fn route(&self, listener: Listener, req: Request) -> Res<Response> {
+        if listener == Listener::Metrics {
+            return match (req.method.as_str(), req.path.as_str()) {
+                ("GET", "/metrics") => Ok(self.metrics()),
+                ("GET", _) => Err(not_found("endpoint")),
+                _ => Err(Fail(405, "only GET is supported".into())),
+            };
+        }
+        let scope = self.scope(listener, &req)?;
+        if req.method != "GET" && req.method != "HEAD" {
+            return Err(Fail(
+                405,
+                format!("{} is not supported; every endpoint is GET", req.method),
+            ));
+        }
+        let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["", "openapi.json"] => Ok(Response::text(200, "application/json", OPENAPI)),
+            ["", "v1", "whoami"] => Ok(self.whoami(&scope)),
+            ["", "v1", "containers"] => self.containers(&scope, &req),
+            ["", "v1", "containers", ns, id] => self.container(&scope, ns, id),
+            ["", "v1", "topology"] => Ok(self.topology(&scope)),
+            ["", "v1", "events"] => self.events(&scope, &req),
+            ["", "v1", "events", "stream"] => self.stream(&scope, &req),
+            ["", "metrics"] if scope == Scope::Root && listener == Listener::Root => {
+                Ok(self.metrics())
+            }
+            _ => Err(not_found("endpoint")),
+        }
+    }
+
+    fn whoami(&self, scope: &Scope) -> Response {
+        let body = match scope {
+            Scope::Root => json!({"root": true, "tenant": null}),
+            Scope::Tenant(t) => json!({"root": false, "tenant": t}),
+        };
+        Response::json(200, &body)
+    }
+
+    fn containers(&self, scope: &Scope, req: &Request) -> Res<Response> {
+        let cat = self.catalog();
+        let ns = req.query_one("namespace");
+        let list: Vec<Value> = cat
+            .containers(scope)
+            .iter()
+            .filter(|c| ns.is_none_or(|n| n == c.namespace))
+            .map(|c| cat.view_json(c))
+            .collect();
+        Ok(Response::json(200, &json!({ "containers": list })))
+    }
+
+    fn container(&self, scope: &Scope, ns: &str, id: &str) -> Res<Response> {
+        let cat = self.catalog();
+        let found = cat.container(scope, Some(ns), id);
+        let Some(c) = found.first() else {
+            return Err(not_found(&format!(
+                "container {}/{}",
+                escape::escape(ns.as_bytes()),
+                escape::escape(id.as_bytes())
+            )));
+        };
+        let mut v = cat.view_json(c);
+        v["processes"] = Value::Array(cat.processes(c));
+        Ok(Response::json(200, &v))
+    }
+
+    fn topology(&self, scope: &Scope) -> Response {
+        let cat = self.catalog();
+        let mut pods: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
+        let mut loose = Vec::new();
+        for c in cat.containers(scope) {
+            let mut v = cat.view_json(&c);
+            v["processes"] = Value::Array(cat.processes(&c));
+            match c.pod() {
+                Some(p) => pods.entry(p).or_default().push(v),
+                None => loose.push(v),
+            }
+        }
+        let pods: Vec<Value> = pods
+            .into_iter()
+            .map(|((ns, name), containers)| {
+                let rate: f64 = containers.iter().filter_map(|c| c["syscall_rate"].as_f64()).sum();
+                json!({"namespace": ns, "name": name, "syscall_rate": rate, "containers": containers})
+            })
+            .collect();
+        let tenant = match scope {
+            Scope::Root => Value::Null,
+            Scope::Tenant(t) => json!(t),
+        };
+        Response::json(
+            200,
+            &json!({"tenant": tenant, "pods": pods, "containers": loose}),
+        )
+    }
+
+    /// The streams a query covers, after scope and container/pod filters.
+    fn select(&self, scope: &Scope, req: &Request) -> Res<Selection> {
+        let cat = self.catalog();
+        let containers = split_list(req, "container");
+        let ns = req.query_one("namespace").filter(|s| !s.is_empty());
+        let pod = req.query_one("pod").filter(|s| !s.is_empty());
+        let mut views: Vec<ContainerView> = cat
+            .containers(scope)
+            .into_iter()
+            .filter(|c| {
+                ns.is_none_or(|n| n == c.namespace || c.k8s_namespace().as_deref() == Some(n))
+            })
+            .collect();
+        let mut wanted_containers = None;
+        if !containers.is_empty() {
+            for want in &containers {
+                if !views.iter().any(|c| &c.id == want) {
+                    return Err(not_found(&format!(
+                        "container {}",
+                        escape::quote(want.as_bytes(), false)
+                    )));
+                }
+            }
+            views.retain(|c| containers.contains(&c.id));
+            wanted_containers = Some(
+                views
+                    .iter()
+                    .map(|c| (c.namespace.clone(), c.id.clone()))
+                    .collect(),
+            );
+        }
+        if let Some(p) = pod {
+            let (pns, pname) = match p.split_once('/') {
+                Some((a, b)) => (Some(a), b),
+                None => (None, p),
+            };
+            views.retain(|c| {
+                c.pod()
+                    .is_some_and(|(ns, name)| name == pname && pns.is_none_or(|n| n == ns))
+            });
+            if views.is_empty() {
+                return Err(not_found(&format!(
+                    "pod {}",
+                    escape::quote(p.as_bytes(), false)
+                )));
+            }
+            wanted_containers = Some(
+                views
+                    .iter()
+                    .map(|c| (c.namespace.clone(), c.id.clone()))
+                    .collect(),
+            );
+        }
+        let streams = views.into_iter().flat_map(|c| c.streams).collect();
+        Ok((streams, wanted_containers))
+    }
+
+    fn filter(&self, req: &Request) -> Res<Filter> {
+        let mut f = Filter::default();
+        for name in split_list(req, "syscall") {
+            let info = syscalls::by_name(&name).ok_or_else(|| {
+                bad(format!(
+                    "syscall={} is not a syscall this node knows; expected names like openat,connect",
+                    escape::quote(name.as_bytes(), false)
+                ))
+            })?;
+            f.syscalls.push(info.nr);
+        }
+        for p in split_list(req, "pid") {
+            f.pids.push(p.parse().map_err(|_| {
+                bad(format!(
+                    "pid={} is not a pid; expected a number",
+                    escape::quote(p.as_bytes(), false)
+                ))
+            })?);
+        }
+        if let Some(s) = req.query_one("since") {
+            f.since = Some(parse_time("since", s)?);
+        }
+        if let Some(u) = req.query_one("until") {
+            f.until = Some(parse_time("until", u)?);
+        }
+        if let (Some(s), Some(u)) = (f.since, f.until) {
+            if s >= u {
+                return Err(bad("since must be before until"));
+            }
+        }
+        f.text = req
+            .query_one("grep")
+            .filter(|g| !g.is_empty())
+            .map(str::to_string);
+        f.kinds = 1 << KIND_SYSCALL | 1 << KIND_DROPS;
+        match req.query_one("logs") {
+            None | Some("false") | Some("0") => {}
+            Some("true") | Some("1") => f.kinds |= 1 << KIND_LOG,
+            Some(other) => {
+                return Err(bad(format!(
+                    "logs={} is not a boolean; expected true or false",
+                    escape::quote(other.as_bytes(), false)
+                )))
+            }
+        }
+        Ok(f)
+    }
+
+    /// Counts a tenant's running queries; `None` when it has too many.
+    fn admit(&self, scope: &Scope) -> Option<QueryPermit<'_>> {
+        let key = match scope {
+            Scope::Root => {
+                return Some(QueryPermit {
+                    api: self,
+                    key: None,
+                })
+            }
+            Scope::Tenant(t) => t.clone(),
+        };
+        let mut running = self.running.lock().unwrap();
+        let n = running.entry(key.clone()).or_default();
+        if *n >= QUERIES_PER_TENANT {
+            return None;
+        }
+        *n += 1;
+        Some(QueryPermit {
+            api: self,
+            key: Some(key),
+        })
+    }
+
+    fn events(&self, scope: &Scope, req: &Request) -> Res<Response> {
+        let (streams, _) = self.select(scope, req)?;
+        let filter = self.filter(req)?;
+        let order = match req.query_one("order").unwrap_or("asc") {
+            "asc" => Order::Asc,
+            "desc" => Order::Desc,
+            other => {
+                return Err(bad(format!(
+                    "order={} is not an order; expected asc (oldest first) or desc (newest first)",
+                    escape::quote(other.as_bytes(), false)
+                )))
+            }
+        };
+        let limit = match req.query_one("limit") {
+            None => DEFAULT_LIMIT,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(bad(format!(
+                        "limit={} is out of range; expected 1 to {MAX_LIMIT}",
+                        escape::quote(l.as_bytes(), false)
+                    )))
+                }
+            },
+        };
+        let cursor = match req.query_one("cursor").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(
+                Cursor::decode(c).ok_or_else(|| bad("cursor is not one this server handed out"))?,
+            ),
+        };
+        let Some(_permit) = self.admit(scope) else {
+            return Err(Fail(429, format!("too many queries at once for this tenant (at most {QUERIES_PER_TENANT}); retry shortly")));
+        };
+        let result = query::run(
+            &streams,
+            &filter,
+            order,
+            limit,
+            cursor.as_ref(),
+            Budget {
+                max_scanned: QUERY_SCAN,
+                deadline: Instant::now() + QUERY_TIME,
+            },
+        )
+        .map_err(bad)?;
+        let tenants = &self.ingest.tenants;
+        let events: Vec<Value> = result
+            .hits
+            .iter()
+            .map(|h| {
+                event_json(
+                    &h.stream,
+                    tenants.owner(&h.stream.meta.namespace, k8s_ns(&h.stream)),
+                    &h.record(),
+                )
+            })
+            .collect();
+        let more = events.len() == limit || result.truncated;
+        Ok(Response::json(
+            200,
+            &json!({
+                "events": events,
+                "next": result.next.encode(),
+                "more": more,
+                "truncated": result.truncated,
+                "scanned": result.scanned,
+            }),
+        ))
+    }
+
+    fn stream(&self, scope: &Scope, req: &Request) -> Res<Response> {
+        let (streams, containers) = self.select(scope, req)?;
+        let mut filter = self.filter(req)?;
+        // A live stream starts now; `since` has no meaning here.
+        filter.since = None;
+        let ids: Option<HashSet<String>> = containers
+            .as_ref()
+            .map(|_| streams.iter().map(|s| s.id.clone()).collect());
+        let live = Arc::clone(&self.ingest.live);
+        let tenants = Arc::clone(&self.ingest.tenants);
+        let scope = scope.clone();
+        Ok(Response::stream("text/event-stream", move |w| {
+            // Subscribed only once the client is being streamed to.
+            let sub = live.subscribe(scope, ids, containers, filter);
+            let result = (|| -> std::io::Result<()> {
+                w.write_all(b": crtd live stream\n\n")?;
+                let mut reported_drops = 0;
+                loop {
+                    let batch = sub.wait(Duration::from_secs(10));
+                    if batch.is_empty() {
+                        // Also how a closed client is noticed.
+                        w.write_all(b": keep-alive\n\n")?;
+                    }
+                    for (stream, bytes) in batch {
+                        let Ok((rec, _)) = crt_tracer::record::decode(&bytes) else {
+                            continue;
+                        };
+                        let ev = event_json(
+                            &stream,
+                            tenants.owner(&stream.meta.namespace, k8s_ns(&stream)),
+                            &rec,
+                        );
+                        w.write_all(format!("data: {ev}\n\n").as_bytes())?;
+                    }
+                    let d = sub.dropped.load(Ordering::Relaxed);
+                    if d != reported_drops {
+                        reported_drops = d;
+                        let ev = json!({"event": "stream-drops", "dropped": d});
+                        w.write_all(format!("event: drops\ndata: {ev}\n\n").as_bytes())?;
+                    }
+                }
+            })();
+            live.unsubscribe(&sub);
+            result
+        }))
+    }
+
+    fn metrics(&self) -> Response {
+        Response::text(
+            200,
+            "text/plain; version=0.0.4",
+            metrics::render(&self.ingest, &self.catalog(), self.started),
+        )
+    }
+}
+
+/// The streams a query covers, and the containers it named (if any).
+type Selection = (Vec<Arc<Stream>>, Option<Vec<(String, String)>>);
+
+struct QueryPermit<'a> {
+    api: &'a Api,
+    key: Option<String>,
+}
+
+impl Drop for QueryPermit<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = &self.key {
+            if let Some(n) = self.api.running.lock().unwrap().get_mut(k) {
+                *n -= 1;
+            }
+        }
+    }
+}
+
+fn k8s_ns(s: &Stream) -> Option<&str> {
+    s.meta
+        .kubernetes
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
+/// An event as the API shows it.
+pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Value {
+    let pod = match (
+        stream
+            .meta
+            .kubernetes
+            .get("namespace")
+            .and_then(Value::as_str),
+        stream.meta.kubernetes.get("pod").and_then(Value::as_str),
+    ) {
+        (Some(ns), Some(p)) if !p.is_empty() => json!({"namespace": ns, "name": p}),
+        _ => Value::Null,
+    };
+    let mut v = json!({
+        "ts": rfc3339_utc(rec.ts_ns),
+        "namespace": stream.meta.namespace,
+        "container": stream.meta.container,
+        "tenant": tenant,
+        "pod": pod,
+    });
+    let o = v.as_object_mut().expect("an object");
+    match rec.kind {
+        KIND_SYSCALL => {
+            let (name, args) = decode::render_args(rec);
+            o.insert("event".into(), json!("syscall"));
+            o.insert("pid".into(), json!(rec.tid));
+            o.insert("comm".into(), json!(String::from_utf8_lossy(rec.comm())));
+            o.insert("syscall".into(), json!(name));
+            o.insert("args".into(), json!(args));
+            o.insert("ret".into(), json!("?"));
+            o.insert("nr".into(), json!(rec.nr));
+            o.insert("stale".into(), json!(rec.flags & FLAG_STALE != 0));
+        }
+        KIND_DROPS => {
+            o.insert("event".into(), json!("drops"));
+            o.insert("dropped".into(), json!(rec.args[0]));
+        }
+        KIND_END => {
+            o.insert("event".into(), json!("end"));
+        }
+        KIND_PROCESS => {
+            o.insert("event".into(), json!("process"));
+            o.insert("pid".into(), json!(rec.tid));
+            o.insert("comm".into(), json!(String::from_utf8_lossy(rec.comm())));
+            o.insert("init".into(), json!(rec.args[0] == 1));
+        }
+        KIND_LOG => {
+            o.insert("event".into(), json!("log"));
+            o.insert(
+                "stream".into(),
+                json!(if rec.args[0] == 2 { "stderr" } else { "stdout" }),
+            );
+            let text = query::text_of(rec);
+            o.insert("line".into(), json!(text));
+        }
+        other => {
+            o.insert("event".into(), json!("unknown"));
+            o.insert("kind".into(), json!(other));
+        }
+    }
+    v
+}

@@ -1,0 +1,441 @@
+//! The API as a tenant and as root see it: tenant isolation on every
+//! endpoint, errors that name the bad parameter, the OpenAPI document
+//! against the router, and the live stream.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crt_config::Tenant;
+use crt_tracer::record::{RecordBuilder, KIND_SYSCALL};
+use crt_tracer::segment::Position;
+use crt_tracer::syscalls;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{Api, Listener, ROUTES};
+use crate::http::{Body, Peer, Request, Response};
+use crate::ingest::Ingest;
+use crate::live::Live;
+use crate::stats::Stats;
+use crate::store::{Store, StreamMeta};
+use crate::tenants::Tenants;
+
+const ACME: &str = "acme-token";
+const GLOBEX: &str = "globex-token";
+
+struct World {
+    _dir: tempfile::TempDir,
+    api: Arc<Api>,
+}
+
+fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
+    Tenant {
+        name: name.into(),
+        namespaces: ns.iter().map(|s| s.to_string()).collect(),
+        token_sha256: vec![Sha256::digest(token.as_bytes()).into()],
+        max_age: Duration::from_secs(3600),
+        max_bytes: 1 << 30,
+    }
+}
+
+fn record(ts: u64, tid: u32, name: &str, path: &[u8]) -> Vec<u8> {
+    let nr = syscalls::by_name(name).unwrap().nr;
+    let mut buf = Vec::new();
+    let mut b = RecordBuilder::begin(
+        &mut buf,
+        KIND_SYSCALL,
+        ts,
+        tid,
+        syscalls::NATIVE_AUDIT_ARCH,
+        nr,
+        &[0xffff_ff9c, 1, 0, 0, 0, 0],
+    );
+    b.set_comm(b"app");
+    if name == "openat" {
+        b.bytes(1, path, false);
+    }
+    b.finish();
+    buf
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // What the shims tell the node: one container per tenant, one of nobody's.
+    for (ns, id, k8s) in [
+        ("acme", "a1", json!(null)),
+        (
+            "k8s.io",
+            "pod-c",
+            json!({"namespace": "acme-prod", "pod": "web-0", "container": "app"}),
+        ),
+        ("globex", "g1", json!(null)),
+        ("default", "d1", json!(null)),
+    ] {
+        let p = state.join("containers").join(ns);
+        fs::create_dir_all(&p).unwrap();
+        fs::write(
+            p.join(format!("{id}.json")),
+            json!({"namespace": ns, "id": id, "status": "running", "pid": 0, "traced": true, "kubernetes": k8s}).to_string(),
+        )
+        .unwrap();
+    }
+    let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    for (ns, id, k8s, base) in [
+        ("acme", "a1", json!(null), 1_000u64),
+        (
+            "k8s.io",
+            "pod-c",
+            json!({"namespace": "acme-prod", "pod": "web-0"}),
+            2_000,
+        ),
+        ("globex", "g1", json!(null), 3_000),
+    ] {
+        let s = store
+            .stream(StreamMeta {
+                namespace: ns.into(),
+                container: id.into(),
+                instance: 1,
+                kubernetes: k8s,
+                source: "/nowhere".into(),
+            })
+            .unwrap();
+        let mut batch = Vec::new();
+        for i in 0..250u64 {
+            let name = if i % 5 == 0 { "connect" } else { "openat" };
+            batch.extend(record(
+                (base + i) * 1000,
+                10 + (i % 2) as u32,
+                name,
+                format!("/{id}/{i}").as_bytes(),
+            ));
+        }
+        s.append(&batch, Position { seq: 1, offset: 16 }, false, 0)
+            .unwrap();
+    }
+    let ingest = Arc::new(Ingest {
+        store,
+        live: Arc::new(Live::default()),
+        stats: Arc::new(Stats::default()),
+        tenants: Arc::new(Tenants::new(vec![
+            tenant("acme", &["acme", "acme-prod"], ACME),
+            tenant("globex", &["globex"], GLOBEX),
+        ])),
+        traces_root: dir.path().join("state/traces"),
+        stored: AtomicU64::new(0),
+        default_max_age: Duration::from_secs(3600),
+        default_max_bytes: 1 << 30,
+    });
+    let api = Arc::new(Api::new(ingest, state));
+    World { _dir: dir, api }
+}
+
+fn request(path_and_query: &str, token: Option<&str>, peer: Peer) -> Request {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (path_and_query, ""),
+    };
+    let query = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.to_string(), String::new()),
+        })
+        .collect();
+    let mut headers = Vec::new();
+    if let Some(t) = token {
+        headers.push(("authorization".to_string(), format!("Bearer {t}")));
+    }
+    Request {
+        method: "GET".into(),
+        path: path.into(),
+        query,
+        headers,
+        body: Vec::new(),
+        peer,
+    }
+}
+
+fn tcp() -> Peer {
+    Peer::Tcp("127.0.0.1:40000".parse().unwrap())
+}
+
+fn root() -> Peer {
+    Peer::Unix { uid: 0, pid: 1 }
+}
+
+fn body(r: &Response) -> Value {
+    match &r.body {
+        Body::Bytes(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        Body::Stream(_) => Value::Null,
+    }
+}
+
+impl World {
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let r = self
+            .api
+            .handle(Listener::Tenants, request(path, token, tcp()));
+        let b = body(&r);
+        (r.status, b)
+    }
+
+    fn root(&self, path: &str) -> (u16, Value) {
+        let r = self.api.handle(Listener::Root, request(path, None, root()));
+        let b = body(&r);
+        (r.status, b)
+    }
+}
+
+/// A concrete request for every route (path parameters filled in).
+fn concrete(route: &str) -> String {
+    route.replace("{namespace}", "acme").replace("{id}", "a1")
+}
+
+#[test]
+fn every_endpoint_wants_a_valid_token() {
+    let w = world();
+    for (_, route) in ROUTES {
+        if *route == "/metrics" {
+            continue;
+        }
+        let path = concrete(route);
+        assert_eq!(w.get(&path, None).0, 401, "{route} without a token");
+        assert_eq!(
+            w.get(&path, Some("not-a-token")).0,
+            401,
+            "{route} with a wrong token"
+        );
+        let (status, _) = if route.ends_with("/stream") {
+            (
+                w.api
+                    .handle(Listener::Tenants, request(&path, Some(ACME), tcp()))
+                    .status,
+                Value::Null,
+            )
+        } else {
+            w.get(&path, Some(ACME))
+        };
+        assert_eq!(status, 200, "{route} with acme's token");
+    }
+}
+
+#[test]
+fn a_tenant_sees_only_its_own_containers() {
+    let w = world();
+    let (s, b) = w.get("/v1/containers", Some(ACME));
+    assert_eq!(s, 200);
+    let ids: BTreeSet<String> = b["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a1", "pod-c"].iter().map(|s| s.to_string()).collect());
+    let (_, b) = w.get("/v1/containers", Some(GLOBEX));
+    assert_eq!(b["containers"].as_array().unwrap().len(), 1);
+    let (_, b) = w.get("/v1/topology", Some(ACME));
+    assert_eq!(b["pods"][0]["name"], "web-0");
+    assert_eq!(b["containers"][0]["id"], "a1");
+    assert_eq!(w.get("/v1/whoami", Some(GLOBEX)).1["tenant"], "globex");
+}
+
+#[test]
+fn someone_elses_container_is_answered_like_one_that_does_not_exist() {
+    let w = world();
+    let theirs = w.get("/v1/containers/globex/g1", Some(ACME));
+    let none = w.get("/v1/containers/globex/nope", Some(ACME));
+    assert_eq!(theirs.0, 404);
+    assert_eq!(none.0, 404);
+    assert_eq!(
+        theirs.1["error"].as_str().unwrap().replace("g1", "X"),
+        none.1["error"].as_str().unwrap().replace("nope", "X")
+    );
+    for path in [
+        "/v1/events?container=g1",
+        "/v1/events/stream?container=g1",
+        "/v1/events?container=d1",
+    ] {
+        let r = w
+            .api
+            .handle(Listener::Tenants, request(path, Some(ACME), tcp()));
+        assert_eq!(r.status, 404, "{path}");
+    }
+    // Tenants never reach metrics.
+    assert_eq!(w.get("/metrics", Some(ACME)).0, 404);
+}
+
+#[test]
+fn events_are_filtered_paginated_and_scoped() {
+    let w = world();
+    let (s, b) = w.get("/v1/events?limit=1000", Some(ACME));
+    assert_eq!(s, 200);
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 500, "acme's two containers");
+    assert!(events.iter().all(|e| e["tenant"] == "acme"));
+    let (_, b) = w.get(
+        "/v1/events?container=a1&syscall=connect&limit=10&order=desc",
+        Some(ACME),
+    );
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 10);
+    assert!(events
+        .iter()
+        .all(|e| e["syscall"] == "connect" && e["container"] == "a1"));
+    assert_eq!(b["more"], true);
+    // The next page continues where this one stopped.
+    let next = b["next"].as_str().unwrap();
+    let (_, b2) = w.get(
+        &format!("/v1/events?container=a1&syscall=connect&limit=10&order=desc&cursor={next}"),
+        Some(ACME),
+    );
+    let first_ts = b2["events"][0]["ts"].as_str().unwrap().to_string();
+    assert!(first_ts.as_str() < events.last().unwrap()["ts"].as_str().unwrap());
+    // Text search and pid filter.
+    let (_, b) = w.get("/v1/events?grep=/a1/42&pid=10", Some(ACME));
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["args"][1], "\"/a1/42\"");
+    // Pods by name or namespace/name.
+    let (_, b) = w.get("/v1/events?pod=acme-prod/web-0&limit=1", Some(ACME));
+    assert_eq!(b["events"][0]["pod"]["name"], "web-0");
+    assert_eq!(w.get("/v1/events?pod=web-9", Some(ACME)).0, 404);
+}
+
+#[test]
+fn root_sees_every_tenant_and_can_narrow_to_one() {
+    let w = world();
+    let (s, b) = w.root("/v1/containers");
+    assert_eq!(s, 200);
+    assert_eq!(b["containers"].as_array().unwrap().len(), 4);
+    let (_, b) = w.root("/v1/containers?tenant=globex");
+    assert_eq!(b["containers"].as_array().unwrap().len(), 1);
+    assert_eq!(w.root("/v1/containers?tenant=initech").0, 404);
+    let (s, _) = w.root("/metrics");
+    assert_eq!(s, 200);
+    // Not root on the root socket: refused.
+    let r = w.api.handle(
+        Listener::Root,
+        request("/v1/whoami", None, Peer::Unix { uid: 1000, pid: 1 }),
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn bad_parameters_are_named_with_their_value() {
+    let w = world();
+    for (q, key, val) in [
+        ("syscall=opnat", "syscall", "opnat"),
+        ("pid=ten", "pid", "ten"),
+        ("since=yesterday", "since", "yesterday"),
+        ("limit=0", "limit", "0"),
+        ("limit=5000", "limit", "5000"),
+        ("order=sideways", "order", "sideways"),
+        ("logs=maybe", "logs", "maybe"),
+    ] {
+        let (s, b) = w.get(&format!("/v1/events?{q}"), Some(ACME));
+        assert_eq!(s, 400, "{q}");
+        let msg = b["error"].as_str().unwrap();
+        assert!(msg.contains(key) && msg.contains(val), "{q}: {msg}");
+    }
+    let (s, b) = w.get("/v1/events?cursor=zz", Some(ACME));
+    assert_eq!(s, 400);
+    assert!(b["error"].as_str().unwrap().contains("cursor"));
+    let (s, _) = w.get(
+        "/v1/events?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+        Some(ACME),
+    );
+    assert_eq!(s, 400);
+    assert_eq!(w.get("/v2/whatever", Some(ACME)).0, 404);
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_served() {
+    let w = world();
+    let doc: Value = serde_json::from_str(super::OPENAPI).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, routes);
+    // And the router serves each of them (root reaches every one).
+    for (_, route) in ROUTES {
+        let r = w
+            .api
+            .handle(Listener::Root, request(&concrete(route), None, root()));
+        assert_eq!(r.status, 200, "{route}");
+    }
+}
+
+#[test]
+fn a_live_stream_delivers_new_events_and_stops_when_the_client_goes() {
+    let w = world();
+    let r = w.api.handle(
+        Listener::Tenants,
+        request("/v1/events/stream?container=a1", Some(ACME), tcp()),
+    );
+    assert_eq!(r.status, 200);
+    let Body::Stream(f) = r.body else {
+        panic!("a stream body");
+    };
+    /// Collects what the stream writes; fails once it has seen an event,
+    /// as a client that hangs up would.
+    struct Client(std::sync::mpsc::Sender<String>, bool);
+    impl std::io::Write for Client {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.1 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let s = String::from_utf8_lossy(b).into_owned();
+            if s.starts_with("data: ") {
+                self.1 = true;
+            }
+            let _ = self.0.send(s);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let done = std::thread::spawn(move || f(&mut Client(tx, false)));
+    // Wait until subscribed, then publish one event of a1 and one of g1.
+    while w.api.ingest.live.subscribers() == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let store = &w.api.ingest.store;
+    let streams = store.streams();
+    let a1 = streams.iter().find(|s| s.meta.container == "a1").unwrap();
+    let g1 = streams.iter().find(|s| s.meta.container == "g1").unwrap();
+    w.api
+        .ingest
+        .live
+        .publish(g1, Some("globex"), &record(9_000, 1, "openat", b"/theirs"));
+    w.api
+        .ingest
+        .live
+        .publish(a1, Some("acme"), &record(9_001, 1, "openat", b"/mine"));
+    let mut got = String::new();
+    while !got.contains("data: ") {
+        got.push_str(&rx.recv_timeout(Duration::from_secs(5)).expect("an event"));
+    }
+    assert!(got.contains("/mine"));
+    assert!(!got.contains("/theirs"));
+    // The next write fails: the stream ends and unsubscribes.
+    w.api
+        .ingest
+        .live
+        .publish(a1, Some("acme"), &record(9_002, 1, "openat", b"/more"));
+    assert!(done.join().unwrap().is_err());
+    assert_eq!(w.api.ingest.live.subscribers(), 0);
+}

@@ -1,0 +1,280 @@
+//! The containers crtd knows: those the shims run now (their state files
+//! under `<state_dir>/containers/`) and those whose history is stored.
+//! Topology, processes, CPU and memory are read on demand.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crt_tracer::escape;
+use serde_json::{json, Value};
+
+use crate::stats::Stats;
+use crate::store::{Store, Stream};
+use crate::tenants::{Scope, Tenants};
+
+/// One container, as crtd shows it.
+#[derive(Clone)]
+pub struct ContainerView {
+    pub namespace: String,
+    pub id: String,
+    pub tenant: Option<String>,
+    /// created, running, stopped (the shim says so) or gone (only history left).
+    pub status: String,
+    pub record: Value,
+    /// Its stored instances, oldest first.
+    pub streams: Vec<Arc<Stream>>,
+}
+
+impl ContainerView {
+    pub fn kubernetes(&self) -> Value {
+        let k = self
+            .record
+            .get("kubernetes")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .or_else(|| self.streams.last().map(|s| s.meta.kubernetes.clone()))
+            .unwrap_or(Value::Null);
+        if k.get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            Value::Null
+        } else {
+            k
+        }
+    }
+
+    pub fn k8s_namespace(&self) -> Option<String> {
+        self.kubernetes()
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    pub fn pod(&self) -> Option<(String, String)> {
+        let k = self.kubernetes();
+        let ns = k.get("namespace")?.as_str()?;
+        let pod = k.get("pod")?.as_str()?;
+        (!pod.is_empty()).then(|| (ns.to_string(), pod.to_string()))
+    }
+}
+
+pub struct Catalog<'a> {
+    pub tenants: &'a Tenants,
+    pub store: &'a Store,
+    pub stats: &'a Stats,
+    pub state_dir: PathBuf,
+}
+
+fn read_records(state_dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let Ok(namespaces) = fs::read_dir(state_dir.join("containers")) else {
+        return out;
+    };
+    for ns in namespaces.filter_map(|e| e.ok()) {
+        let Ok(files) = fs::read_dir(ns.path()) else {
+            continue;
+        };
+        for f in files.filter_map(|e| e.ok()) {
+            let p = f.path();
+            if p.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            if let Ok(v) = fs::read(&p)
+                .map_err(|_| ())
+                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|_| ()))
+            {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+impl Catalog<'_> {
+    /// Every container the scope may see.
+    pub fn containers(&self, scope: &Scope) -> Vec<ContainerView> {
+        let mut by_key: BTreeMap<(String, String), ContainerView> = BTreeMap::new();
+        for rec in read_records(&self.state_dir) {
+            let (Some(ns), Some(id)) = (rec["namespace"].as_str(), rec["id"].as_str()) else {
+                continue;
+            };
+            let status = rec["status"].as_str().unwrap_or("unknown").to_string();
+            by_key.insert(
+                (ns.to_string(), id.to_string()),
+                ContainerView {
+                    namespace: ns.to_string(),
+                    id: id.to_string(),
+                    tenant: None,
+                    status,
+                    record: rec.clone(),
+                    streams: Vec::new(),
+                },
+            );
+        }
+        for s in self.store.streams() {
+            let key = (s.meta.namespace.clone(), s.meta.container.clone());
+            let v = by_key.entry(key).or_insert_with(|| ContainerView {
+                namespace: s.meta.namespace.clone(),
+                id: s.meta.container.clone(),
+                tenant: None,
+                status: "gone".into(),
+                record: Value::Null,
+                streams: Vec::new(),
+            });
+            v.streams.push(s);
+        }
+        let mut out = Vec::new();
+        for (_, mut v) in by_key {
+            v.streams.sort_by_key(|s| s.meta.instance);
+            v.tenant = self
+                .tenants
+                .owner(&v.namespace, v.k8s_namespace().as_deref())
+                .map(str::to_string);
+            if scope.sees(v.tenant.as_deref()) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// One container, or `None` — also when it exists but belongs to
+    /// someone else (the caller answers both with the same 404).
+    pub fn container(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+        id: &str,
+    ) -> Vec<ContainerView> {
+        self.containers(scope)
+            .into_iter()
+            .filter(|c| c.id == id && namespace.is_none_or(|n| n == c.namespace))
+            .collect()
+    }
+
+    /// The JSON shown for a container (without processes).
+    pub fn view_json(&self, v: &ContainerView) -> Value {
+        let mut syscalls = 0;
+        let mut dropped = 0;
+        let mut rate = 0.0;
+        for s in &v.streams {
+            let snap = self.stats.snapshot(&s.id);
+            syscalls += snap.syscalls;
+            dropped += snap.dropped;
+            rate += snap.rate;
+        }
+        let stored: u64 = v.streams.iter().map(|s| s.events()).sum();
+        let (cpu, mem) = usage(&v.record);
+        json!({
+            "namespace": v.namespace,
+            "id": v.id,
+            "tenant": v.tenant,
+            "status": v.status,
+            "pid": v.record.get("pid"),
+            "exit_code": v.record.get("exit_code"),
+            "image": v.record.get("image"),
+            "traced": v.record.get("traced").and_then(Value::as_bool).unwrap_or(!v.streams.is_empty()),
+            "kubernetes": v.kubernetes(),
+            "created": v.record.get("created"),
+            "exited": v.record.get("exited"),
+            "cpu_usage_ns": cpu,
+            "memory_bytes": mem,
+            "syscall_rate": (rate * 10.0).round() / 10.0,
+            "syscalls_seen": syscalls,
+            "events_stored": stored,
+            "dropped": dropped,
+            "instances": v.streams.len(),
+        })
+    }
+
+    /// The container's processes now, with their syscall rates.
+    pub fn processes(&self, v: &ContainerView) -> Vec<Value> {
+        if v.status != "running" && v.status != "created" {
+            return Vec::new();
+        }
+        let pids = cgroup_pids(&v.record);
+        let mut rate_by_pid: BTreeMap<i32, f64> = BTreeMap::new();
+        if let Some(s) = v.streams.last() {
+            for (tid, r) in self.stats.snapshot(&s.id).per_tid {
+                let pid = tgid_of(tid).unwrap_or(tid as i32);
+                *rate_by_pid.entry(pid).or_default() += r;
+            }
+        }
+        pids.into_iter()
+            .map(|pid| {
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<String> = cmdline
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(escape::escape)
+                    .collect();
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // The state follows the (possibly odd) comm in parentheses.
+                let state = stat
+                    .rfind(')')
+                    .and_then(|i| stat[i + 1..].split_whitespace().next())
+                    .unwrap_or("?")
+                    .to_string();
+                let comm = fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+                let comm = escape::escape(comm.strip_suffix(b"\n").unwrap_or(&comm));
+                json!({
+                    "pid": pid,
+                    "comm": comm,
+                    "cmdline": args,
+                    "state": state,
+                    "syscall_rate": (rate_by_pid.get(&pid).copied().unwrap_or(0.0) * 10.0).round() / 10.0,
+                })
+            })
+            .collect()
+    }
+}
+
+fn tgid_of(tid: u32) -> Option<i32> {
+    let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn cgroup_dir(rec: &Value, key: &str) -> Option<PathBuf> {
+    rec.get("cgroup")?.get(key)?.as_str().map(PathBuf::from)
+}
+
+fn read_num(p: &Path) -> Option<u64> {
+    fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// CPU time (ns) and memory (bytes) from the container's cgroup.
+fn usage(rec: &Value) -> (Option<u64>, Option<u64>) {
+    if let Some(u) = cgroup_dir(rec, "unified") {
+        let cpu = fs::read_to_string(u.join("cpu.stat")).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|us| us * 1000)
+        });
+        return (cpu, read_num(&u.join("memory.current")));
+    }
+    let cpu = cgroup_dir(rec, "cpuacct").and_then(|d| read_num(&d.join("cpuacct.usage")));
+    let mem = cgroup_dir(rec, "memory").and_then(|d| read_num(&d.join("memory.usage_in_bytes")));
+    (cpu, mem)
+}
+
+fn cgroup_pids(rec: &Value) -> Vec<i32> {
+    let dir = cgroup_dir(rec, "unified")
+        .or_else(|| cgroup_dir(rec, "pids"))
+        .or_else(|| cgroup_dir(rec, "memory"));
+    let Some(dir) = dir else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
+}

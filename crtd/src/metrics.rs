@@ -1,0 +1,173 @@
+//! Prometheus metrics (text exposition format 0.0.4), for the root socket
+//! or the separate metrics address; never on the tenants' listener.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crt_tracer::syscalls;
+
+use crate::catalog::Catalog;
+use crate::ingest::Ingest;
+
+/// A label value escaped as the format requires.
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
+    let mut out = String::new();
+    let containers = cat.containers(&crate::tenants::Scope::Root);
+
+    header(
+        &mut out,
+        "crtd_uptime_seconds",
+        "gauge",
+        "Seconds since crtd started.",
+    );
+    let _ = writeln!(out, "crtd_uptime_seconds {}", started.elapsed().as_secs());
+
+    header(
+        &mut out,
+        "crtd_ingested_events_total",
+        "counter",
+        "Records crtd copied from the shims' traces into its history since it started.",
+    );
+    let _ = writeln!(
+        out,
+        "crtd_ingested_events_total {}",
+        ingest.stored.load(Ordering::Relaxed)
+    );
+
+    header(
+        &mut out,
+        "crtd_live_subscribers",
+        "gauge",
+        "Clients following a live event stream.",
+    );
+    let _ = writeln!(out, "crtd_live_subscribers {}", ingest.live.subscribers());
+
+    header(
+        &mut out,
+        "crt_containers",
+        "gauge",
+        "Containers known to crtd, by tenant and status.",
+    );
+    let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for c in &containers {
+        *counts
+            .entry((c.tenant.clone().unwrap_or_default(), c.status.clone()))
+            .or_default() += 1;
+    }
+    for ((t, s), n) in counts {
+        let _ = writeln!(
+            out,
+            "crt_containers{{tenant=\"{}\",status=\"{}\"}} {n}",
+            label(&t),
+            label(&s)
+        );
+    }
+
+    header(
+        &mut out,
+        "crt_syscalls_total",
+        "counter",
+        "Syscalls recorded since crtd started, by tenant, container and syscall.",
+    );
+    let mut dropped_lines = Vec::new();
+    let mut rate_lines = Vec::new();
+    for c in &containers {
+        let tenant = label(c.tenant.as_deref().unwrap_or(""));
+        let (ns, id) = (label(&c.namespace), label(&c.id));
+        let mut by_nr: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut dropped = 0;
+        let mut rate = 0.0;
+        for s in &c.streams {
+            let snap = ingest.stats.snapshot(&s.id);
+            for (nr, n) in snap.by_syscall {
+                *by_nr.entry(nr).or_default() += n;
+            }
+            dropped += snap.dropped;
+            rate += snap.rate;
+        }
+        for (nr, n) in by_nr {
+            let name = syscalls::by_nr(syscalls::NATIVE_AUDIT_ARCH, nr)
+                .map(|s| s.name.to_string())
+                .unwrap_or_else(|| format!("syscall_{nr}"));
+            let _ = writeln!(
+                out,
+                "crt_syscalls_total{{tenant=\"{tenant}\",namespace=\"{ns}\",container=\"{id}\",syscall=\"{}\"}} {n}",
+                label(&name)
+            );
+        }
+        if !c.streams.is_empty() {
+            dropped_lines.push(format!(
+                "crt_events_dropped_total{{tenant=\"{tenant}\",namespace=\"{ns}\",container=\"{id}\"}} {dropped}"
+            ));
+            rate_lines.push(format!(
+                "crt_syscall_rate{{tenant=\"{tenant}\",namespace=\"{ns}\",container=\"{id}\"}} {rate}"
+            ));
+        }
+    }
+    header(
+        &mut out,
+        "crt_events_dropped_total",
+        "counter",
+        "Events the shim dropped because its storage could not keep up, by container.",
+    );
+    for l in dropped_lines {
+        let _ = writeln!(out, "{l}");
+    }
+    header(
+        &mut out,
+        "crt_syscall_rate",
+        "gauge",
+        "Syscalls per second over the last 10 seconds, by container.",
+    );
+    for l in rate_lines {
+        let _ = writeln!(out, "{l}");
+    }
+
+    header(
+        &mut out,
+        "crt_store_bytes",
+        "gauge",
+        "Bytes of history kept, by tenant.",
+    );
+    let mut bytes: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &containers {
+        let b: u64 = c.streams.iter().map(|s| s.bytes()).sum();
+        *bytes
+            .entry(c.tenant.clone().unwrap_or_default())
+            .or_default() += b;
+    }
+    for (t, b) in bytes {
+        let _ = writeln!(out, "crt_store_bytes{{tenant=\"{}\"}} {b}", label(&t));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

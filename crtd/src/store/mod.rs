@@ -1,0 +1,389 @@
+//! crtd's history: every event the shims recorded, kept on the node.
+//!
+//! One *stream* per container instance (`streams/<namespace>/<id>/<created>/`)
+//! holds append-only chunk files of event records (the shim's own binary
+//! record format, so nothing is re-encoded). Every chunk is summarised in
+//! blocks of up to [`BLOCK_RECORDS`] records — time range, syscall set,
+//! kinds — kept in memory, so a query reads only the blocks that can match.
+//! A checkpoint per stream ties what was stored to where the shim's trace
+//! was read, so a crtd that was killed resumes without loss or duplicates.
+
+mod chunk;
+pub mod query;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crt_tracer::record;
+use crt_tracer::segment::Position;
+use serde::{Deserialize, Serialize};
+
+pub use chunk::ChunkIndex;
+pub use query::{Cursor, Filter, Order};
+
+/// A chunk is sealed (and a new one started) at this size.
+pub const CHUNK_BYTES: u64 = 8 << 20;
+
+/// What a stream is: one container instance.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamMeta {
+    pub namespace: String,
+    pub container: String,
+    /// When the container's trace was created (ns since the epoch): tells
+    /// apart two containers that used the same id.
+    pub instance: u64,
+    /// The Kubernetes identity CRI wrote (namespace, pod, ...), or null.
+    #[serde(default)]
+    pub kubernetes: serde_json::Value,
+    /// The shim's trace directory this stream copies.
+    pub source: PathBuf,
+}
+
+/// Where ingest stands for a stream: written after the data it covers.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub source_seq: u64,
+    pub source_offset: u64,
+    pub chunk: u64,
+    pub chunk_len: u64,
+    /// The source ended (every traced process exited) and all of it is stored.
+    #[serde(default)]
+    pub ended: bool,
+    /// Segments the shim deleted (its own bound) before they were read.
+    #[serde(default)]
+    pub missed_segments: u64,
+}
+
+impl Checkpoint {
+    pub fn source(&self) -> Position {
+        Position {
+            seq: self.source_seq,
+            offset: self.source_offset,
+        }
+    }
+}
+
+pub struct Stream {
+    pub id: String,
+    pub meta: StreamMeta,
+    dir: PathBuf,
+    pub(crate) chunks: RwLock<Vec<Arc<ChunkIndex>>>,
+    appender: Mutex<chunk::Appender>,
+    checkpoint: Mutex<Checkpoint>,
+}
+
+fn private_dir(p: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+}
+
+fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(value)?)?;
+    }
+    fs::rename(tmp, path)
+}
+
+impl Stream {
+    fn create(root: &Path, meta: StreamMeta) -> io::Result<Stream> {
+        let id = stream_id(&meta);
+        let dir = root.join(&id);
+        private_dir(&dir)?;
+        write_json_atomic(&dir.join("stream.json"), &meta)?;
+        let appender = chunk::Appender::create(&dir, 1)?;
+        let first = appender.index();
+        let s = Stream {
+            id,
+            meta,
+            dir,
+            chunks: RwLock::new(vec![first]),
+            appender: Mutex::new(appender),
+            checkpoint: Mutex::new(Checkpoint {
+                chunk: 1,
+                ..Default::default()
+            }),
+        };
+        s.write_checkpoint()?;
+        Ok(s)
+    }
+
+    /// Reopens a stream, dropping anything written after its last checkpoint.
+    fn open(dir: &Path, id: String) -> io::Result<Stream> {
+        let meta: StreamMeta = serde_json::from_slice(&fs::read(dir.join("stream.json"))?)?;
+        let cp: Checkpoint = match fs::read(dir.join("checkpoint")) {
+            Ok(b) => serde_json::from_slice(&b)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Checkpoint::default(),
+            Err(e) => return Err(e),
+        };
+        let mut seqs = chunk::list(dir)?;
+        // Chunks past the checkpoint's hold nothing acknowledged.
+        for &s in seqs.iter().filter(|&&s| s > cp.chunk && cp.chunk > 0) {
+            let _ = fs::remove_file(chunk::data_path(dir, s));
+            let _ = fs::remove_file(chunk::index_path(dir, s));
+        }
+        seqs.retain(|&s| cp.chunk == 0 || s <= cp.chunk);
+        let mut chunks = Vec::new();
+        let last = seqs.last().copied();
+        for &s in &seqs {
+            if Some(s) == last {
+                break;
+            }
+            chunks.push(Arc::new(chunk::load_sealed(dir, s)?));
+        }
+        let open_seq = last.unwrap_or(1).max(cp.chunk.max(1));
+        let appender = chunk::Appender::reopen(dir, open_seq, cp.chunk_len)?;
+        chunks.push(appender.index());
+        let cp = Checkpoint {
+            chunk: open_seq,
+            chunk_len: appender.len(),
+            ..cp
+        };
+        Ok(Stream {
+            id,
+            meta,
+            dir: dir.to_path_buf(),
+            chunks: RwLock::new(chunks),
+            appender: Mutex::new(appender),
+            checkpoint: Mutex::new(cp),
+        })
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        *self.checkpoint.lock().unwrap()
+    }
+
+    fn write_checkpoint(&self) -> io::Result<()> {
+        let cp = *self.checkpoint.lock().unwrap();
+        write_json_atomic(&self.dir.join("checkpoint"), &cp)
+    }
+
+    /// Appends whole records read from the source, then records that the
+    /// source has been read up to `next` (and whether it ended).
+    pub fn append(
+        &self,
+        records: &[u8],
+        next: Position,
+        ended: bool,
+        missed: u64,
+    ) -> io::Result<()> {
+        let mut app = self.appender.lock().unwrap();
+        let mut rest = records;
+        while !rest.is_empty() {
+            let len = record::record_len(rest)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            if app.len() >= CHUNK_BYTES {
+                let sealed = app.seal()?;
+                let next_app = chunk::Appender::create(&self.dir, sealed.seq + 1)?;
+                let mut chunks = self.chunks.write().unwrap();
+                if let Some(last) = chunks.last_mut() {
+                    *last = Arc::new(sealed);
+                }
+                chunks.push(next_app.index());
+                *app = next_app;
+            }
+            app.push(&rest[..len])?;
+            rest = &rest[len..];
+        }
+        app.flush()?;
+        // Publish the open chunk's new blocks to readers.
+        {
+            let mut chunks = self.chunks.write().unwrap();
+            if let Some(last) = chunks.last_mut() {
+                *last = app.index();
+            }
+        }
+        {
+            let mut cp = self.checkpoint.lock().unwrap();
+            cp.source_seq = next.seq;
+            cp.source_offset = next.offset;
+            cp.chunk = app.seq();
+            cp.chunk_len = app.len();
+            cp.ended |= ended;
+            cp.missed_segments += missed;
+        }
+        drop(app);
+        self.write_checkpoint()
+    }
+
+    /// Forces stored data and the checkpoint to disk.
+    pub fn sync(&self) -> io::Result<()> {
+        self.appender.lock().unwrap().sync()?;
+        self.write_checkpoint()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.chunks.read().unwrap().iter().map(|c| c.len).sum()
+    }
+
+    pub fn events(&self) -> u64 {
+        self.chunks.read().unwrap().iter().map(|c| c.count).sum()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Deletes the oldest sealed chunks while `keep` says no; returns bytes freed.
+    fn drop_chunks_while(&self, mut drop_it: impl FnMut(&ChunkIndex) -> bool) -> u64 {
+        let mut freed = 0;
+        let mut chunks = self.chunks.write().unwrap();
+        while chunks.len() > 1 && drop_it(&chunks[0]) {
+            let c = chunks.remove(0);
+            let _ = fs::remove_file(chunk::data_path(&self.dir, c.seq));
+            let _ = fs::remove_file(chunk::index_path(&self.dir, c.seq));
+            freed += c.len;
+        }
+        freed
+    }
+}
+
+/// `<namespace>/<container>/<instance>`: ids and namespaces are containerd
+/// identifiers (no `/`), checked again by [`Store::stream`].
+pub fn stream_id(meta: &StreamMeta) -> String {
+    format!("{}/{}/{}", meta.namespace, meta.container, meta.instance)
+}
+
+fn safe_component(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0')
+}
+
+pub struct Store {
+    root: PathBuf,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`, reloading every stream.
+    pub fn open(dir: &Path) -> io::Result<Store> {
+        let root = dir.join("streams");
+        private_dir(&root)?;
+        let mut streams = BTreeMap::new();
+        for ns in fs::read_dir(&root)?.filter_map(|e| e.ok()) {
+            for c in fs::read_dir(ns.path())?.filter_map(|e| e.ok()) {
+                for inst in fs::read_dir(c.path())?.filter_map(|e| e.ok()) {
+                    let id = format!(
+                        "{}/{}/{}",
+                        ns.file_name().to_string_lossy(),
+                        c.file_name().to_string_lossy(),
+                        inst.file_name().to_string_lossy()
+                    );
+                    match Stream::open(&inst.path(), id.clone()) {
+                        Ok(s) => {
+                            streams.insert(id, Arc::new(s));
+                        }
+                        Err(e) => log::error!("store: cannot open stream {id}: {e}; skipped"),
+                    }
+                }
+            }
+        }
+        Ok(Store {
+            root,
+            streams: RwLock::new(streams),
+        })
+    }
+
+    /// The stream for a container instance, created on first use.
+    pub fn stream(&self, meta: StreamMeta) -> io::Result<Arc<Stream>> {
+        if !safe_component(&meta.namespace) || !safe_component(&meta.container) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{:?}/{:?} is not a container name",
+                    meta.namespace, meta.container
+                ),
+            ));
+        }
+        let id = stream_id(&meta);
+        if let Some(s) = self.streams.read().unwrap().get(&id) {
+            return Ok(Arc::clone(s));
+        }
+        let mut streams = self.streams.write().unwrap();
+        if let Some(s) = streams.get(&id) {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(Stream::create(&self.root, meta)?);
+        streams.insert(id, Arc::clone(&s));
+        Ok(s)
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
+        self.streams.read().unwrap().get(id).cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().unwrap().values().cloned().collect()
+    }
+
+    /// Applies a retention policy to a set of streams (one tenant's): events
+    /// older than `max_age`, then the oldest beyond `max_bytes`. The chunk
+    /// being written is kept. Returns the bytes freed.
+    pub fn enforce_retention(
+        &self,
+        streams: &[Arc<Stream>],
+        max_age: Duration,
+        max_bytes: u64,
+    ) -> u64 {
+        let now_ns = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let horizon = now_ns.saturating_sub(max_age.as_nanos() as u64);
+        let mut freed = 0;
+        for s in streams {
+            freed += s.drop_chunks_while(|c| c.count == 0 || c.ts_max < horizon);
+        }
+        let mut total: u64 = streams.iter().map(|s| s.bytes()).sum();
+        while total > max_bytes {
+            // The stream whose oldest sealed chunk is oldest gives it up.
+            let oldest = streams
+                .iter()
+                .filter_map(|s| {
+                    let chunks = s.chunks.read().unwrap();
+                    (chunks.len() > 1).then(|| (chunks[0].ts_min, Arc::clone(s)))
+                })
+                .min_by_key(|(ts, _)| *ts);
+            let Some((_, s)) = oldest else {
+                break;
+            };
+            let mut once = true;
+            let f = s.drop_chunks_while(|_| std::mem::take(&mut once));
+            if f == 0 {
+                break;
+            }
+            freed += f;
+            total = total.saturating_sub(f);
+        }
+        // Streams that ended and hold nothing any more go entirely.
+        for s in streams {
+            let empty = s.chunks.read().unwrap().iter().all(|c| c.count == 0);
+            if empty && s.checkpoint().ended && s.meta.instance < horizon {
+                self.remove_stream(s);
+            }
+        }
+        freed
+    }
+
+    fn remove_stream(&self, s: &Arc<Stream>) {
+        self.streams.write().unwrap().remove(&s.id);
+        let _ = fs::remove_dir_all(s.dir());
+    }
+
+    /// Forces every stream to disk.
+    pub fn sync(&self) {
+        for s in self.streams() {
+            if let Err(e) = s.sync() {
+                log::warn!("store: sync {}: {e}", s.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

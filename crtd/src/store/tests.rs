@@ -1,0 +1,343 @@
+use std::time::{Duration, Instant};
+
+use crt_tracer::record::{RecordBuilder, KIND_SYSCALL};
+use crt_tracer::segment::Position;
+use crt_tracer::syscalls;
+
+use super::chunk::BLOCK_RECORDS;
+use super::query::{self, Budget, Hit};
+use super::*;
+
+fn nr(name: &str) -> u32 {
+    syscalls::by_name(name).unwrap().nr
+}
+
+fn rec(ts: u64, tid: u32, name: &str, path: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut b = RecordBuilder::begin(
+        &mut buf,
+        KIND_SYSCALL,
+        ts,
+        tid,
+        NATIVE,
+        nr(name),
+        &[0xffff_ff9c, 1, 0, 0, 0, 0],
+    );
+    b.set_comm(b"app");
+    if name == "openat" {
+        b.bytes(1, path, false);
+    }
+    b.finish();
+    buf
+}
+
+const NATIVE: u32 = crt_tracer::syscalls::NATIVE_AUDIT_ARCH;
+
+fn meta(ns: &str, id: &str, instance: u64) -> StreamMeta {
+    StreamMeta {
+        namespace: ns.into(),
+        container: id.into(),
+        instance,
+        kubernetes: serde_json::Value::Null,
+        source: PathBuf::from("/nowhere"),
+    }
+}
+
+fn budget() -> Budget {
+    Budget {
+        max_scanned: u64::MAX,
+        deadline: Instant::now() + Duration::from_secs(30),
+    }
+}
+
+fn pos(n: u64) -> Position {
+    Position { seq: 1, offset: n }
+}
+
+fn ts_of(hits: &[Hit]) -> Vec<u64> {
+    hits.iter().map(|h| h.record().ts_ns).collect()
+}
+
+#[test]
+fn stored_events_come_back_filtered_in_either_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.stream(meta("ns", "c1", 1)).unwrap();
+    let mut batch = Vec::new();
+    for i in 0..1000u64 {
+        let name = if i % 10 == 0 { "connect" } else { "openat" };
+        let path = format!("/file/{i}");
+        batch.extend(rec(1_000 + i, 100 + (i % 3) as u32, name, path.as_bytes()));
+    }
+    s.append(&batch, pos(1), false, 0).unwrap();
+
+    let all = query::run(
+        std::slice::from_ref(&s),
+        &Filter::default(),
+        Order::Asc,
+        10_000,
+        None,
+        budget(),
+    )
+    .unwrap();
+    assert_eq!(all.hits.len(), 1000);
+    assert_eq!(ts_of(&all.hits), (1000..2000).collect::<Vec<_>>());
+
+    let f = Filter {
+        syscalls: vec![nr("connect")],
+        since: Some(1_500),
+        until: Some(1_700),
+        ..Default::default()
+    };
+    let r = query::run(
+        std::slice::from_ref(&s),
+        &f,
+        Order::Desc,
+        100,
+        None,
+        budget(),
+    )
+    .unwrap();
+    assert_eq!(
+        ts_of(&r.hits),
+        (1500..1700)
+            .rev()
+            .filter(|t| (t - 1000) % 10 == 0)
+            .collect::<Vec<_>>()
+    );
+
+    let f = Filter {
+        pids: vec![101],
+        text: Some("/file/4".into()),
+        ..Default::default()
+    };
+    let r = query::run(&[s], &f, Order::Asc, 100, None, budget()).unwrap();
+    assert!(!r.hits.is_empty());
+    for h in &r.hits {
+        let rec = h.record();
+        assert_eq!(rec.tid, 101);
+        assert!(query::text_of(&rec).contains("/file/4"));
+    }
+}
+
+#[test]
+fn pages_across_merged_streams_return_every_event_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.stream(meta("ns", "a", 1)).unwrap();
+    let b = store.stream(meta("ns", "b", 1)).unwrap();
+    let mut ba = Vec::new();
+    let mut bb = Vec::new();
+    for i in 0..700u64 {
+        ba.extend(rec(2 * i, 1, "openat", b"/a"));
+        bb.extend(rec(2 * i + 1, 2, "openat", b"/b"));
+    }
+    a.append(&ba, pos(1), false, 0).unwrap();
+    b.append(&bb, pos(1), false, 0).unwrap();
+    for order in [Order::Asc, Order::Desc] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let r = query::run(
+                &[a.clone(), b.clone()],
+                &Filter::default(),
+                order,
+                97,
+                cursor.as_ref(),
+                budget(),
+            )
+            .unwrap();
+            if r.hits.is_empty() {
+                break;
+            }
+            seen.extend(ts_of(&r.hits));
+            cursor = Some(r.next);
+        }
+        let mut want: Vec<u64> = (0..1400).collect();
+        if order == Order::Desc {
+            want.reverse();
+        }
+        assert_eq!(seen, want, "{order:?}");
+    }
+}
+
+#[test]
+fn events_stored_after_a_page_appear_on_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.stream(meta("ns", "c", 1)).unwrap();
+    s.append(&rec(1, 1, "openat", b"/x"), pos(1), false, 0)
+        .unwrap();
+    let r = query::run(
+        std::slice::from_ref(&s),
+        &Filter::default(),
+        Order::Asc,
+        10,
+        None,
+        budget(),
+    )
+    .unwrap();
+    assert_eq!(r.hits.len(), 1);
+    s.append(&rec(2, 1, "openat", b"/y"), pos(2), false, 0)
+        .unwrap();
+    let r2 = query::run(
+        &[s],
+        &Filter::default(),
+        Order::Asc,
+        10,
+        Some(&r.next),
+        budget(),
+    )
+    .unwrap();
+    assert_eq!(ts_of(&r2.hits), vec![2]);
+}
+
+#[test]
+fn a_cursor_from_another_query_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.stream(meta("ns", "c", 1)).unwrap();
+    s.append(&rec(1, 1, "openat", b"/x"), pos(1), false, 0)
+        .unwrap();
+    let r = query::run(
+        std::slice::from_ref(&s),
+        &Filter::default(),
+        Order::Asc,
+        10,
+        None,
+        budget(),
+    )
+    .unwrap();
+    let other = Filter {
+        pids: vec![7],
+        ..Default::default()
+    };
+    assert!(query::run(&[s], &other, Order::Asc, 10, Some(&r.next), budget()).is_err());
+    assert_eq!(Cursor::decode(&r.next.encode()), Some(r.next));
+    assert_eq!(Cursor::decode("zz"), None);
+}
+
+#[test]
+fn a_reopened_store_keeps_what_was_checkpointed_and_drops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream(meta("ns", "c", 7)).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..300u64 {
+            batch.extend(rec(i, 1, "openat", b"/p"));
+        }
+        s.append(&batch, pos(4242), true, 3).unwrap();
+        // A crash after writing more data but before its checkpoint.
+        let chunk = dir.path().join("streams/ns/c/7/0000000001.chk");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&chunk)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &rec(999, 1, "openat", b"/lost")).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.get("ns/c/7").expect("the stream is reloaded");
+    let cp = s.checkpoint();
+    assert_eq!(cp.source(), pos(4242));
+    assert!(cp.ended);
+    assert_eq!(cp.missed_segments, 3);
+    let r = query::run(
+        std::slice::from_ref(&s),
+        &Filter::default(),
+        Order::Asc,
+        1000,
+        None,
+        budget(),
+    )
+    .unwrap();
+    assert_eq!(r.hits.len(), 300);
+    // Appending carries on from the checkpoint.
+    s.append(&rec(300, 1, "openat", b"/p"), pos(5000), false, 0)
+        .unwrap();
+    let r = query::run(&[s], &Filter::default(), Order::Desc, 1, None, budget()).unwrap();
+    assert_eq!(ts_of(&r.hits), vec![300]);
+}
+
+#[test]
+fn chunks_seal_and_their_indexes_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let n;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream(meta("ns", "big", 1)).unwrap();
+        let one = rec(0, 1, "openat", b"/some/longer/path/to/fill/chunks");
+        let per_chunk = (CHUNK_BYTES as usize / one.len()) + 1;
+        n = per_chunk * 2 + 10;
+        let mut batch = Vec::with_capacity(n * one.len());
+        for i in 0..n as u64 {
+            batch.extend(rec(i, 1, "openat", b"/some/longer/path/to/fill/chunks"));
+        }
+        s.append(&batch, pos(1), false, 0).unwrap();
+        assert!(s.chunks.read().unwrap().len() >= 3);
+        assert_eq!(s.events(), n as u64);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.get("ns/big/1").unwrap();
+    assert_eq!(s.events(), n as u64);
+    let f = Filter {
+        since: Some(n as u64 - 5),
+        ..Default::default()
+    };
+    let r = query::run(&[s], &f, Order::Asc, 100, None, budget()).unwrap();
+    assert_eq!(r.hits.len(), 5);
+    // Only the last blocks were read.
+    assert!(
+        r.scanned <= 2 * u64::from(BLOCK_RECORDS),
+        "scanned {}",
+        r.scanned
+    );
+}
+
+#[test]
+fn retention_drops_old_and_excess_chunks_but_never_the_one_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.stream(meta("ns", "r", 1)).unwrap();
+    let one = rec(1, 1, "openat", b"/0123456789012345678901234567890123456789");
+    let per_chunk = CHUNK_BYTES as usize / one.len() + 1;
+    let mut batch = Vec::new();
+    for _ in 0..per_chunk * 3 {
+        batch.extend(&one);
+    }
+    s.append(&batch, pos(1), false, 0).unwrap();
+    let chunks = s.chunks.read().unwrap().len();
+    assert!(chunks >= 3, "{chunks} chunks");
+    // Everything is from 1970: an age limit removes all sealed chunks.
+    let freed = store.enforce_retention(
+        std::slice::from_ref(&s),
+        Duration::from_secs(3600),
+        u64::MAX,
+    );
+    assert!(freed > 0);
+    assert_eq!(s.chunks.read().unwrap().len(), 1);
+    // A byte limit on fresh data removes the oldest first.
+    let s2 = store.stream(meta("ns", "r2", 1)).unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut batch = Vec::new();
+    for i in 0..per_chunk * 3 {
+        batch.extend(rec(
+            now + i as u64,
+            1,
+            "openat",
+            b"/0123456789012345678901234567890123456789",
+        ));
+    }
+    s2.append(&batch, pos(1), false, 0).unwrap();
+    store.enforce_retention(
+        std::slice::from_ref(&s2),
+        Duration::from_secs(3600),
+        CHUNK_BYTES + CHUNK_BYTES / 2,
+    );
+    assert!(s2.bytes() <= CHUNK_BYTES * 2, "{}", s2.bytes());
+    let r = query::run(&[s2], &Filter::default(), Order::Desc, 1, None, budget()).unwrap();
+    assert_eq!(ts_of(&r.hits), vec![now + per_chunk as u64 * 3 - 1]);
+}

@@ -1,0 +1,137 @@
+//! Who may see what. A container's tenant comes only from trusted sources:
+//! the Kubernetes namespace CRI wrote into the container's spec, else its
+//! containerd namespace (DESIGN.md, decision 7). A request's tenant comes
+//! from its bearer token, compared by SHA-256 hash.
+
+use std::collections::HashMap;
+
+use crt_config::Tenant;
+use sha2::{Digest, Sha256};
+
+/// Whose request this is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The node's root user (unix socket): every tenant, and containers
+    /// that belong to none.
+    Root,
+    Tenant(String),
+}
+
+impl Scope {
+    /// May this scope see a container that belongs to `owner`?
+    pub fn sees(&self, owner: Option<&str>) -> bool {
+        match self {
+            Scope::Root => true,
+            Scope::Tenant(t) => owner == Some(t.as_str()),
+        }
+    }
+}
+
+pub struct Tenants {
+    list: Vec<Tenant>,
+    by_namespace: HashMap<String, usize>,
+}
+
+/// Compares without an early exit, so timing says nothing about the hash.
+fn equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+impl Tenants {
+    pub fn new(list: Vec<Tenant>) -> Tenants {
+        let mut by_namespace = HashMap::new();
+        for (i, t) in list.iter().enumerate() {
+            for ns in &t.namespaces {
+                by_namespace.insert(ns.clone(), i);
+            }
+        }
+        Tenants { list, by_namespace }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tenant> {
+        self.list.iter().find(|t| t.name == name)
+    }
+
+    /// The tenant a container belongs to: by its Kubernetes namespace when
+    /// CRI set one, else by its containerd namespace.
+    pub fn owner(&self, containerd_ns: &str, k8s_ns: Option<&str>) -> Option<&str> {
+        let by = |ns: &str| {
+            self.by_namespace
+                .get(ns)
+                .map(|&i| self.list[i].name.as_str())
+        };
+        match k8s_ns.filter(|n| !n.is_empty()) {
+            Some(k) => by(k),
+            None => by(containerd_ns),
+        }
+    }
+
+    /// The tenant whose token this is.
+    pub fn authenticate(&self, token: &str) -> Option<&Tenant> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for t in &self.list {
+            for h in &t.token_sha256 {
+                if equal(h, &hash) && found.is_none() {
+                    found = Some(t);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
+        Tenant {
+            name: name.into(),
+            namespaces: ns.iter().map(|s| s.to_string()).collect(),
+            token_sha256: vec![Sha256::digest(token.as_bytes()).into()],
+            max_age: Duration::from_secs(60),
+            max_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn tokens_map_to_their_tenant_and_nothing_else() {
+        let t = Tenants::new(vec![
+            tenant("acme", &["acme"], "s3cret"),
+            tenant("globex", &["globex"], "other"),
+        ]);
+        assert_eq!(t.authenticate("s3cret").unwrap().name, "acme");
+        assert_eq!(t.authenticate("other").unwrap().name, "globex");
+        assert!(t.authenticate("s3cret ").is_none());
+        assert!(t.authenticate("").is_none());
+    }
+
+    #[test]
+    fn the_kubernetes_namespace_decides_for_cri_containers() {
+        let t = Tenants::new(vec![
+            tenant("acme", &["acme", "acme-prod"], "a"),
+            tenant("globex", &["globex"], "g"),
+        ]);
+        assert_eq!(t.owner("acme", None), Some("acme"));
+        assert_eq!(t.owner("k8s.io", Some("acme-prod")), Some("acme"));
+        assert_eq!(t.owner("k8s.io", Some("globex")), Some("globex"));
+        assert_eq!(t.owner("k8s.io", Some("kube-system")), None);
+        assert_eq!(t.owner("k8s.io", Some("")), None);
+        assert_eq!(t.owner("default", None), None);
+    }
+
+    #[test]
+    fn scopes_see_only_their_own() {
+        assert!(Scope::Root.sees(None));
+        assert!(Scope::Root.sees(Some("acme")));
+        let acme = Scope::Tenant("acme".into());
+        assert!(acme.sees(Some("acme")));
+        assert!(!acme.sees(Some("globex")));
+        assert!(!acme.sees(None));
+    }
+}

@@ -1,0 +1,172 @@
+//! What the shim tells the node about each container it runs, for crtd's
+//! topology: `<state_dir>/containers/<namespace>/<id>.json`, rewritten
+//! (atomically) at create, start and exit, removed at delete. crtd only
+//! reads these files; a crtd that is down changes nothing here.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cgroup::CgroupPaths;
+
+/// The file describing one container.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerRecord {
+    pub namespace: String,
+    pub id: String,
+    /// created, running, stopped
+    pub status: &'static str,
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+    pub created: String,
+    pub exited: Option<String>,
+    pub traced: bool,
+    pub image: Option<String>,
+    pub kubernetes: Value,
+    pub cgroup: Value,
+    pub shim_pid: u32,
+    pub runtime: String,
+}
+
+fn rfc3339_now() -> String {
+    crt_tracer::render::rfc3339_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    )
+}
+
+/// The Kubernetes identity CRI wrote into the spec (CRI sets these itself:
+/// pod_annotations only passes crt.dev/* through, so a tenant cannot).
+pub fn kubernetes(annotations: &serde_json::Map<String, Value>) -> Value {
+    let a = |k: &str| annotations.get(k).and_then(Value::as_str).unwrap_or("");
+    serde_json::json!({
+        "namespace": a("io.kubernetes.cri.sandbox-namespace"),
+        "pod": a("io.kubernetes.cri.sandbox-name"),
+        "pod_uid": a("io.kubernetes.cri.sandbox-uid"),
+        "container": a("io.kubernetes.cri.container-name"),
+        "sandbox_id": a("io.kubernetes.cri.sandbox-id"),
+        "container_type": a("io.kubernetes.cri.container-type"),
+    })
+}
+
+pub fn cgroup_json(c: Option<&CgroupPaths>) -> Value {
+    match c {
+        Some(CgroupPaths::V1 {
+            memory,
+            cpuacct,
+            pids,
+        }) => serde_json::json!({"version": 1, "memory": memory, "cpuacct": cpuacct, "pids": pids}),
+        Some(CgroupPaths::V2(p)) => serde_json::json!({"version": 2, "unified": p}),
+        None => Value::Null,
+    }
+}
+
+impl ContainerRecord {
+    pub fn new(namespace: &str, id: &str, pid: i32) -> Self {
+        ContainerRecord {
+            namespace: namespace.to_string(),
+            id: id.to_string(),
+            status: "created",
+            pid,
+            exit_code: None,
+            created: rfc3339_now(),
+            exited: None,
+            traced: false,
+            image: None,
+            kubernetes: Value::Null,
+            cgroup: Value::Null,
+            shim_pid: std::process::id(),
+            runtime: String::new(),
+        }
+    }
+
+    pub fn exited(&mut self, code: i32) {
+        self.status = "stopped";
+        self.exit_code = Some(code);
+        self.exited = Some(rfc3339_now());
+    }
+}
+
+/// Where container records of a node live.
+#[derive(Clone, Debug)]
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    fn path(&self, namespace: &str, id: &str) -> PathBuf {
+        self.0
+            .join("containers")
+            .join(namespace)
+            .join(format!("{id}.json"))
+    }
+
+    pub fn write(&self, rec: &ContainerRecord) -> io::Result<()> {
+        let path = self.path(&rec.namespace, &rec.id);
+        if let Some(dir) = path.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            io::Write::write_all(&mut f, &serde_json::to_vec_pretty(rec)?)?;
+        }
+        fs::rename(&tmp, &path)
+    }
+
+    pub fn remove(&self, namespace: &str, id: &str) {
+        let _ = fs::remove_file(self.path(namespace, id));
+    }
+
+    /// Best effort: a failure to describe a container never fails the container.
+    pub fn update(&self, rec: &ContainerRecord) {
+        if let Err(e) = self.write(rec) {
+            log::warn!(
+                "cannot write the state of container {} under {}: {e}",
+                rec.id,
+                self.0.display()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_written_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let sd = StateDir(d.path().to_path_buf());
+        let mut rec = ContainerRecord::new("ns", "c1", 42);
+        sd.write(&rec).unwrap();
+        let p = d.path().join("containers/ns/c1.json");
+        let v: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["status"], "created");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        rec.exited(3);
+        sd.write(&rec).unwrap();
+        let v: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["status"], "stopped");
+        assert_eq!(v["exit_code"], 3);
+        sd.remove("ns", "c1");
+        assert!(!p.exists());
+    }
+}
