@@ -50,13 +50,18 @@ fi
 # The node profile links glibc statically (for the host triple, so build
 # scripts and proc macros stay dynamic): a shim beside every container
 # should map as little as it can.
-say "building containerd-shim-crt-v2 and crtctl"
+say "building containerd-shim-crt-v2, crtd and crtctl"
 triple=$(rustc -vV | sed -n 's/^host: //p')
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --profile node --locked -q --target "$triple" -p crt-shim -p crtctl)
+  cargo build --profile node --locked -q --target "$triple" -p crt-shim -p crtctl -p crtd)
 built="$repo/target/$triple/node"
 install -D -m 0755 "$built/containerd-shim-crt-v2" "$prefix/bin/containerd-shim-crt-v2"
 install -D -m 0755 "$built/crtctl" "$prefix/bin/crtctl"
+crtd_changed=0
+cmp -s "$built/crtd" "$prefix/bin/crtd" || crtd_changed=1
+install -D -m 0755 "$built/crtd" "$prefix/bin/crtd"
+install -D -m 0644 "$repo/scripts/crtd.service" /etc/systemd/system/crtd.service
+install -D -m 0644 "$repo/README.md" /usr/local/share/doc/crt/README.md
 install -D -m 0644 "$repo/scripts/config.example.toml" /etc/crt/config.example.toml
 install -d -m 0711 /var/lib/crt
 install -d -m 0700 /run/crt
@@ -109,6 +114,26 @@ else
 fi
 for _ in $(seq 100); do containerd_up && break; sleep 0.2; done
 containerd_up || die "containerd did not come up (see /var/log/containerd.log)"
+
+# --- crtd ------------------------------------------------------------------------
+crtd_up() { [ -S /run/crt/crtd.sock ] && pgrep -x crtd >/dev/null; }
+if systemd_running; then
+  systemctl daemon-reload
+  systemctl enable crtd >/dev/null 2>&1 || true
+  if [ $crtd_changed = 1 ]; then systemctl restart crtd; else systemctl start crtd; fi
+else
+  if [ $crtd_changed = 1 ] && crtd_up; then
+    say "restarting crtd (new binary)"
+    pkill -x crtd || true
+    for _ in $(seq 50); do pgrep -x crtd >/dev/null || break; sleep 0.1; done
+  fi
+  if ! crtd_up; then
+    say "starting crtd (log: /var/log/crtd.log)"
+    setsid "$prefix/bin/crtd" >>/var/log/crtd.log 2>&1 < /dev/null &
+  fi
+fi
+for _ in $(seq 50); do crtd_up && break; sleep 0.1; done
+crtd_up || die "crtd did not start (see /var/log/crtd.log; is /etc/crt/config.toml valid? crtd names the line)"
 
 # --- test image ----------------------------------------------------------------
 "$repo/scripts/build-test-image.sh" default crt-test

@@ -7,6 +7,6 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 cd "$repo"
 echo "test: unit tests"
-cargo test --release --locked --no-fail-fast -p crt-config -p crt-tracer -p crt-seccomp-notify -p crt-shim -p crtctl
+cargo test --release --locked --no-fail-fast -p crt-config -p crt-tracer -p crt-seccomp-notify -p crt-shim -p crtctl -p crtd
 echo "test: end-to-end tests (containerd $(ctr version | awk '/Version:/ {print $2; exit}'), runc, crun)"
 cargo test --release --locked --no-fail-fast -p crt-integration -- --test-threads=2

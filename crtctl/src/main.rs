@@ -1,10 +1,13 @@
-//! crtctl: read the syscall traces CRT records for containers.
+//! crtctl: a tenant's view of its containers on a CRT node.
 //!
-//! `crtctl trace [-n NAMESPACE] [-f] [--json] CONTAINER` prints a
-//! container's trace as strace-style lines (or JSON lines) and, with `-f`,
-//! follows it until the container exits. `crtctl ls` lists the traces on this
-//! node.
+//! `crtctl trace CONTAINER` prints the syscalls (and, with `--logs`, the
+//! output) a container recorded, as strace does or as JSON lines; `-f`
+//! follows it. `crtctl ps` and `crtctl top` show the tenant's pods,
+//! containers and processes with their syscall rates. They talk to crtd;
+//! `crtctl trace --local` and `crtctl ls` read this node's traces directly.
 
+mod client;
+mod remote;
 mod trace;
 
 use std::process::ExitCode;
@@ -15,9 +18,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "crtctl",
     version,
-    about = "Read the syscall traces of CRT containers"
+    about = "Observe and trace your containers on a CRT node"
 )]
 struct Cli {
+    #[command(flatten)]
+    server: client::ServerArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,14 +31,20 @@ struct Cli {
 enum Command {
     /// Print the syscalls a container made, as strace does.
     Trace(trace::TraceArgs),
-    /// List the traces kept on this node.
+    /// Your pods, containers and processes, with syscall rates.
+    Ps(remote::PsArgs),
+    /// `ps`, refreshed.
+    Top(remote::TopArgs),
+    /// List the traces kept on this node (root, without crtd).
     Ls(trace::LsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Trace(a) => trace::run(a),
+        Command::Trace(a) => trace::run(a, &cli.server),
+        Command::Ps(a) => remote::ps(a, &cli.server),
+        Command::Top(a) => remote::top(a, &cli.server),
         Command::Ls(a) => trace::list(a),
     };
     match result {

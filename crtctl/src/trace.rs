@@ -17,22 +17,63 @@ use crt_tracer::segment::TraceReader;
 
 #[derive(Args)]
 pub struct TraceArgs {
-    /// containerd namespace of the container.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        default_value = "default",
-        env = "CONTAINERD_NAMESPACE"
-    )]
-    namespace: String,
+    /// containerd (or Kubernetes) namespace of the container [--local: default "default"].
+    #[arg(short = 'n', long = "namespace", env = "CONTAINERD_NAMESPACE")]
+    namespace: Option<String>,
     /// Keep printing new events until the container exits.
     #[arg(short = 'f', long = "follow")]
     follow: bool,
     /// One JSON object per line instead of strace-style text.
     #[arg(long)]
     json: bool,
+    /// Only events since this time: RFC 3339 (UTC) or a span back from now (10m, 2h, 1d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only these syscalls (comma list).
+    #[arg(long)]
+    syscall: Option<String>,
+    /// Only these thread ids (comma list).
+    #[arg(long)]
+    pid: Option<String>,
+    /// Only events whose text contains this.
+    #[arg(long)]
+    grep: Option<String>,
+    /// Interleave what the container wrote to stdout and stderr.
+    #[arg(long)]
+    logs: bool,
+    /// Read this node's trace files directly (root on the node; no crtd needed,
+    /// no filters, only what the shim still holds).
+    #[arg(long)]
+    local: bool,
     /// The container id.
     container: String,
+}
+
+struct LocalArgs {
+    namespace: String,
+    follow: bool,
+    json: bool,
+    container: String,
+}
+
+impl TraceArgs {
+    fn into_remote(self) -> crate::remote::TraceQuery {
+        crate::remote::TraceQuery {
+            namespace: self.namespace,
+            container: self.container,
+            follow: self.follow,
+            json: self.json,
+            since: self.since,
+            until: self.until,
+            syscall: self.syscall,
+            pid: self.pid,
+            grep: self.grep,
+            logs: self.logs,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -67,7 +108,25 @@ fn shim_alive(dir: &Path) -> bool {
     }
 }
 
-pub fn run(a: TraceArgs) -> Result<ExitCode> {
+pub fn run(a: TraceArgs, server: &crate::client::ServerArgs) -> Result<ExitCode> {
+    if !a.local {
+        return crate::remote::trace(&a.into_remote(), server);
+    }
+    if a.since.is_some()
+        || a.until.is_some()
+        || a.syscall.is_some()
+        || a.pid.is_some()
+        || a.grep.is_some()
+        || a.logs
+    {
+        bail!("--local reads the shim's trace as it is: --since, --until, --syscall, --pid, --grep and --logs need crtd (drop --local)");
+    }
+    let a = LocalArgs {
+        namespace: a.namespace.unwrap_or_else(|| "default".into()),
+        follow: a.follow,
+        json: a.json,
+        container: a.container,
+    };
     check_name("namespace", &a.namespace)?;
     check_name("container", &a.container)?;
     let config = NodeConfig::load_default()?;

@@ -213,7 +213,7 @@ impl Api {
             ["", "v1", "whoami"] => Ok(self.whoami(&scope)),
             ["", "v1", "containers"] => self.containers(&scope, &req),
             ["", "v1", "containers", ns, id] => self.container(&scope, ns, id),
-            ["", "v1", "topology"] => Ok(self.topology(&scope)),
+            ["", "v1", "topology"] => self.topology(&scope, &req),
             ["", "v1", "events"] => self.events(&scope, &req),
             ["", "v1", "events", "stream"] => self.stream(&scope, &req),
             ["", "metrics"] if scope == Scope::Root && listener == Listener::Root => {
@@ -258,11 +258,26 @@ impl Api {
         Ok(Response::json(200, &v))
     }
 
-    fn topology(&self, scope: &Scope) -> Response {
+    fn topology(&self, scope: &Scope, req: &Request) -> Res<Response> {
+        let all = match req.query_one("all") {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(bad(format!(
+                    "all={} is not a boolean; expected true or false",
+                    escape::quote(other.as_bytes(), false)
+                )))
+            }
+        };
         let cat = self.catalog();
         let mut pods: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
         let mut loose = Vec::new();
-        for c in cat.containers(scope) {
+        // By default what exists now; `all` adds containers only history remembers.
+        for c in cat
+            .containers(scope)
+            .into_iter()
+            .filter(|c| all || c.status != "gone")
+        {
             let mut v = cat.view_json(&c);
             v["processes"] = Value::Array(cat.processes(&c));
             match c.pod() {
@@ -281,10 +296,10 @@ impl Api {
             Scope::Root => Value::Null,
             Scope::Tenant(t) => json!(t),
         };
-        Response::json(
+        Ok(Response::json(
             200,
             &json!({"tenant": tenant, "pods": pods, "containers": loose}),
-        )
+        ))
     }
 
     /// The streams a query covers, after scope and container/pod filters.
@@ -378,7 +393,9 @@ impl Api {
             .query_one("grep")
             .filter(|g| !g.is_empty())
             .map(str::to_string);
-        f.kinds = 1 << KIND_SYSCALL | 1 << KIND_DROPS;
+        // Drops and the end of a trace come with any filter: they say how
+        // complete the answer is.
+        f.kinds = 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_END;
         match req.query_one("logs") {
             None | Some("false") | Some("0") => {}
             Some("true") | Some("1") => f.kinds |= 1 << KIND_LOG,

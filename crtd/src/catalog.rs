@@ -94,6 +94,27 @@ fn read_records(state_dir: &Path) -> Vec<Value> {
     out
 }
 
+fn read_trace_metas(root: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let Ok(namespaces) = fs::read_dir(root) else {
+        return out;
+    };
+    for ns in namespaces.filter_map(|e| e.ok()) {
+        for c in fs::read_dir(ns.path())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+        {
+            if let Ok(b) = fs::read(c.path().join("meta.json")) {
+                if let Ok(v) = serde_json::from_slice::<Value>(&b) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Catalog<'_> {
     /// Every container the scope may see.
     pub fn containers(&self, scope: &Scope) -> Vec<ContainerView> {
@@ -114,6 +135,24 @@ impl Catalog<'_> {
                     streams: Vec::new(),
                 },
             );
+        }
+        // Traces on disk that ingest has not reached yet (a container that
+        // just ran): known at once, their events follow within moments.
+        for meta in read_trace_metas(&self.state_dir.join("traces")) {
+            let (Some(ns), Some(id)) = (meta["namespace"].as_str(), meta["container"].as_str())
+            else {
+                continue;
+            };
+            by_key
+                .entry((ns.to_string(), id.to_string()))
+                .or_insert_with(|| ContainerView {
+                    namespace: ns.to_string(),
+                    id: id.to_string(),
+                    tenant: None,
+                    status: "gone".into(),
+                    record: serde_json::json!({"kubernetes": meta["kubernetes"], "traced": true}),
+                    streams: Vec::new(),
+                });
         }
         for s in self.store.streams() {
             let key = (s.meta.namespace.clone(), s.meta.container.clone());

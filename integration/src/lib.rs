@@ -302,3 +302,185 @@ pub fn spawn_ctr(args: &[&str]) -> Child {
 pub fn finish(child: Child) -> Out {
     collect(child, None, TIMEOUT)
 }
+
+/// A crtd of the test's own: its own config (tenants with known tokens),
+/// socket, port and store, following the node's real traces. Killed when
+/// dropped.
+pub struct Crtd {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+}
+
+/// The tenants every test crtd knows: (name, containerd namespace, token).
+pub const TENANTS: [(&str, &str, &str); 2] = [
+    ("alpha", "crt-alpha", "alpha-token-7f3a"),
+    ("beta", "crt-beta", "beta-token-91c2"),
+];
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Crtd {
+    pub fn start(name: &str) -> Crtd {
+        setup();
+        let dir = std::env::temp_dir().join(format!("crt-it-crtd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = dir.join("crtd.sock");
+        let mut text = format!(
+            "[api]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\n\n[store]\ndir = \"{}\"\n",
+            socket.display(),
+            dir.join("store").display()
+        );
+        for (t, ns, token) in TENANTS {
+            text.push_str(&format!(
+                "\n[[tenants]]\nname = \"{t}\"\nnamespaces = [\"{ns}\"]\ntoken_sha256 = [\"{}\"]\n",
+                sha256_hex(token)
+            ));
+            // Each tenant's namespace gets the test image.
+            let images = run(
+                Command::new("ctr").args(["-n", ns, "image", "ls", "-q"]),
+                None,
+            );
+            if !images.stdout.lines().any(|l| l == IMAGE) {
+                let tar = repo_root().join("target/crt-image/image.tar");
+                run(
+                    Command::new("ctr")
+                        .args(["-n", ns, "image", "import"])
+                        .arg(&tar),
+                    None,
+                )
+                .ok();
+            }
+        }
+        let config = dir.join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut c = Crtd {
+            child: None,
+            dir,
+            port,
+            socket,
+            config,
+        };
+        c.spawn();
+        c
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("crtd.log")).unwrap();
+        let child = Command::new("crtd")
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("crtd is installed (scripts/setup.sh)");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_for(Duration::from_secs(20), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "crtd did not start: {}",
+            std::fs::read_to_string(self.dir.join("crtd.log")).unwrap_or_default()
+        );
+    }
+
+    /// `kill -9`, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn server(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET over TCP with a tenant's token (or none): (status, JSON body).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut s)
+    }
+
+    /// GET over the root socket: (status, JSON body).
+    pub fn root_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut s)
+    }
+
+    /// crtctl against this crtd as a tenant.
+    pub fn crtctl(&self, token: &str, args: &[&str]) -> Out {
+        run(
+            Command::new("crtctl")
+                .env("CRT_TOKEN", token)
+                .env("CRT_SERVER", self.server())
+                .args(args),
+            None,
+        )
+    }
+
+    /// Events stored for a container, as crtd's container view counts them.
+    pub fn stored(&self, ns: &str, id: &str) -> u64 {
+        let (_, v) = self.root_get(&format!("/v1/containers/{ns}/{id}"));
+        v["events_stored"].as_u64().unwrap_or(0)
+    }
+}
+
+fn read_response(s: &mut impl Read) -> (u16, serde_json::Value) {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+impl Drop for Crtd {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -25,11 +25,11 @@ fn run_traced(binary: &str, trace: &str, cmd: &[&str]) -> (String, Out) {
 }
 
 fn trace_text(cid: &str) -> String {
-    crtctl(&["trace", "-n", NS, cid]).ok().stdout
+    crtctl(&["trace", "--local", "-n", NS, cid]).ok().stdout
 }
 
 fn trace_json(cid: &str) -> Vec<serde_json::Value> {
-    crtctl(&["trace", "-n", NS, "--json", cid])
+    crtctl(&["trace", "--local", "-n", NS, "--json", cid])
         .ok()
         .stdout
         .lines()
@@ -214,7 +214,7 @@ fn follow_prints_live_events_and_stops_when_the_container_exits() {
         ],
     );
     let child = Command::new("crtctl")
-        .args(["trace", "-f", "-n", NS, &t.id])
+        .args(["trace", "--local", "-f", "-n", NS, &t.id])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -428,7 +428,7 @@ fn a_stalled_store_never_slows_the_program_and_drops_are_counted_and_shown() {
     drop(stalled);
     assert!(finished, "the traced program stalled with its storage");
 
-    let out = crtctl(&["trace", "-f", "-n", NS, &t.id]).ok();
+    let out = crtctl(&["trace", "--local", "-f", "-n", NS, &t.id]).ok();
     assert!(out.stderr.contains("events were dropped"), "{}", out.stderr);
     let recorded = out.stdout.matches("getppid()").count() as u64;
     let drops: u64 = out

@@ -240,6 +240,7 @@ fn a_tenant_sees_only_its_own_containers() {
     assert_eq!(b["containers"].as_array().unwrap().len(), 1);
     let (_, b) = w.get("/v1/topology", Some(ACME));
     assert_eq!(b["pods"][0]["name"], "web-0");
+    assert_eq!(w.get("/v1/topology?all=maybe", Some(ACME)).0, 400);
     assert_eq!(b["containers"][0]["id"], "a1");
     assert_eq!(w.get("/v1/whoami", Some(GLOBEX)).1["tenant"], "globex");
 }

@@ -168,7 +168,9 @@ impl Filter {
             return false;
         }
         if let Some(t) = &self.text {
-            return text_of(rec).contains(t.as_str());
+            if rec.kind == KIND_SYSCALL || rec.kind == record::KIND_LOG {
+                return text_of(rec).contains(t.as_str());
+            }
         }
         true
     }

@@ -1,0 +1,272 @@
+//! crtd end to end: tenants over real HTTP, crtctl through crtd, topology.
+//! Each test runs a crtd of its own (its own tenants, port and store) that
+//! follows the node's real traces, written by real shims.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crt_integration::*;
+
+const ALPHA: (&str, &str, &str) = TENANTS[0];
+const BETA: (&str, &str, &str) = TENANTS[1];
+
+fn run_in(ns: &str, args: &[&str]) -> Out {
+    setup();
+    run(Command::new("ctr").arg("-n").arg(ns).args(args), None)
+}
+
+/// A detached traced container in a tenant's namespace, removed on drop.
+struct NsTask {
+    ns: String,
+    id: String,
+}
+
+impl NsTask {
+    fn start(ns: &str, extra: &[&str], cmd: &[&str]) -> NsTask {
+        let id = id("crtd");
+        let mut args = vec!["run", "-d", "--runtime", CRT];
+        args.extend_from_slice(extra);
+        args.push(IMAGE);
+        args.push(&id);
+        args.extend_from_slice(cmd);
+        run_in(ns, &args).ok();
+        NsTask { ns: ns.into(), id }
+    }
+}
+
+impl Drop for NsTask {
+    fn drop(&mut self) {
+        let _ = run_in(&self.ns, &["task", "rm", "-f", &self.id]);
+        let _ = run_in(&self.ns, &["container", "rm", &self.id]);
+    }
+}
+
+fn wait_stored(crtd: &Crtd, ns: &str, id: &str, at_least: u64) -> bool {
+    wait_for(Duration::from_secs(30), || crtd.stored(ns, id) >= at_least)
+}
+
+#[test]
+fn a_tenant_reaches_only_its_own_containers_over_http() {
+    let crtd = Crtd::start("iso");
+    let a = NsTask::start(
+        ALPHA.1,
+        &["--annotation", "crt.dev/trace=openat"],
+        &["sh", "-c", "cat /etc/crt-test-release; sleep 300"],
+    );
+    let b = NsTask::start(
+        BETA.1,
+        &["--annotation", "crt.dev/trace=openat"],
+        &["sh", "-c", "cat /etc/crt-test-release; sleep 300"],
+    );
+    assert!(wait_stored(&crtd, &a.ns, &a.id, 2));
+    assert!(wait_stored(&crtd, &b.ns, &b.id, 2));
+
+    let (s, v) = crtd.get("/v1/containers", Some(ALPHA.2));
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(ids.contains(&a.id.as_str()), "{ids:?}");
+    assert!(!ids.contains(&b.id.as_str()), "{ids:?}");
+    assert!(v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["tenant"] == "alpha"));
+
+    // Someone else's container: the same 404 as one that does not exist.
+    for path in [
+        format!("/v1/containers/{}/{}", b.ns, b.id),
+        format!("/v1/events?container={}", b.id),
+        format!("/v1/events/stream?container={}", b.id),
+    ] {
+        let (theirs, body) = crtd.get(&path, Some(ALPHA.2));
+        let (none, _) = crtd.get(&path.replace(&b.id, "no-such-container"), Some(ALPHA.2));
+        assert_eq!((theirs, none), (404, 404), "{path}: {body}");
+    }
+    // No token, a wrong token: 401 everywhere.
+    for path in [
+        "/v1/whoami",
+        "/v1/containers",
+        "/v1/topology",
+        "/v1/events",
+        "/openapi.json",
+    ] {
+        assert_eq!(crtd.get(path, None).0, 401, "{path}");
+        assert_eq!(crtd.get(path, Some("beta-token-wrong")).0, 401, "{path}");
+    }
+    // Their own events are there, and carry their tenant.
+    let (s, v) = crtd.get(
+        &format!("/v1/events?container={}&syscall=openat", a.id),
+        Some(ALPHA.2),
+    );
+    assert_eq!(s, 200);
+    let events = v["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["args"][1] == "\"/etc/crt-test-release\""),
+        "{v}"
+    );
+    assert!(events.iter().all(|e| e["tenant"] == "alpha"));
+    // Root sees both.
+    let (_, v) = crtd.root_get("/v1/containers");
+    let all: Vec<&str> = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(all.contains(&a.id.as_str()) && all.contains(&b.id.as_str()));
+}
+
+#[test]
+fn crtctl_reads_history_through_crtd_with_filters() {
+    let crtd = Crtd::start("trace");
+    let id = id("crtd-trace");
+    run_in(
+        ALPHA.1,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            CRT,
+            "--annotation",
+            "crt.dev/trace=%file,%network",
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            "cat /etc/crt-test-release; nc -w 1 127.0.0.1 9 </dev/null; true",
+        ],
+    )
+    .ok();
+    let connect = crtd
+        .crtctl(ALPHA.2, &["trace", "--syscall", "connect", &id])
+        .ok();
+    let lines: Vec<&str> = connect
+        .stdout
+        .lines()
+        .filter(|l| !l.contains("+++"))
+        .collect();
+    assert!(!lines.is_empty(), "{connect:?}");
+    assert!(lines.iter().all(|l| l.contains("] connect(")), "{lines:?}");
+    assert!(lines[0].contains("sin_port=htons(9)"), "{lines:?}");
+    let grep = crtctl_json(
+        &crtd,
+        &["trace", "--json", "--grep", "crt-test-release", &id],
+    );
+    assert!(
+        grep.iter()
+            .any(|e| e["syscall"] == "openat" && e["tenant"] == "alpha"),
+        "{grep:?}"
+    );
+    assert!(grep
+        .iter()
+        .filter(|e| e["event"] == "syscall")
+        .all(|e| e.to_string().contains("crt-test-release")));
+    // Another tenant gets "not found", a person can act on it.
+    let other = crtd.crtctl(BETA.2, &["trace", &id]);
+    assert_ne!(other.code, 0);
+    assert!(other.stderr.contains("not found"), "{other:?}");
+    // A wrong token is said to be one.
+    let bad = crtd.crtctl("nope", &["trace", &id]);
+    assert!(bad.stderr.contains("refused the credentials"), "{bad:?}");
+    // crtd not running: said so.
+    let down = run(
+        Command::new("crtctl")
+            .env("CRT_TOKEN", "x")
+            .env("CRT_SERVER", "http://127.0.0.1:1")
+            .args(["trace", &id]),
+        None,
+    );
+    assert!(down.stderr.contains("not reachable"), "{down:?}");
+}
+
+fn crtctl_json(crtd: &Crtd, args: &[&str]) -> Vec<serde_json::Value> {
+    crtd.crtctl(ALPHA.2, args)
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn crtctl_follows_a_container_live_until_it_exits() {
+    let crtd = Crtd::start("follow");
+    let t = NsTask::start(
+        ALPHA.1,
+        &["--annotation", "crt.dev/trace=openat"],
+        &[
+            "sh",
+            "-c",
+            "sleep 2; cat /etc/crt-test-release >/dev/null; sleep 1",
+        ],
+    );
+    let child = Command::new("crtctl")
+        .env("CRT_TOKEN", ALPHA.2)
+        .env("CRT_SERVER", crtd.server())
+        .args(["trace", "-f", &t.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = finish(child);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it followed, not just read"
+    );
+    assert!(out.stdout.contains("\"/etc/crt-test-release\""), "{out:?}");
+    assert!(
+        out.stdout.contains("+++ all processes exited +++"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn ps_shows_the_tenants_pods_containers_and_processes() {
+    let crtd = Crtd::start("ps");
+    // As CRI would describe a pod's container.
+    let t = NsTask::start(
+        ALPHA.1,
+        &[
+            "--annotation",
+            "crt.dev/trace=openat",
+            "--annotation",
+            &format!("io.kubernetes.cri.sandbox-namespace={}", ALPHA.1),
+            "--annotation",
+            "io.kubernetes.cri.sandbox-name=web-0",
+            "--annotation",
+            "io.kubernetes.cri.container-name=app",
+        ],
+        &[
+            "sh",
+            "-c",
+            "while true; do cat /etc/crt-test-release >/dev/null; sleep 0.1; done",
+        ],
+    );
+    assert!(wait_stored(&crtd, &t.ns, &t.id, 20));
+    let out = crtd.crtctl(ALPHA.2, &["ps"]).ok().stdout;
+    assert!(out.contains(&format!("pod {}/web-0", ALPHA.1)), "{out}");
+    assert!(out.contains(&format!("app ({}/{})", t.ns, t.id)), "{out}");
+    assert!(out.contains("running"), "{out}");
+    assert!(out.contains("sh -c while true"), "{out}");
+    // The tree as JSON, with a syscall rate measured over the last seconds.
+    let v: serde_json::Value =
+        serde_json::from_str(&crtd.crtctl(ALPHA.2, &["ps", "--json"]).ok().stdout).unwrap();
+    let c = &v["pods"][0]["containers"][0];
+    assert_eq!(c["id"], t.id.as_str());
+    assert!(c["syscall_rate"].as_f64().unwrap() > 0.0, "{c}");
+    assert!(c["memory_bytes"].as_u64().unwrap() > 0, "{c}");
+    assert!(!c["processes"].as_array().unwrap().is_empty(), "{c}");
+    // Beta sees none of it.
+    let beta: serde_json::Value =
+        serde_json::from_str(&crtd.crtctl(BETA.2, &["ps", "--json"]).ok().stdout).unwrap();
+    assert!(beta["pods"].as_array().unwrap().is_empty(), "{beta}");
+}
