@@ -88,7 +88,7 @@ fn restart_containerd() {
     assert!(wait_for(Duration::from_secs(10), || {
         run(Command::new("pgrep").args(["-x", "containerd"]), None).code != 0
     }));
-    Command::new("setsid")
+    let mut containerd = Command::new("setsid")
         .arg("containerd")
         .env(
             "PATH",
@@ -105,6 +105,8 @@ fn restart_containerd() {
         )
         .spawn()
         .unwrap();
+    // containerd outlives the test; reap it if it ever exits meanwhile.
+    std::thread::spawn(move || containerd.wait());
     assert!(wait_for(Duration::from_secs(30), || run(
         Command::new("ctr").arg("version"),
         None
