@@ -16,7 +16,8 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
-          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine)
+          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine
+          prometheus)  # prometheus: for promtool, which checks crtd's metrics
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,7 +25,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   apt-get update -qq
+  # Packages must not start their daemons (the prometheus server among
+  # them): this script starts what CRT needs, itself.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$own_policy" ] || { rm -f "$policy"; trap - EXIT; }
 fi
 
 # --- Rust toolchain ------------------------------------------------------------

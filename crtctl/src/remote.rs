@@ -78,10 +78,9 @@ pub fn text_line(e: &Value) -> Option<String> {
             Some(line)
         }
         "log" => Some(format!(
-            "{t} [pid {}] {}: {}",
-            e["pid"],
+            "{t} [{}] {}",
             e["stream"].as_str().unwrap_or("stdout"),
-            escape::escape(e["line"].as_str().unwrap_or("").as_bytes())
+            escape::escape_text(e["line"].as_str().unwrap_or("").as_bytes())
         )),
         "drops" => Some(format!(
             "{t} --- crt: {} events dropped so far: the trace store could not keep up ---",
@@ -345,9 +344,9 @@ mod tests {
             ),
             "{l}"
         );
-        let log = json!({"event": "log", "ts": "2026-11-26T12:00:00Z", "pid": 7, "stream": "stderr", "line": "boom\u{1b}[2J"});
+        let log = json!({"event": "log", "ts": "2026-11-26T12:00:00Z", "stream": "stderr", "line": "boom\u{1b}[2J"});
         let l = text_line(&log).unwrap();
-        assert!(l.ends_with("[pid 7] stderr: boom\\x1b[2J"), "{l}");
+        assert!(l.ends_with("[stderr] boom\\x1b[2J"), "{l}");
         assert!(text_line(&json!({"event": "process"})).is_none());
     }
 

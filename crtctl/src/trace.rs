@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use crt_config::NodeConfig;
 use crt_tracer::escape;
-use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_SYSCALL};
+use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
 use crt_tracer::render::{self, Source};
 use crt_tracer::segment::TraceReader;
 
@@ -56,6 +56,7 @@ struct LocalArgs {
     namespace: String,
     follow: bool,
     json: bool,
+    logs: bool,
     container: String,
 }
 
@@ -117,14 +118,14 @@ pub fn run(a: TraceArgs, server: &crate::client::ServerArgs) -> Result<ExitCode>
         || a.syscall.is_some()
         || a.pid.is_some()
         || a.grep.is_some()
-        || a.logs
     {
-        bail!("--local reads the shim's trace as it is: --since, --until, --syscall, --pid, --grep and --logs need crtd (drop --local)");
+        bail!("--local reads the shim's trace as it is: --since, --until, --syscall, --pid and --grep need crtd (drop --local)");
     }
     let a = LocalArgs {
         namespace: a.namespace.unwrap_or_else(|| "default".into()),
         follow: a.follow,
         json: a.json,
+        logs: a.logs,
         container: a.container,
     };
     check_name("namespace", &a.namespace)?;
@@ -158,13 +159,17 @@ pub fn run(a: TraceArgs, server: &crate::client::ServerArgs) -> Result<ExitCode>
                 if rec.kind == KIND_DROPS {
                     dropped = rec.args[0];
                 }
-                let line = if a.json {
-                    Some(render::json_line(src, rec))
-                } else if rec.kind == KIND_SYSCALL || rec.kind == KIND_DROPS || rec.kind == KIND_END
-                {
-                    render::text_line(rec)
-                } else {
+                let shown = match rec.kind {
+                    KIND_SYSCALL | KIND_DROPS | KIND_END => true,
+                    KIND_LOG => a.logs,
+                    _ => a.json,
+                };
+                let line = if !shown {
                     None
+                } else if a.json {
+                    Some(render::json_line(src, rec))
+                } else {
+                    render::text_line(rec)
                 };
                 if let Some(l) = line {
                     if let Err(e) = writeln!(out, "{l}") {

@@ -14,7 +14,7 @@ use crt_tracer::escape;
 use crt_tracer::record::{
     Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LOG, KIND_PROCESS, KIND_SYSCALL,
 };
-use crt_tracer::render::{parse_rfc3339_utc, rfc3339_utc};
+use crt_tracer::render::{self, parse_rfc3339_utc, rfc3339_utc};
 use crt_tracer::syscalls;
 use serde_json::{json, Value};
 
@@ -633,12 +633,10 @@ pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Va
         }
         KIND_LOG => {
             o.insert("event".into(), json!("log"));
-            o.insert(
-                "stream".into(),
-                json!(if rec.args[0] == 2 { "stderr" } else { "stdout" }),
-            );
-            let text = query::text_of(rec);
-            o.insert("line".into(), json!(text));
+            o.insert("stream".into(), json!(render::log_stream(rec)));
+            let line = String::from_utf8_lossy(render::log_bytes(rec));
+            o.insert("line".into(), json!(line));
+            o.insert("cut".into(), json!(rec.args[1] == 1));
         }
         other => {
             o.insert("event".into(), json!("unknown"));

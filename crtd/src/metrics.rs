@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crt_tracer::latency;
 use crt_tracer::syscalls;
 
 use crate::catalog::Catalog;
@@ -91,12 +92,15 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
     );
     let mut dropped_lines = Vec::new();
     let mut rate_lines = Vec::new();
+    let mut latency_lines = Vec::new();
+    let mut per_tenant: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for c in &containers {
         let tenant = label(c.tenant.as_deref().unwrap_or(""));
         let (ns, id) = (label(&c.namespace), label(&c.id));
         let mut by_nr: BTreeMap<u32, u64> = BTreeMap::new();
         let mut dropped = 0;
         let mut rate = 0.0;
+        let mut lat: Option<latency::Snapshot> = None;
         for s in &c.streams {
             let snap = ingest.stats.snapshot(&s.id);
             for (nr, n) in snap.by_syscall {
@@ -104,6 +108,20 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
             }
             dropped += snap.dropped;
             rate += snap.rate;
+            if let Some(l) = snap.latency {
+                lat.get_or_insert_with(Default::default).add(&l);
+            }
+        }
+        let t = per_tenant.entry(tenant.clone()).or_default();
+        t.0 += by_nr.values().sum::<u64>();
+        t.1 += dropped;
+        if let Some(l) = lat {
+            histogram_lines(
+                &mut latency_lines,
+                "crt_notify_latency_seconds",
+                &format!("tenant=\"{tenant}\",namespace=\"{ns}\",container=\"{id}\""),
+                &l,
+            );
         }
         for (nr, n) in by_nr {
             let name = syscalls::by_nr(syscalls::NATIVE_AUDIT_ARCH, nr)
@@ -145,6 +163,34 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
 
     header(
         &mut out,
+        "crt_notify_latency_seconds",
+        "histogram",
+        "How long traced syscalls waited for the tracer (notification received to syscall continued), by container.",
+    );
+    for l in latency_lines {
+        let _ = writeln!(out, "{l}");
+    }
+    header(
+        &mut out,
+        "crt_tenant_syscalls_total",
+        "counter",
+        "Syscalls recorded since crtd started, by tenant.",
+    );
+    for (t, (n, _)) in &per_tenant {
+        let _ = writeln!(out, "crt_tenant_syscalls_total{{tenant=\"{t}\"}} {n}");
+    }
+    header(
+        &mut out,
+        "crt_tenant_events_dropped_total",
+        "counter",
+        "Events the shims dropped, by tenant.",
+    );
+    for (t, (_, d)) in &per_tenant {
+        let _ = writeln!(out, "crt_tenant_events_dropped_total{{tenant=\"{t}\"}} {d}");
+    }
+
+    header(
+        &mut out,
         "crt_store_bytes",
         "gauge",
         "Bytes of history kept, by tenant.",
@@ -162,6 +208,24 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
     out
 }
 
+/// The `_bucket` (cumulative, with `+Inf`), `_sum` and `_count` lines of a
+/// histogram in seconds.
+fn histogram_lines(out: &mut Vec<String>, name: &str, labels: &str, h: &latency::Snapshot) {
+    let mut cumulative = 0;
+    for (i, n) in h.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = match latency::BOUNDS_NS.get(i) {
+            Some(&b) => format!("{}", b as f64 / 1e9),
+            None => "+Inf".to_string(),
+        };
+        out.push(format!(
+            "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+        ));
+    }
+    out.push(format!("{name}_sum{{{labels}}} {}", h.sum_ns as f64 / 1e9));
+    out.push(format!("{name}_count{{{labels}}} {cumulative}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +233,21 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn a_histogram_is_cumulative_and_ends_at_inf() {
+        let mut h = latency::Snapshot::default();
+        h.buckets[0] = 2;
+        h.buckets[3] = 3;
+        h.buckets[latency::BUCKETS - 1] = 1;
+        h.sum_ns = 1_500_000_000;
+        let mut out = Vec::new();
+        histogram_lines(&mut out, "x", "c=\"1\"", &h);
+        assert_eq!(out[0], "x_bucket{c=\"1\",le=\"0.000001\"} 2");
+        assert_eq!(out[3], "x_bucket{c=\"1\",le=\"0.000005\"} 5");
+        assert_eq!(out[latency::BUCKETS - 1], "x_bucket{c=\"1\",le=\"+Inf\"} 6");
+        assert_eq!(out[latency::BUCKETS], "x_sum{c=\"1\"} 1.5");
+        assert_eq!(out[latency::BUCKETS + 1], "x_count{c=\"1\"} 6");
     }
 }

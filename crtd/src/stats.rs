@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crt_tracer::record::{self, KIND_DROPS, KIND_SYSCALL};
+use crt_tracer::latency;
+use crt_tracer::record::{self, KIND_DROPS, KIND_LATENCY, KIND_SYSCALL};
 
 /// Seconds the rates average over.
 pub const WINDOW: usize = 10;
@@ -52,6 +53,7 @@ struct StreamStats {
     rate: Ring,
     per_tid: HashMap<u32, Ring>,
     by_syscall: HashMap<u32, u64>,
+    latency: Option<latency::Snapshot>,
 }
 
 /// What one container's counters say.
@@ -63,6 +65,9 @@ pub struct Snapshot {
     /// Events per second per thread id, over the window.
     pub per_tid: Vec<(u32, f64)>,
     pub by_syscall: Vec<(u32, u64)>,
+    /// The notify round trips since the container's trace began (the
+    /// shim's latest count), if it reported any.
+    pub latency: Option<latency::Snapshot>,
 }
 
 #[derive(Default)]
@@ -93,6 +98,11 @@ impl Stats {
                     *st.by_syscall.entry(rec.nr).or_default() += 1;
                 }
                 KIND_DROPS => st.dropped = st.dropped.max(rec.args[0]),
+                KIND_LATENCY => {
+                    if let Some(l) = latency::Snapshot::from_record(&rec) {
+                        st.latency = Some(l);
+                    }
+                }
                 _ => {}
             }
         }
@@ -126,6 +136,7 @@ impl Stats {
             rate: st.rate.rate(now),
             per_tid,
             by_syscall,
+            latency: st.latency,
         }
     }
 }
@@ -168,8 +179,13 @@ mod tests {
             &[5, 0, 0, 0, 0, 0],
             b"",
         ));
+        let mut lat = latency::Snapshot::default();
+        lat.buckets[3] = 9;
+        lat.sum_ns = 40_000;
+        batch.extend(lat.to_record(now * 1_000_000_000));
         stats.count("s", &batch);
         let snap = stats.snapshot_at("s", now);
+        assert_eq!(snap.latency, Some(lat));
         assert_eq!(snap.syscalls, 56);
         assert_eq!(snap.dropped, 5);
         assert!((snap.rate - 5.5).abs() < 1e-9, "{}", snap.rate);

@@ -444,6 +444,17 @@ impl Crtd {
         read_response(&mut s)
     }
 
+    /// GET over the root socket: (status, body as text).
+    pub fn root_get_text(&self, path: &str) -> (u16, String) {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_text(&mut s)
+    }
+
     /// crtctl against this crtd as a tenant.
     pub fn crtctl(&self, token: &str, args: &[&str]) -> Out {
         run(
@@ -462,7 +473,7 @@ impl Crtd {
     }
 }
 
-fn read_response(s: &mut impl Read) -> (u16, serde_json::Value) {
+fn read_text(s: &mut impl Read) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
@@ -472,9 +483,14 @@ fn read_response(s: &mut impl Read) -> (u16, serde_json::Value) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+fn read_response(s: &mut impl Read) -> (u16, serde_json::Value) {
+    let (status, body) = read_text(s);
     (
         status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
     )
 }
 

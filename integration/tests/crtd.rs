@@ -270,3 +270,153 @@ fn ps_shows_the_tenants_pods_containers_and_processes() {
         serde_json::from_str(&crtd.crtctl(BETA.2, &["ps", "--json"]).ok().stdout).unwrap();
     assert!(beta["pods"].as_array().unwrap().is_empty(), "{beta}");
 }
+
+#[test]
+fn application_logs_are_interleaved_with_the_syscalls_that_wrote_them() {
+    let crtd = Crtd::start("logs");
+    // No client reads this container's output (--null-io): it is logged all the same.
+    let t = NsTask::start(
+        ALPHA.1,
+        &["--null-io", "--annotation", "crt.dev/trace=openat"],
+        &[
+            "sh",
+            "-c",
+            "echo out-one; sleep 0.3; cat /mark-1 2>/dev/null; echo err-one >&2; sleep 0.3; \
+             cat /mark-2 2>/dev/null; printf '\\033[31mred\\n'; echo out-two",
+        ],
+    );
+    let ended = wait_for(Duration::from_secs(30), || {
+        let (_, v) = crtd.get(
+            &format!("/v1/events?container={}&logs=true", t.id),
+            Some(ALPHA.2),
+        );
+        v["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["event"] == "end"))
+    });
+    assert!(ended, "the trace ended");
+    let out = crtd
+        .crtctl(ALPHA.2, &["trace", "--logs", &t.id])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+    };
+    // In the order they happened (runc cannot notify write itself; the
+    // openat of a marker file stands between the lines).
+    assert!(at("[stdout] out-one") < at("\"/mark-1\""), "{out}");
+    assert!(at("\"/mark-1\"") < at("[stderr] err-one"), "{out}");
+    assert!(at("[stderr] err-one") < at("\"/mark-2\""), "{out}");
+    assert!(at("\"/mark-2\"") < at("[stdout] out-two"), "{out}");
+    // What the container wrote cannot drive the reader's terminal.
+    assert!(out.contains("[stdout] \\x1b[31mred"), "{out}");
+    assert!(!out.contains('\x1b'), "{out}");
+    // Every line is there before the end.
+    assert!(
+        at("[stdout] out-two") < at("+++ all processes exited +++"),
+        "{out}"
+    );
+    // Without --logs, only syscalls.
+    let plain = crtd.crtctl(ALPHA.2, &["trace", &t.id]).ok().stdout;
+    assert!(!plain.contains("[stdout]"), "{plain}");
+    // As JSON: the stream, the line, the tenant.
+    let json = crtctl_json(&crtd, &["trace", "--json", "--logs", &t.id]);
+    assert!(
+        json.iter().any(|e| e["event"] == "log"
+            && e["stream"] == "stderr"
+            && e["line"] == "err-one"
+            && e["tenant"] == "alpha"),
+        "{json:?}"
+    );
+    // Another tenant cannot read them.
+    let (s, _) = crtd.get(
+        &format!("/v1/events?container={}&logs=true", t.id),
+        Some(BETA.2),
+    );
+    assert_eq!(s, 404);
+}
+
+/// The value of the first metrics line that starts with `prefix`.
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_carry_the_notify_latency_and_pass_promtool() {
+    let crtd = Crtd::start("metrics");
+    let t = NsTask::start(
+        ALPHA.1,
+        &["--annotation", "crt.dev/trace=openat"],
+        &[
+            "sh",
+            "-c",
+            "while true; do cat /etc/crt-test-release >/dev/null; sleep 0.05; done",
+        ],
+    );
+    assert!(wait_stored(&crtd, &t.ns, &t.id, 20));
+    let labels = format!(
+        "{{tenant=\"alpha\",namespace=\"{}\",container=\"{}\"",
+        t.ns, t.id
+    );
+    let count = format!("crt_notify_latency_seconds_count{labels}");
+    let mut text = String::new();
+    let reported = wait_for(Duration::from_secs(20), || {
+        text = crtd.root_get_text("/metrics").1;
+        metric(&text, &count).is_some_and(|n| n >= 20.0)
+    });
+    assert!(reported, "no latency for the container:\n{text}");
+    // Every round trip is in some bucket; +Inf holds them all.
+    let inf = metric(
+        &text,
+        &format!("crt_notify_latency_seconds_bucket{labels},le=\"+Inf\"}}"),
+    );
+    assert_eq!(inf, metric(&text, &count), "{text}");
+    let sum = metric(&text, &format!("crt_notify_latency_seconds_sum{labels}")).unwrap();
+    assert!(sum > 0.0, "{text}");
+    assert!(
+        metric(
+            &text,
+            &format!("crt_syscalls_total{labels},syscall=\"openat\"}}")
+        )
+        .is_some_and(|n| n >= 20.0),
+        "{text}"
+    );
+    assert!(
+        metric(&text, "crt_tenant_syscalls_total{tenant=\"alpha\"}").is_some_and(|n| n >= 20.0),
+        "{text}"
+    );
+
+    // The exposition is valid, as Prometheus' own checker reads it.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/setup.sh)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Tenants do not get the node's metrics.
+    let (s, _) = crtd.get("/metrics", Some(ALPHA.2));
+    assert_eq!(s, 404);
+}

@@ -60,10 +60,10 @@ fn cleanup(id: &str) {
     let _ = ctr_in(ALPHA.1, &["container", "rm", id]);
 }
 
-/// Records in the shim's own trace of the container.
+/// Records in the shim's own trace of the container (all kinds, logs too).
 fn local_records(id: &str) -> u64 {
     let out = run(
-        Command::new("crtctl").args(["trace", "--local", "--json", "-n", ALPHA.1, id]),
+        Command::new("crtctl").args(["trace", "--local", "--json", "--logs", "-n", ALPHA.1, id]),
         None,
     )
     .ok();

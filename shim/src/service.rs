@@ -268,9 +268,13 @@ impl Service {
             }
             e
         };
-        let pio = run_with_stdio(&paths, &format!("init-{}", short(id)), |console, child| {
-            runtime.create(id, bundle, &pid_file, console, false, child)
-        })
+        let log = trace.clone().map(|t| t as Arc<dyn stdio::LineSink>);
+        let pio = run_with_stdio(
+            &paths,
+            &format!("init-{}", short(id)),
+            log,
+            |console, child| runtime.create(id, bundle, &pid_file, console, false, child),
+        )
         .map_err(fail)?;
         let pid =
             read_pid_file(&pid_file).map_err(|e| fail(ShimError::internal("read init pid", e)))?;
@@ -504,7 +508,9 @@ impl Service {
         fs::write(&spec_file, p.spec.as_deref().unwrap_or(b"{}"))
             .map_err(|e| ShimError::internal("write the exec process spec", e))?;
         let label = format!("exec-{}", short(&req.exec_id));
-        let result = run_with_stdio(&p.stdio, &label, |console, child| {
+        let log = st.trace.clone().map(|t| t as Arc<dyn stdio::LineSink>);
+        let p = st.execs.get_mut(&req.exec_id).expect("checked above");
+        let result = run_with_stdio(&p.stdio, &label, log, |console, child| {
             c.runtime.exec(&c.id, &spec_file, &pid_file, console, child)
         });
         let _ = fs::remove_file(&spec_file);
@@ -966,6 +972,7 @@ impl Service {
 fn run_with_stdio(
     paths: &StdioPaths,
     label: &str,
+    log: Option<Arc<dyn stdio::LineSink>>,
     run: impl FnOnce(Option<&Path>, ChildStdio) -> std::result::Result<(), crate::runtime::RuntimeError>,
 ) -> Result<ProcessIo> {
     if paths.terminal {
@@ -974,10 +981,10 @@ fn run_with_stdio(
         let master = socket
             .receive(TERMINAL_TIMEOUT)
             .map_err(|e| ShimError::internal("receive the terminal", e))?;
-        stdio::attach_console(master, paths, label)
+        stdio::attach_console(master, paths, label, log)
             .map_err(|e| ShimError::internal("terminal I/O", e))
     } else {
-        let (child, pio) = stdio::setup_pipes(paths, label)
+        let (child, pio) = stdio::setup_pipes(paths, label, log)
             .map_err(|e| ShimError::FailedPrecondition(format!("stdio: {e}")))?;
         match run(None, child) {
             Ok(()) => Ok(pio),

@@ -135,6 +135,79 @@ fn pipe() -> io::Result<(File, File)> {
     Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
 }
 
+/// Receives what a container writes, a line at a time (its log).
+pub trait LineSink: Send + Sync {
+    /// `stream`: 1 stdout, 2 stderr. `cut`: the line went on beyond this piece.
+    fn line(&self, stream: u8, line: &[u8], cut: bool);
+    /// A stream began feeding this sink.
+    fn opened(&self) {}
+    /// A stream ended: every line it had was given to [`LineSink::line`].
+    fn closed(&self) {}
+}
+
+/// One output stream feeding a [`LineSink`]: open from creation until dropped.
+pub struct Tap {
+    sink: Arc<dyn LineSink>,
+    stream: u8,
+}
+
+impl Tap {
+    pub fn new(sink: Arc<dyn LineSink>, stream: u8) -> Self {
+        sink.opened();
+        Tap { sink, stream }
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.sink.closed();
+    }
+}
+
+/// Longest log line kept in one piece; longer lines come in several.
+pub const LOG_LINE_MAX: usize = 4096;
+
+/// Splits a byte stream into lines for a [`LineSink`].
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn feed(&mut self, mut data: &[u8], sink: &dyn LineSink, stream: u8) {
+        while !data.is_empty() {
+            let room = LOG_LINE_MAX - self.buf.len();
+            match data.iter().take(room).position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.buf.extend_from_slice(&data[..i]);
+                    self.emit(sink, stream, false);
+                    data = &data[i + 1..];
+                }
+                None if data.len() < room => {
+                    self.buf.extend_from_slice(data);
+                    return;
+                }
+                None => {
+                    self.buf.extend_from_slice(&data[..room]);
+                    self.emit(sink, stream, true);
+                    data = &data[room..];
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, sink: &dyn LineSink, stream: u8, cut: bool) {
+        let line = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
+        sink.line(stream, line, cut);
+        self.buf.clear();
+    }
+
+    fn finish(&mut self, sink: &dyn LineSink, stream: u8) {
+        if !self.buf.is_empty() {
+            self.emit(sink, stream, false);
+        }
+    }
+}
+
 /// Counts the output copy threads of a process, so Delete can wait until
 /// everything the process wrote has reached the client.
 #[derive(Default)]
@@ -146,13 +219,13 @@ pub struct Copies {
 }
 
 impl Copies {
-    fn spawn(self: &Arc<Self>, name: &str, src: File, dst: Option<File>) {
+    fn spawn(self: &Arc<Self>, name: &str, src: File, dst: Option<File>, tap: Option<Tap>) {
         *self.running.lock().unwrap() += 1;
         let me = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
-                copy(src, dst, &me.bytes);
+                copy(src, dst, &me.bytes, tap);
                 let mut n = me.running.lock().unwrap();
                 *n -= 1;
                 me.done.notify_all();
@@ -180,13 +253,17 @@ impl Copies {
 
 /// Copies until the source ends. A destination that fails is dropped but the
 /// source is still drained, so the container never blocks on us.
-fn copy(mut src: File, mut dst: Option<File>, bytes: &AtomicU64) {
+fn copy(mut src: File, mut dst: Option<File>, bytes: &AtomicU64, tap: Option<Tap>) {
     let mut buf = vec![0u8; 32 * 1024];
+    let mut lines = Lines { buf: Vec::new() };
     loop {
         match src.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 bytes.fetch_add(n as u64, Ordering::Relaxed);
+                if let Some(t) = &tap {
+                    lines.feed(&buf[..n], &*t.sink, t.stream);
+                }
                 if let Some(d) = dst.as_mut() {
                     if d.write_all(&buf[..n]).is_err() {
                         dst = None;
@@ -197,6 +274,9 @@ fn copy(mut src: File, mut dst: Option<File>, bytes: &AtomicU64) {
             // EIO: the pty's last slave closed.
             Err(_) => break,
         }
+    }
+    if let Some(t) = &tap {
+        lines.finish(&*t.sink, t.stream);
     }
 }
 
@@ -261,7 +341,12 @@ impl ProcessIo {
 
 /// Sets up pipes for a process without a terminal: returns what the runtime
 /// gives the process, and our side with its copy threads already running.
-pub fn setup_pipes(paths: &StdioPaths, label: &str) -> io::Result<(ChildStdio, ProcessIo)> {
+/// `log`: where the lines the process writes are recorded, if anywhere.
+pub fn setup_pipes(
+    paths: &StdioPaths,
+    label: &str,
+    log: Option<Arc<dyn LineSink>>,
+) -> io::Result<(ChildStdio, ProcessIo)> {
     let pio = ProcessIo::new();
     let mut child = ChildStdio::null();
 
@@ -271,35 +356,49 @@ pub fn setup_pipes(paths: &StdioPaths, label: &str) -> io::Result<(ChildStdio, P
         *pio.stdin_keepalive.lock().unwrap() = Some(keepalive);
         let name = format!("stdin-{label}");
         std::thread::Builder::new().name(name).spawn(move || {
-            copy(reader, Some(w), &AtomicU64::new(0));
+            copy(reader, Some(w), &AtomicU64::new(0), None);
         })?;
     }
-    if let Some(out) = open_output(&paths.stdout)? {
+    // A traced process's output is logged even when no client reads it.
+    let out = open_output(&paths.stdout)?;
+    if out.is_some() || log.is_some() {
         let (r, w) = pipe()?;
         child.stdout = Stdio::from(w);
-        pio.copies.spawn(&format!("stdout-{label}"), r, Some(out));
+        let tap = log.clone().map(|s| Tap::new(s, 1));
+        pio.copies.spawn(&format!("stdout-{label}"), r, out, tap);
     }
-    if let Some(err) = open_output(&paths.stderr)? {
+    let err = open_output(&paths.stderr)?;
+    if err.is_some() || log.is_some() {
         let (r, w) = pipe()?;
         child.stderr = Stdio::from(w);
-        pio.copies.spawn(&format!("stderr-{label}"), r, Some(err));
+        let tap = log.clone().map(|s| Tap::new(s, 2));
+        pio.copies.spawn(&format!("stderr-{label}"), r, err, tap);
     }
     Ok((child, pio))
 }
 
 /// Wires a pty master received from the runtime to the client's fifos.
-pub fn attach_console(master: File, paths: &StdioPaths, label: &str) -> io::Result<ProcessIo> {
+pub fn attach_console(
+    master: File,
+    paths: &StdioPaths,
+    label: &str,
+    log: Option<Arc<dyn LineSink>>,
+) -> io::Result<ProcessIo> {
     let pio = ProcessIo::new();
     if let Some((reader, keepalive)) = open_stdin(&paths.stdin)? {
         let to_master = master.try_clone()?;
         *pio.stdin_keepalive.lock().unwrap() = Some(keepalive);
         std::thread::Builder::new()
             .name(format!("stdin-{label}"))
-            .spawn(move || copy(reader, Some(to_master), &AtomicU64::new(0)))?;
+            .spawn(move || copy(reader, Some(to_master), &AtomicU64::new(0), None))?;
     }
     let out = open_output(&paths.stdout)?;
-    pio.copies
-        .spawn(&format!("console-{label}"), master.try_clone()?, out);
+    pio.copies.spawn(
+        &format!("console-{label}"),
+        master.try_clone()?,
+        out,
+        log.map(|s| Tap::new(s, 1)),
+    );
     *pio.console.lock().unwrap() = Some(master);
     Ok(pio)
 }
@@ -396,7 +495,7 @@ mod tests {
             stdout: out.to_string_lossy().into(),
             ..Default::default()
         };
-        let (child, pio) = setup_pipes(&paths, "t").unwrap();
+        let (child, pio) = setup_pipes(&paths, "t", None).unwrap();
         // Stand in for the container: write through the child's stdout end.
         let ChildStdio { stdout, .. } = child;
         let mut cmd = std::process::Command::new("/bin/echo");
@@ -438,7 +537,7 @@ mod tests {
             stdin: inp.to_string_lossy().into(),
             ..Default::default()
         };
-        let (child, pio) = setup_pipes(&paths, "t").unwrap();
+        let (child, pio) = setup_pipes(&paths, "t", None).unwrap();
         let ChildStdio { stdin, .. } = child;
         // The client writes and closes its end.
         {
@@ -455,5 +554,92 @@ mod tests {
         pio.close_stdin();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 0);
         assert_eq!(fs::read(&outfile).unwrap(), b"abc");
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        lines: Mutex<Vec<(u8, Vec<u8>, bool)>>,
+        open: Mutex<i32>,
+    }
+
+    impl LineSink for Collect {
+        fn line(&self, stream: u8, line: &[u8], cut: bool) {
+            self.lines
+                .lock()
+                .unwrap()
+                .push((stream, line.to_vec(), cut));
+        }
+        fn opened(&self) {
+            *self.open.lock().unwrap() += 1;
+        }
+        fn closed(&self) {
+            *self.open.lock().unwrap() -= 1;
+        }
+    }
+
+    #[test]
+    fn lines_are_split_across_reads_and_long_lines_are_cut() {
+        let sink = Collect::default();
+        let mut lines = Lines { buf: Vec::new() };
+        lines.feed(b"hel", &sink, 1);
+        lines.feed(b"lo\r\nwor", &sink, 1);
+        lines.feed(b"ld\n\n", &sink, 1);
+        let long = vec![b'x'; LOG_LINE_MAX + 10];
+        lines.feed(&long, &sink, 2);
+        lines.feed(b"\ntail", &sink, 2);
+        lines.finish(&sink, 2);
+        let got = sink.lines.into_inner().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, b"hello".to_vec(), false),
+                (1, b"world".to_vec(), false),
+                (1, b"".to_vec(), false),
+                (2, vec![b'x'; LOG_LINE_MAX], true),
+                (2, vec![b'x'; 10], false),
+                (2, b"tail".to_vec(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tapped_stream_gives_every_line_then_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        mkfifo(&out);
+        let reader = std::thread::spawn({
+            let out = out.clone();
+            move || fs::read(out).unwrap()
+        });
+        let paths = StdioPaths {
+            stdout: out.to_string_lossy().into(),
+            ..Default::default()
+        };
+        let sink = Arc::new(Collect::default());
+        let (child, pio) = setup_pipes(&paths, "t", Some(sink.clone())).unwrap();
+        // Both streams are logged, though the client reads only stdout.
+        assert_eq!(*sink.open.lock().unwrap(), 2);
+        let ChildStdio { stdout, stderr, .. } = child;
+        drop(stderr);
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", "echo one; printf 'two\\nthree'"])
+            .stdout(stdout)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(pio.copies.wait(Duration::from_secs(10)));
+        assert_eq!(reader.join().unwrap(), b"one\ntwo\nthree");
+        assert_eq!(*sink.open.lock().unwrap(), 0, "the stream closed");
+        let got: Vec<Vec<u8>> = sink
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l.1.clone())
+            .collect();
+        assert_eq!(
+            got,
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
     }
 }

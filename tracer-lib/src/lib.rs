@@ -6,6 +6,7 @@ pub mod capture;
 pub mod decode;
 pub mod escape;
 pub mod flags;
+pub mod latency;
 pub mod record;
 pub mod render;
 pub mod segment;

@@ -43,6 +43,8 @@ pub const KIND_PROCESS: u8 = 4;
 /// A line the container wrote (`args[0]` = 1 stdout, 2 stderr; capture 0 =
 /// the line, without its newline; `tid` = the writing process when known, else 0).
 pub const KIND_LOG: u8 = 5;
+/// The notify round-trip histogram so far (see [`crate::latency`]).
+pub const KIND_LATENCY: u8 = 6;
 
 /// The notification was no longer valid after the arguments were copied (the
 /// thread died, or the pid was reused): captures are not trustworthy and none

@@ -11,7 +11,10 @@ use serde_json::json;
 
 use crate::decode;
 use crate::escape;
-use crate::record::{Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_PROCESS, KIND_SYSCALL};
+use crate::record::{
+    CaptureData, Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LATENCY, KIND_LOG, KIND_PROCESS,
+    KIND_SYSCALL,
+};
 
 /// Where an event came from, for output.
 #[derive(Clone, Copy, Debug)]
@@ -142,7 +145,29 @@ pub fn text_line(rec: &Record<'_>) -> Option<String> {
             rec.args[0]
         )),
         KIND_END => Some(format!("{time} +++ all processes exited +++")),
+        KIND_LOG => Some(format!(
+            "{time} [{}] {}",
+            log_stream(rec),
+            escape::escape_text(log_bytes(rec))
+        )),
         _ => None,
+    }
+}
+
+/// Which stream a log record came from: `stdout` or `stderr`.
+pub fn log_stream(rec: &Record<'_>) -> &'static str {
+    if rec.args[0] == 2 {
+        "stderr"
+    } else {
+        "stdout"
+    }
+}
+
+/// The raw bytes of a log record's line (no newline).
+pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
+    match rec.capture(0) {
+        Some(CaptureData::Bytes { bytes, .. }) => bytes,
+        _ => b"",
     }
 }
 
@@ -185,6 +210,15 @@ pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
             "namespace": src.namespace,
             "container": src.container,
         }),
+        KIND_LOG => json!({
+            "event": "log",
+            "ts": ts,
+            "namespace": src.namespace,
+            "container": src.container,
+            "stream": log_stream(rec),
+            "line": String::from_utf8_lossy(log_bytes(rec)),
+            "cut": rec.args[1] == 1,
+        }),
         KIND_PROCESS => json!({
             "event": "process",
             "ts": ts,
@@ -194,6 +228,19 @@ pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
             "comm": String::from_utf8_lossy(rec.comm()),
             "init": rec.args[0] == 1,
         }),
+        KIND_LATENCY => match crate::latency::Snapshot::from_record(rec) {
+            Some(l) => json!({
+                "event": "latency",
+                "ts": ts,
+                "namespace": src.namespace,
+                "container": src.container,
+                "count": l.count(),
+                "sum_ns": l.sum_ns,
+                "bounds_ns": crate::latency::BOUNDS_NS,
+                "buckets": l.buckets,
+            }),
+            None => json!({"event": "latency", "ts": ts, "count": rec.args[0]}),
+        },
         other => json!({
             "event": "unknown",
             "kind": other,

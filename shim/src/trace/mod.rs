@@ -21,7 +21,8 @@ use crt_config::node::TraceConfig;
 use crt_seccomp_notify::handoff::{self, HandoffSocket};
 use crt_seccomp_notify::listener::same_file;
 use crt_seccomp_notify::NotifyListener;
-use crt_tracer::record::{self, KIND_PROCESS};
+use crt_tracer::latency::{Histogram, Snapshot};
+use crt_tracer::record::{self, RecordBuilder, KIND_LOG, KIND_PROCESS};
 use crt_tracer::segment::{Limits, SegmentWriter};
 
 use notify_loop::{read_comm, SyscallSet};
@@ -53,6 +54,8 @@ pub struct TraceSession {
     sync_wakeup: bool,
     state: Mutex<SessionState>,
     changed: Condvar,
+    /// One notify round-trip histogram per listener thread.
+    latency: Mutex<Vec<Arc<Histogram>>>,
 }
 
 #[derive(Default)]
@@ -63,6 +66,8 @@ struct SessionState {
     init_exited: bool,
     closing: bool,
     writer_done: bool,
+    /// Output streams still feeding the log.
+    taps: usize,
 }
 
 /// Creates `dir` and its missing parents, private to root.
@@ -78,6 +83,36 @@ fn now_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// What the container writes goes into its trace beside its syscalls
+/// (through the same bounded queue: a chatty container drops and counts).
+impl crate::stdio::LineSink for TraceSession {
+    fn line(&self, stream: u8, line: &[u8], cut: bool) {
+        let mut buf =
+            Vec::with_capacity(record::HEADER_LEN + record::CAPTURE_HEADER_LEN + line.len());
+        let mut b = RecordBuilder::begin(
+            &mut buf,
+            KIND_LOG,
+            now_ns(),
+            0,
+            0,
+            0,
+            &[u64::from(stream), u64::from(cut), 0, 0, 0, 0],
+        );
+        b.bytes(0, line, cut);
+        b.finish();
+        self.queue.push(&buf);
+    }
+
+    fn opened(&self) {
+        self.state.lock().unwrap().taps += 1;
+    }
+
+    fn closed(&self) {
+        self.state.lock().unwrap().taps -= 1;
+        self.queue.kick();
+    }
 }
 
 impl TraceSession {
@@ -110,6 +145,7 @@ impl TraceSession {
             sync_wakeup: opts.config.sync_wakeup,
             state: Mutex::new(SessionState::default()),
             changed: Condvar::new(),
+            latency: Mutex::new(Vec::new()),
         });
         let for_writer = Arc::clone(&session);
         std::thread::Builder::new()
@@ -180,7 +216,10 @@ impl TraceSession {
         let spawned = std::thread::Builder::new()
             .name(format!("notify-{pid}"))
             .spawn(move || {
-                let stats = notify_loop::serve(&listener, &me.wanted, Some(&me.queue));
+                let latency = Arc::new(Histogram::default());
+                me.latency.lock().unwrap().push(Arc::clone(&latency));
+                let stats =
+                    notify_loop::serve(&listener, &me.wanted, Some(&me.queue), Some(&latency));
                 log::debug!(
                     "container {} listener for pid {pid} done: {stats:?}",
                     me.container
@@ -211,7 +250,18 @@ impl TraceSession {
     /// Storage may write END: no process is left to notify us.
     fn finished(&self) -> bool {
         let st = self.state.lock().unwrap();
-        st.active == 0 && (st.init_exited || st.closing)
+        // Lines still in the output pipes belong before the end; Delete
+        // (closing) does not wait for a stream someone else holds open.
+        st.active == 0 && ((st.init_exited && st.taps == 0) || st.closing)
+    }
+
+    /// The notify round trips of every listener so far.
+    fn latency(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        for h in self.latency.lock().unwrap().iter() {
+            h.add_to(&mut s);
+        }
+        s
     }
 
     fn writer_done(&self) {
@@ -359,6 +409,6 @@ fn serve_unrecorded(listener: NotifyListener) {
         .name("notify-orphan".into())
         .spawn(move || {
             let none: [&str; 0] = [];
-            notify_loop::serve(&listener, &SyscallSet::new(none), None);
+            notify_loop::serve(&listener, &SyscallSet::new(none), None, None);
         });
 }

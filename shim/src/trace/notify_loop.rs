@@ -15,6 +15,7 @@ use crt_seccomp_notify::{NotifyListener, Recv, SeccompNotif};
 use crt_tracer::capture::{
     self, CapturePlan, ARGV_MAX_ITEMS, ARGV_MAX_ITEM_LEN, ARGV_MAX_TOTAL, ENVP_MAX_COUNT,
 };
+use crt_tracer::latency::Histogram;
 use crt_tracer::record::{
     RecordBuilder, CAPTURE_BYTES, CAPTURE_STRINGS, CAPTURE_UNREADABLE, FLAG_STALE, KIND_SYSCALL,
 };
@@ -178,6 +179,7 @@ pub fn serve(
     listener: &NotifyListener,
     wanted: &SyscallSet,
     queue: Option<&EventQueue>,
+    latency: Option<&Histogram>,
 ) -> LoopStats {
     block_signals();
     // Set on the first notification: see cpu_cgroup.rs.
@@ -225,10 +227,11 @@ pub fn serve(
         };
 
         scratch.clear();
+        let received = realtime_ns();
         let mut rec = RecordBuilder::begin(
             &mut scratch,
             KIND_SYSCALL,
-            realtime_ns(),
+            received,
             tid,
             arch,
             nr,
@@ -252,6 +255,9 @@ pub fn serve(
             stats.stale += 1;
         }
         answer(listener, notif.id, &mut stats);
+        if let Some(h) = latency {
+            h.observe(realtime_ns().saturating_sub(received));
+        }
         rec.finish();
         if is_exec(arch, nr) {
             comms.forget(tid);
@@ -350,7 +356,7 @@ mod tests {
         queue: Option<&EventQueue>,
     ) -> LoopStats {
         std::thread::scope(|s| {
-            let h = s.spawn(|| serve(&child.listener, set, queue));
+            let h = s.spawn(|| serve(&child.listener, set, queue, None));
             child.go();
             // (The shim's reaper may collect the status first; only the end matters.)
             child.wait();

@@ -14,6 +14,8 @@ use super::TraceSession;
 const POLL: Duration = Duration::from_millis(20);
 /// How often written data is forced to disk.
 const SYNC_EVERY: Duration = Duration::from_secs(2);
+/// How often the notify round-trip histogram is written (when it changed).
+const LATENCY_EVERY: Duration = Duration::from_secs(1);
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -29,6 +31,8 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
     let mut last_sync = Instant::now();
     let mut dirty = false;
     let mut failing = false;
+    let mut latency_count = 0u64;
+    let mut last_latency = Instant::now();
     loop {
         // Decide before draining, so nothing pushed before the end is missed.
         let finished = session.finished();
@@ -62,6 +66,14 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
             let rec = record::simple(KIND_DROPS, now_ns(), 0, &[dropped, 0, 0, 0, 0, 0], b"");
             if segments.append(&rec).is_ok() {
                 reported_drops = dropped;
+                dirty = true;
+            }
+        }
+        if finished || last_latency.elapsed() >= LATENCY_EVERY {
+            last_latency = Instant::now();
+            let snap = session.latency();
+            if snap.count() != latency_count && segments.append(&snap.to_record(now_ns())).is_ok() {
+                latency_count = snap.count();
                 dirty = true;
             }
         }
