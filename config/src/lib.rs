@@ -8,4 +8,4 @@ pub mod supervisor;
 
 pub use annotation::{parse_trace, AnnotationError, TraceSpec, TRACE_ANNOTATION};
 pub use node::{ConfigError, NodeConfig};
-pub use supervisor::{ApiConfig, StoreConfig, Tenant};
+pub use supervisor::{ApiConfig, OtlpConfig, StoreConfig, Tenant};

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::supervisor::{self, ApiConfig, RawApi, RawStore, RawTenant, StoreConfig, Tenant};
+use crate::supervisor::{
+    self, ApiConfig, OtlpConfig, RawApi, RawExport, RawStore, RawTenant, StoreConfig, Tenant,
+};
 
 /// Where the node config lives unless `CRT_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/crt/config.toml";
@@ -26,6 +28,8 @@ pub struct NodeConfig {
     pub api: ApiConfig,
     pub store: StoreConfig,
     pub tenants: Vec<Tenant>,
+    /// `[export.otlp]`: where crtd sends events as OpenTelemetry logs, if anywhere.
+    pub otlp: Option<OtlpConfig>,
     /// The file this was read from; `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -129,6 +133,8 @@ struct RawFile {
     store: RawStore,
     #[serde(default)]
     tenants: Vec<RawTenant>,
+    #[serde(default)]
+    export: RawExport,
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +342,10 @@ impl NodeConfig {
         cfg.api = supervisor::api(raw.api, &err)?;
         cfg.store = supervisor::store(raw.store, &err, &size)?;
         cfg.tenants = supervisor::tenants(raw.tenants, &cfg.store, &err, &size)?;
+        cfg.otlp = match raw.export.otlp {
+            Some(o) => Some(supervisor::otlp(o, &cfg.tenants, &err)?),
+            None => None,
+        };
         if cfg.trace.max_trace_bytes > cfg.trace.max_total_bytes {
             let span = t
                 .max_total_bytes
@@ -617,6 +627,75 @@ namespaces = ["globex"]
         assert!(e.message.contains("store.max_age"), "{e}");
         let e = parse("[[tenants]]\nname = \"a\"\n").unwrap_err();
         assert!(e.message.contains("has no namespaces"), "{e}");
+    }
+
+    #[test]
+    fn the_otlp_export_is_read_with_its_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.otlp, None);
+        let c = parse(
+            "[[tenants]]\nname = \"acme\"\nnamespaces = [\"acme\"]\n\n[export.otlp]\nendpoint = \"http://collector.local\"\ntenants = [\"acme\"]\nsyscalls = false\nheaders = { x-api-key = \"k1\" }\n",
+        )
+        .unwrap();
+        let o = c.otlp.unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.path.as_str()),
+            ("collector.local", 4318, "/v1/logs")
+        );
+        assert!(!o.syscalls && o.logs);
+        assert_eq!(o.tenants, vec!["acme".to_string()]);
+        assert_eq!(o.headers, vec![("x-api-key".to_string(), "k1".to_string())]);
+        let o = parse("[export.otlp]\nendpoint = \"http://[::1]:9999/otel/logs\"\n")
+            .unwrap()
+            .otlp
+            .unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.path.as_str()),
+            ("[::1]", 9999, "/otel/logs")
+        );
+    }
+
+    #[test]
+    fn a_bad_otlp_export_is_refused_naming_the_key() {
+        for (text, want) in [
+            ("endpoint = \"https://c:4318\"", "https is not supported"),
+            ("endpoint = \"c:4318\"", "is not an http:// URL"),
+            ("endpoint = \"http://c:0\"", "has port \"0\""),
+            (
+                "endpoint = \"http://c:4318\"\ntenants = [\"nobody\"]",
+                "\"nobody\" is not a declared tenant",
+            ),
+            (
+                "endpoint = \"http://c\"\nheaders = { \"a b\" = \"x\" }",
+                "export.otlp.headers",
+            ),
+            ("endpont = \"http://c\"", "endpont"),
+        ] {
+            let e = parse(&format!("[export.otlp]\n{text}\n")).unwrap_err();
+            assert!(e.message.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_states_the_defaults() {
+        let text = include_str!("../../scripts/config.example.toml");
+        let c = parse(text).unwrap();
+        let d = NodeConfig::default();
+        assert_eq!((c.runtime, c.trace), (d.runtime, d.trace));
+        assert_eq!((c.api, c.store, c.otlp), (d.api, d.store, d.otlp));
+        // The commented-out sections are valid too, once uncommented.
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .replace("<64 hex digits>", &"ab".repeat(32));
+        let c = parse(&uncommented).unwrap();
+        assert_eq!(c.tenants[0].name, "acme");
+        assert_eq!(c.otlp.unwrap().tenants, vec!["acme".to_string()]);
     }
 
     #[test]

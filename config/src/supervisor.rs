@@ -1,5 +1,6 @@
 //! The parts of the node config that crtd reads: `[api]` (where it
-//! listens), `[store]` (its history) and `[[tenants]]` (who may see what).
+//! listens), `[store]` (its history), `[[tenants]]` (who may see what) and
+//! `[export.otlp]` (an OpenTelemetry collector to send events to).
 //!
 //! A tenant owns containerd namespaces and Kubernetes namespaces; its API
 //! tokens are kept only as SHA-256 hashes. A container's tenant comes from
@@ -64,6 +65,43 @@ pub struct Tenant {
     pub token_sha256: Vec<[u8; 32]>,
     pub max_age: Duration,
     pub max_bytes: u64,
+}
+
+/// `[export.otlp]`: events and log lines sent as OpenTelemetry log records
+/// over OTLP/HTTP (protobuf) to a collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// `host:port` of the collector (plain HTTP: a collector or agent on
+    /// the node or its network).
+    pub host: String,
+    pub port: u16,
+    /// The request path, `/v1/logs` unless the endpoint names another.
+    pub path: String,
+    /// Send syscall events (and drop notices).
+    pub syscalls: bool,
+    /// Send the containers' stdout and stderr lines.
+    pub logs: bool,
+    /// Only these tenants' containers; empty: every container.
+    pub tenants: Vec<String>,
+    /// Extra request headers (an API key for the collector, say).
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExport {
+    pub(crate) otlp: Option<RawOtlp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOtlp {
+    endpoint: Spanned<String>,
+    syscalls: Option<bool>,
+    logs: Option<bool>,
+    tenants: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -290,4 +328,106 @@ pub(crate) fn tenants(
         });
     }
     Ok(out)
+}
+
+/// Splits `http://host:port/path` (port defaults to 4318, path to `/v1/logs`).
+fn http_endpoint(s: &str) -> Result<(String, u16, String), String> {
+    let rest = match s.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(("https", _)) => {
+            return Err("https is not supported; expected http:// to a collector or agent on the node's network (terminate TLS there)".into())
+        }
+        _ => return Err("is not an http:// URL; expected like \"http://127.0.0.1:4318\"".into()),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let path = if path.is_empty() || path == "/" {
+        "/v1/logs".to_string()
+    } else {
+        path.to_string()
+    };
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("has spaces or control characters in its path".into());
+    }
+    // An IPv6 address is in brackets: [::1]:4318.
+    let (host, port) = match authority.strip_prefix('[').and_then(|a| a.split_once(']')) {
+        Some((h, p)) => (format!("[{h}]"), p.strip_prefix(':')),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        },
+    };
+    let port = match port {
+        None => 4318,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("has port {p:?}; expected a number from 1 to 65535"))?,
+    };
+    if host.is_empty() || host.contains('@') || host.bytes().any(|b| b <= b' ') {
+        return Err(format!(
+            "has host {host:?}; expected a host name or address"
+        ));
+    }
+    Ok((host, port, path))
+}
+
+pub(crate) fn otlp(
+    raw: RawOtlp,
+    tenants: &[Tenant],
+    err: ErrFn,
+) -> Result<OtlpConfig, crate::ConfigError> {
+    let endpoint = raw.endpoint.get_ref();
+    let (host, port, path) = http_endpoint(endpoint.trim()).map_err(|why| {
+        err(
+            Some(raw.endpoint.span()),
+            format!("export.otlp.endpoint = {endpoint:?} {why}"),
+        )
+    })?;
+    let mut names = Vec::new();
+    if let Some(t) = &raw.tenants {
+        for name in t.get_ref() {
+            if !tenants.iter().any(|d| &d.name == name) {
+                return Err(err(
+                    Some(t.span()),
+                    format!("export.otlp.tenants: {name:?} is not a declared tenant; expected names from [[tenants]]"),
+                ));
+            }
+            names.push(name.clone());
+        }
+    }
+    let mut headers = Vec::new();
+    for (k, v) in raw.headers {
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+        };
+        if !token(&k) || v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(err(
+                Some(raw.endpoint.span()),
+                format!("export.otlp.headers: {k:?} is not a valid header (name or value); expected a token name and a one-line value"),
+            ));
+        }
+        headers.push((k, v));
+    }
+    let (syscalls, logs) = (raw.syscalls.unwrap_or(true), raw.logs.unwrap_or(true));
+    if !syscalls && !logs {
+        return Err(err(
+            Some(raw.endpoint.span()),
+            "export.otlp: syscalls = false and logs = false leave nothing to send; expected one of them true (or no [export.otlp])".into(),
+        ));
+    }
+    Ok(OtlpConfig {
+        host,
+        port,
+        path,
+        syscalls,
+        logs,
+        tenants: names,
+        headers,
+    })
 }

@@ -46,6 +46,8 @@ pub struct Ingest {
     pub stored: AtomicU64,
     pub default_max_age: Duration,
     pub default_max_bytes: u64,
+    /// The OTLP exporter's counters, when one runs.
+    pub export: Option<Arc<crate::otlp::ExportStats>>,
 }
 
 fn read_meta(dir: &Path) -> Option<Value> {

@@ -9,6 +9,7 @@ mod http;
 mod ingest;
 mod live;
 mod metrics;
+mod otlp;
 mod stats;
 mod store;
 mod tenants;
@@ -82,6 +83,10 @@ fn run(config: NodeConfig) -> Result<()> {
         stored: AtomicU64::new(0),
         default_max_age: config.store.max_age,
         default_max_bytes: config.store.max_bytes,
+        export: config
+            .otlp
+            .as_ref()
+            .map(|_| Arc::new(otlp::ExportStats::default())),
     });
     let api = Arc::new(Api::new(
         Arc::clone(&ingest),
@@ -141,6 +146,17 @@ fn run(config: NodeConfig) -> Result<()> {
                 stop_on_signal.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         })?;
+    if let (Some(cfg), Some(stats)) = (config.otlp.clone(), ingest.export.clone()) {
+        let exporter = otlp::Exporter {
+            cfg,
+            ingest: Arc::clone(&ingest),
+            state: config.store.dir.join("export-otlp.json"),
+        };
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("otlp-export".into())
+            .spawn(move || exporter.run(stats, stop))?;
+    }
     log::info!(
         "following traces under {}, history in {}, {} tenants",
         config.trace.state_dir.join("traces").display(),

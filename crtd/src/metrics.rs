@@ -63,6 +63,29 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
     );
     let _ = writeln!(out, "crtd_live_subscribers {}", ingest.live.subscribers());
 
+    if let Some(e) = &ingest.export {
+        for (name, help, v) in [
+            (
+                "crtd_otlp_exported_records_total",
+                "Records the OTLP collector accepted.",
+                &e.exported,
+            ),
+            (
+                "crtd_otlp_rejected_records_total",
+                "Records the OTLP collector refused for good (HTTP 4xx); not sent again.",
+                &e.rejected,
+            ),
+            (
+                "crtd_otlp_failed_requests_total",
+                "Export requests that failed and were retried (no connection, HTTP 429 or 5xx).",
+                &e.failed_requests,
+            ),
+        ] {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
+    }
+
     header(
         &mut out,
         "crt_containers",

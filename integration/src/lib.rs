@@ -330,6 +330,11 @@ fn sha256_hex(s: &str) -> String {
 
 impl Crtd {
     pub fn start(name: &str) -> Crtd {
+        Crtd::start_with(name, "")
+    }
+
+    /// A crtd whose config also has `extra` (TOML tables).
+    pub fn start_with(name: &str, extra: &str) -> Crtd {
         setup();
         let dir = std::env::temp_dir().join(format!("crt-it-crtd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -366,6 +371,8 @@ impl Crtd {
                 .ok();
             }
         }
+        text.push('\n');
+        text.push_str(extra);
         let config = dir.join("config.toml");
         std::fs::write(&config, text).unwrap();
         let mut c = Crtd {

@@ -257,12 +257,18 @@ fn ps_shows_the_tenants_pods_containers_and_processes() {
     assert!(out.contains(&format!("app ({}/{})", t.ns, t.id)), "{out}");
     assert!(out.contains("running"), "{out}");
     assert!(out.contains("sh -c while true"), "{out}");
-    // The tree as JSON, with a syscall rate measured over the last seconds.
-    let v: serde_json::Value =
-        serde_json::from_str(&crtd.crtctl(ALPHA.2, &["ps", "--json"]).ok().stdout).unwrap();
+    // The tree as JSON, with a syscall rate measured over the last full
+    // seconds (so once a second has passed).
+    let mut v = serde_json::Value::Null;
+    let rated = wait_for(Duration::from_secs(15), || {
+        v = serde_json::from_str(&crtd.crtctl(ALPHA.2, &["ps", "--json"]).ok().stdout).unwrap();
+        v["pods"][0]["containers"][0]["syscall_rate"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    });
     let c = &v["pods"][0]["containers"][0];
+    assert!(rated, "{c}");
     assert_eq!(c["id"], t.id.as_str());
-    assert!(c["syscall_rate"].as_f64().unwrap() > 0.0, "{c}");
     assert!(c["memory_bytes"].as_u64().unwrap() > 0, "{c}");
     assert!(!c["processes"].as_array().unwrap().is_empty(), "{c}");
     // Beta sees none of it.

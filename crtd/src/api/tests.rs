@@ -128,6 +128,7 @@ fn world() -> World {
         stored: AtomicU64::new(0),
         default_max_age: Duration::from_secs(3600),
         default_max_bytes: 1 << 30,
+        export: None,
     });
     let api = Arc::new(Api::new(ingest, state));
     World { _dir: dir, api }

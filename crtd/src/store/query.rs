@@ -56,6 +56,15 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// A cursor for `filter` that starts each stream at `positions`.
+    pub fn at(filter: &Filter, order: Order, positions: BTreeMap<String, (u64, u64)>) -> Cursor {
+        Cursor {
+            order,
+            positions,
+            filter: digest(filter, order),
+        }
+    }
+
     pub fn encode(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         json.iter().map(|b| format!("{b:02x}")).collect()
