@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::catalog::{Catalog, ContainerView};
 use crate::http::{Handler, Peer, Request, Response};
 use crate::ingest::Ingest;
+use crate::limits::TenantSlots;
 use crate::metrics;
 use crate::store::query::{self, Budget};
 use crate::store::{Cursor, Filter, Order, Stream};
@@ -52,6 +53,8 @@ const QUERY_SCAN: u64 = 20_000_000;
 const QUERY_TIME: Duration = Duration::from_secs(5);
 /// Queries running at once per tenant; more get 429.
 const QUERIES_PER_TENANT: usize = 4;
+/// Live streams open at once per tenant; more get 429.
+const STREAMS_PER_TENANT: usize = 8;
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +71,8 @@ pub struct Api {
     pub ingest: Arc<Ingest>,
     pub state_dir: std::path::PathBuf,
     pub started: Instant,
-    running: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    pub queries: Arc<TenantSlots>,
+    pub streams: Arc<TenantSlots>,
 }
 
 pub struct Endpoint {
@@ -131,7 +135,8 @@ impl Api {
             ingest,
             state_dir,
             started: Instant::now(),
-            running: Default::default(),
+            queries: TenantSlots::new(QUERIES_PER_TENANT),
+            streams: TenantSlots::new(STREAMS_PER_TENANT),
         }
     }
 
@@ -409,29 +414,6 @@ impl Api {
         Ok(f)
     }
 
-    /// Counts a tenant's running queries; `None` when it has too many.
-    fn admit(&self, scope: &Scope) -> Option<QueryPermit<'_>> {
-        let key = match scope {
-            Scope::Root => {
-                return Some(QueryPermit {
-                    api: self,
-                    key: None,
-                })
-            }
-            Scope::Tenant(t) => t.clone(),
-        };
-        let mut running = self.running.lock().unwrap();
-        let n = running.entry(key.clone()).or_default();
-        if *n >= QUERIES_PER_TENANT {
-            return None;
-        }
-        *n += 1;
-        Some(QueryPermit {
-            api: self,
-            key: Some(key),
-        })
-    }
-
     fn events(&self, scope: &Scope, req: &Request) -> Res<Response> {
         let (streams, _) = self.select(scope, req)?;
         let filter = self.filter(req)?;
@@ -463,7 +445,7 @@ impl Api {
                 Cursor::decode(c).ok_or_else(|| bad("cursor is not one this server handed out"))?,
             ),
         };
-        let Some(_permit) = self.admit(scope) else {
+        let Some(_slot) = self.queries.take(scope) else {
             return Err(Fail(429, format!("too many queries at once for this tenant (at most {QUERIES_PER_TENANT}); retry shortly")));
         };
         let result = query::run(
@@ -511,10 +493,14 @@ impl Api {
         let ids: Option<HashSet<String>> = containers
             .as_ref()
             .map(|_| streams.iter().map(|s| s.id.clone()).collect());
+        let Some(slot) = self.streams.take(scope) else {
+            return Err(Fail(429, format!("too many live streams open for this tenant (at most {STREAMS_PER_TENANT}); close one first")));
+        };
         let live = Arc::clone(&self.ingest.live);
         let tenants = Arc::clone(&self.ingest.tenants);
         let scope = scope.clone();
         Ok(Response::stream("text/event-stream", move |w| {
+            let _slot = slot;
             // Subscribed only once the client is being streamed to.
             let sub = live.subscribe(scope, ids, containers, filter);
             let result = (|| -> std::io::Result<()> {
@@ -554,28 +540,19 @@ impl Api {
         Response::text(
             200,
             "text/plain; version=0.0.4",
-            metrics::render(&self.ingest, &self.catalog(), self.started),
+            metrics::render(&self.ingest, &self.catalog(), self.started, {
+                let mut r: metrics::Refusals = Vec::new();
+                for (limit, slots) in [("queries", &self.queries), ("streams", &self.streams)] {
+                    r.extend(slots.refused().into_iter().map(|(t, n)| (limit, t, n)));
+                }
+                r
+            }),
         )
     }
 }
 
 /// The streams a query covers, and the containers it named (if any).
 type Selection = (Vec<Arc<Stream>>, Option<Vec<(String, String)>>);
-
-struct QueryPermit<'a> {
-    api: &'a Api,
-    key: Option<String>,
-}
-
-impl Drop for QueryPermit<'_> {
-    fn drop(&mut self) {
-        if let Some(k) = &self.key {
-            if let Some(n) = self.api.running.lock().unwrap().get_mut(k) {
-                *n -= 1;
-            }
-        }
-    }
-}
 
 fn k8s_ns(s: &Stream) -> Option<&str> {
     s.meta

@@ -3,7 +3,7 @@
 //! events are dropped for that reader alone and counted, so one slow client
 //! never holds up ingest or anyone else.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -64,6 +64,8 @@ impl Subscriber {
 #[derive(Default)]
 pub struct Live {
     subs: Mutex<Vec<Arc<Subscriber>>>,
+    /// Events dropped for slow readers, by the reader's tenant ("" for root).
+    dropped: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Live {
@@ -94,6 +96,16 @@ impl Live {
         self.subs.lock().unwrap().retain(|x| !Arc::ptr_eq(x, s));
     }
 
+    /// Events dropped for slow readers so far, by tenant ("" for root).
+    pub fn dropped(&self) -> Vec<(String, u64)> {
+        self.dropped
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, n)| (t.clone(), *n))
+            .collect()
+    }
+
     pub fn subscribers(&self) -> usize {
         self.subs.lock().unwrap().len()
     }
@@ -107,12 +119,13 @@ impl Live {
             }
             let mut q = s.queue.lock().unwrap();
             let mut added = false;
+            let mut dropped = 0;
             for rec in Records::new(batch) {
                 if !s.filter.record_matches(&rec) {
                     continue;
                 }
                 if q.len() >= QUEUE {
-                    s.dropped.fetch_add(1, Ordering::Relaxed);
+                    dropped += 1;
                     continue;
                 }
                 q.push_back((Arc::clone(stream), rec.as_bytes().to_vec()));
@@ -121,6 +134,14 @@ impl Live {
             drop(q);
             if added {
                 s.ready.notify_all();
+            }
+            if dropped > 0 {
+                s.dropped.fetch_add(dropped, Ordering::Relaxed);
+                let who = match &s.scope {
+                    Scope::Root => String::new(),
+                    Scope::Tenant(t) => t.clone(),
+                };
+                *self.dropped.lock().unwrap().entry(who).or_default() += dropped;
             }
         }
     }

@@ -7,6 +7,7 @@ mod api;
 mod catalog;
 mod http;
 mod ingest;
+mod limits;
 mod live;
 mod metrics;
 mod otlp;

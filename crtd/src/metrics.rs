@@ -31,7 +31,10 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
+/// Requests refused by a per-tenant limit: (limit name, tenant, count).
+pub type Refusals = Vec<(&'static str, String, u64)>;
+
+pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant, refused: Refusals) -> String {
     let mut out = String::new();
     let containers = cat.containers(&crate::tenants::Scope::Root);
 
@@ -84,6 +87,33 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant) -> String {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         }
+    }
+
+    header(
+        &mut out,
+        "crtd_live_dropped_events_total",
+        "counter",
+        "Events dropped for live-stream readers too slow to take them, by the reader's tenant.",
+    );
+    for (t, n) in ingest.live.dropped() {
+        let _ = writeln!(
+            out,
+            "crtd_live_dropped_events_total{{tenant=\"{}\"}} {n}",
+            label(&t)
+        );
+    }
+    header(
+        &mut out,
+        "crtd_refused_requests_total",
+        "counter",
+        "Requests refused (HTTP 429) because the tenant was at a limit (queries or streams at once).",
+    );
+    for (limit, t, n) in refused {
+        let _ = writeln!(
+            out,
+            "crtd_refused_requests_total{{tenant=\"{}\",limit=\"{limit}\"}} {n}",
+            label(&t)
+        );
     }
 
     header(

@@ -4,8 +4,11 @@
 //! event the shim recorded. These tests restart shared daemons, so they
 //! run one at a time, in a test binary of their own.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Mutex;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use crt_integration::*;
@@ -13,6 +16,7 @@ use crt_integration::*;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const ALPHA: (&str, &str, &str) = TENANTS[0];
+const BETA: (&str, &str, &str) = TENANTS[1];
 const CALLS: u64 = 200_000;
 
 fn ctr_in(ns: &str, args: &[&str]) -> Out {
@@ -24,7 +28,11 @@ fn ctr_in(ns: &str, args: &[&str]) -> Out {
 /// exits 1 at the first failed openat) after /tmp/go appears, writing its
 /// summary to a log file.
 fn flood(id: &str, log: &std::path::Path) {
-    let script = format!("while [ ! -e /tmp/go ]; do sleep 0.05; done; crt-loop openat /etc/crt-test-release {CALLS}");
+    flood_of(id, log, CALLS);
+}
+
+fn flood_of(id: &str, log: &std::path::Path, calls: u64) {
+    let script = format!("while [ ! -e /tmp/go ]; do sleep 0.05; done; crt-loop openat /etc/crt-test-release {calls}");
     let uri = format!("file://{}", log.display());
     ctr_in(
         ALPHA.1,
@@ -72,13 +80,17 @@ fn local_records(id: &str) -> u64 {
 
 /// The flood finished with every openat successful.
 fn assert_complete_run(log: &std::path::Path) {
+    assert_complete_run_of(log, CALLS);
+}
+
+fn assert_complete_run_of(log: &std::path::Path, calls: u64) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let summary = text
         .lines()
         .find(|l| l.starts_with("openat "))
         .unwrap_or_else(|| panic!("no summary in {text:?}"));
     assert!(
-        summary.trim_end().ends_with(&format!(" {CALLS}")),
+        summary.trim_end().ends_with(&format!(" {calls}")),
         "{summary}"
     );
 }
@@ -184,4 +196,281 @@ fn a_containerd_restart_during_a_flood_loses_nothing() {
         crtd.stored(ALPHA.1, &id)
     );
     cleanup(&id);
+}
+
+/// Opens a live stream as a tenant; the connection is returned unread.
+fn open_stream(crtd: &Crtd, token: &str, query: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", crtd.port)).unwrap();
+    write!(
+        s,
+        "GET /v1/events/stream?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    // The status line and headers come at once.
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+        head.push(b[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Everything a stream delivers, with the wall-clock time each mark number
+/// (`/beta-mark-N`) was first seen.
+fn collect(mut s: TcpStream) -> Arc<StdMutex<(String, Vec<(u64, std::time::SystemTime)>)>> {
+    let out = Arc::new(StdMutex::new((String::new(), Vec::new())));
+    let o = Arc::clone(&out);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut g = o.lock().unwrap();
+            g.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let marks: Vec<u64> =
+                g.0.match_indices("/beta-mark-")
+                    .filter_map(|(i, m)| {
+                        let digits: String = g.0[i + m.len()..]
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        digits.parse().ok()
+                    })
+                    .collect();
+            for m in marks {
+                if !g.1.iter().any(|(k, _)| *k == m) {
+                    g.1.push((m, std::time::SystemTime::now()));
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Reads a stream at 40 KB/s (far slower than a flood's events come) until
+/// told to hurry; says when a drops notice arrived.
+fn slow_reader(
+    mut s: TcpStream,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let told = Arc::new(AtomicBool::new(false));
+    let hurry = Arc::new(AtomicBool::new(false));
+    let (t, h) = (Arc::clone(&told), Arc::clone(&hurry));
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut tail = String::new();
+        loop {
+            let want = if h.load(Relaxed) { buf.len() } else { 4096 };
+            let n = match s.read(&mut buf[..want]) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if tail.contains("\"event\":\"stream-drops\"") {
+                t.store(true, Relaxed);
+                return;
+            }
+            // Keep only what a notice split across reads needs.
+            let cut = tail.len().saturating_sub(64);
+            let cut = (cut..tail.len())
+                .find(|&i| tail.is_char_boundary(i))
+                .unwrap_or(0);
+            tail.drain(..cut);
+            if !h.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    (told, hurry)
+}
+
+#[test]
+fn one_tenants_flood_does_not_starve_another_tenants_queries_or_streams() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const FLOOD: u64 = 1_000_000;
+    let crtd = Crtd::start("fair");
+    // Beta: a container that opens a new marker path five times a second.
+    let beta = id("fair-beta");
+    run(
+        Command::new("ctr").args([
+            "-n",
+            BETA.1,
+            "run",
+            "-d",
+            "--null-io",
+            "--runtime",
+            CRT,
+            "--annotation",
+            "crt.dev/trace=openat",
+            IMAGE,
+            &beta,
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); cat /beta-mark-$i 2>/dev/null; sleep 0.2; done",
+        ]),
+        None,
+    )
+    .ok();
+    assert!(wait_for(Duration::from_secs(30), || {
+        let (_, v) = crtd.get(
+            &format!("/v1/events?container={beta}&grep=beta-mark&limit=5"),
+            Some(BETA.2),
+        );
+        v["events"].as_array().is_some_and(|e| !e.is_empty())
+    }));
+    // Alpha: a flood of openat, and a reader of it that never reads.
+    let flood_id = id("fair-alpha");
+    let log = crtd.dir.join("flood.log");
+    flood_of(&flood_id, &log, FLOOD);
+    let (slow, head) = open_stream(&crtd, ALPHA.2, &format!("container={flood_id}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (slow_told, hurry) = slow_reader(slow);
+    // Alpha may hold 8 streams at once: the 9th is refused, beta is not.
+    let mut held = Vec::new();
+    for _ in 0..7 {
+        let (s, head) = open_stream(&crtd, ALPHA.2, &format!("container={flood_id}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(s);
+    }
+    let (_, refused) = open_stream(&crtd, ALPHA.2, &format!("container={flood_id}"));
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    let (beta_stream, head) = open_stream(&crtd, BETA.2, &format!("container={beta}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seen = collect(beta_stream);
+    drop(held);
+
+    // Alpha also queries its flood as fast as it can, four at a time.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammers: Vec<_> = (0..4)
+        .map(|_| {
+            let (port, stop, id) = (crtd.port, Arc::clone(&stop), flood_id.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { continue };
+                    let _ = write!(s, "GET /v1/events?container={id}&grep=no-such-text&limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", ALPHA.2);
+                    let _ = s.read_to_end(&mut Vec::new());
+                }
+            })
+        })
+        .collect();
+
+    let flood_start = std::time::SystemTime::now();
+    ctr_in(
+        ALPHA.1,
+        &[
+            "task",
+            "exec",
+            "--exec-id",
+            "go",
+            &flood_id,
+            "touch",
+            "/tmp/go",
+        ],
+    )
+    .ok();
+    // While it runs, beta's history queries answer, with beta's events.
+    let mut beta_queries = 0;
+    while status(&flood_id).as_deref() != Some("STOPPED") {
+        let (code, v) = crtd.get(
+            &format!("/v1/events?container={beta}&grep=beta-mark&order=desc&limit=5"),
+            Some(BETA.2),
+        );
+        assert_eq!(code, 200, "{v}");
+        assert!(!v["events"].as_array().unwrap().is_empty(), "{v}");
+        beta_queries += 1;
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(beta_queries < 600, "the flood did not finish");
+    }
+    let flood_end = std::time::SystemTime::now();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hammers {
+        h.join().unwrap();
+    }
+    assert_complete_run_of(&log, FLOOD);
+    assert!(
+        beta_queries >= 3,
+        "the flood was too short to tell: {beta_queries} queries"
+    );
+
+    // Beta's live stream kept up: every mark beta made during the flood,
+    // until a second before it ended, had reached it by the end.
+    let (_, v) = crtd.get(
+        &format!("/v1/events?container={beta}&grep=beta-mark&limit=1000"),
+        Some(BETA.2),
+    );
+    let ns_of = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    };
+    let (from, cutoff) = (
+        ns_of(flood_start),
+        ns_of(flood_end - Duration::from_secs(1)),
+    );
+    let made: Vec<(u64, String)> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let path = e["args"][1].as_str()?;
+            let n = path
+                .trim_matches('"')
+                .strip_prefix("/beta-mark-")?
+                .parse()
+                .ok()?;
+            Some((n, e["ts"].as_str()?.to_string()))
+        })
+        .collect();
+    let seen = seen.lock().unwrap().clone();
+    let before_cutoff: Vec<u64> = made
+        .iter()
+        .filter(|(_, ts)| {
+            let ns = crt_tracer::render::parse_rfc3339_utc(ts).unwrap();
+            (from..cutoff).contains(&ns)
+        })
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(!before_cutoff.is_empty(), "{v}");
+    for n in &before_cutoff {
+        let got = seen.1.iter().find(|(k, _)| k == n);
+        assert!(
+            got.is_some_and(|(_, at)| *at <= flood_end),
+            "beta's mark {n} had not reached its live stream when the flood ended: {:?}",
+            seen.1
+        );
+    }
+
+    // Alpha's slow reader lost events, and is told how many; it shows in
+    // the metrics under alpha, and beta lost none.
+    hurry.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        wait_for(Duration::from_secs(60), || slow_told
+            .load(std::sync::atomic::Ordering::Relaxed)),
+        "no drops notice for the slow reader"
+    );
+    let (_, metrics) = crtd.root_get_text("/metrics");
+    let alpha_drops = metrics
+        .lines()
+        .find(|l| l.starts_with("crtd_live_dropped_events_total{tenant=\"alpha\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(alpha_drops.is_some_and(|n| n > 0), "{metrics}");
+    assert!(
+        !metrics.contains("crtd_live_dropped_events_total{tenant=\"beta\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("crtd_refused_requests_total{tenant=\"alpha\",limit=\"streams\"}"),
+        "{metrics}"
+    );
+    cleanup(&flood_id);
+    let _ = run(
+        Command::new("ctr").args(["-n", BETA.1, "task", "rm", "-f", &beta]),
+        None,
+    );
+    let _ = run(
+        Command::new("ctr").args(["-n", BETA.1, "container", "rm", &beta]),
+        None,
+    );
 }
