@@ -217,7 +217,9 @@ fn open_stream(crtd: &Crtd, token: &str, query: &str) -> (TcpStream, String) {
 
 /// Everything a stream delivers, with the wall-clock time each mark number
 /// (`/beta-mark-N`) was first seen.
-fn collect(mut s: TcpStream) -> Arc<StdMutex<(String, Vec<(u64, std::time::SystemTime)>)>> {
+type Seen = Arc<StdMutex<(String, Vec<(u64, std::time::SystemTime)>)>>;
+
+fn collect(mut s: TcpStream) -> Seen {
     let out = Arc::new(StdMutex::new((String::new(), Vec::new())));
     let o = Arc::clone(&out);
     std::thread::spawn(move || {
