@@ -9,6 +9,8 @@
 #   3. start-to-exit time of `ctr run --rm IMAGE ID sh -c true`: runc.v2 vs
 #      crt untraced vs crt traced (%file)
 #   4. resident memory (VmRSS) of the shim for one running container
+#   5. crtd: ingest rate beside the tracer's fastest rate, history query
+#      latency over 10 million events, and crtd's memory (scripts/bench-crtd.sh)
 #
 # Every figure is the median of several runs; the variants are interleaved
 # round by round (in a rotating order) so drift on a noisy machine hits all
@@ -361,6 +363,11 @@ done | sort -k2,2gr | head -n 1)
 shim_path=$(command -v containerd-shim-crt-v2)
 shim_mtime=$(date -u -r "$shim_path" '+%Y-%m-%d %H:%M UTC' 2>/dev/null) || shim_mtime=unknown
 
+# 5. crtd: ingest, queries and memory (its own script, its own section).
+log "crtd: ingest rate, query latency and memory (scripts/bench-crtd.sh)"
+BENCH_CRTD_OUT=$tmp/crtd.md RUN_TIMEOUT=$((RUN_TIMEOUT > 180 ? RUN_TIMEOUT : 180)) "$repo/scripts/bench-crtd.sh" \
+  || die "scripts/bench-crtd.sh failed"
+
 {
   cat <<EOF
 # CRT benchmarks
@@ -424,6 +431,8 @@ $raw
   "${label[${spread_line% *}]}" with max/min = ${spread_line##* }.
 EOF
   if [ -n "$floor_warn" ]; then printf -- '- Warning: %s.\n' "$floor_warn"; fi
+  printf '\n'
+  cat "$tmp/crtd.md"
 } >"$tmp/BENCHMARKS.md"
 mv -f -- "$tmp/BENCHMARKS.md" "$BENCH_OUT"
 log "wrote $BENCH_OUT"

@@ -16,7 +16,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
-          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine
+          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl
           prometheus)  # prometheus: for promtool, which checks crtd's metrics
 missing=()
 for p in "${packages[@]}"; do
