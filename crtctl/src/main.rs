@@ -40,6 +40,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A reader that goes away (`crtctl ls | head`) ends crtctl quietly, as
+    // it does any Unix tool, instead of a panic on the next print.
+    // SAFETY: restoring a signal's default action at startup, before any
+    // thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Trace(a) => trace::run(a, &cli.server),

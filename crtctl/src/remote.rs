@@ -212,6 +212,9 @@ pub struct TopArgs {
     /// Stop after this many refreshes (0: until interrupted).
     #[arg(short = 'n', long, default_value_t = 0)]
     iterations: u64,
+    /// One JSON topology per line, each refresh, instead of a screen.
+    #[arg(long)]
+    json: bool,
 }
 
 fn human_bytes(v: &Value) -> String {
@@ -317,8 +320,12 @@ pub fn top(a: TopArgs, server: &ServerArgs) -> Result<ExitCode> {
     let mut n = 0;
     loop {
         let t = client.get("/v1/topology")?;
-        // Clear the screen and home the cursor, then draw.
-        print!("\x1b[H\x1b[2J{}", render_tree(&t));
+        if a.json {
+            println!("{t}");
+        } else {
+            // Clear the screen and home the cursor, then draw.
+            print!("\x1b[H\x1b[2J{}", render_tree(&t));
+        }
         let _ = io::stdout().flush();
         n += 1;
         if a.iterations > 0 && n >= a.iterations {

@@ -82,6 +82,9 @@ pub struct LsArgs {
     /// Only this containerd namespace.
     #[arg(short = 'n', long = "namespace")]
     namespace: Option<String>,
+    /// One JSON object per trace instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A path component a user typed must not walk out of the trace store.
@@ -275,6 +278,18 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
             } else {
                 "incomplete"
             };
+            if a.json {
+                // JSON strings carry any text safely; they are not escaped twice.
+                let row = serde_json::json!({
+                    "namespace": ns.file_name().unwrap_or_default().to_string_lossy(),
+                    "container": e.file_name().to_string_lossy(),
+                    "state": state,
+                    "events": events,
+                    "annotation": meta["annotation"],
+                });
+                println!("{row}");
+                continue;
+            }
             rows.push((
                 escape::escape(ns.file_name().unwrap_or_default().as_encoded_bytes()),
                 escape::escape(e.file_name().as_encoded_bytes()),
@@ -283,6 +298,9 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
                 escape::escape(meta["annotation"].as_str().unwrap_or("").as_bytes()),
             ));
         }
+    }
+    if a.json {
+        return Ok(ExitCode::SUCCESS);
     }
     rows.sort();
     println!(
