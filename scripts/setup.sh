@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 node (as root) for CRT, idempotently:
 #   - containerd, runc, crun and the build/test tools from Debian's packages
-#   - containerd-shim-crt-v2 and crtctl built and installed to /usr/local/bin
+#   - containerd-shim-crt-v2, crtctl and crtd built and installed to /usr/local/bin
 #   - containerd configured with a "crt" runtime class and running
+#   - crtd (the node supervisor) running, with a systemd unit for node images
 #   - the test image built locally and imported (no registry needed)
 # Re-running it changes nothing that is already in place.
 set -euo pipefail

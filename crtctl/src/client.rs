@@ -66,7 +66,7 @@ fn config_file() -> Option<(Option<String>, Option<String>)> {
 fn parse_server(s: &str) -> Result<(String, u16)> {
     let rest = s
         .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("--server {s:?}: expected http://host:port (crtd serves plain HTTP; put TLS in front of it if the network needs it)"))?;
+        .ok_or_else(|| anyhow!("--server {s:?}: expected http://host:port (crtd and crtctl speak plain HTTP: reach crtd on the node or through a tunnel such as ssh -L)"))?;
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
         Some((h, p)) => Ok((

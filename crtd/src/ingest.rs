@@ -91,6 +91,9 @@ impl Ingest {
                     kubernetes: meta["kubernetes"].clone(),
                     source: dir.clone(),
                 };
+                if self.store.is_retired(&crate::store::stream_id(&sm)) {
+                    continue;
+                }
                 let stream = match self.store.stream(sm) {
                     Ok(s) => s,
                     Err(e) => {
@@ -166,6 +169,7 @@ impl Ingest {
     }
 
     fn retention(&self) {
+        self.store.prune_retired();
         let streams = self.store.streams();
         let mut by_tenant: HashMap<Option<String>, Vec<Arc<Stream>>> = HashMap::new();
         for s in streams {

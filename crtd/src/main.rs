@@ -185,6 +185,10 @@ fn main() -> ExitCode {
                 Some(p) => config_path = Some(PathBuf::from(p)),
                 None => return usage(),
             },
+            "--help" | "-h" => {
+                println!("crtd: the CRT node supervisor\n\nusage: crtd [--config FILE]\n\nThe node config is /etc/crt/config.toml unless CRT_CONFIG or --config names another\n(see /etc/crt/config.example.toml). CRTD_LOG=debug|info|warn sets the log level.");
+                return ExitCode::SUCCESS;
+            }
             "--version" | "-v" => {
                 println!("crtd {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;

@@ -10,8 +10,10 @@
 //! exporter moves on; anything else is retried with backoff.
 //!
 //! Each stored stream is one OTLP resource, with `container.id`,
-//! `k8s.namespace.name`, `k8s.pod.name`, `k8s.container.name`,
-//! `crt.containerd.namespace` and `crt.tenant`. Records carry `crt.event`
+//! `crt.containerd.namespace`, `host.name`, `service.name` (the Kubernetes
+//! container name, else the container id), `crt.tenant` and, when CRI
+//! named them, `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid` and
+//! `k8s.container.name`. Records carry `crt.event`
 //! (`syscall`, `log`, `drops`) and, by kind, `thread.id`,
 //! `process.command`, `crt.syscall.name`, `log.iostream`, `crt.dropped`.
 

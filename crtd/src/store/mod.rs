@@ -217,6 +217,11 @@ impl Stream {
         self.write_checkpoint()
     }
 
+    /// Nothing more will be written: the trace ended, or is gone from the node.
+    pub fn finished(&self) -> bool {
+        self.checkpoint().ended || !self.meta.source.join("meta.json").exists()
+    }
+
     pub fn bytes(&self) -> u64 {
         self.chunks.read().unwrap().iter().map(|c| c.len).sum()
     }
@@ -256,6 +261,10 @@ fn safe_component(s: &str) -> bool {
 pub struct Store {
     root: PathBuf,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Streams retention deleted whole, by id, with the trace they came
+    /// from: that trace is not taken in again while it exists.
+    retired: Mutex<BTreeMap<String, PathBuf>>,
+    retired_file: PathBuf,
 }
 
 impl Store {
@@ -282,10 +291,38 @@ impl Store {
                 }
             }
         }
+        let retired_file = dir.join("retired.json");
+        let retired = match fs::read(&retired_file) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                log::warn!(
+                    "store: {} is unreadable ({e}); starting it afresh",
+                    retired_file.display()
+                );
+                BTreeMap::new()
+            }),
+            Err(_) => BTreeMap::new(),
+        };
         Ok(Store {
             root,
             streams: RwLock::new(streams),
+            retired: Mutex::new(retired),
+            retired_file,
         })
+    }
+
+    /// Retention deleted this stream's history: its trace is not taken in again.
+    pub fn is_retired(&self, id: &str) -> bool {
+        self.retired.lock().unwrap().contains_key(id)
+    }
+
+    /// Forgets retired streams whose trace is gone from the node.
+    pub fn prune_retired(&self) {
+        let mut r = self.retired.lock().unwrap();
+        let before = r.len();
+        r.retain(|_, source| source.join("meta.json").exists());
+        if r.len() != before {
+            let _ = write_json_atomic(&self.retired_file, &*r);
+        }
     }
 
     /// The stream for a container instance, created on first use.
@@ -336,43 +373,62 @@ impl Store {
             .unwrap_or(0);
         let horizon = now_ns.saturating_sub(max_age.as_nanos() as u64);
         let mut freed = 0;
+        let mut live: Vec<Arc<Stream>> = Vec::new();
         for s in streams {
+            if s.finished() {
+                // Nothing more will be written: its last chunk may go too,
+                // and with it the whole stream.
+                let newest = s.chunks.read().unwrap().iter().map(|c| c.ts_max).max();
+                if newest.is_none_or(|t| t < horizon) {
+                    freed += self.remove_stream(s);
+                    continue;
+                }
+            }
             freed += s.drop_chunks_while(|c| c.count == 0 || c.ts_max < horizon);
+            live.push(Arc::clone(s));
         }
-        let mut total: u64 = streams.iter().map(|s| s.bytes()).sum();
+        let mut total: u64 = live.iter().map(|s| s.bytes()).sum();
         while total > max_bytes {
-            // The stream whose oldest sealed chunk is oldest gives it up.
-            let oldest = streams
+            // The stream whose oldest chunk is oldest gives it up; the chunk
+            // a stream is still being written to stays.
+            let oldest = live
                 .iter()
                 .filter_map(|s| {
                     let chunks = s.chunks.read().unwrap();
-                    (chunks.len() > 1).then(|| (chunks[0].ts_min, Arc::clone(s)))
+                    let first = chunks.first()?;
+                    (chunks.len() > 1 || s.finished()).then(|| (first.ts_min, Arc::clone(s)))
                 })
                 .min_by_key(|(ts, _)| *ts);
             let Some((_, s)) = oldest else {
                 break;
             };
-            let mut once = true;
-            let f = s.drop_chunks_while(|_| std::mem::take(&mut once));
+            let f = if s.chunks.read().unwrap().len() == 1 {
+                live.retain(|x| !Arc::ptr_eq(x, &s));
+                self.remove_stream(&s)
+            } else {
+                let mut once = true;
+                s.drop_chunks_while(|_| std::mem::take(&mut once))
+            };
             if f == 0 {
                 break;
             }
             freed += f;
             total = total.saturating_sub(f);
         }
-        // Streams that ended and hold nothing any more go entirely.
-        for s in streams {
-            let empty = s.chunks.read().unwrap().iter().all(|c| c.count == 0);
-            if empty && s.checkpoint().ended && s.meta.instance < horizon {
-                self.remove_stream(s);
-            }
-        }
         freed
     }
 
-    fn remove_stream(&self, s: &Arc<Stream>) {
+    /// Deletes a stream whole (it is not taken in again); returns its bytes.
+    fn remove_stream(&self, s: &Arc<Stream>) -> u64 {
+        let bytes = s.bytes().max(1);
         self.streams.write().unwrap().remove(&s.id);
         let _ = fs::remove_dir_all(s.dir());
+        let mut r = self.retired.lock().unwrap();
+        r.insert(s.id.clone(), s.meta.source.clone());
+        if let Err(e) = write_json_atomic(&self.retired_file, &*r) {
+            log::warn!("store: cannot record {} as deleted: {e}", s.id);
+        }
+        bytes
     }
 
     /// Forces every stream to disk.

@@ -33,13 +33,21 @@ fn rec(ts: u64, tid: u32, name: &str, path: &[u8]) -> Vec<u8> {
 
 const NATIVE: u32 = crt_tracer::syscalls::NATIVE_AUDIT_ARCH;
 
+/// A stream's meta, with a source trace that exists (so the stream counts
+/// as still being written until it ends).
 fn meta(ns: &str, id: &str, instance: u64) -> StreamMeta {
+    let source = std::env::temp_dir().join(format!(
+        "crt-store-test-{}/{ns}/{id}/{instance}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("meta.json"), b"{}").unwrap();
     StreamMeta {
         namespace: ns.into(),
         container: id.into(),
         instance,
         kubernetes: serde_json::Value::Null,
-        source: PathBuf::from("/nowhere"),
+        source,
     }
 }
 
@@ -340,4 +348,48 @@ fn retention_drops_old_and_excess_chunks_but_never_the_one_being_written() {
     assert!(s2.bytes() <= CHUNK_BYTES * 2, "{}", s2.bytes());
     let r = query::run(&[s2], &Filter::default(), Order::Desc, 1, None, budget()).unwrap();
     assert_eq!(ts_of(&r.hits), vec![now + per_chunk as u64 * 3 - 1]);
+}
+
+#[test]
+fn a_finished_stream_goes_whole_when_it_is_old_or_over_the_bound_and_is_not_taken_in_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Old events, trace ended: the one chunk it has goes, and the stream.
+    let old = store.stream(meta("ns", "old", 1)).unwrap();
+    old.append(&rec(5, 1, "openat", b"/x"), pos(1), true, 0)
+        .unwrap();
+    // Old events, still being written: its open chunk stays.
+    let running = store.stream(meta("ns", "running", 1)).unwrap();
+    running
+        .append(&rec(5, 1, "openat", b"/x"), pos(1), false, 0)
+        .unwrap();
+    let freed = store.enforce_retention(
+        &[Arc::clone(&old), Arc::clone(&running)],
+        Duration::from_secs(3600),
+        u64::MAX,
+    );
+    assert!(freed > 0);
+    assert!(store.get(&old.id).is_none(), "the ended stream is gone");
+    assert!(!old.dir().exists());
+    assert!(store.get(&running.id).is_some(), "the running one stays");
+    assert!(store.is_retired(&old.id));
+    // Reopened, the store still knows not to take the trace in again, until
+    // the trace itself is gone from the node.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.is_retired(&old.id));
+    std::fs::remove_file(old.meta.source.join("meta.json")).unwrap();
+    store.prune_retired();
+    assert!(!store.is_retired(&old.id));
+
+    // Fresh events, ended, over the byte bound: the whole stream goes too.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let done = store.stream(meta("ns", "done", 1)).unwrap();
+    done.append(&rec(now, 1, "openat", b"/y"), pos(1), true, 0)
+        .unwrap();
+    store.enforce_retention(std::slice::from_ref(&done), Duration::from_secs(3600), 0);
+    assert!(store.get(&done.id).is_none());
 }
