@@ -43,14 +43,9 @@ for v in CRTD_RUNS CRTD_EVENTS CRTD_SPAN_SECS CRTD_QUERIES N_RATE RUN_TIMEOUT; d
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a whole number of at least 1 (got '${!v}')"
 done
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-    END { if (NR == 0) exit 1
-          if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) exit 1; printf "%.2f\n", a / b }'; }
-met() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "le") ? (v <= l) : (v >= l); print (ok ? "yes" : "no") }'; }
-fmt0() { awk -v v="$1" 'BEGIN { printf "%.0f\n", v }'; }
+# median, ratio, met, fmt0
+# shellcheck source=scripts/bench-lib.sh
+. "$repo/scripts/bench-lib.sh"
 kv() { awk -F= -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) exit 1 }' "$2"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it starts containers through containerd)"

@@ -55,6 +55,15 @@ fn flood_of(id: &str, log: &std::path::Path, calls: u64) {
     .ok();
 }
 
+/// Lets a flood start.
+fn go(id: &str) {
+    ctr_in(
+        ALPHA.1,
+        &["task", "exec", "--exec-id", "go", id, "touch", "/tmp/go"],
+    )
+    .ok();
+}
+
 fn status(id: &str) -> Option<String> {
     let out = ctr_in(ALPHA.1, &["task", "ls"]);
     out.stdout.lines().find_map(|l| {
@@ -134,11 +143,7 @@ fn killing_crtd_during_a_flood_loses_nothing_and_slows_nobody() {
     let id = id("flood-kill");
     let log = crtd.dir.join("flood.log");
     flood(&id, &log);
-    ctr_in(
-        ALPHA.1,
-        &["task", "exec", "--exec-id", "go", &id, "touch", "/tmp/go"],
-    )
-    .ok();
+    go(&id);
     std::thread::sleep(Duration::from_millis(300));
     crtd.kill();
     let started = Instant::now();
@@ -174,11 +179,7 @@ fn a_containerd_restart_during_a_flood_loses_nothing() {
     let id = id("flood-containerd");
     let log = crtd.dir.join("flood.log");
     flood(&id, &log);
-    ctr_in(
-        ALPHA.1,
-        &["task", "exec", "--exec-id", "go", &id, "touch", "/tmp/go"],
-    )
-    .ok();
+    go(&id);
     std::thread::sleep(Duration::from_millis(200));
     restart_containerd();
     // containerd reconnects to the shim; the container never stopped.
@@ -361,19 +362,7 @@ fn one_tenants_flood_does_not_starve_another_tenants_queries_or_streams() {
         .collect();
 
     let flood_start = std::time::SystemTime::now();
-    ctr_in(
-        ALPHA.1,
-        &[
-            "task",
-            "exec",
-            "--exec-id",
-            "go",
-            &flood_id,
-            "touch",
-            "/tmp/go",
-        ],
-    )
-    .ok();
+    go(&flood_id);
     // While it runs, beta's history queries answer, with beta's events.
     let mut beta_queries = 0;
     while status(&flood_id).as_deref() != Some("STOPPED") {

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crt_config::Tenant;
-use crt_tracer::record::{RecordBuilder, KIND_SYSCALL};
 use crt_tracer::segment::Position;
-use crt_tracer::syscalls;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -20,6 +18,7 @@ use crate::http::{Body, Peer, Request, Response};
 use crate::ingest::Ingest;
 use crate::live::Live;
 use crate::stats::Stats;
+use crate::store::tests::rec;
 use crate::store::{Store, StreamMeta};
 use crate::tenants::Tenants;
 
@@ -39,26 +38,6 @@ fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
         max_age: Duration::from_secs(3600),
         max_bytes: 1 << 30,
     }
-}
-
-fn record(ts: u64, tid: u32, name: &str, path: &[u8]) -> Vec<u8> {
-    let nr = syscalls::by_name(name).unwrap().nr;
-    let mut buf = Vec::new();
-    let mut b = RecordBuilder::begin(
-        &mut buf,
-        KIND_SYSCALL,
-        ts,
-        tid,
-        syscalls::NATIVE_AUDIT_ARCH,
-        nr,
-        &[0xffff_ff9c, 1, 0, 0, 0, 0],
-    );
-    b.set_comm(b"app");
-    if name == "openat" {
-        b.bytes(1, path, false);
-    }
-    b.finish();
-    buf
 }
 
 fn world() -> World {
@@ -106,7 +85,7 @@ fn world() -> World {
         let mut batch = Vec::new();
         for i in 0..250u64 {
             let name = if i % 5 == 0 { "connect" } else { "openat" };
-            batch.extend(record(
+            batch.extend(rec(
                 (base + i) * 1000,
                 10 + (i % 2) as u32,
                 name,
@@ -422,11 +401,11 @@ fn a_live_stream_delivers_new_events_and_stops_when_the_client_goes() {
     w.api
         .ingest
         .live
-        .publish(g1, Some("globex"), &record(9_000, 1, "openat", b"/theirs"));
+        .publish(g1, Some("globex"), &rec(9_000, 1, "openat", b"/theirs"));
     w.api
         .ingest
         .live
-        .publish(a1, Some("acme"), &record(9_001, 1, "openat", b"/mine"));
+        .publish(a1, Some("acme"), &rec(9_001, 1, "openat", b"/mine"));
     let mut got = String::new();
     while !got.contains("data: ") {
         got.push_str(&rx.recv_timeout(Duration::from_secs(5)).expect("an event"));
@@ -437,7 +416,7 @@ fn a_live_stream_delivers_new_events_and_stops_when_the_client_goes() {
     w.api
         .ingest
         .live
-        .publish(a1, Some("acme"), &record(9_002, 1, "openat", b"/more"));
+        .publish(a1, Some("acme"), &rec(9_002, 1, "openat", b"/more"));
     assert!(done.join().unwrap().is_err());
     assert_eq!(w.api.ingest.live.subscribers(), 0);
 }

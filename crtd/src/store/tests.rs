@@ -12,7 +12,8 @@ fn nr(name: &str) -> u32 {
     syscalls::by_name(name).unwrap().nr
 }
 
-fn rec(ts: u64, tid: u32, name: &str, path: &[u8]) -> Vec<u8> {
+/// A syscall record (openat carries `path`), for tests here and elsewhere.
+pub(crate) fn rec(ts: u64, tid: u32, name: &str, path: &[u8]) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut b = RecordBuilder::begin(
         &mut buf,
@@ -51,6 +52,17 @@ fn meta(ns: &str, id: &str, instance: u64) -> StreamMeta {
     }
 }
 
+/// One page of `filter` over `streams`, with an unlimited budget.
+fn page(
+    streams: &[Arc<Stream>],
+    filter: &Filter,
+    order: Order,
+    limit: usize,
+    cursor: Option<&Cursor>,
+) -> query::QueryResult {
+    query::run(streams, filter, order, limit, cursor, budget()).unwrap()
+}
+
 fn budget() -> Budget {
     Budget {
         max_scanned: u64::MAX,
@@ -79,15 +91,13 @@ fn stored_events_come_back_filtered_in_either_order() {
     }
     s.append(&batch, pos(1), false, 0).unwrap();
 
-    let all = query::run(
+    let all = page(
         std::slice::from_ref(&s),
         &Filter::default(),
         Order::Asc,
         10_000,
         None,
-        budget(),
-    )
-    .unwrap();
+    );
     assert_eq!(all.hits.len(), 1000);
     assert_eq!(ts_of(&all.hits), (1000..2000).collect::<Vec<_>>());
 
@@ -97,15 +107,7 @@ fn stored_events_come_back_filtered_in_either_order() {
         until: Some(1_700),
         ..Default::default()
     };
-    let r = query::run(
-        std::slice::from_ref(&s),
-        &f,
-        Order::Desc,
-        100,
-        None,
-        budget(),
-    )
-    .unwrap();
+    let r = page(std::slice::from_ref(&s), &f, Order::Desc, 100, None);
     assert_eq!(
         ts_of(&r.hits),
         (1500..1700)
@@ -119,7 +121,7 @@ fn stored_events_come_back_filtered_in_either_order() {
         text: Some("/file/4".into()),
         ..Default::default()
     };
-    let r = query::run(&[s], &f, Order::Asc, 100, None, budget()).unwrap();
+    let r = page(&[s], &f, Order::Asc, 100, None);
     assert!(!r.hits.is_empty());
     for h in &r.hits {
         let rec = h.record();
@@ -146,15 +148,13 @@ fn pages_across_merged_streams_return_every_event_exactly_once() {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let r = query::run(
+            let r = page(
                 &[a.clone(), b.clone()],
                 &Filter::default(),
                 order,
                 97,
                 cursor.as_ref(),
-                budget(),
-            )
-            .unwrap();
+            );
             if r.hits.is_empty() {
                 break;
             }
@@ -176,27 +176,17 @@ fn events_stored_after_a_page_appear_on_the_next() {
     let s = store.stream(meta("ns", "c", 1)).unwrap();
     s.append(&rec(1, 1, "openat", b"/x"), pos(1), false, 0)
         .unwrap();
-    let r = query::run(
+    let r = page(
         std::slice::from_ref(&s),
         &Filter::default(),
         Order::Asc,
         10,
         None,
-        budget(),
-    )
-    .unwrap();
+    );
     assert_eq!(r.hits.len(), 1);
     s.append(&rec(2, 1, "openat", b"/y"), pos(2), false, 0)
         .unwrap();
-    let r2 = query::run(
-        &[s],
-        &Filter::default(),
-        Order::Asc,
-        10,
-        Some(&r.next),
-        budget(),
-    )
-    .unwrap();
+    let r2 = page(&[s], &Filter::default(), Order::Asc, 10, Some(&r.next));
     assert_eq!(ts_of(&r2.hits), vec![2]);
 }
 
@@ -207,15 +197,13 @@ fn a_cursor_from_another_query_is_refused() {
     let s = store.stream(meta("ns", "c", 1)).unwrap();
     s.append(&rec(1, 1, "openat", b"/x"), pos(1), false, 0)
         .unwrap();
-    let r = query::run(
+    let r = page(
         std::slice::from_ref(&s),
         &Filter::default(),
         Order::Asc,
         10,
         None,
-        budget(),
-    )
-    .unwrap();
+    );
     let other = Filter {
         pids: vec![7],
         ..Default::default()
@@ -250,20 +238,18 @@ fn a_reopened_store_keeps_what_was_checkpointed_and_drops_the_rest() {
     assert_eq!(cp.source(), pos(4242));
     assert!(cp.ended);
     assert_eq!(cp.missed_segments, 3);
-    let r = query::run(
+    let r = page(
         std::slice::from_ref(&s),
         &Filter::default(),
         Order::Asc,
         1000,
         None,
-        budget(),
-    )
-    .unwrap();
+    );
     assert_eq!(r.hits.len(), 300);
     // Appending carries on from the checkpoint.
     s.append(&rec(300, 1, "openat", b"/p"), pos(5000), false, 0)
         .unwrap();
-    let r = query::run(&[s], &Filter::default(), Order::Desc, 1, None, budget()).unwrap();
+    let r = page(&[s], &Filter::default(), Order::Desc, 1, None);
     assert_eq!(ts_of(&r.hits), vec![300]);
 }
 
@@ -292,7 +278,7 @@ fn chunks_seal_and_their_indexes_reload() {
         since: Some(n as u64 - 5),
         ..Default::default()
     };
-    let r = query::run(&[s], &f, Order::Asc, 100, None, budget()).unwrap();
+    let r = page(&[s], &f, Order::Asc, 100, None);
     assert_eq!(r.hits.len(), 5);
     // Only the last blocks were read.
     assert!(
@@ -346,7 +332,7 @@ fn retention_drops_old_and_excess_chunks_but_never_the_one_being_written() {
         CHUNK_BYTES + CHUNK_BYTES / 2,
     );
     assert!(s2.bytes() <= CHUNK_BYTES * 2, "{}", s2.bytes());
-    let r = query::run(&[s2], &Filter::default(), Order::Desc, 1, None, budget()).unwrap();
+    let r = page(&[s2], &Filter::default(), Order::Desc, 1, None);
     assert_eq!(ts_of(&r.hits), vec![now + per_chunk as u64 * 3 - 1]);
 }
 
