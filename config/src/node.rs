@@ -397,7 +397,8 @@ impl NodeConfig {
     }
 }
 
-fn absolute(
+/// A path key's value, which must be absolute.
+pub(crate) fn absolute(
     v: &Spanned<String>,
     key: &str,
     err: &dyn Fn(Option<std::ops::Range<usize>>, String) -> ConfigError,

@@ -210,16 +210,7 @@ pub(crate) fn api(raw: RawApi, err: ErrFn) -> Result<ApiConfig, crate::ConfigErr
         api.metrics_listen = addr(v, "api.metrics_listen", err)?;
     }
     if let Some(v) = &raw.socket {
-        if !v.get_ref().starts_with('/') {
-            return Err(err(
-                Some(v.span()),
-                format!(
-                    "api.socket = {:?} is not an absolute path; expected a path starting with /",
-                    v.get_ref()
-                ),
-            ));
-        }
-        api.socket = PathBuf::from(v.get_ref());
+        api.socket = crate::node::absolute(v, "api.socket", err)?;
     }
     Ok(api)
 }
@@ -231,16 +222,7 @@ pub(crate) fn store(
 ) -> Result<StoreConfig, crate::ConfigError> {
     let mut st = StoreConfig::default();
     if let Some(v) = &raw.dir {
-        if !v.get_ref().starts_with('/') {
-            return Err(err(
-                Some(v.span()),
-                format!(
-                    "store.dir = {:?} is not an absolute path; expected a path starting with /",
-                    v.get_ref()
-                ),
-            ));
-        }
-        st.dir = PathBuf::from(v.get_ref());
+        st.dir = crate::node::absolute(v, "store.dir", err)?;
     }
     if let Some(v) = &raw.max_age {
         st.max_age = duration(v, "store.max_age", err)?;
