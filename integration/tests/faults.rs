@@ -218,32 +218,34 @@ fn open_stream(crtd: &Crtd, token: &str, query: &str) -> (TcpStream, String) {
 
 /// Everything a stream delivers, with the wall-clock time each mark number
 /// (`/beta-mark-N`) was first seen.
-type Seen = Arc<StdMutex<(String, Vec<(u64, std::time::SystemTime)>)>>;
+type Seen = Arc<StdMutex<Vec<(u64, std::time::SystemTime)>>>;
 
 fn collect(mut s: TcpStream) -> Seen {
-    let out = Arc::new(StdMutex::new((String::new(), Vec::new())));
+    let out: Seen = Arc::new(StdMutex::new(Vec::new()));
     let o = Arc::clone(&out);
     std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
+        // What has arrived of a line not yet whole.
+        let mut pending = String::new();
         while let Ok(n) = s.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            let mut g = o.lock().unwrap();
-            g.0.push_str(&String::from_utf8_lossy(&buf[..n]));
-            let marks: Vec<u64> =
-                g.0.match_indices("/beta-mark-")
-                    .filter_map(|(i, m)| {
-                        let digits: String = g.0[i + m.len()..]
-                            .chars()
-                            .take_while(char::is_ascii_digit)
-                            .collect();
-                        digits.parse().ok()
-                    })
+            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let Some(end) = pending.rfind('\n') else {
+                continue;
+            };
+            let lines: String = pending.drain(..=end).collect();
+            let mut seen = o.lock().unwrap();
+            for (i, m) in lines.match_indices("/beta-mark-") {
+                let digits: String = lines[i + m.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
                     .collect();
-            for m in marks {
-                if !g.1.iter().any(|(k, _)| *k == m) {
-                    g.1.push((m, std::time::SystemTime::now()));
+                if let Ok(mark) = digits.parse::<u64>() {
+                    if !seen.iter().any(|(k, _)| *k == mark) {
+                        seen.push((mark, std::time::SystemTime::now()));
+                    }
                 }
             }
         }
@@ -425,11 +427,11 @@ fn one_tenants_flood_does_not_starve_another_tenants_queries_or_streams() {
         .collect();
     assert!(!before_cutoff.is_empty(), "{v}");
     for n in &before_cutoff {
-        let got = seen.1.iter().find(|(k, _)| k == n);
+        let got = seen.iter().find(|(k, _)| k == n);
         assert!(
             got.is_some_and(|(_, at)| *at <= flood_end),
             "beta's mark {n} had not reached its live stream when the flood ended: {:?}",
-            seen.1
+            seen
         );
     }
 
