@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use crt_tracer::record::{self, RecordBuilder, KIND_END, KIND_SYSCALL};
+use crt_tracer::render::now_ns;
 use crt_tracer::segment::{Limits, SegmentWriter};
 use crt_tracer::syscalls::{self, NATIVE_AUDIT_ARCH};
 
@@ -39,13 +40,6 @@ fn get<T: std::str::FromStr>(m: &HashMap<String, String>, k: &str) -> Result<T> 
     v.parse()
         .ok()
         .with_context(|| format!("--{k} {v:?} is not valid"))
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// A small deterministic generator (xorshift64*).

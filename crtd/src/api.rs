@@ -7,13 +7,12 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crt_tracer::decode;
 use crt_tracer::escape;
-use crt_tracer::record::{
-    Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LOG, KIND_PROCESS, KIND_SYSCALL,
-};
+use crt_tracer::record::{Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::render::now_ns;
 use crt_tracer::render::{self, parse_rfc3339_utc, rfc3339_utc};
 use crt_tracer::syscalls;
 use serde_json::{json, Value};
@@ -97,13 +96,6 @@ fn bad(msg: impl Into<String>) -> Fail {
 
 fn not_found(what: &str) -> Fail {
     Fail(404, format!("{what} not found"))
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// RFC 3339 (UTC), or a span back from now: `90s`, `10m`, `2h`, `1d`.
@@ -464,13 +456,7 @@ impl Api {
         let events: Vec<Value> = result
             .hits
             .iter()
-            .map(|h| {
-                event_json(
-                    &h.stream,
-                    tenants.owner(&h.stream.meta.namespace, k8s_ns(&h.stream)),
-                    &h.record(),
-                )
-            })
+            .map(|h| event_json(&h.stream, tenants.owner_of(&h.stream.meta), &h.record()))
             .collect();
         let more = events.len() == limit || result.truncated;
         Ok(Response::json(
@@ -516,11 +502,7 @@ impl Api {
                         let Ok((rec, _)) = crt_tracer::record::decode(&bytes) else {
                             continue;
                         };
-                        let ev = event_json(
-                            &stream,
-                            tenants.owner(&stream.meta.namespace, k8s_ns(&stream)),
-                            &rec,
-                        );
+                        let ev = event_json(&stream, tenants.owner_of(&stream.meta), &rec);
                         w.write_all(format!("data: {ev}\n\n").as_bytes())?;
                     }
                     let d = sub.dropped.load(Ordering::Relaxed);
@@ -553,14 +535,6 @@ impl Api {
 
 /// The streams a query covers, and the containers it named (if any).
 type Selection = (Vec<Arc<Stream>>, Option<Vec<(String, String)>>);
-
-fn k8s_ns(s: &Stream) -> Option<&str> {
-    s.meta
-        .kubernetes
-        .get("namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-}
 
 /// An event as the API shows it.
 pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Value {
@@ -601,12 +575,6 @@ pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Va
         }
         KIND_END => {
             o.insert("event".into(), json!("end"));
-        }
-        KIND_PROCESS => {
-            o.insert("event".into(), json!("process"));
-            o.insert("pid".into(), json!(rec.tid));
-            o.insert("comm".into(), json!(String::from_utf8_lossy(rec.comm())));
-            o.insert("init".into(), json!(rec.args[0] == 1));
         }
         KIND_LOG => {
             o.insert("event".into(), json!("log"));

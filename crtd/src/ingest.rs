@@ -56,8 +56,7 @@ fn read_meta(dir: &Path) -> Option<Value> {
 
 impl Ingest {
     fn owner(&self, meta: &StreamMeta) -> Option<String> {
-        let k8s = meta.kubernetes.get("namespace").and_then(Value::as_str);
-        self.tenants.owner(&meta.namespace, k8s).map(str::to_string)
+        self.tenants.owner_of(meta).map(str::to_string)
     }
 
     /// Finds traces not yet followed.

@@ -40,12 +40,7 @@ impl log::Log for StderrLog {
 
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            let ts = crt_tracer::render::rfc3339_utc(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0),
-            );
+            let ts = crt_tracer::render::rfc3339_utc(crt_tracer::render::now_ns());
             let _ = writeln!(std::io::stderr(), "{ts} {} {}", r.level(), r.args());
         }
     }

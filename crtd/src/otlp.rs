@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crt_config::OtlpConfig;
 use crt_tracer::record::{Record, KIND_DROPS, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::render::now_ns;
 use crt_tracer::{decode, render};
 use serde_json::Value;
 
@@ -220,13 +221,6 @@ fn encode(hits: &[Hit], resource_of: &mut impl FnMut(&Stream) -> Resource) -> Ve
     out
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// How a POST ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Sent {
@@ -326,24 +320,18 @@ impl Exporter {
         }
     }
 
-    fn tenant_of(&self, s: &Stream) -> Option<String> {
-        let k8s = s.meta.kubernetes.get("namespace").and_then(Value::as_str);
-        self.ingest
-            .tenants
-            .owner(&s.meta.namespace, k8s)
-            .map(str::to_string)
-    }
-
-    /// The streams this export covers.
-    fn streams(&self) -> Vec<Arc<Stream>> {
-        let mut all = self.ingest.store.streams();
-        if !self.cfg.tenants.is_empty() {
-            all.retain(|s| {
-                self.tenant_of(s)
-                    .is_some_and(|t| self.cfg.tenants.contains(&t))
-            });
-        }
-        all
+    /// Which of the stored streams this export covers.
+    fn covered(&self, all: &[Arc<Stream>]) -> Vec<Arc<Stream>> {
+        let tenants = &self.ingest.tenants;
+        all.iter()
+            .filter(|s| {
+                self.cfg.tenants.is_empty()
+                    || tenants
+                        .owner_of(&s.meta)
+                        .is_some_and(|t| self.cfg.tenants.iter().any(|c| c == t))
+            })
+            .cloned()
+            .collect()
     }
 
     fn end_of(s: &Stream) -> (u64, u64) {
@@ -366,7 +354,7 @@ impl Exporter {
         }
         let filter = self.filter(now_ns());
         let positions = self
-            .streams()
+            .covered(&self.ingest.store.streams())
             .iter()
             .map(|s| (s.id.clone(), Self::end_of(s)))
             .collect();
@@ -380,12 +368,7 @@ impl Exporter {
             since_ns: filter.since.unwrap_or(0),
             cursor: cursor.clone(),
         };
-        let tmp = self.state.with_extension("tmp");
-        let written = serde_json::to_vec(&st)
-            .map_err(io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, &self.state));
-        if let Err(e) = written {
+        if let Err(e) = crate::store::write_json_atomic(&self.state, &st) {
             log::warn!(
                 "otlp export: cannot save its position in {}: {e}",
                 self.state.display()
@@ -410,9 +393,10 @@ impl Exporter {
             self.cfg.path
         );
         while !stop.load(Ordering::Relaxed) {
+            let all = self.ingest.store.streams();
             // Only streams with records past the cursor are read.
             let streams: Vec<Arc<Stream>> = self
-                .streams()
+                .covered(&all)
                 .into_iter()
                 .filter(|s| cursor.positions.get(&s.id) < Some(&Self::end_of(s)))
                 .collect();
@@ -432,7 +416,7 @@ impl Exporter {
             let more = page.hits.len() == BATCH || page.truncated;
             if !page.hits.is_empty() {
                 let mut resource_of =
-                    |s: &Stream| Resource::of(s, self.tenant_of(s).as_deref(), &host);
+                    |s: &Stream| Resource::of(s, self.ingest.tenants.owner_of(&s.meta), &host);
                 let body = encode(&page.hits, &mut resource_of);
                 match post(&self.cfg, &body) {
                     Sent::Ok => {
@@ -472,14 +456,9 @@ impl Exporter {
             // from the store are forgotten.
             let mut positions = cursor.positions;
             positions.extend(page.next.positions);
-            let live: std::collections::HashSet<String> = self
-                .ingest
-                .store
-                .streams()
-                .iter()
-                .map(|s| s.id.clone())
-                .collect();
-            positions.retain(|id, _| live.contains(id));
+            let stored: std::collections::HashSet<&str> =
+                all.iter().map(|s| s.id.as_str()).collect();
+            positions.retain(|id, _| stored.contains(id.as_str()));
             cursor = Cursor {
                 positions,
                 ..page.next

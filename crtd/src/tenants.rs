@@ -69,6 +69,12 @@ impl Tenants {
         }
     }
 
+    /// The tenant a stored container instance belongs to (see [`Tenants::owner`]).
+    pub fn owner_of(&self, meta: &crate::store::StreamMeta) -> Option<&str> {
+        let k8s = meta.kubernetes.get("namespace").and_then(|v| v.as_str());
+        self.owner(&meta.namespace, k8s)
+    }
+
     /// The tenant whose token this is.
     pub fn authenticate(&self, token: &str) -> Option<&Tenant> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();

@@ -429,10 +429,7 @@ impl Service {
             "bundle": bundle,
             "shim_pid": std::process::id(),
             "created": crt_tracer::render::rfc3339_utc(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0),
+                crt_tracer::render::now_ns(),
             ),
             "kubernetes": state_file::kubernetes(&annotations),
         });

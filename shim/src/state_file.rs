@@ -33,12 +33,7 @@ pub struct ContainerRecord {
 }
 
 fn rfc3339_now() -> String {
-    crt_tracer::render::rfc3339_utc(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    )
+    crt_tracer::render::rfc3339_utc(crt_tracer::render::now_ns())
 }
 
 /// The Kubernetes identity CRI wrote into the spec (CRI sets these itself:

@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crt_tracer::record;
 use crt_tracer::segment::Position;
@@ -81,7 +81,9 @@ fn private_dir(p: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
 }
 
-fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
+/// Writes `value` as JSON to `path` through a temporary file and a rename,
+/// so a reader sees the old file or the new one, never half of one.
+pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = fs::File::create(&tmp)?;
@@ -367,15 +369,15 @@ impl Store {
         max_age: Duration,
         max_bytes: u64,
     ) -> u64 {
-        let now_ns = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
+        let now_ns = crt_tracer::render::now_ns();
         let horizon = now_ns.saturating_sub(max_age.as_nanos() as u64);
         let mut freed = 0;
-        let mut live: Vec<Arc<Stream>> = Vec::new();
+        // Each stream, and whether nothing more will be written to it
+        // (asked once: it looks at the trace on disk).
+        let mut live: Vec<(Arc<Stream>, bool)> = Vec::new();
         for s in streams {
-            if s.finished() {
+            let finished = s.finished();
+            if finished {
                 // Nothing more will be written: its last chunk may go too,
                 // and with it the whole stream.
                 let newest = s.chunks.read().unwrap().iter().map(|c| c.ts_max).max();
@@ -385,25 +387,25 @@ impl Store {
                 }
             }
             freed += s.drop_chunks_while(|c| c.count == 0 || c.ts_max < horizon);
-            live.push(Arc::clone(s));
+            live.push((Arc::clone(s), finished));
         }
-        let mut total: u64 = live.iter().map(|s| s.bytes()).sum();
+        let mut total: u64 = live.iter().map(|(s, _)| s.bytes()).sum();
         while total > max_bytes {
             // The stream whose oldest chunk is oldest gives it up; the chunk
             // a stream is still being written to stays.
             let oldest = live
                 .iter()
-                .filter_map(|s| {
+                .filter_map(|(s, finished)| {
                     let chunks = s.chunks.read().unwrap();
                     let first = chunks.first()?;
-                    (chunks.len() > 1 || s.finished()).then(|| (first.ts_min, Arc::clone(s)))
+                    (chunks.len() > 1 || *finished).then(|| (first.ts_min, Arc::clone(s)))
                 })
                 .min_by_key(|(ts, _)| *ts);
             let Some((_, s)) = oldest else {
                 break;
             };
             let f = if s.chunks.read().unwrap().len() == 1 {
-                live.retain(|x| !Arc::ptr_eq(x, &s));
+                live.retain(|(x, _)| !Arc::ptr_eq(x, &s));
                 self.remove_stream(&s)
             } else {
                 let mut once = true;

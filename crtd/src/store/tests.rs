@@ -312,10 +312,7 @@ fn retention_drops_old_and_excess_chunks_but_never_the_one_being_written() {
     assert_eq!(s.chunks.read().unwrap().len(), 1);
     // A byte limit on fresh data removes the oldest first.
     let s2 = store.stream(meta("ns", "r2", 1)).unwrap();
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = crt_tracer::render::now_ns();
     let mut batch = Vec::new();
     for i in 0..per_chunk * 3 {
         batch.extend(rec(
@@ -369,10 +366,7 @@ fn a_finished_stream_goes_whole_when_it_is_old_or_over_the_bound_and_is_not_take
     assert!(!store.is_retired(&old.id));
 
     // Fresh events, ended, over the byte bound: the whole stream goes too.
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = crt_tracer::render::now_ns();
     let done = store.stream(meta("ns", "done", 1)).unwrap();
     done.append(&rec(now, 1, "openat", b"/y"), pos(1), true, 0)
         .unwrap();

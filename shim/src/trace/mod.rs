@@ -23,6 +23,7 @@ use crt_seccomp_notify::listener::same_file;
 use crt_seccomp_notify::NotifyListener;
 use crt_tracer::latency::{Histogram, Snapshot};
 use crt_tracer::record::{self, RecordBuilder, KIND_LOG, KIND_PROCESS};
+use crt_tracer::render::now_ns;
 use crt_tracer::segment::{Limits, SegmentWriter};
 
 use notify_loop::{read_comm, SyscallSet};
@@ -76,13 +77,6 @@ fn private_dirs(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// What the container writes goes into its trace beside its syscalls

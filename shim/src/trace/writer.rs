@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crt_tracer::record::{self, KIND_DROPS, KIND_END};
+use crt_tracer::render::now_ns;
 use crt_tracer::segment::SegmentWriter;
 
 use super::TraceSession;
@@ -16,13 +17,6 @@ const POLL: Duration = Duration::from_millis(20);
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 /// How often the notify round-trip histogram is written (when it changed).
 const LATENCY_EVERY: Duration = Duration::from_secs(1);
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
