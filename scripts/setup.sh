@@ -40,7 +40,7 @@ fi
 
 # --- Rust toolchain ------------------------------------------------------------
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
-command -v cargo >/dev/null || die "cargo is not installed: install a Rust toolchain (1.80 or newer), e.g. with rustup"
+command -v cargo >/dev/null || die "cargo is not installed: install a Rust toolchain (1.89 or newer: Cargo.toml rust-version), e.g. with rustup"
 
 # --- cgroups -------------------------------------------------------------------
 # crun refuses a hybrid cgroup layout whose v2 hierarchy still holds
@@ -106,6 +106,20 @@ TOML
   changed=1
 fi
 
+# Daemons started here must not keep whatever descriptors this script was
+# given (a caller's lock file, a CI runner's pipes): they would hold them for
+# as long as they run.
+start_daemon() {
+  local log=$1; shift
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" >>"$log" 2>&1 </dev/null
+  ) &
+}
+
 containerd_up() { ctr version >/dev/null 2>&1; }
 systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 if systemd_running; then
@@ -120,7 +134,7 @@ else
   if ! containerd_up; then
     say "starting containerd (log: /var/log/containerd.log)"
     PATH="$prefix/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-      setsid containerd >>/var/log/containerd.log 2>&1 < /dev/null &
+      start_daemon /var/log/containerd.log containerd
   fi
 fi
 for _ in $(seq 100); do containerd_up && break; sleep 0.2; done
@@ -140,7 +154,7 @@ else
   fi
   if ! crtd_up; then
     say "starting crtd (log: /var/log/crtd.log)"
-    setsid "$prefix/bin/crtd" >>/var/log/crtd.log 2>&1 < /dev/null &
+    start_daemon /var/log/crtd.log "$prefix/bin/crtd"
   fi
 fi
 for _ in $(seq 50); do crtd_up && break; sleep 0.1; done

@@ -6,6 +6,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh"
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 cd "$repo"
+echo "test: lint (rust-version, rustfmt, clippy)"
+./scripts/check-msrv.sh
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -q -- -D warnings
 echo "test: unit tests"
 cargo test --release --locked --no-fail-fast -p crt-config -p crt-tracer -p crt-seccomp-notify -p crt-shim -p crtctl -p crtd
 echo "test: end-to-end tests (containerd $(ctr version | awk '/Version:/ {print $2; exit}'), runc, crun)"

@@ -40,18 +40,40 @@ pub struct AnnotationError {
     pub reason: String,
 }
 
+/// How much of a value an error repeats: enough to recognise it, never
+/// the megabyte someone put there.
+const SHOWN_VALUE: usize = 120;
+const SHOWN_ITEM: usize = 64;
+
+/// `s` quoted and escaped, cut to `max` bytes (at a character boundary)
+/// with a note of how long it really is.
+fn shown(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return escape::quote(s.as_bytes(), false);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}... ({} bytes in all)",
+        escape::quote(&s.as_bytes()[..end], false),
+        s.len()
+    )
+}
+
 impl fmt::Display for AnnotationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "invalid annotation {TRACE_ANNOTATION}={}",
-            escape::quote(self.value.as_bytes(), false)
+            shown(&self.value, SHOWN_VALUE)
         )?;
         match (&self.item, self.position) {
             (Some(item), Some(pos)) => write!(
                 f,
                 ": item {pos} {}: {}",
-                escape::quote(item.as_bytes(), false),
+                shown(item, SHOWN_ITEM),
                 self.reason
             ),
             _ => write!(f, ": {}", self.reason),
@@ -109,7 +131,7 @@ pub fn parse_trace(value: &str) -> Result<Option<TraceSpec>, AnnotationError> {
                     Some((item, pos)),
                     format!(
                         "unknown class %{}; expected one of %file, %network, %process, %signal, %ipc, %memory, %desc, %creds",
-                        escape::escape(class_name.as_bytes())
+                        escape::escape(&class_name.as_bytes()[..class_name.len().min(SHOWN_ITEM)])
                     ),
                 ));
             };
@@ -220,5 +242,26 @@ mod tests {
     fn an_oversized_value_is_refused() {
         let long = "openat,".repeat(1000);
         assert!(parse_trace(&long).unwrap_err().reason.contains("at most"));
+    }
+
+    #[test]
+    fn an_error_repeats_a_huge_value_only_in_part() {
+        // A megabyte in, a line out.
+        let huge = format!("openat,{}", "x".repeat(1 << 20));
+        let msg = parse_trace(&huge).unwrap_err().to_string();
+        assert!(msg.len() < 512, "{} bytes", msg.len());
+        assert!(
+            msg.contains(&format!("({} bytes in all)", huge.len())),
+            "{msg}"
+        );
+        assert!(msg.contains("\"openat,xxx"), "{msg}");
+        // An item too long within an acceptable value is cut the same way.
+        let item = format!("openat,%{}", "y".repeat(3000));
+        let msg = parse_trace(&item).unwrap_err().to_string();
+        assert!(msg.len() < 700, "{} bytes: {msg}", msg.len());
+        // Cuts fall between characters.
+        let wide = "é".repeat(200);
+        let msg = parse_trace(&wide).unwrap_err().to_string();
+        assert!(msg.contains("bytes in all"), "{msg}");
     }
 }

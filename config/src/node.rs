@@ -26,6 +26,7 @@ pub struct NodeConfig {
     pub runtime: RuntimeConfig,
     pub trace: TraceConfig,
     pub api: ApiConfig,
+    pub kubernetes: KubernetesConfig,
     pub store: StoreConfig,
     pub tenants: Vec<Tenant>,
     /// `[export.otlp]`: where crtd sends events as OpenTelemetry logs, if anywhere.
@@ -96,6 +97,30 @@ impl Default for TraceConfig {
     }
 }
 
+/// `[kubernetes]`: where the Kubernetes identity of a container can be
+/// trusted. containerd's CRI plugin writes `io.kubernetes.cri.*` annotations
+/// itself, but only in its own containerd namespace; anywhere else whoever
+/// creates a container chooses its annotations, so they decide nothing there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// The containerd namespace of containerd's CRI plugin.
+    pub cri_namespace: String,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            cri_namespace: "k8s.io".into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    cri_namespace: Option<Spanned<String>>,
+}
+
 /// A config that could not be used: which file, which line, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -129,6 +154,8 @@ struct RawFile {
     trace: RawTrace,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    kubernetes: RawKubernetes,
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
@@ -338,6 +365,16 @@ impl NodeConfig {
                     cfg.trace.segment_bytes, cfg.trace.max_trace_bytes
                 ),
             ));
+        }
+        if let Some(n) = raw.kubernetes.cri_namespace {
+            let v = n.get_ref().trim();
+            if v.is_empty() || v.contains('/') || v.bytes().any(|b| b <= b' ') {
+                return Err(err(
+                    Some(n.span()),
+                    format!("kubernetes.cri_namespace = {:?} is not a containerd namespace name; expected the namespace containerd's CRI plugin uses, like \"k8s.io\"", n.get_ref()),
+                ));
+            }
+            cfg.kubernetes.cri_namespace = v.to_string();
         }
         cfg.api = supervisor::api(raw.api, &err)?;
         cfg.store = supervisor::store(raw.store, &err, &size)?;
@@ -605,6 +642,41 @@ namespaces = ["globex"]
         assert!(
             e.message
                 .contains("\"shared\" belongs to both tenant \"a\" and tenant \"b\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_token_hash_under_two_tenants_is_refused_naming_both() {
+        let h = "a".repeat(64);
+        let e = parse(&format!(
+            "[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\ntoken_sha256 = [\"{h}\"]\n\n[[tenants]]\nname = \"b\"\nnamespaces = [\"b\"]\ntoken_sha256 = [\"{h}\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(9));
+        assert!(
+            e.message.contains("tenant \"b\"")
+                && e.message.contains("also a token of tenant \"a\""),
+            "{e}"
+        );
+        // Twice in one tenant is a slip of the same kind.
+        let e = parse(&format!(
+            "[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\ntoken_sha256 = [\"{h}\", \"{}\"]\n",
+            h.to_uppercase()
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("also a token of tenant \"a\""), "{e}");
+    }
+
+    #[test]
+    fn the_cri_namespace_defaults_to_k8s_io_and_is_checked() {
+        assert_eq!(parse("").unwrap().kubernetes.cri_namespace, "k8s.io");
+        let c = parse("[kubernetes]\ncri_namespace = \"cri\"\n").unwrap();
+        assert_eq!(c.kubernetes.cri_namespace, "cri");
+        let e = parse("[kubernetes]\ncri_namespace = \"a/b\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message.contains("kubernetes.cri_namespace = \"a/b\""),
             "{e}"
         );
     }

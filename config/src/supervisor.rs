@@ -282,7 +282,7 @@ pub(crate) fn tenants(
         let mut hashes = Vec::new();
         if let Some(tokens) = &t.token_sha256 {
             for h in tokens.get_ref() {
-                hashes.push(hex32(h).ok_or_else(|| {
+                let hash = hex32(h).ok_or_else(|| {
                     err(
                         Some(tokens.span()),
                         format!(
@@ -290,7 +290,21 @@ pub(crate) fn tenants(
                             h
                         ),
                     )
-                })?);
+                })?;
+                // One token must name one tenant: a shared hash would let
+                // the first tenant declared win silently.
+                let holder = out
+                    .iter()
+                    .find(|o| o.token_sha256.contains(&hash))
+                    .map(|o| o.name.as_str())
+                    .or(hashes.contains(&hash).then_some(name.as_str()));
+                if let Some(other) = holder {
+                    return Err(err(
+                        Some(tokens.span()),
+                        format!("tenant {name:?}: token_sha256 entry {:?} is also a token of tenant {other:?}; expected every token hash once (one token, one tenant)", h.trim()),
+                    ));
+                }
+                hashes.push(hash);
             }
         }
         let max_age = match &t.max_age {

@@ -9,9 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crt_tracer::decode;
 use crt_tracer::escape;
-use crt_tracer::record::{Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_GAP, KIND_LOG, KIND_SYSCALL};
 use crt_tracer::render::now_ns;
 use crt_tracer::render::{self, parse_rfc3339_utc, rfc3339_utc};
 use crt_tracer::syscalls;
@@ -392,7 +391,7 @@ impl Api {
             .map(str::to_string);
         // Drops and the end of a trace come with any filter: they say how
         // complete the answer is.
-        f.kinds = 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_END;
+        f.kinds = 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_END | 1 << KIND_GAP;
         match req.query_one("logs") {
             None | Some("false") | Some("0") => {}
             Some("true") | Some("1") => f.kinds |= 1 << KIND_LOG,
@@ -549,44 +548,11 @@ pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Va
         (Some(ns), Some(p)) if !p.is_empty() => json!({"namespace": ns, "name": p}),
         _ => Value::Null,
     };
-    let mut v = json!({
-        "ts": rfc3339_utc(rec.ts_ns),
-        "namespace": stream.meta.namespace,
-        "container": stream.meta.container,
-        "tenant": tenant,
-        "pod": pod,
-    });
-    let o = v.as_object_mut().expect("an object");
-    match rec.kind {
-        KIND_SYSCALL => {
-            let (name, args) = decode::render_args(rec);
-            o.insert("event".into(), json!("syscall"));
-            o.insert("pid".into(), json!(rec.tid));
-            o.insert("comm".into(), json!(String::from_utf8_lossy(rec.comm())));
-            o.insert("syscall".into(), json!(name));
-            o.insert("args".into(), json!(args));
-            o.insert("ret".into(), json!("?"));
-            o.insert("nr".into(), json!(rec.nr));
-            o.insert("stale".into(), json!(rec.flags & FLAG_STALE != 0));
-        }
-        KIND_DROPS => {
-            o.insert("event".into(), json!("drops"));
-            o.insert("dropped".into(), json!(rec.args[0]));
-        }
-        KIND_END => {
-            o.insert("event".into(), json!("end"));
-        }
-        KIND_LOG => {
-            o.insert("event".into(), json!("log"));
-            o.insert("stream".into(), json!(render::log_stream(rec)));
-            let line = String::from_utf8_lossy(render::log_bytes(rec));
-            o.insert("line".into(), json!(line));
-            o.insert("cut".into(), json!(rec.args[1] == 1));
-        }
-        other => {
-            o.insert("event".into(), json!("unknown"));
-            o.insert("kind".into(), json!(other));
-        }
-    }
-    v
+    let mut v = render::event_fields(rec);
+    v.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
+    v.insert("namespace".into(), json!(stream.meta.namespace));
+    v.insert("container".into(), json!(stream.meta.container));
+    v.insert("tenant".into(), json!(tenant));
+    v.insert("pod".into(), pod);
+    Value::Object(v)
 }

@@ -25,17 +25,25 @@ pub struct ContainerView {
     pub record: Value,
     /// Its stored instances, oldest first.
     pub streams: Vec<Arc<Stream>>,
+    /// Its Kubernetes identity, where it can be trusted (see
+    /// [`Tenants::trusted_kubernetes`]); `null` otherwise.
+    pub trusted_kubernetes: Value,
 }
 
 impl ContainerView {
-    pub fn kubernetes(&self) -> Value {
-        let k = self
-            .record
+    /// What the shim or the stored history says of the container's
+    /// Kubernetes identity, before deciding whether to believe it.
+    fn claimed_kubernetes(&self) -> Value {
+        self.record
             .get("kubernetes")
             .filter(|v| !v.is_null())
             .cloned()
             .or_else(|| self.streams.last().map(|s| s.meta.kubernetes.clone()))
-            .unwrap_or(Value::Null);
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn kubernetes(&self) -> Value {
+        let k = self.trusted_kubernetes.clone();
         if k.get("namespace")
             .and_then(Value::as_str)
             .unwrap_or("")
@@ -123,7 +131,12 @@ impl Catalog<'_> {
             let (Some(ns), Some(id)) = (rec["namespace"].as_str(), rec["id"].as_str()) else {
                 continue;
             };
-            let status = rec["status"].as_str().unwrap_or("unknown").to_string();
+            let mut status = rec["status"].as_str().unwrap_or("unknown").to_string();
+            // A shim killed outright leaves its last word behind: with the
+            // shim gone, nobody can say the container still runs.
+            if status != "stopped" && !shim_alive(&rec) {
+                status = "unknown".into();
+            }
             by_key.insert(
                 (ns.to_string(), id.to_string()),
                 ContainerView {
@@ -133,8 +146,27 @@ impl Catalog<'_> {
                     status,
                     record: rec.clone(),
                     streams: Vec::new(),
+                    trusted_kubernetes: Value::Null,
                 },
             );
+        }
+        // Containers deleted since: how they ended. A live one of the same
+        // id (created again) is the one shown.
+        for rec in self.store.ended.all() {
+            let (Some(ns), Some(id)) = (rec["namespace"].as_str(), rec["id"].as_str()) else {
+                continue;
+            };
+            by_key
+                .entry((ns.to_string(), id.to_string()))
+                .or_insert_with(|| ContainerView {
+                    namespace: ns.to_string(),
+                    id: id.to_string(),
+                    tenant: None,
+                    status: "gone".into(),
+                    record: rec.clone(),
+                    streams: Vec::new(),
+                    trusted_kubernetes: Value::Null,
+                });
         }
         // Traces on disk that ingest has not reached yet (a container that
         // just ran): known at once, their events follow within moments.
@@ -152,6 +184,7 @@ impl Catalog<'_> {
                     status: "gone".into(),
                     record: serde_json::json!({"kubernetes": meta["kubernetes"], "traced": true}),
                     streams: Vec::new(),
+                    trusted_kubernetes: Value::Null,
                 });
         }
         for s in self.store.streams() {
@@ -163,12 +196,16 @@ impl Catalog<'_> {
                 status: "gone".into(),
                 record: Value::Null,
                 streams: Vec::new(),
+                trusted_kubernetes: Value::Null,
             });
             v.streams.push(s);
         }
         let mut out = Vec::new();
         for (_, mut v) in by_key {
             v.streams.sort_by_key(|s| s.meta.instance);
+            v.trusted_kubernetes = self
+                .tenants
+                .trusted_kubernetes(&v.namespace, &v.claimed_kubernetes());
             v.tenant = self
                 .tenants
                 .owner(&v.namespace, v.k8s_namespace().as_deref())
@@ -206,8 +243,31 @@ impl Catalog<'_> {
             rate += snap.rate;
         }
         let stored: u64 = v.streams.iter().map(|s| s.events()).sum();
-        let (cpu, mem) = usage(&v.record);
+        // A cgroup outlives nothing: once gone, its path may be someone else's.
+        let (cpu, mem) = if v.status == "gone" {
+            (None, None)
+        } else {
+            usage(&v.record)
+        };
+        // Whether its history is being stored now (a full disk stops it;
+        // the events wait in the shim's trace meanwhile).
+        let trace_dir = self.state_dir.join("traces").join(&v.namespace).join(&v.id);
+        let blocked = v
+            .streams
+            .iter()
+            .filter_map(|s| self.store.health.blocked(&s.id))
+            .chain(self.store.health.blocked(&trace_dir.to_string_lossy()))
+            .next();
+        let storing = match blocked {
+            Some((error, since)) => json!({
+                "ok": false,
+                "error": error,
+                "since": crt_tracer::render::rfc3339_utc(since),
+            }),
+            None => json!({"ok": true}),
+        };
         json!({
+            "storing": storing,
             "namespace": v.namespace,
             "id": v.id,
             "tenant": v.tenant,
@@ -234,7 +294,10 @@ impl Catalog<'_> {
         if v.status != "running" && v.status != "created" {
             return Vec::new();
         }
-        let pids = cgroup_pids(&v.record);
+        let pids = match v.record.get("pid").and_then(Value::as_i64) {
+            Some(init) if init > 0 => container_pids(&ProcTable::recent(), init as i32),
+            _ => Vec::new(),
+        };
         let mut rate_by_pid: BTreeMap<i32, f64> = BTreeMap::new();
         if let Some(s) = v.streams.last() {
             for (tid, r) in self.stats.snapshot(&s.id).per_tid {
@@ -271,6 +334,16 @@ impl Catalog<'_> {
     }
 }
 
+/// Is the shim that wrote this record still running?
+fn shim_alive(rec: &Value) -> bool {
+    let Some(pid) = rec.get("shim_pid").and_then(Value::as_u64) else {
+        // Records without one predate the field: believe them.
+        return true;
+    };
+    // A recycled pid is some other program: the shim's comm says which.
+    fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"containerd-shim"))
+}
+
 fn tgid_of(tid: u32) -> Option<i32> {
     let s = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
     s.lines()
@@ -302,18 +375,140 @@ fn usage(rec: &Value) -> (Option<u64>, Option<u64>) {
     (cpu, mem)
 }
 
-fn cgroup_pids(rec: &Value) -> Vec<i32> {
-    let dir = cgroup_dir(rec, "unified")
-        .or_else(|| cgroup_dir(rec, "pids"))
-        .or_else(|| cgroup_dir(rec, "memory"));
-    let Some(dir) = dir else {
+/// What `/proc` says of every process now: its parent and its pid namespace.
+pub struct ProcTable {
+    procs: Vec<(i32, i32, Option<u64>)>,
+}
+
+impl ProcTable {
+    /// A table at most a moment old: one walk of `/proc` serves every
+    /// container of a topology answer.
+    pub fn recent() -> Arc<ProcTable> {
+        static LAST: std::sync::Mutex<Option<(std::time::Instant, Arc<ProcTable>)>> =
+            std::sync::Mutex::new(None);
+        let mut last = LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*last {
+            Some((at, t)) if at.elapsed() < std::time::Duration::from_millis(250) => Arc::clone(t),
+            _ => {
+                let t = Arc::new(ProcTable::read());
+                *last = Some((std::time::Instant::now(), Arc::clone(&t)));
+                t
+            }
+        }
+    }
+
+    pub fn read() -> ProcTable {
+        let mut procs = Vec::new();
+        for e in fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+        {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Some(ppid) = parent_of(pid) else {
+                continue;
+            };
+            procs.push((pid, ppid, pid_namespace(pid)));
+        }
+        ProcTable { procs }
+    }
+}
+
+/// The inode of a process's pid namespace.
+fn pid_namespace(pid: i32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the (possibly odd) comm: state, then ppid.
+    stat.get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The processes of the container whose init is `init`: those in its init's
+/// pid namespace (when it has one of its own) and every descendant of them.
+/// Never whatever merely shares its cgroup: a container's creator chooses
+/// that path, and may point it at someone else's container.
+pub fn container_pids(table: &ProcTable, init: i32) -> Vec<i32> {
+    let Some(&(_, _, init_ns)) = table.procs.iter().find(|p| p.0 == init) else {
         return Vec::new();
     };
-    let mut pids: Vec<i32> = fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
+    let own_ns = init_ns.is_some() && init_ns != pid_namespace(std::process::id() as i32);
+    let mut members: std::collections::BTreeSet<i32> = table
+        .procs
+        .iter()
+        .filter(|p| p.0 == init || (own_ns && p.2 == init_ns))
+        .map(|p| p.0)
         .collect();
-    pids.sort_unstable();
-    pids
+    // Descendants, however deep (a nested pid namespace included).
+    loop {
+        let before = members.len();
+        for p in &table.procs {
+            if members.contains(&p.1) {
+                members.insert(p.0);
+            }
+        }
+        if members.len() == before {
+            break;
+        }
+    }
+    members.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(procs: &[(i32, i32, u64)]) -> ProcTable {
+        ProcTable {
+            procs: procs.iter().map(|&(p, pp, ns)| (p, pp, Some(ns))).collect(),
+        }
+    }
+
+    #[test]
+    fn a_containers_processes_are_its_pid_namespace_and_descendants() {
+        // 100 is the container's init in pid namespace 7; 105 joined it
+        // (an exec); 106 is 105's child in a nested namespace 8; 200 is
+        // another container's process (namespace 9), whatever cgroup it is in.
+        let t = table(&[
+            (1, 0, 1),
+            (90, 1, 1),
+            (100, 90, 7),
+            (101, 100, 7),
+            (105, 91, 7),
+            (106, 105, 8),
+            (200, 95, 9),
+            (201, 200, 9),
+        ]);
+        assert_eq!(container_pids(&t, 100), vec![100, 101, 105, 106]);
+        assert_eq!(container_pids(&t, 200), vec![200, 201]);
+        assert_eq!(container_pids(&t, 4242), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn without_a_pid_namespace_of_its_own_only_init_and_its_descendants_count() {
+        let host = pid_namespace(std::process::id() as i32).unwrap();
+        let t = table(&[(1, 0, host), (50, 1, host), (51, 50, host), (60, 1, host)]);
+        assert_eq!(container_pids(&t, 50), vec![50, 51]);
+    }
+
+    #[test]
+    fn the_real_proc_table_knows_this_process_and_its_parent() {
+        let t = ProcTable::read();
+        let me = std::process::id() as i32;
+        let mine = container_pids(&t, me);
+        assert!(mine.contains(&me), "{mine:?}");
+        assert!(!mine.contains(&1), "{mine:?}");
+    }
 }

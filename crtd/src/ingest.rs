@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crt_tracer::record::{self, KIND_GAP};
 use crt_tracer::render::parse_rfc3339_utc;
-use crt_tracer::segment::TraceReader;
+use crt_tracer::segment::{Gap, TraceReader};
 use serde_json::Value;
 
 use crate::live::Live;
@@ -34,6 +35,46 @@ struct Source {
     reader: TraceReader,
     owner: Option<String>,
     done: bool,
+    /// The store failed to take this trace's records: when to try again,
+    /// and how long to wait after that.
+    retry: Option<(Instant, Duration)>,
+}
+
+/// The first retry after a failed store; doubled up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A reader of a stream's trace, where its checkpoint left off.
+fn reader_at_checkpoint(stream: &Stream) -> TraceReader {
+    let cp = stream.checkpoint();
+    if cp.source_seq == 0 {
+        TraceReader::open(&stream.meta.source)
+    } else {
+        TraceReader::open_at(&stream.meta.source, cp.source())
+    }
+}
+
+/// The record that marks a gap in a stream's history (see [`KIND_GAP`]).
+fn gap_record(g: &Gap) -> Vec<u8> {
+    let ts = if g.ts_max > 0 {
+        g.ts_max
+    } else {
+        crt_tracer::render::now_ns()
+    };
+    record::simple(
+        KIND_GAP,
+        ts,
+        0,
+        &[
+            g.records,
+            g.ts_min,
+            g.ts_max,
+            g.segments,
+            u64::from(g.complete),
+            0,
+        ],
+        b"",
+    )
 }
 
 pub struct Ingest {
@@ -59,8 +100,53 @@ impl Ingest {
         self.tenants.owner_of(meta).map(str::to_string)
     }
 
+    /// Takes in the records shims left for containers they deleted, then
+    /// removes them (see the shim's `StateDir::retire`).
+    fn take_ended(&self) {
+        let dir = self.traces_root.with_file_name("ended");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let rec = fs::read(&f)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            let stored = match rec {
+                Some(v) => self.store.ended.add(v),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a container record",
+                )),
+            };
+            match stored {
+                Ok(()) => {
+                    let _ = fs::remove_file(&f);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    log::warn!("ingest: {}: {e}; removed", f.display());
+                    let _ = fs::remove_file(&f);
+                }
+                // The store cannot take it now: the file stays for next time.
+                Err(e) => {
+                    log::warn!(
+                        "ingest: keeping the end of a container ({}): {e}",
+                        f.display()
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
     /// Finds traces not yet followed.
     fn discover(&self, sources: &mut HashMap<PathBuf, Source>) {
+        self.take_ended();
         let Ok(namespaces) = fs::read_dir(&self.traces_root) else {
             return;
         };
@@ -87,7 +173,12 @@ impl Ingest {
                     namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
                     container: meta["container"].as_str().unwrap_or_default().to_string(),
                     instance,
-                    kubernetes: meta["kubernetes"].clone(),
+                    // Stored only where it can be believed, so nothing
+                    // downstream (pods, export, retention) sees a forgery.
+                    kubernetes: self.tenants.trusted_kubernetes(
+                        meta["namespace"].as_str().unwrap_or_default(),
+                        &meta["kubernetes"],
+                    ),
                     source: dir.clone(),
                 };
                 if self.store.is_retired(&crate::store::stream_id(&sm)) {
@@ -96,16 +187,16 @@ impl Ingest {
                 let stream = match self.store.stream(sm) {
                     Ok(s) => s,
                     Err(e) => {
-                        log::warn!("ingest: {}: {e}", dir.display());
+                        // Tried again at every discovery; said once.
+                        if self.store.health.failed(&dir.to_string_lossy(), &e) {
+                            log::warn!("ingest: {}: {e}", dir.display());
+                        }
                         continue;
                     }
                 };
+                self.store.health.recovered(&dir.to_string_lossy());
                 let cp = stream.checkpoint();
-                let reader = if cp.source_seq == 0 {
-                    TraceReader::open(&dir)
-                } else {
-                    TraceReader::open_at(&dir, cp.source())
-                };
+                let reader = reader_at_checkpoint(&stream);
                 let owner = self.owner(&stream.meta);
                 sources.insert(
                     dir,
@@ -114,6 +205,7 @@ impl Ingest {
                         reader,
                         owner,
                         done: cp.ended,
+                        retry: None,
                     },
                 );
             }
@@ -125,7 +217,19 @@ impl Ingest {
     /// One turn over every trace; returns how many records were stored.
     fn turn(&self, sources: &mut HashMap<PathBuf, Source>, batch: &mut Vec<u8>) -> u64 {
         let mut total = 0;
+        let now = Instant::now();
         for src in sources.values_mut().filter(|s| !s.done) {
+            match src.retry {
+                Some((at, _)) if now < at => continue,
+                // Whatever the failed append left half-written goes first.
+                Some(_) => {
+                    if let Err(e) = src.stream.rewind_to_checkpoint() {
+                        self.store_failed(src, &e);
+                        continue;
+                    }
+                }
+                None => {}
+            }
             batch.clear();
             let status = match src
                 .reader
@@ -140,20 +244,36 @@ impl Ingest {
             if batch.is_empty() && status.segments_missed == 0 && !status.ended {
                 continue;
             }
+            // What the shim deleted before it was stored is marked where it
+            // was: a reader's gap always comes before the records of its read.
+            if let Some(g) = &status.gap {
+                let marker = gap_record(g);
+                batch.splice(0..0, marker);
+            }
             if let Err(e) = src.stream.append(
                 batch,
                 src.reader.position(),
                 status.ended,
                 status.segments_missed,
             ) {
-                log::error!("ingest: storing {}: {e}", src.stream.id);
+                self.store_failed(src, &e);
                 continue;
             }
-            if status.segments_missed > 0 {
-                log::warn!(
-                    "ingest: {} segments of {} were deleted by the shim before crtd read them",
-                    status.segments_missed,
+            if let Some(since) = self.store.health.recovered(&src.stream.id) {
+                let secs = crt_tracer::render::now_ns().saturating_sub(since) / 1_000_000_000;
+                log::info!(
+                    "ingest: storing {} again after {secs} s; catching up from the shim's trace",
                     src.stream.id
+                );
+            }
+            src.retry = None;
+            if let Some(g) = &status.gap {
+                log::warn!(
+                    "ingest: {}: {}{} events in {} segments were deleted by the shim before crtd stored them; marked in the history",
+                    src.stream.id,
+                    if g.complete { "" } else { "at least " },
+                    g.records,
+                    g.segments,
                 );
             }
             self.stats.count(&src.stream.id, batch);
@@ -167,8 +287,46 @@ impl Ingest {
         total
     }
 
+    /// The store refused a batch (a full disk, say). Nothing read is
+    /// skipped: the stream goes back to its checkpoint and the trace is read
+    /// again from there once the store takes records again, with a backoff
+    /// between tries. Logged once per condition.
+    fn store_failed(&self, src: &mut Source, e: &std::io::Error) {
+        if self.store.health.failed(&src.stream.id, e) {
+            log::error!(
+                "ingest: cannot store {}: {e}; its events stay in the shim's trace and are stored once the store takes them (retrying with backoff)",
+                src.stream.id
+            );
+        }
+        src.reader = reader_at_checkpoint(&src.stream);
+        let wait = match src.retry {
+            None => RETRY_FIRST,
+            Some((_, w)) => (w * 2).min(RETRY_MAX),
+        };
+        src.retry = Some((Instant::now() + wait, wait));
+    }
+
     fn retention(&self) {
         self.store.prune_retired();
+        let now = crt_tracer::render::now_ns();
+        let forgot = self.store.ended.retain(|v| {
+            let ns = v["namespace"].as_str().unwrap_or_default();
+            let k8s = self.tenants.trusted_kubernetes(ns, &v["kubernetes"]);
+            let age = self
+                .tenants
+                .owner(ns, k8s["namespace"].as_str())
+                .and_then(|t| self.tenants.get(t))
+                .map(|t| t.max_age)
+                .unwrap_or(self.default_max_age);
+            let ended = v["exited"]
+                .as_str()
+                .and_then(parse_rfc3339_utc)
+                .unwrap_or(now);
+            now.saturating_sub(ended) <= age.as_nanos() as u64
+        });
+        if let Err(e) = forgot {
+            log::warn!("retention: ended containers: {e}");
+        }
         let streams = self.store.streams();
         let mut by_tenant: HashMap<Option<String>, Vec<Arc<Stream>>> = HashMap::new();
         for s in streams {

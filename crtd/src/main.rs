@@ -69,7 +69,10 @@ fn run(config: NodeConfig) -> Result<()> {
         Arc::new(store::Store::open(&config.store.dir).with_context(|| {
             format!("opening the history store {}", config.store.dir.display())
         })?);
-    let tenants = Arc::new(tenants::Tenants::new(config.tenants.clone()));
+    let tenants = Arc::new(
+        tenants::Tenants::new(config.tenants.clone())
+            .with_cri_namespace(&config.kubernetes.cri_namespace),
+    );
     let ingest = Arc::new(Ingest {
         store,
         live: Arc::new(live::Live::default()),

@@ -60,6 +60,29 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant, refused: Ref
 
     header(
         &mut out,
+        "crtd_store_write_failures_total",
+        "counter",
+        "Writes to the history store that failed (a full disk, say) and will be retried; nothing is skipped meanwhile.",
+    );
+    let _ = writeln!(
+        out,
+        "crtd_store_write_failures_total {}",
+        ingest.store.health.failures.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "crtd_store_blocked_streams",
+        "gauge",
+        "Traces whose events crtd cannot store right now (they wait in the shim's trace).",
+    );
+    let _ = writeln!(
+        out,
+        "crtd_store_blocked_streams {}",
+        ingest.store.health.blocked_streams()
+    );
+
+    header(
+        &mut out,
         "crtd_live_subscribers",
         "gauge",
         "Clients following a live event stream.",

@@ -1,11 +1,14 @@
 //! Who may see what. A container's tenant comes only from trusted sources:
-//! the Kubernetes namespace CRI wrote into the container's spec, else its
-//! containerd namespace (DESIGN.md, decision 7). A request's tenant comes
-//! from its bearer token, compared by SHA-256 hash.
+//! its containerd namespace, and only in the containerd namespace of
+//! containerd's CRI plugin the Kubernetes namespace CRI wrote into the
+//! container's spec (DESIGN.md, decision 7): anywhere else whoever creates a
+//! container writes its annotations, so they decide nothing there. A
+//! request's tenant comes from its bearer token, compared by SHA-256 hash.
 
 use std::collections::HashMap;
 
 use crt_config::Tenant;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Whose request this is.
@@ -30,6 +33,8 @@ impl Scope {
 pub struct Tenants {
     list: Vec<Tenant>,
     by_namespace: HashMap<String, usize>,
+    /// The containerd namespace whose Kubernetes identity CRI vouches for.
+    cri_namespace: String,
 }
 
 /// Compares without an early exit, so timing says nothing about the hash.
@@ -48,7 +53,29 @@ impl Tenants {
                 by_namespace.insert(ns.clone(), i);
             }
         }
-        Tenants { list, by_namespace }
+        Tenants {
+            list,
+            by_namespace,
+            cri_namespace: crt_config::KubernetesConfig::default().cri_namespace,
+        }
+    }
+
+    /// Trusts the Kubernetes identity of containers in `namespace` (the
+    /// node config's `kubernetes.cri_namespace`) and nowhere else.
+    pub fn with_cri_namespace(mut self, namespace: &str) -> Tenants {
+        self.cri_namespace = namespace.to_string();
+        self
+    }
+
+    /// The Kubernetes identity (namespace, pod, uid, ...) a container in
+    /// containerd namespace `containerd_ns` claims, if it can be believed:
+    /// only CRI's own namespace; elsewhere `null`, whatever was claimed.
+    pub fn trusted_kubernetes(&self, containerd_ns: &str, claimed: &Value) -> Value {
+        if containerd_ns == self.cri_namespace && claimed.is_object() {
+            claimed.clone()
+        } else {
+            Value::Null
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Tenant> {
@@ -56,14 +83,16 @@ impl Tenants {
     }
 
     /// The tenant a container belongs to: by its Kubernetes namespace when
-    /// CRI set one, else by its containerd namespace.
+    /// CRI set one (in CRI's own containerd namespace), else by its
+    /// containerd namespace.
     pub fn owner(&self, containerd_ns: &str, k8s_ns: Option<&str>) -> Option<&str> {
         let by = |ns: &str| {
             self.by_namespace
                 .get(ns)
                 .map(|&i| self.list[i].name.as_str())
         };
-        match k8s_ns.filter(|n| !n.is_empty()) {
+        let trusted = k8s_ns.filter(|n| !n.is_empty() && containerd_ns == self.cri_namespace);
+        match trusted {
             Some(k) => by(k),
             None => by(containerd_ns),
         }
@@ -129,6 +158,26 @@ mod tests {
         assert_eq!(t.owner("k8s.io", Some("kube-system")), None);
         assert_eq!(t.owner("k8s.io", Some("")), None);
         assert_eq!(t.owner("default", None), None);
+    }
+
+    #[test]
+    fn kubernetes_claims_outside_the_cri_namespace_decide_nothing() {
+        let t = Tenants::new(vec![
+            tenant("acme", &["acme"], "a"),
+            tenant("globex", &["globex"], "g"),
+        ]);
+        // A container acme created in its own containerd namespace, claiming
+        // to be in globex's Kubernetes namespace, stays acme's.
+        assert_eq!(t.owner("acme", Some("globex")), Some("acme"));
+        assert_eq!(t.owner("default", Some("globex")), None);
+        let claimed = serde_json::json!({"namespace": "globex", "pod": "web-0", "pod_uid": "u1"});
+        assert_eq!(t.trusted_kubernetes("acme", &claimed), Value::Null);
+        assert_eq!(t.trusted_kubernetes("k8s.io", &claimed), claimed);
+        // The CRI namespace is the node's to name.
+        let t = t.with_cri_namespace("cri");
+        assert_eq!(t.owner("k8s.io", Some("globex")), None);
+        assert_eq!(t.owner("cri", Some("globex")), Some("globex"));
+        assert_eq!(t.trusted_kubernetes("k8s.io", &claimed), Value::Null);
     }
 
     #[test]

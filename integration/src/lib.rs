@@ -303,6 +303,48 @@ pub fn finish(child: Child) -> Out {
     collect(child, None, TIMEOUT)
 }
 
+/// `ctr -n NS ARGS`.
+pub fn run_in(ns: &str, args: &[&str]) -> Out {
+    setup();
+    run(Command::new("ctr").arg("-n").arg(ns).args(args), None)
+}
+
+/// A detached container under the crt runtime in a tenant's containerd
+/// namespace, removed on drop.
+pub struct NsTask {
+    pub ns: String,
+    pub id: String,
+}
+
+impl NsTask {
+    pub fn start(ns: &str, extra: &[&str], cmd: &[&str]) -> NsTask {
+        let id = id("crtd");
+        let mut args = vec!["run", "-d", "--runtime", CRT];
+        args.extend_from_slice(extra);
+        args.push(IMAGE);
+        args.push(&id);
+        args.extend_from_slice(cmd);
+        run_in(ns, &args).ok();
+        NsTask { ns: ns.into(), id }
+    }
+
+    /// The OCI spec containerd wrote for it.
+    pub fn spec(&self) -> serde_json::Value {
+        let p = format!(
+            "/run/containerd/io.containerd.runtime.v2.task/{}/{}/config.json",
+            self.ns, self.id
+        );
+        serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))).unwrap()
+    }
+}
+
+impl Drop for NsTask {
+    fn drop(&mut self) {
+        let _ = run_in(&self.ns, &["task", "rm", "-f", &self.id]);
+        let _ = run_in(&self.ns, &["container", "rm", &self.id]);
+    }
+}
+
 /// A crtd of the test's own: its own config (tenants with known tokens),
 /// socket, port and store, following the node's real traces. Killed when
 /// dropped.
@@ -312,6 +354,7 @@ pub struct Crtd {
     pub port: u16,
     pub socket: PathBuf,
     pub config: PathBuf,
+    nofile: Option<u64>,
 }
 
 /// The tenants every test crtd knows: (name, containerd namespace, token).
@@ -335,10 +378,35 @@ impl Crtd {
 
     /// A crtd whose config also has `extra` (TOML tables).
     pub fn start_with(name: &str, extra: &str) -> Crtd {
+        Crtd::start_prepared(name, extra, |_| {})
+    }
+
+    /// Like [`Crtd::start_with`], with `prepare` run on its directory
+    /// before it starts (to mount something where its store goes, say).
+    pub fn start_prepared(name: &str, extra: &str, prepare: impl FnOnce(&Path)) -> Crtd {
+        Crtd::start_custom(
+            name,
+            |dir| {
+                prepare(dir);
+                extra.to_string()
+            },
+            None,
+        )
+    }
+
+    /// The most general start: `prepare` sets up its directory and returns
+    /// extra config (TOML tables); `nofile`, a limit on its open files.
+    pub fn start_custom(
+        name: &str,
+        prepare: impl FnOnce(&Path) -> String,
+        nofile: Option<u64>,
+    ) -> Crtd {
         setup();
         let dir = std::env::temp_dir().join(format!("crt-it-crtd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let extra = prepare(&dir);
+        let extra = extra.as_str();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -381,6 +449,7 @@ impl Crtd {
             port,
             socket,
             config,
+            nofile,
         };
         c.spawn();
         c
@@ -388,7 +457,15 @@ impl Crtd {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("crtd.log")).unwrap();
-        let child = Command::new("crtd")
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("crtd");
+                c
+            }
+            None => Command::new("crtd"),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -407,6 +484,16 @@ impl Crtd {
             "crtd did not start: {}",
             std::fs::read_to_string(self.dir.join("crtd.log")).unwrap_or_default()
         );
+    }
+
+    /// The crtd process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("crtd runs").id()
+    }
+
+    /// What crtd logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("crtd.log")).unwrap_or_default()
     }
 
     /// `kill -9`, as a crash would.

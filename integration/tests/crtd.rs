@@ -10,37 +10,6 @@ use crt_integration::*;
 const ALPHA: (&str, &str, &str) = TENANTS[0];
 const BETA: (&str, &str, &str) = TENANTS[1];
 
-fn run_in(ns: &str, args: &[&str]) -> Out {
-    setup();
-    run(Command::new("ctr").arg("-n").arg(ns).args(args), None)
-}
-
-/// A detached traced container in a tenant's namespace, removed on drop.
-struct NsTask {
-    ns: String,
-    id: String,
-}
-
-impl NsTask {
-    fn start(ns: &str, extra: &[&str], cmd: &[&str]) -> NsTask {
-        let id = id("crtd");
-        let mut args = vec!["run", "-d", "--runtime", CRT];
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.push(&id);
-        args.extend_from_slice(cmd);
-        run_in(ns, &args).ok();
-        NsTask { ns: ns.into(), id }
-    }
-}
-
-impl Drop for NsTask {
-    fn drop(&mut self) {
-        let _ = run_in(&self.ns, &["task", "rm", "-f", &self.id]);
-        let _ = run_in(&self.ns, &["container", "rm", &self.id]);
-    }
-}
-
 fn wait_stored(crtd: &Crtd, ns: &str, id: &str, at_least: u64) -> bool {
     wait_for(Duration::from_secs(30), || crtd.stored(ns, id) >= at_least)
 }
@@ -248,7 +217,11 @@ fn crtctl_follows_a_container_live_until_it_exits() {
 
 #[test]
 fn ps_shows_the_tenants_pods_containers_and_processes() {
-    let crtd = Crtd::start("ps");
+    // As CRI would run it: alpha's namespace stands in for k8s.io.
+    let crtd = Crtd::start_with(
+        "ps",
+        &format!("[kubernetes]\ncri_namespace = \"{}\"\n", ALPHA.1),
+    );
     // As CRI would describe a pod's container.
     let t = NsTask::start(
         ALPHA.1,

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,10 +114,6 @@ impl Collector {
     }
 }
 
-fn run_in(ns: &str, args: &[&str]) -> Out {
-    run(Command::new("ctr").arg("-n").arg(ns).args(args), None)
-}
-
 #[test]
 fn events_and_logs_reach_an_otlp_collector_with_their_resource() {
     // The collector is down for the first two requests: nothing is lost.
@@ -126,7 +121,10 @@ fn events_and_logs_reach_an_otlp_collector_with_their_resource() {
     let crtd = Crtd::start_with(
         "otlp",
         &format!(
-            "[export.otlp]\nendpoint = \"http://127.0.0.1:{}\"\ntenants = [\"alpha\"]\nheaders = {{ x-crt-test = \"k1\" }}\n",
+            // The pod's identity counts only in the CRI namespace: here
+            // alpha's, standing in for k8s.io.
+            "[kubernetes]\ncri_namespace = \"{}\"\n\n[export.otlp]\nendpoint = \"http://127.0.0.1:{}\"\ntenants = [\"alpha\"]\nheaders = {{ x-crt-test = \"k1\" }}\n",
+            ALPHA.1,
             collector.port
         ),
     );

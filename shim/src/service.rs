@@ -649,6 +649,10 @@ impl Service {
             .unwrap_or(128 + libc::SIGKILL);
         let info = st.init.exit.set(code);
         st.init.status = Status::Stopped;
+        if st.record.exit_code.is_none() {
+            st.record.exited(code);
+        }
+        let last_record = st.record.clone();
         let pid = st.init.pid;
         let io = Arc::clone(&st.init.io);
         let rootfs = st.rootfs.take();
@@ -680,7 +684,7 @@ impl Service {
             w.remove(t);
         }
         let _ = fs::remove_file(c.bundle.join(INIT_PID_FILE));
-        st_dir.remove(&self.namespace, &c.id);
+        st_dir.retire(&last_record);
         self.containers.lock().unwrap().remove(&c.id);
         events::send(
             &*self.sink,

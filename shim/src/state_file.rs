@@ -1,6 +1,8 @@
 //! What the shim tells the node about each container it runs, for crtd's
 //! topology: `<state_dir>/containers/<namespace>/<id>.json`, rewritten
-//! (atomically) at create, start and exit, removed at delete. crtd only
+//! (atomically) at create, start and exit. At delete the last record moves
+//! to `<state_dir>/ended/`, where crtd takes it into its history (so an exit
+//! code outlives a container CRI deletes at once) and removes it. crtd only
 //! reads these files; a crtd that is down changes nothing here.
 
 use std::fs;
@@ -88,6 +90,25 @@ impl ContainerRecord {
     }
 }
 
+/// Ended records kept for crtd at most (a node without crtd keeps only these).
+pub const MAX_ENDED: usize = 4096;
+
+/// Writes `rec` to `path` (mode 0600) through a temporary file and a rename:
+/// crtd sees the old file or the new one, never half of one.
+fn write_private(path: &std::path::Path, rec: &ContainerRecord) -> io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::Write::write_all(&mut f, &serde_json::to_vec_pretty(rec)?)?;
+    }
+    fs::rename(&tmp, path)
+}
+
 /// Where container records of a node live.
 #[derive(Clone, Debug)]
 pub struct StateDir(pub PathBuf);
@@ -108,21 +129,55 @@ impl StateDir {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            io::Write::write_all(&mut f, &serde_json::to_vec_pretty(rec)?)?;
-        }
-        fs::rename(&tmp, &path)
+        write_private(&path, rec)
     }
 
     pub fn remove(&self, namespace: &str, id: &str) {
         let _ = fs::remove_file(self.path(namespace, id));
+    }
+
+    /// The container is deleted: its last record goes to `ended/` for crtd
+    /// (named by the time, so the oldest sort first), and its live file goes.
+    /// Best effort, and bounded: with no crtd to take them, only the newest
+    /// [`MAX_ENDED`] stay.
+    pub fn retire(&self, rec: &ContainerRecord) {
+        self.retire_keeping(rec, MAX_ENDED)
+    }
+
+    fn retire_keeping(&self, rec: &ContainerRecord, keep: usize) {
+        let dir = self.0.join("ended");
+        let name = format!(
+            "{:020}-{}-{}.json",
+            crt_tracer::render::now_ns(),
+            rec.namespace,
+            rec.id
+        );
+        let written = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| write_private(&dir.join(name), rec));
+        if let Err(e) = written {
+            log::warn!(
+                "cannot keep the end of container {} under {}: {e}",
+                rec.id,
+                dir.display()
+            );
+        }
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .filter(|n| n.to_str().is_some_and(|n| n.ends_with(".json")))
+            .collect();
+        if names.len() > keep {
+            names.sort();
+            for n in &names[..names.len() - keep] {
+                let _ = fs::remove_file(dir.join(n));
+            }
+        }
+        self.remove(&rec.namespace, &rec.id);
     }
 
     /// Best effort: a failure to describe a container never fails the container.
@@ -163,5 +218,45 @@ mod tests {
         assert_eq!(v["exit_code"], 3);
         sd.remove("ns", "c1");
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_deleted_containers_last_record_is_kept_for_crtd_and_bounded() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let sd = StateDir(d.path().to_path_buf());
+        let mut rec = ContainerRecord::new("k8s.io", "c1", 42);
+        sd.write(&rec).unwrap();
+        rec.exited(137);
+        sd.retire(&rec);
+        assert!(!d.path().join("containers/k8s.io/c1.json").exists());
+        let ended: Vec<_> = fs::read_dir(d.path().join("ended"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(ended.len(), 1);
+        let v: Value = serde_json::from_slice(&fs::read(&ended[0]).unwrap()).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["exit_code"].as_i64()),
+            (Some("c1"), Some(137))
+        );
+        assert!(v["exited"].is_string());
+        assert_eq!(
+            fs::metadata(&ended[0]).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // With nobody taking them, the oldest go beyond the bound.
+        for i in 0..13 {
+            sd.retire_keeping(&ContainerRecord::new("ns", &format!("x{i}"), 1), 8);
+        }
+        let mut names: Vec<String> = fs::read_dir(d.path().join("ended"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 8);
+        names.sort();
+        assert!(names.last().unwrap().ends_with("-ns-x12.json"), "{names:?}");
+        assert!(names.first().unwrap().ends_with("-ns-x5.json"), "{names:?}");
+        assert!(!names.iter().any(|n| n.ends_with("-c1.json")));
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! 0   u32  total length of the record in bytes (header + captures)
-//! 4   u8   kind (KIND_SYSCALL, KIND_DROPS, KIND_END, KIND_PROCESS)
+//! 4   u8   kind (KIND_SYSCALL, KIND_DROPS, KIND_END, KIND_PROCESS, ...)
 //! 5   u8   flags (FLAG_*)
 //! 6   u16  number of captures
 //! 8   u64  wall-clock time, ns since the Unix epoch
@@ -45,6 +45,12 @@ pub const KIND_PROCESS: u8 = 4;
 pub const KIND_LOG: u8 = 5;
 /// The notify round-trip histogram so far (see [`crate::latency`]).
 pub const KIND_LATENCY: u8 = 6;
+/// Events that were recorded but deleted before the history stored them
+/// (the trace's bound, while storage was behind or down): `args[0]` = how
+/// many, `args[1]`/`args[2]` = their first and last time (ns; 0: unknown),
+/// `args[3]` = segments lost, `args[4]` = 1 when the count is exact. Written
+/// by crtd, never by the shim.
+pub const KIND_GAP: u8 = 7;
 
 /// The notification was no longer valid after the arguments were copied (the
 /// thread died, or the pid was reused): captures are not trustworthy and none

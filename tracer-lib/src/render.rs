@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::decode;
 use crate::escape;
 use crate::record::{
-    CaptureData, Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_LATENCY, KIND_LOG, KIND_PROCESS,
-    KIND_SYSCALL,
+    CaptureData, Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_GAP, KIND_LATENCY, KIND_LOG,
+    KIND_PROCESS, KIND_SYSCALL,
 };
 
 /// Where an event came from, for output.
@@ -55,58 +55,14 @@ pub fn rfc3339_utc(ts_ns: u64) -> String {
     )
 }
 
-/// Parses RFC 3339 in UTC (`2026-11-26T12:00:00.123456Z`, any number of
-/// fraction digits, or none) back to ns since the epoch.
+/// Parses an RFC 3339 timestamp (`2026-11-26T12:00:00.123456Z`,
+/// `2026-11-26T13:00:00+01:00`, any number of fraction digits or none) to ns
+/// since the epoch. Impossible dates (`2026-02-31`) and times before the
+/// epoch are `None`. Users type these, so the parser is the `time` crate's,
+/// not ours.
 pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, m, day): (i64, u32, u32) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let (hms, frac) = match time.split_once('.') {
-        Some((a, b)) => (a, b),
-        None => (time, ""),
-    };
-    let mut t = hms.split(':');
-    let (hh, mm, ss): (u64, u64, u64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let nanos: u64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
-    };
-    let days = days_from_civil(y, m, day);
-    if days < 0 {
-        return None;
-    }
-    Some((days as u64 * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000 + nanos)
-}
-
-/// A proleptic Gregorian date to days since 1970-01-01 (the inverse of
-/// `civil_from_days`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
@@ -153,6 +109,7 @@ pub fn text_line(rec: &Record<'_>) -> Option<String> {
             rec.args[0]
         )),
         KIND_END => Some(format!("{time} +++ all processes exited +++")),
+        KIND_GAP => Some(gap_line(&time, rec)),
         KIND_LOG => Some(format!(
             "{time} [{}] {}",
             log_stream(rec),
@@ -160,6 +117,23 @@ pub fn text_line(rec: &Record<'_>) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+fn gap_line(time: &str, rec: &Record<'_>) -> String {
+    let [lost, from, to, segments, exact, _] = rec.args;
+    let count = if exact == 1 {
+        format!("{lost} events")
+    } else {
+        format!("at least {lost} events")
+    };
+    let span = if from > 0 && to > 0 {
+        format!(" from {} to {}", local_time(from), local_time(to))
+    } else {
+        String::new()
+    };
+    format!(
+        "{time} --- crt: gap: {count}{span} ({segments} trace segments) were deleted by the trace's bound before the history stored them ---"
+    )
 }
 
 /// Which stream a log record came from: `stdout` or `stderr`.
@@ -179,23 +153,22 @@ pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
     }
 }
 
-/// The JSON object for a record (one line, no newline).
+/// What a record says, as the JSON fields of its kind, `event` first: the
+/// one event schema that `crtctl --json`, crtd's API, its live stream and
+/// its export share (each adds where the event came from).
 ///
-/// Syscall events: `{"ts", "namespace", "container", "pid", "comm",
-/// "syscall", "args", "ret", "nr", "event":"syscall"}`; drops:
-/// `{"ts", "namespace", "container", "event":"drops", "dropped"}`; the end:
-/// `{"ts", "namespace", "container", "event":"end"}`; a process joining the
-/// trace: `{"event":"process", "pid", "comm", "init"}`.
-pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
-    let ts = rfc3339_utc(rec.ts_ns);
+/// Syscall events: `{"event":"syscall", "pid", "comm", "syscall", "args",
+/// "ret", "nr", "stale"}`; drops: `{"event":"drops", "dropped"}`; the end:
+/// `{"event":"end"}`; a log line: `{"event":"log", "stream", "line", "cut"}`;
+/// a process joining the trace: `{"event":"process", "pid", "comm", "init"}`;
+/// a gap in the history: `{"event":"gap", "lost", "exact", "from", "to",
+/// "segments"}`.
+pub fn event_fields(rec: &Record<'_>) -> serde_json::Map<String, serde_json::Value> {
     let v = match rec.kind {
         KIND_SYSCALL => {
             let (name, args) = decode::render_args(rec);
             json!({
                 "event": "syscall",
-                "ts": ts,
-                "namespace": src.namespace,
-                "container": src.container,
                 "pid": rec.tid,
                 "comm": String::from_utf8_lossy(rec.comm()),
                 "syscall": name,
@@ -205,57 +178,57 @@ pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
                 "stale": rec.flags & FLAG_STALE != 0,
             })
         }
-        KIND_DROPS => json!({
-            "event": "drops",
-            "ts": ts,
-            "namespace": src.namespace,
-            "container": src.container,
-            "dropped": rec.args[0],
-        }),
-        KIND_END => json!({
-            "event": "end",
-            "ts": ts,
-            "namespace": src.namespace,
-            "container": src.container,
-        }),
+        KIND_DROPS => json!({"event": "drops", "dropped": rec.args[0]}),
+        KIND_END => json!({"event": "end"}),
         KIND_LOG => json!({
             "event": "log",
-            "ts": ts,
-            "namespace": src.namespace,
-            "container": src.container,
             "stream": log_stream(rec),
             "line": String::from_utf8_lossy(log_bytes(rec)),
             "cut": rec.args[1] == 1,
         }),
         KIND_PROCESS => json!({
             "event": "process",
-            "ts": ts,
-            "namespace": src.namespace,
-            "container": src.container,
             "pid": rec.tid,
             "comm": String::from_utf8_lossy(rec.comm()),
             "init": rec.args[0] == 1,
         }),
+        KIND_GAP => {
+            let time = |t: u64| (t > 0).then(|| rfc3339_utc(t));
+            json!({
+                "event": "gap",
+                "lost": rec.args[0],
+                "exact": rec.args[4] == 1,
+                "from": time(rec.args[1]),
+                "to": time(rec.args[2]),
+                "segments": rec.args[3],
+            })
+        }
         KIND_LATENCY => match crate::latency::Snapshot::from_record(rec) {
             Some(l) => json!({
                 "event": "latency",
-                "ts": ts,
-                "namespace": src.namespace,
-                "container": src.container,
                 "count": l.count(),
                 "sum_ns": l.sum_ns,
                 "bounds_ns": crate::latency::BOUNDS_NS,
                 "buckets": l.buckets,
             }),
-            None => json!({"event": "latency", "ts": ts, "count": rec.args[0]}),
+            None => json!({"event": "latency", "count": rec.args[0]}),
         },
-        other => json!({
-            "event": "unknown",
-            "kind": other,
-            "ts": ts,
-        }),
+        other => json!({"event": "unknown", "kind": other}),
     };
-    v.to_string()
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The JSON object for a record of a trace read on the node (one line, no
+/// newline): `ts`, `namespace`, `container`, then [`event_fields`].
+pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
+    let mut m = event_fields(rec);
+    m.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
+    m.insert("namespace".into(), json!(src.namespace));
+    m.insert("container".into(), json!(src.container));
+    serde_json::Value::Object(m).to_string()
 }
 
 /// A container-controlled name made safe for a terminal.
@@ -294,12 +267,28 @@ mod tests {
             parse_rfc3339_utc("2026-11-26T12:00:00.5Z"),
             Some(1_795_694_400_500_000_000)
         );
+        // Offsets are RFC 3339 too, and mean the same instant.
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-26T13:00:00+01:00"),
+            Some(1_795_694_400_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-26T12:00:00+00:00"),
+            Some(1_795_694_400_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-26t12:00:00z"),
+            Some(1_795_694_400_000_000_000)
+        );
         for bad in [
             "",
             "2026-11-26",
             "2026-13-01T00:00:00Z",
             "2026-11-26T25:00:00Z",
-            "2026-11-26T12:00:00+01:00",
+            "2026-02-31T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-26T12:00:00",
             "x",
         ] {
             assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");

@@ -55,6 +55,53 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(seqs)
 }
 
+/// The ledger of deleted segments in a trace directory: one line per
+/// segment the bound deleted (`seq records ts_min ts_max`), so a reader that
+/// arrives too late can say exactly what it never saw.
+pub const EVICTED_LEDGER: &str = "evicted";
+/// The ledger is cut back to its newest half beyond this size.
+const LEDGER_MAX_BYTES: u64 = 256 << 10;
+
+/// What one segment holds: enough to describe it once it is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SegmentTally {
+    seq: u64,
+    bytes: u64,
+    records: u64,
+    ts_min: u64,
+    ts_max: u64,
+}
+
+impl SegmentTally {
+    fn starting(seq: u64) -> SegmentTally {
+        SegmentTally {
+            seq,
+            bytes: SEGMENT_HEADER_LEN,
+            ts_min: u64::MAX,
+            ..Default::default()
+        }
+    }
+
+    /// Counts the whole records of `batch` (their headers only).
+    fn add(&mut self, batch: &[u8]) {
+        let mut off = 0;
+        while let Some(head) = batch.get(off..off + 16) {
+            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&head[8..16]);
+            let ts = u64::from_le_bytes(ts);
+            self.records += 1;
+            self.ts_min = self.ts_min.min(ts);
+            self.ts_max = self.ts_max.max(ts);
+            if len == 0 {
+                break;
+            }
+            off += len;
+        }
+        self.bytes += batch.len() as u64;
+    }
+}
+
 /// Appends record batches to a trace directory.
 pub struct SegmentWriter {
     dir: PathBuf,
@@ -62,8 +109,9 @@ pub struct SegmentWriter {
     current: File,
     current_seq: u64,
     current_len: u64,
-    /// Closed segments, oldest first: (seq, bytes).
-    closed: VecDeque<(u64, u64)>,
+    current_tally: SegmentTally,
+    /// Closed segments, oldest first.
+    closed: VecDeque<SegmentTally>,
     /// Bytes deleted to stay within `max_bytes`.
     evicted_bytes: u64,
 }
@@ -79,6 +127,7 @@ impl SegmentWriter {
             current,
             current_seq: first,
             current_len: SEGMENT_HEADER_LEN,
+            current_tally: SegmentTally::starting(first),
             closed: VecDeque::new(),
             evicted_bytes: 0,
         })
@@ -114,6 +163,7 @@ impl SegmentWriter {
                 fit.max(first_record_len(batch))
             };
             self.current.write_all(&batch[..take])?;
+            self.current_tally.add(&batch[..take]);
             self.current_len += take as u64;
             batch = &batch[take..];
             if self.current_len >= self.limits.segment_bytes {
@@ -128,7 +178,9 @@ impl SegmentWriter {
         let file = Self::new_segment(&self.dir, next)?;
         let old = std::mem::replace(&mut self.current, file);
         drop(old);
-        self.closed.push_back((self.current_seq, self.current_len));
+        let mut closed = std::mem::replace(&mut self.current_tally, SegmentTally::starting(next));
+        closed.bytes = self.current_len;
+        self.closed.push_back(closed);
         self.current_seq = next;
         self.current_len = SEGMENT_HEADER_LEN;
         self.enforce_bound();
@@ -136,17 +188,36 @@ impl SegmentWriter {
     }
 
     /// Deletes the oldest closed segments until they and a full current
-    /// segment fit in `max_bytes`, so the bound holds at every moment.
+    /// segment fit in `max_bytes`, so the bound holds at every moment. Each
+    /// goes into the ledger first, so nothing is deleted unaccounted for.
     fn enforce_bound(&mut self) {
         let current = self.current_len.max(self.limits.segment_bytes);
-        let mut total: u64 = current + self.closed.iter().map(|(_, l)| l).sum::<u64>();
+        let mut total: u64 = current + self.closed.iter().map(|t| t.bytes).sum::<u64>();
+        let mut ledger = String::new();
+        let mut gone = Vec::new();
         while total > self.limits.max_bytes {
-            let Some((seq, len)) = self.closed.pop_front() else {
+            let Some(t) = self.closed.pop_front() else {
                 break;
             };
+            ledger.push_str(&format!(
+                "{} {} {} {}\n",
+                t.seq,
+                t.records,
+                if t.records == 0 { 0 } else { t.ts_min },
+                t.ts_max
+            ));
+            gone.push(t.seq);
+            total -= t.bytes;
+            self.evicted_bytes += t.bytes;
+        }
+        if gone.is_empty() {
+            return;
+        }
+        // Best effort: a ledger that cannot be written only costs the
+        // reader the count and times of the gap, never the bound.
+        let _ = append_ledger(&self.dir, ledger.as_bytes());
+        for seq in gone {
             let _ = fs::remove_file(segment_path(&self.dir, seq));
-            total -= len;
-            self.evicted_bytes += len;
         }
     }
 
@@ -162,7 +233,102 @@ impl SegmentWriter {
 
     /// Bytes the trace holds now.
     pub fn total_bytes(&self) -> u64 {
-        self.current_len + self.closed.iter().map(|(_, l)| l).sum::<u64>()
+        self.current_len + self.closed.iter().map(|t| t.bytes).sum::<u64>()
+    }
+}
+
+fn append_ledger(dir: &Path, lines: &[u8]) -> io::Result<()> {
+    let path = dir.join(EVICTED_LEDGER);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(lines)?;
+    if f.metadata()?.len() > LEDGER_MAX_BYTES {
+        // Keep the newest half: a reader that far behind learns that
+        // segments are gone, if no longer how many records they held.
+        let text = fs::read(&path)?;
+        let mut cut = text.len() / 2;
+        while cut < text.len() && text[cut - 1] != b'\n' {
+            cut += 1;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            let mut t = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            t.write_all(&text[cut..])?;
+        }
+        fs::rename(tmp, path)?;
+    }
+    Ok(())
+}
+
+/// Segments a reader found deleted before it could read them, and what the
+/// ledger says they held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// Segments deleted unread.
+    pub segments: u64,
+    /// Records they held, as far as the ledger knows.
+    pub records: u64,
+    /// The ledger knew every one of those segments (else `records` is a floor).
+    pub complete: bool,
+    /// Time range of those records (ns; 0 when unknown): `ts_min` is no
+    /// later than the first lost record (the last one read, when the reader
+    /// had read part of the first lost segment), `ts_max` the last.
+    pub ts_min: u64,
+    pub ts_max: u64,
+}
+
+impl Gap {
+    /// Segments `from..to` of the trace in `dir`, as its ledger has them.
+    fn of(dir: &Path, from: u64, to: u64) -> Gap {
+        let mut g = Gap {
+            segments: to.saturating_sub(from),
+            ..Default::default()
+        };
+        let mut known = 0;
+        let text = fs::read_to_string(dir.join(EVICTED_LEDGER)).unwrap_or_default();
+        for line in text.lines() {
+            let f: Vec<u64> = line.split(' ').filter_map(|v| v.parse().ok()).collect();
+            let [seq, records, ts_min, ts_max] = f[..] else {
+                continue;
+            };
+            if seq < from || seq >= to {
+                continue;
+            }
+            known += 1;
+            g.records += records;
+            if records > 0 {
+                g.ts_min = if g.ts_min == 0 {
+                    ts_min
+                } else {
+                    g.ts_min.min(ts_min)
+                };
+                g.ts_max = g.ts_max.max(ts_max);
+            }
+        }
+        g.complete = known == g.segments;
+        g
+    }
+
+    fn merge(self, o: Gap) -> Gap {
+        let min = |a: u64, b: u64| match (a, b) {
+            (0, x) | (x, 0) => x,
+            (a, b) => a.min(b),
+        };
+        Gap {
+            segments: self.segments + o.segments,
+            records: self.records + o.records,
+            complete: self.complete && o.complete,
+            ts_min: min(self.ts_min, o.ts_min),
+            ts_max: self.ts_max.max(o.ts_max),
+        }
     }
 }
 
@@ -203,6 +369,9 @@ pub struct ReadStatus {
     pub ended: bool,
     /// Segments that were deleted (bounded storage) before they could be read.
     pub segments_missed: u64,
+    /// What those segments held. A gap is always reported before any record
+    /// that follows it in the same read: records before a gap end the read.
+    pub gap: Option<Gap>,
 }
 
 /// Reads a trace from the start, and on later calls, what was added since.
@@ -211,6 +380,10 @@ pub struct TraceReader {
     seq: u64,
     offset: u64,
     ended: bool,
+    /// Records read from segment `seq`, and the time of the last: what a gap
+    /// that takes the segment must not count again. `None` when the reader
+    /// started in the middle of the segment and cannot know.
+    in_segment: Option<(u64, u64)>,
 }
 
 const READ_CHUNK: usize = 1 << 20;
@@ -222,6 +395,7 @@ impl TraceReader {
             seq: 0,
             offset: SEGMENT_HEADER_LEN,
             ended: false,
+            in_segment: Some((0, 0)),
         }
     }
 
@@ -232,6 +406,7 @@ impl TraceReader {
             seq: pos.seq,
             offset: pos.offset.max(SEGMENT_HEADER_LEN),
             ended: false,
+            in_segment: (pos.offset <= SEGMENT_HEADER_LEN).then_some((0, 0)),
         }
     }
 
@@ -270,23 +445,44 @@ impl TraceReader {
             let Some(&oldest) = seqs.first() else {
                 return Ok(status);
             };
-            if self.seq < oldest {
-                if self.seq != 0 {
-                    status.segments_missed += oldest - self.seq;
-                }
-                self.seq = oldest;
-                self.offset = SEGMENT_HEADER_LEN;
+            // Where to read next, if our segment is gone (deleted unread).
+            let skip_to = if self.seq < oldest {
+                Some(oldest)
             } else if !seqs.contains(&self.seq) {
-                // Our segment was deleted under us: move to the next one that exists.
-                let next = seqs.iter().copied().find(|&s| s > self.seq);
-                match next {
-                    Some(n) => {
-                        status.segments_missed += n - self.seq;
-                        self.seq = n;
-                        self.offset = SEGMENT_HEADER_LEN;
-                    }
+                match seqs.iter().copied().find(|&s| s > self.seq) {
+                    Some(n) => Some(n),
                     None => return Ok(status),
                 }
+            } else {
+                None
+            };
+            if let Some(next) = skip_to {
+                if self.seq != 0 {
+                    // The caller places a gap marker between what it has and
+                    // what follows: records before the gap go back first.
+                    if status.records > 0 {
+                        return Ok(status);
+                    }
+                    status.segments_missed += next - self.seq;
+                    let mut g = Gap::of(&self.dir, self.seq, next);
+                    if self.offset > SEGMENT_HEADER_LEN {
+                        // Part of the first lost segment was read already.
+                        match self.in_segment {
+                            Some((read, last_ts)) => {
+                                g.records = g.records.saturating_sub(read);
+                                g.ts_min = g.ts_min.max(last_ts);
+                            }
+                            None => g.complete = false,
+                        }
+                    }
+                    status.gap = Some(match status.gap {
+                        Some(prev) => prev.merge(g),
+                        None => g,
+                    });
+                }
+                self.seq = next;
+                self.offset = SEGMENT_HEADER_LEN;
+                self.in_segment = Some((0, 0));
             }
             let has_newer = seqs.iter().any(|&s| s > self.seq);
             match self.read_segment(&mut buf, &mut status, budget, &mut f) {
@@ -300,6 +496,7 @@ impl TraceReader {
             if has_newer {
                 self.seq += 1;
                 self.offset = SEGMENT_HEADER_LEN;
+                self.in_segment = Some((0, 0));
                 continue;
             }
             return Ok(status);
@@ -352,6 +549,10 @@ impl TraceReader {
                     status.ended = true;
                 }
                 status.records += 1;
+                if let Some((n, last)) = &mut self.in_segment {
+                    *n += 1;
+                    *last = rec.ts_ns;
+                }
                 let pos = Position {
                     seq: self.seq,
                     offset: self.offset + consumed as u64,
@@ -535,6 +736,110 @@ mod tests {
         let mut first = None;
         r3.poll_limited(1, |rec, _| first = Some(rec.tid)).unwrap();
         assert_eq!(first, Some(23));
+    }
+
+    fn timed_record(ts: u64) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(
+            &mut buf,
+            KIND_SYSCALL,
+            ts,
+            ts as u32,
+            0xc000_003e,
+            257,
+            &[0; 6],
+        );
+        b.bytes(1, b"/some/path/that/takes/room", false);
+        b.finish();
+        buf
+    }
+
+    #[test]
+    fn a_reader_that_falls_behind_the_bound_is_told_exactly_what_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            segment_bytes: 4096,
+            max_bytes: 16384,
+        };
+        let mut w = SegmentWriter::create(dir.path(), limits).unwrap();
+        let mut reader = TraceReader::open(dir.path());
+        for ts in 1..=10 {
+            w.append(&timed_record(ts)).unwrap();
+        }
+        let mut seen = Vec::new();
+        reader.poll(|r| seen.push(r.ts_ns)).unwrap();
+        assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+        // The reader stops; the writer goes on past its bound.
+        for ts in 11..=2000 {
+            w.append(&timed_record(ts)).unwrap();
+        }
+        let mut after = Vec::new();
+        let st = reader.poll(|r| after.push(r.ts_ns)).unwrap();
+        let g = st.gap.expect("a gap is reported");
+        let first_after = after[0];
+        // Every record is either read or counted in the gap, with its times.
+        assert_eq!(10 + g.records + after.len() as u64, 2000, "{g:?}");
+        assert!(g.complete, "{g:?}");
+        // The lost records lie after the last one read (ts 10).
+        assert_eq!((g.ts_min, g.ts_max), (10, first_after - 1), "{g:?}");
+        assert_eq!(g.segments, st.segments_missed);
+        assert_eq!(*after.last().unwrap(), 2000);
+    }
+
+    #[test]
+    fn records_before_a_gap_end_the_read_so_the_gap_sits_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            segment_bytes: 4096,
+            max_bytes: 1 << 20,
+        };
+        let mut w = SegmentWriter::create(dir.path(), limits).unwrap();
+        for ts in 1..=200 {
+            w.append(&timed_record(ts)).unwrap();
+        }
+        let mut reader = TraceReader::open(dir.path());
+        let mut seen = Vec::new();
+        reader.poll_limited(5, |r, _| seen.push(r.ts_ns)).unwrap();
+        // Segment 2 goes while segment 1 is still being read (the writer's
+        // bound racing the reader), ledger first, as the writer does it.
+        let seg2 = segment_path(dir.path(), 2);
+        let data = fs::read(&seg2).unwrap();
+        let lost: Vec<u64> = record::Records::new(&data[SEGMENT_HEADER_LEN as usize..])
+            .map(|r| r.ts_ns)
+            .collect();
+        let line = format!("2 {} {} {}\n", lost.len(), lost[0], lost[lost.len() - 1]);
+        append_ledger(dir.path(), line.as_bytes()).unwrap();
+        fs::remove_file(&seg2).unwrap();
+        // The rest of segment 1 comes back alone...
+        let st = reader.poll(|r| seen.push(r.ts_ns)).unwrap();
+        assert!(st.gap.is_none());
+        assert_eq!(*seen.last().unwrap(), lost[0] - 1);
+        // ...then the gap, before what follows it.
+        let st = reader.poll(|r| seen.push(r.ts_ns)).unwrap();
+        let g = st.gap.expect("the gap");
+        assert_eq!(
+            (g.records, g.segments, g.complete),
+            (lost.len() as u64, 1, true)
+        );
+        assert_eq!((g.ts_min, g.ts_max), (lost[0], lost[lost.len() - 1]));
+        assert_eq!(seen.len() as u64 + g.records, 200);
+        assert_eq!(*seen.last().unwrap(), 200);
+    }
+
+    #[test]
+    fn the_ledger_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "1234567890 1234567 1795694400000000000 1795694400000000000\n";
+        for _ in 0..(2 * LEDGER_MAX_BYTES as usize / line.len()) {
+            append_ledger(dir.path(), line.as_bytes()).unwrap();
+        }
+        let len = fs::metadata(dir.path().join(EVICTED_LEDGER)).unwrap().len();
+        assert!(len <= LEDGER_MAX_BYTES + line.len() as u64, "{len}");
+        let text = fs::read_to_string(dir.path().join(EVICTED_LEDGER)).unwrap();
+        assert!(
+            text.lines().all(|l| l.len() == line.len() - 1),
+            "whole lines only"
+        );
     }
 
     #[test]

@@ -191,9 +191,7 @@ fn write_index(dir: &Path, idx: &ChunkIndex) -> io::Result<()> {
     for b in &idx.blocks {
         b.write_to(&mut out);
     }
-    let tmp = index_path(dir, idx.seq).with_extension("tmp");
-    fs::write(&tmp, out)?;
-    fs::rename(tmp, index_path(dir, idx.seq))
+    super::write_private_atomic(&index_path(dir, idx.seq), &out)
 }
 
 /// Reads `len` bytes at `offset` of a chunk.
@@ -212,11 +210,13 @@ pub fn read_at(dir: &Path, seq: u64, offset: u64, len: usize) -> io::Result<Vec<
     Ok(buf)
 }
 
-/// The chunk being written.
+/// The chunk being written. It holds no open file between writes: a node
+/// with thousands of stored containers must not hold thousands of
+/// descriptors (at the limit crtd could neither store nor accept anyone).
+/// A flush opens, appends and closes, once per batch.
 pub struct Appender {
     dir: PathBuf,
     seq: u64,
-    file: File,
     len: u64,
     blocks: Vec<Block>,
     pending: Block,
@@ -225,7 +225,7 @@ pub struct Appender {
 
 impl Appender {
     pub fn create(dir: &Path, seq: u64) -> io::Result<Appender> {
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
@@ -234,7 +234,6 @@ impl Appender {
         Ok(Appender {
             dir: dir.to_path_buf(),
             seq,
-            file,
             len: 0,
             blocks: Vec::new(),
             pending: Block::starting_at(0),
@@ -269,7 +268,6 @@ impl Appender {
         Ok(Appender {
             dir: dir.to_path_buf(),
             seq,
-            file: OpenOptions::new().append(true).open(&path)?,
             len: whole as u64,
             blocks,
             pending,
@@ -302,9 +300,15 @@ impl Appender {
         Ok(())
     }
 
+    fn open(&self) -> io::Result<File> {
+        OpenOptions::new()
+            .append(true)
+            .open(data_path(&self.dir, self.seq))
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
+            self.open()?.write_all(&self.buf)?;
             self.buf.clear();
         }
         Ok(())
@@ -312,7 +316,7 @@ impl Appender {
 
     pub fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.file.sync_data()
+        self.open()?.sync_data()
     }
 
     /// A snapshot of what readers may see (everything flushed).

@@ -9,6 +9,7 @@
 //! was read, so a crtd that was killed resumes without loss or duplicates.
 
 mod chunk;
+mod ended;
 pub mod query;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crt_tracer::segment::Position;
 use serde::{Deserialize, Serialize};
 
 pub use chunk::ChunkIndex;
+pub use ended::EndedLog;
 pub use query::{Cursor, Filter, Order};
 
 /// A chunk is sealed (and a new one started) at this size.
@@ -75,21 +77,89 @@ pub struct Stream {
     pub(crate) chunks: RwLock<Vec<Arc<ChunkIndex>>>,
     appender: Mutex<chunk::Appender>,
     checkpoint: Mutex<Checkpoint>,
+    /// Appended to since the last sync (an idle stream costs nothing to sync).
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 fn private_dir(p: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
 }
 
-/// Writes `value` as JSON to `path` through a temporary file and a rename,
-/// so a reader sees the old file or the new one, never half of one.
-pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
+/// Writes `data` to `path` through a temporary file and a rename, so a
+/// reader sees the old file or the new one, never half of one. Only crtd
+/// reads what it stores: files are 0600 whatever the umask.
+pub(crate) fn write_private_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(value)?)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // A file left by an older crtd keeps its mode on reopen.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        f.write_all(data)?;
     }
     fs::rename(tmp, path)
+}
+
+/// [`write_private_atomic`] of `value` as JSON.
+pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    write_private_atomic(path, &serde_json::to_vec(value)?)
+}
+
+/// The exclusive hold one crtd has on its store: a second crtd on the same
+/// store would interleave writes to the same chunks and checkpoints. The
+/// lock file names the holder's pid so the one refused can say who.
+pub struct StoreLock {
+    _file: fs::File,
+}
+
+impl StoreLock {
+    pub fn take(dir: &Path) -> io::Result<StoreLock> {
+        use std::io::{Read, Seek};
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        private_dir(dir)?;
+        let path = dir.join("lock");
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)?;
+        // SAFETY: flock on a descriptor this function owns; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(err);
+            }
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another crtd".to_string()
+            } else {
+                format!("crtd pid {holder}")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "the store {} is in use by {who} (lock {}); one crtd per store: stop that one first",
+                    dir.display(),
+                    path.display()
+                ),
+            ));
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(StoreLock { _file: file })
+    }
 }
 
 impl Stream {
@@ -110,6 +180,7 @@ impl Stream {
                 chunk: 1,
                 ..Default::default()
             }),
+            dirty: Default::default(),
         };
         s.write_checkpoint()?;
         Ok(s)
@@ -153,6 +224,7 @@ impl Stream {
             chunks: RwLock::new(chunks),
             appender: Mutex::new(appender),
             checkpoint: Mutex::new(cp),
+            dirty: Default::default(),
         })
     }
 
@@ -193,30 +265,77 @@ impl Stream {
             rest = &rest[len..];
         }
         app.flush()?;
+        // The checkpoint goes to disk before anything believes it: if it
+        // cannot be written, the stream rewinds to the one before.
+        let old = self.checkpoint();
+        let cp = Checkpoint {
+            source_seq: next.seq,
+            source_offset: next.offset,
+            chunk: app.seq(),
+            chunk_len: app.len(),
+            ended: old.ended | ended,
+            missed_segments: old.missed_segments + missed,
+        };
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        write_json_atomic(&self.dir.join("checkpoint"), &cp)?;
+        *self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cp;
         // Publish the open chunk's new blocks to readers.
-        {
-            let mut chunks = self.chunks.write().unwrap();
-            if let Some(last) = chunks.last_mut() {
-                *last = app.index();
+        let mut chunks = self.chunks.write().unwrap();
+        if let Some(last) = chunks.last_mut() {
+            *last = app.index();
+        }
+        Ok(())
+    }
+
+    /// Puts the stream back where its checkpoint says, after a failed
+    /// append: what the failure left half-written in the open chunk (or in
+    /// a chunk it started) is cut away, so the source can be read again from
+    /// the checkpoint and stored exactly once.
+    pub fn rewind_to_checkpoint(&self) -> io::Result<()> {
+        let cp = self.checkpoint();
+        let mut app = self
+            .appender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut chunks = self
+            .chunks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while chunks.len() > 1 && chunks.last().is_some_and(|c| c.seq > cp.chunk) {
+            if let Some(c) = chunks.pop() {
+                let _ = fs::remove_file(chunk::data_path(&self.dir, c.seq));
+                let _ = fs::remove_file(chunk::index_path(&self.dir, c.seq));
             }
         }
-        {
-            let mut cp = self.checkpoint.lock().unwrap();
-            cp.source_seq = next.seq;
-            cp.source_offset = next.offset;
-            cp.chunk = app.seq();
-            cp.chunk_len = app.len();
-            cp.ended |= ended;
-            cp.missed_segments += missed;
+        let reopened = chunk::Appender::reopen(&self.dir, cp.chunk, cp.chunk_len)?;
+        // The chunk is open again: a sealed index of it no longer holds.
+        let _ = fs::remove_file(chunk::index_path(&self.dir, cp.chunk));
+        if let Some(last) = chunks.last_mut() {
+            *last = reopened.index();
         }
-        drop(app);
-        self.write_checkpoint()
+        *app = reopened;
+        Ok(())
     }
 
     /// Forces stored data and the checkpoint to disk.
     pub fn sync(&self) -> io::Result<()> {
-        self.appender.lock().unwrap().sync()?;
-        self.write_checkpoint()
+        use std::sync::atomic::Ordering;
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let synced = self
+            .appender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sync()
+            .and_then(|()| self.write_checkpoint());
+        if synced.is_err() {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        synced
     }
 
     /// Nothing more will be written: the trace ended, or is gone from the node.
@@ -260,7 +379,62 @@ fn safe_component(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0')
 }
 
+/// Whether the store can write: streams whose last append or sync failed,
+/// with the error, and failures counted since start. A condition is logged
+/// when it starts and when it ends, not at every retry.
+#[derive(Default)]
+pub struct StoreHealth {
+    pub failures: std::sync::atomic::AtomicU64,
+    blocked: Mutex<BTreeMap<String, (String, u64)>>,
+}
+
+impl StoreHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, u64)>> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stream `id` could not be written; true when this starts a condition
+    /// (it was fine before, or failed another way).
+    pub fn failed(&self, id: &str, error: &io::Error) -> bool {
+        self.failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text = error.to_string();
+        let mut b = self.lock();
+        match b.get(id) {
+            Some((e, _)) if *e == text => false,
+            _ => {
+                b.insert(id.to_string(), (text, crt_tracer::render::now_ns()));
+                true
+            }
+        }
+    }
+
+    /// Stream `id` was written; the time its trouble began, if it had any.
+    pub fn recovered(&self, id: &str) -> Option<u64> {
+        let mut b = self.lock();
+        if b.is_empty() {
+            return None;
+        }
+        b.remove(id).map(|(_, since)| since)
+    }
+
+    /// Why stream `id` is not being stored, and since when (ns).
+    pub fn blocked(&self, id: &str) -> Option<(String, u64)> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn blocked_streams(&self) -> usize {
+        self.lock().len()
+    }
+}
+
 pub struct Store {
+    _lock: StoreLock,
+    pub health: StoreHealth,
+    /// Containers that are gone: how and when each ended.
+    pub ended: EndedLog,
     root: PathBuf,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Streams retention deleted whole, by id, with the trace they came
@@ -272,6 +446,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store under `dir`, reloading every stream.
     pub fn open(dir: &Path) -> io::Result<Store> {
+        let lock = StoreLock::take(dir)?;
         let root = dir.join("streams");
         private_dir(&root)?;
         let mut streams = BTreeMap::new();
@@ -305,6 +480,9 @@ impl Store {
             Err(_) => BTreeMap::new(),
         };
         Ok(Store {
+            _lock: lock,
+            health: StoreHealth::default(),
+            ended: EndedLog::open(dir)?,
             root,
             streams: RwLock::new(streams),
             retired: Mutex::new(retired),
@@ -436,8 +614,17 @@ impl Store {
     /// Forces every stream to disk.
     pub fn sync(&self) {
         for s in self.streams() {
-            if let Err(e) = s.sync() {
-                log::warn!("store: sync {}: {e}", s.id);
+            match s.sync() {
+                Err(e) => {
+                    if self.health.failed(&s.id, &e) {
+                        log::warn!("store: sync {}: {e}", s.id);
+                    }
+                }
+                Ok(()) => {
+                    if self.health.recovered(&s.id).is_some() {
+                        log::info!("store: {} is written again", s.id);
+                    }
+                }
             }
         }
     }

@@ -373,3 +373,50 @@ fn a_finished_stream_goes_whole_when_it_is_old_or_over_the_bound_and_is_not_take
     store.enforce_retention(std::slice::from_ref(&done), Duration::from_secs(3600), 0);
     assert!(store.get(&done.id).is_none());
 }
+
+#[test]
+fn a_second_store_on_the_same_directory_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).err().expect("one crtd per store");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("crtd pid {}", std::process::id())),
+        "{msg}"
+    );
+    assert!(msg.contains("one crtd per store"), "{msg}");
+    // Released with the store: the next crtd takes over.
+    drop(first);
+    Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn stored_files_are_readable_by_crtd_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.stream(meta("ns", "c", 1)).unwrap();
+    let mut batch = Vec::new();
+    for i in 0..2000u64 {
+        batch.extend(rec(i, 1, "openat", &vec![b'x'; 4096]));
+    }
+    s.append(&batch, pos(1), false, 0).unwrap();
+    s.sync().unwrap();
+    let mut seen = 0;
+    let mut dirs = vec![dir.path().to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            if e.file_type().unwrap().is_dir() {
+                assert_eq!(mode, 0o700, "{}", e.path().display());
+                dirs.push(e.path());
+            } else {
+                assert_eq!(mode, 0o600, "{}", e.path().display());
+                seen += 1;
+            }
+        }
+    }
+    // The lock, the stream's metadata and checkpoint, chunks and a sealed index.
+    assert!(seen >= 6, "{seen} files");
+}
