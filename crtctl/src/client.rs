@@ -34,7 +34,7 @@ pub struct Client {
     token: Option<String>,
     via: Via,
     /// Shown in errors: what we tried to reach.
-    pub describe: String,
+    describe: String,
 }
 
 /// A `--server` URL, checked: `base` is what request paths are appended to.
@@ -49,30 +49,30 @@ impl ServerUrl {
         let expected = "expected http://host:port or https://host:port";
         let uri: ureq::http::Uri = s
             .parse()
-            .map_err(|e| anyhow!("--server {s:?} is not a URL ({e}); {expected}"))?;
+            .map_err(|e| anyhow!("server {s:?} is not a URL ({e}); {expected}"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => bail!("--server {s:?}: {expected}"),
+            _ => bail!("server {s:?}: {expected}"),
         };
         let Some(authority) = uri.authority() else {
-            bail!("--server {s:?} names no host; {expected}");
+            bail!("server {s:?} names no host; {expected}");
         };
         if authority.as_str().contains('@') || authority.host().is_empty() {
-            bail!("--server {s:?}: {expected} (without a user name)");
+            bail!("server {s:?}: {expected} (without a user name)");
         }
         if uri.query().is_some() {
-            bail!("--server {s:?}: {expected}, without a query");
+            bail!("server {s:?}: {expected}, without a query");
         }
-        // `host()` keeps an IPv6 literal's brackets, which the URL and the
-        // Host header both need.
         let port = match authority.as_str()[authority.host().len()..].strip_prefix(':') {
             None => DEFAULT_PORT,
             Some(p) => p.parse().ok().filter(|&p: &u16| p != 0).ok_or_else(|| {
-                anyhow!("--server {s:?}: the port {p:?} is not a number from 1 to 65535")
+                anyhow!("server {s:?}: the port {p:?} is not a number from 1 to 65535")
             })?,
         };
         let prefix = uri.path().trim_end_matches('/');
+        // `host()` keeps an IPv6 literal's brackets, which the URL and the
+        // Host header both need.
         Ok(ServerUrl {
             base: format!(
                 "{}://{}:{port}{prefix}",
@@ -108,17 +108,18 @@ fn root_certs(ca: Option<&Path>) -> Result<RootCerts> {
             .collect();
         return Ok(RootCerts::Specific(Arc::new(certs)));
     };
-    let pem = std::fs::read(path).with_context(|| format!("reading --ca {}", path.display()))?;
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
-        match item.with_context(|| format!("--ca {}: not valid PEM", path.display()))? {
+        match item.with_context(|| format!("the CA file {}: not valid PEM", path.display()))? {
             PemItem::Certificate(c) => certs.push(c),
             _ => continue,
         }
     }
     if certs.is_empty() {
         bail!(
-            "--ca {} holds no certificate; expected PEM (-----BEGIN CERTIFICATE-----)",
+            "the CA file {} holds no certificate; expected PEM (-----BEGIN CERTIFICATE-----)",
             path.display()
         );
     }
