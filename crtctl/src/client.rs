@@ -1,199 +1,212 @@
-//! Talking to crtd: over TCP with a tenant's token, or over the node's root
-//! socket. Which one, and with what token, comes from `--server`/`--token`,
-//! then `CRT_SERVER`/`CRT_TOKEN`, then `~/.config/crt/crtctl.toml`; root on a
-//! node with none of these uses the unix socket.
+//! Talking to crtd with ureq: over HTTP or HTTPS with a tenant's token, or
+//! over the node's root socket (see `settings` for which). One agent per
+//! command keeps its connection alive across pages and `-f` polls.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use serde_json::Value;
+use ureq::config::Config;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::Agent;
 
-/// Options every command that talks to crtd takes.
-#[derive(Args, Clone, Debug, Default)]
-pub struct ServerArgs {
-    /// crtd's address, e.g. http://node-1:7420 (or CRT_SERVER, or the config file).
-    #[arg(long, global = true)]
-    pub server: Option<String>,
-    /// A tenant's API token (or CRT_TOKEN, or the config file).
-    #[arg(long, global = true, hide_env_values = true)]
-    pub token: Option<String>,
-}
+use crate::settings::{self, ServerArgs, Target};
+use crate::unix::{NoResolver, UnixConnector};
 
-enum Target {
-    Tcp {
-        host: String,
-        port: u16,
-        token: String,
-    },
-    Unix(PathBuf),
+/// The longest crtctl waits for one answer; crtd bounds a query well below it.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer read: a page of 1000 events with long arguments.
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+/// crtd's port when a URL names none.
+const DEFAULT_PORT: u16 = 7420;
+
+enum Via {
+    Server { https: bool },
+    RootSocket(PathBuf),
 }
 
 pub struct Client {
-    target: Target,
+    agent: Agent,
+    /// `scheme://host:port[/prefix]`, to which `/v1/...` is appended.
+    base: String,
+    token: Option<String>,
+    via: Via,
     /// Shown in errors: what we tried to reach.
-    pub describe: String,
+    describe: String,
 }
 
-/// `~/.config/crt/crtctl.toml`: `server = "http://..."`, `token = "..."`.
-fn config_file() -> Option<(Option<String>, Option<String>)> {
-    let path = std::env::var_os("CRTCTL_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| Path::new(&h).join(".config/crt/crtctl.toml"))
-        })?;
-    let text = std::fs::read_to_string(&path).ok()?;
-    let mut server = None;
-    let mut token = None;
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
+/// A `--server` URL, checked: `base` is what request paths are appended to.
+#[derive(Debug, PartialEq)]
+pub struct ServerUrl {
+    pub base: String,
+    pub https: bool,
+}
+
+impl ServerUrl {
+    pub fn parse(s: &str) -> Result<ServerUrl> {
+        let expected = "expected http://host:port or https://host:port";
+        let uri: ureq::http::Uri = s
+            .parse()
+            .map_err(|e| anyhow!("server {s:?} is not a URL ({e}); {expected}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => bail!("server {s:?}: {expected}"),
         };
-        let v = v.trim().trim_matches('"').to_string();
-        match k.trim() {
-            "server" => server = Some(v),
-            "token" => token = Some(v),
-            _ => {}
+        let Some(authority) = uri.authority() else {
+            bail!("server {s:?} names no host; {expected}");
+        };
+        if authority.as_str().contains('@') || authority.host().is_empty() {
+            bail!("server {s:?}: {expected} (without a user name)");
+        }
+        if uri.query().is_some() {
+            bail!("server {s:?}: {expected}, without a query");
+        }
+        let port = match authority.as_str()[authority.host().len()..].strip_prefix(':') {
+            None => DEFAULT_PORT,
+            Some(p) => p.parse().ok().filter(|&p: &u16| p != 0).ok_or_else(|| {
+                anyhow!("server {s:?}: the port {p:?} is not a number from 1 to 65535")
+            })?,
+        };
+        let prefix = uri.path().trim_end_matches('/');
+        // `host()` keeps an IPv6 literal's brackets, which the URL and the
+        // Host header both need.
+        Ok(ServerUrl {
+            base: format!(
+                "{}://{}:{port}{prefix}",
+                if https { "https" } else { "http" },
+                authority.host()
+            ),
+            https,
+        })
+    }
+}
+
+fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(ANSWER_TIMEOUT))
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .user_agent(concat!("crtctl/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The certificates an https server's chain must end in: those in `ca`
+/// (PEM, one or more), else the system's store, else webpki's bundled roots.
+fn root_certs(ca: Option<&Path>) -> Result<RootCerts> {
+    let Some(path) = ca else {
+        let native = rustls_native_certs::load_native_certs();
+        if native.certs.is_empty() {
+            return Ok(RootCerts::WebPki);
+        }
+        let certs: Vec<Certificate<'static>> = native
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        return Ok(RootCerts::Specific(Arc::new(certs)));
+    };
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.with_context(|| format!("the CA file {}: not valid PEM", path.display()))? {
+            PemItem::Certificate(c) => certs.push(c),
+            _ => continue,
         }
     }
-    Some((server, token))
-}
-
-fn parse_server(s: &str) -> Result<(String, u16)> {
-    let rest = s
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("--server {s:?}: expected http://host:port (crtd and crtctl speak plain HTTP: reach crtd on the node or through a tunnel such as ssh -L)"))?;
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.trim_matches(|c| c == '[' || c == ']').to_string(),
-            p.parse()
-                .map_err(|_| anyhow!("--server {s:?}: the port is not a number"))?,
-        )),
-        None => Ok((rest.to_string(), 7420)),
+    if certs.is_empty() {
+        bail!(
+            "the CA file {} holds no certificate; expected PEM (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        );
     }
+    Ok(RootCerts::Specific(Arc::new(certs)))
 }
 
 impl Client {
     /// Resolves where crtd is and who we are.
     pub fn resolve(args: &ServerArgs) -> Result<Client> {
-        let file = config_file().unwrap_or((None, None));
-        let server = args
-            .server
-            .clone()
-            .or_else(|| std::env::var("CRT_SERVER").ok().filter(|s| !s.is_empty()))
-            .or(file.0);
-        let token = args
-            .token
-            .clone()
-            .or_else(|| std::env::var("CRT_TOKEN").ok().filter(|s| !s.is_empty()))
-            .or(file.1);
         // SAFETY: geteuid has no arguments and cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
-        match (server, token) {
-            (Some(s), Some(t)) => {
-                let (host, port) = parse_server(&s)?;
-                Ok(Client {
-                    describe: s.clone(),
-                    target: Target::Tcp { host, port, token: t },
-                })
-            }
-            (None, Some(t)) => Ok(Client {
-                describe: "http://127.0.0.1:7420".into(),
-                target: Target::Tcp {
-                    host: "127.0.0.1".into(),
-                    port: 7420,
-                    token: t,
-                },
-            }),
-            (Some(s), None) => bail!("no token for {s}: set CRT_TOKEN (or --token, or token = \"...\" in ~/.config/crt/crtctl.toml)"),
-            (None, None) if root => {
+        match settings::target(args, root)? {
+            Target::Server { url, token, ca } => Client::server(&url, token.read()?, ca.as_deref()),
+            Target::RootSocket => {
                 let socket = crt_config::NodeConfig::load_default()
                     .map(|c| c.api.socket)
                     .unwrap_or_else(|_| PathBuf::from("/run/crt/crtd.sock"));
-                Ok(Client {
-                    describe: socket.display().to_string(),
-                    target: Target::Unix(socket),
-                })
-            }
-            (None, None) => bail!(
-                "no credentials: set CRT_TOKEN (and CRT_SERVER when crtd is not on this machine), or run as root on the node"
-            ),
-        }
-    }
-
-    fn connect(&self) -> Result<Box<dyn ReadWrite>> {
-        match &self.target {
-            Target::Tcp { host, port, .. } => {
-                let s = TcpStream::connect((host.as_str(), *port)).map_err(|e| {
-                    anyhow!("crtd is not reachable at {}: {e} (is crtd running there? systemctl status crtd)", self.describe)
-                })?;
-                s.set_read_timeout(Some(Duration::from_secs(60)))?;
-                Ok(Box::new(s))
-            }
-            Target::Unix(p) => {
-                let s = UnixStream::connect(p).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => anyhow!(
-                        "crtd is not running: nothing listens on {} (start it with systemctl start crtd, or read this node's traces directly with --local)",
-                        p.display()
-                    ),
-                    _ => anyhow!("cannot reach crtd at {}: {e}", p.display()),
-                })?;
-                s.set_read_timeout(Some(Duration::from_secs(60)))?;
-                Ok(Box::new(s))
+                Ok(Client::root_socket(socket))
             }
         }
     }
 
-    fn request(&self, path_and_query: &str) -> Result<(u16, Box<dyn BufRead>)> {
-        let mut conn = self.connect()?;
-        let (host, auth) = match &self.target {
-            Target::Tcp { host, token, .. } => {
-                (host.clone(), format!("Authorization: Bearer {token}\r\n"))
-            }
-            Target::Unix(_) => ("localhost".to_string(), String::new()),
-        };
-        write!(
-            conn,
-            "GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\n{auth}Accept: application/json\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut r = BufReader::new(conn);
-        let mut status_line = String::new();
-        r.read_line(&mut status_line)
-            .with_context(|| format!("reading crtd's answer from {}", self.describe))?;
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                anyhow!(
-                    "{} did not answer as crtd does: {status_line:?}",
-                    self.describe
-                )
-            })?;
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-                break;
-            }
+    /// A client of crtd's TCP API at `server`, verifying an https server
+    /// against `ca` (else the system's roots).
+    pub fn server(server: &str, token: String, ca: Option<&Path>) -> Result<Client> {
+        let url = ServerUrl::parse(server)?;
+        let mut config = agent_config();
+        if url.https {
+            config = config.tls_config(TlsConfig::builder().root_certs(root_certs(ca)?).build());
         }
-        Ok((status, Box::new(r)))
+        Ok(Client {
+            agent: config.build().new_agent(),
+            base: url.base,
+            token: Some(token),
+            via: Via::Server { https: url.https },
+            describe: server.to_string(),
+        })
+    }
+
+    /// A client of crtd's root socket: every tenant, no token.
+    pub fn root_socket(path: PathBuf) -> Client {
+        let config: Config = agent_config().proxy(None).build();
+        let connector = UnixConnector { path: path.clone() };
+        Client {
+            agent: Agent::with_parts(config, connector, NoResolver),
+            base: "http://localhost".into(),
+            token: None,
+            describe: path.display().to_string(),
+            via: Via::RootSocket(path),
+        }
     }
 
     /// GETs a JSON document; error statuses become errors a person can act on.
-    pub fn get(&self, path_and_query: &str) -> Result<Value> {
-        let (status, mut body) = self.request(path_and_query)?;
-        let mut text = Vec::new();
-        body.read_to_end(&mut text)?;
-        let v: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-        if status == 200 {
-            return Ok(v);
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let mut request = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        for (k, v) in query {
+            request = request.query(k, v);
         }
-        let msg = v["error"].as_str().unwrap_or("no details").to_string();
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut answer = request.call().map_err(|e| self.unreachable(e))?;
+        let status = answer.status().as_u16();
+        let body = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .with_context(|| format!("reading crtd's answer from {}", self.describe))?;
+        let json = serde_json::from_slice::<Value>(&body);
+        if status == 200 {
+            return json.map_err(|e| {
+                anyhow!(
+                    "{} answered with something that is not JSON ({e}): {}; is this crtd?",
+                    self.describe,
+                    snippet(&body)
+                )
+            });
+        }
+        let msg = match &json {
+            Ok(v) => v["error"].as_str().unwrap_or("no details").to_string(),
+            Err(_) if body.is_empty() => "no details".to_string(),
+            Err(_) => snippet(&body),
+        };
         Err(match status {
             401 => anyhow!(
                 "crtd refused the credentials ({}): {msg}; check CRT_TOKEN",
@@ -204,49 +217,279 @@ impl Client {
             _ => anyhow!("crtd answered {status}: {msg}"),
         })
     }
-}
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
-/// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    /// Why no answer came, and what to do about it.
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        match &self.via {
+            Via::RootSocket(p) => match &e {
+                ureq::Error::Io(io)
+                    if matches!(
+                        io.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+                {
+                    anyhow!(
+                        "crtd is not running: nothing listens on {} (start it with systemctl start crtd, or read this node's traces directly with --local)",
+                        p.display()
+                    )
+                }
+                _ => anyhow!("cannot reach crtd at {}: {e}", p.display()),
+            },
+            Via::Server { https: true } if is_tls_failure(&e) => anyhow!(
+                "TLS with {} failed: {}; if its certificate is signed by a private CA, give that CA's certificate with --ca FILE (or CRT_CA, or ca = \"...\" in ~/.config/crt/crtctl.toml)",
+                self.describe,
+                tls_cause(&e)
+            ),
+            Via::Server { .. } => anyhow!(
+                "crtd is not reachable at {}: {e} (is crtd running there? systemctl status crtd)",
+                self.describe
+            ),
         }
     }
-    out
+}
+
+/// rustls reports a failed handshake as an I/O error that wraps its own.
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
+}
+
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Tls(_) | ureq::Error::Pem(_)) || rustls_error(e).is_some()
+}
+
+fn tls_cause(e: &ureq::Error) -> String {
+    match rustls_error(e) {
+        Some(r) => r.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// The start of a body that is not JSON, printable.
+fn snippet(body: &[u8]) -> String {
+    let head = &body[..body.len().min(200)];
+    let mut s = crt_tracer::escape::quote(head, false);
+    if body.len() > head.len() {
+        s.push_str("...");
+    }
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testserver::{self, Answer};
 
     #[test]
-    fn servers_parse_with_and_without_a_port() {
+    fn server_urls_get_crtds_port_and_keep_ipv6_brackets() {
+        let parsed = |s: &str| ServerUrl::parse(s).unwrap();
+        assert_eq!(parsed("http://node-1:7421").base, "http://node-1:7421");
+        assert_eq!(parsed("http://node-1/").base, "http://node-1:7420");
+        assert_eq!(parsed("http://[::1]:7070").base, "http://[::1]:7070");
+        assert_eq!(parsed("http://[fe80::1]").base, "http://[fe80::1]:7420");
+        let tls = parsed("https://crt.example.com:443/crt/");
         assert_eq!(
-            parse_server("http://node-1:7421").unwrap(),
-            ("node-1".into(), 7421)
+            (tls.base.as_str(), tls.https),
+            ("https://crt.example.com:443/crt", true)
         );
-        assert_eq!(
-            parse_server("http://node-1/").unwrap(),
-            ("node-1".into(), 7420)
-        );
-        assert_eq!(
-            parse_server("http://[::1]:7420").unwrap(),
-            ("::1".into(), 7420)
-        );
-        assert!(parse_server("https://node-1").is_err());
-        assert!(parse_server("http://node-1:x").is_err());
+        for bad in [
+            "ftp://node-1",
+            "node-1:7420",
+            "http://node-1:x",
+            "http://node-1:",
+            "http://node-1:70000",
+            "http://u:p@node-1",
+            "http://node-1/?a=b",
+        ] {
+            assert!(ServerUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(enc("a b/c&d=e"), "a%20b%2Fc%26d%3De");
-        assert_eq!(enc("plain-1.2_x~"), "plain-1.2_x~");
+    fn an_ipv6_server_gets_a_bracketed_host_header_and_the_token() {
+        let server = testserver::tcp("[::1]:0", vec![Answer::json(200, r#"{"pods":[]}"#)]);
+        let url = format!("http://[::1]:{}", server.port);
+        let client = Client::server(&url, "s3cret".into(), None).unwrap();
+        assert_eq!(
+            client.get("/v1/topology", &[]).unwrap()["pods"],
+            serde_json::json!([])
+        );
+        let heads = server.requests();
+        let head = heads[0].to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("\r\nhost: [::1]:{}\r\n", server.port)),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nauthorization: bearer s3cret\r\n"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let server = testserver::tcp("127.0.0.1:0", vec![Answer::json(200, "{}")]);
+        let client = Client::server(
+            &format!("http://127.0.0.1:{}", server.port),
+            "t".into(),
+            None,
+        )
+        .unwrap();
+        client
+            .get("/v1/events", &[("grep", "a b/c&d=e+f")])
+            .unwrap();
+        let head = &server.requests()[0];
+        assert!(
+            head.starts_with("GET /v1/events?grep=a%20b%2Fc%26d%3De%2Bf HTTP/1.1\r\n"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn a_200_that_is_not_json_is_an_error() {
+        let server = testserver::tcp(
+            "127.0.0.1:0",
+            vec![Answer {
+                status: 200,
+                content_type: "text/html",
+                body: "<html>login</html>".into(),
+                chunked: false,
+            }],
+        );
+        let url = format!("http://127.0.0.1:{}", server.port);
+        let e = Client::server(&url, "t".into(), None)
+            .unwrap()
+            .get("/v1/topology", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not JSON") && e.contains("<html>login"), "{e}");
+        assert!(e.contains(&url), "{e}");
+    }
+
+    #[test]
+    fn error_statuses_carry_crtds_message() {
+        let server = testserver::tcp(
+            "127.0.0.1:0",
+            vec![Answer::json(401, r#"{"error":"invalid bearer token"}"#)],
+        );
+        let url = format!("http://127.0.0.1:{}", server.port);
+        let e = Client::server(&url, "t".into(), None)
+            .unwrap()
+            .get("/v1/topology", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refused the credentials") && e.contains("invalid bearer token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_root_socket_carries_http_with_chunked_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crtd.sock");
+        let body = format!(r#"{{"containers":[{{"id":"{}"}}]}}"#, "x".repeat(20_000));
+        let server = testserver::unix(
+            &path,
+            vec![Answer {
+                status: 200,
+                content_type: "application/json",
+                body: body.clone(),
+                chunked: true,
+            }],
+        );
+        let client = Client::root_socket(path);
+        let v = client
+            .get("/v1/containers", &[("namespace", "k8s.io")])
+            .unwrap();
+        assert_eq!(v.to_string(), body);
+        let head = &server.requests()[0];
+        assert!(
+            head.starts_with("GET /v1/containers?namespace=k8s.io HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn no_root_socket_says_crtd_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crtd.sock");
+        let e = Client::root_socket(path.clone())
+            .get("/v1/topology", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crtd is not running"), "{e}");
+        assert!(e.contains(&path.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn https_verifies_the_server_against_the_given_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let server_cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = {
+            let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "another CA");
+            let key = rcgen::KeyPair::generate().unwrap();
+            rcgen::CertifiedKey {
+                cert: params.self_signed(&key).unwrap(),
+                signing_key: key,
+            }
+        };
+        let good_ca = dir.path().join("ca.pem");
+        let wrong_ca = dir.path().join("wrong.pem");
+        // Several certificates in one file: the right one second.
+        std::fs::write(&good_ca, other.cert.pem() + &server_cert.cert.pem()).unwrap();
+        std::fs::write(&wrong_ca, other.cert.pem()).unwrap();
+
+        let server = testserver::tls(
+            &server_cert,
+            vec![
+                Answer::json(200, r#"{"pods":[1]}"#),
+                Answer::json(200, "{}"),
+            ],
+        );
+        let url = format!("https://127.0.0.1:{}", server.port);
+        let client = Client::server(&url, "t".into(), Some(&good_ca)).unwrap();
+        assert_eq!(client.get("/v1/topology", &[]).unwrap()["pods"][0], 1);
+
+        let e = Client::server(&url, "t".into(), Some(&wrong_ca))
+            .unwrap()
+            .get("/v1/topology", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("TLS with {url} failed:")), "{e}");
+        assert!(e.contains("--ca FILE"), "{e}");
+        assert!(e.contains("UnknownIssuer"), "{e}");
+
+        // Without --ca, the system's roots: they do not know a self-signed cert.
+        let e = Client::server(&url, "t".into(), None)
+            .unwrap()
+            .get("/v1/topology", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("TLS with {url} failed:")), "{e}");
+        assert!(e.contains("UnknownIssuer"), "{e}");
+        assert_eq!(server.requests().len(), 1);
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let e = Client::server("https://127.0.0.1:1", "t".into(), Some(&path))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("holds no certificate"), "{e}");
     }
 }

@@ -8,7 +8,11 @@
 
 mod client;
 mod remote;
+mod settings;
+#[cfg(test)]
+mod testserver;
 mod trace;
+mod unix;
 
 use std::process::ExitCode;
 
@@ -22,7 +26,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(flatten)]
-    server: client::ServerArgs,
+    server: settings::ServerArgs,
     #[command(subcommand)]
     command: Command,
 }

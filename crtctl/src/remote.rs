@@ -6,13 +6,15 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use crt_config::supervisor::parse_duration;
 use crt_tracer::escape;
-use crt_tracer::render::{local_time, parse_rfc3339_utc};
+use crt_tracer::render::{local_time, now_ns, parse_rfc3339_utc, rfc3339_utc};
 use serde_json::Value;
 
-use crate::client::{enc, Client, ServerArgs};
+use crate::client::Client;
+use crate::settings::ServerArgs;
 
 pub struct TraceQuery {
     pub namespace: Option<String>,
@@ -28,23 +30,51 @@ pub struct TraceQuery {
 }
 
 impl TraceQuery {
-    fn query(&self) -> String {
-        let mut q = format!("container={}&limit=1000", enc(&self.container));
-        let mut add = |k: &str, v: &Option<String>| {
+    /// The query string's pairs, with `--since`/`--until` as absolute
+    /// times: `now_ns` turns a span back from now into the instant it names,
+    /// once, so that every page of one query asks the same question (crtd
+    /// refuses a cursor from a query with other bounds).
+    fn query(&self, now_ns: u64) -> Result<Vec<(&'static str, String)>> {
+        let mut q = vec![
+            ("container", self.container.clone()),
+            ("limit", "1000".to_string()),
+        ];
+        let mut add = |k: &'static str, v: &Option<String>| {
             if let Some(v) = v {
-                q.push_str(&format!("&{k}={}", enc(v)));
+                q.push((k, v.clone()));
             }
         };
         add("namespace", &self.namespace);
-        add("since", &self.since);
-        add("until", &self.until);
         add("syscall", &self.syscall);
         add("pid", &self.pid);
         add("grep", &self.grep);
-        if self.logs {
-            q.push_str("&logs=true");
+        if let Some(v) = &self.since {
+            q.push(("since", absolute_time("since", v, now_ns)?));
         }
-        q
+        if let Some(v) = &self.until {
+            q.push(("until", absolute_time("until", v, now_ns)?));
+        }
+        if self.logs {
+            q.push(("logs", "true".to_string()));
+        }
+        Ok(q)
+    }
+}
+
+/// A `--since`/`--until` value as RFC 3339 in UTC: as given, or, for a span
+/// back from now (`90s`, `10m`, `2h`, `1d`), `now_ns` minus the span.
+fn absolute_time(flag: &str, v: &str, now_ns: u64) -> Result<String> {
+    if parse_rfc3339_utc(v).is_some() {
+        return Ok(v.to_string());
+    }
+    match parse_duration(v) {
+        Some(span) => Ok(rfc3339_utc(
+            now_ns.saturating_sub(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX)),
+        )),
+        None => bail!(
+            "--{flag} {}: not a time; expected RFC 3339 in UTC (2026-11-26T12:00:00Z) or a span back from now (90s, 10m, 2h, 1d)",
+            escape::quote(v.as_bytes(), false)
+        ),
     }
 }
 
@@ -98,20 +128,24 @@ fn emit(out: &mut impl Write, line: &str) -> io::Result<()> {
 
 pub fn trace(q: &TraceQuery, server: &ServerArgs) -> Result<ExitCode> {
     let client = Client::resolve(server)?;
-    let base = format!("/v1/events?{}", q.query());
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    trace_to(&client, q, &mut out)
+}
+
+fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<ExitCode> {
+    let query = q.query(now_ns())?;
     let mut cursor: Option<String> = None;
     let mut dropped = 0u64;
     let mut ended = false;
     let mut idle_polls = 0u32;
     let mut waited = 0u32;
     loop {
-        let path = match &cursor {
-            Some(c) => format!("{base}&cursor={c}"),
-            None => base.clone(),
-        };
-        let page = client.get(&path)?;
+        let mut pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(c) = &cursor {
+            pairs.push(("cursor", c));
+        }
+        let page = client.get("/v1/events", &pairs)?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         for e in &events {
             if e["event"] == "drops" {
@@ -126,7 +160,7 @@ pub fn trace(q: &TraceQuery, server: &ServerArgs) -> Result<ExitCode> {
                 text_line(e)
             };
             if let Some(l) = line {
-                if let Err(err) = emit(&mut out, &l) {
+                if let Err(err) = emit(out, &l) {
                     if err.kind() == io::ErrorKind::BrokenPipe {
                         return Ok(ExitCode::SUCCESS);
                     }
@@ -145,7 +179,7 @@ pub fn trace(q: &TraceQuery, server: &ServerArgs) -> Result<ExitCode> {
         if !q.follow {
             // A container that just exited may still be on its way into
             // crtd's history: wait (briefly) for its end to arrive.
-            if waited < 15 && container_finished(&client, q)? {
+            if waited < 15 && container_finished(client, q)? {
                 waited += 1;
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
@@ -158,7 +192,7 @@ pub fn trace(q: &TraceQuery, server: &ServerArgs) -> Result<ExitCode> {
         // Following: stop once the container is gone and nothing new came.
         if events.is_empty() {
             idle_polls += 1;
-            if idle_polls.is_multiple_of(10) && container_finished(&client, q)? {
+            if idle_polls.is_multiple_of(10) && container_finished(client, q)? {
                 break;
             }
         } else {
@@ -176,11 +210,12 @@ pub fn trace(q: &TraceQuery, server: &ServerArgs) -> Result<ExitCode> {
 }
 
 fn container_finished(client: &Client, q: &TraceQuery) -> Result<bool> {
-    let mut path = "/v1/containers".to_string();
-    if let Some(ns) = &q.namespace {
-        path.push_str(&format!("?namespace={}", enc(ns)));
-    }
-    let v = client.get(&path)?;
+    let namespace: Vec<(&str, &str)> = q
+        .namespace
+        .iter()
+        .map(|ns| ("namespace", ns.as_str()))
+        .collect();
+    let v = client.get("/v1/containers", &namespace)?;
     let mine: Vec<&Value> = v["containers"]
         .as_array()
         .map(|a| {
@@ -302,11 +337,8 @@ pub fn render_tree(t: &Value) -> String {
 
 pub fn ps(a: PsArgs, server: &ServerArgs) -> Result<ExitCode> {
     let client = Client::resolve(server)?;
-    let t = client.get(if a.all {
-        "/v1/topology?all=true"
-    } else {
-        "/v1/topology"
-    })?;
+    let all: &[(&str, &str)] = if a.all { &[("all", "true")] } else { &[] };
+    let t = client.get("/v1/topology", all)?;
     if a.json {
         println!("{t}");
     } else {
@@ -319,7 +351,7 @@ pub fn top(a: TopArgs, server: &ServerArgs) -> Result<ExitCode> {
     let client = Client::resolve(server)?;
     let mut n = 0;
     loop {
-        let t = client.get("/v1/topology")?;
+        let t = client.get("/v1/topology", &[])?;
         if a.json {
             println!("{t}");
         } else {
@@ -338,7 +370,108 @@ pub fn top(a: TopArgs, server: &ServerArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testserver::{self, Answer};
     use serde_json::json;
+
+    const NOW: u64 = 1_764_158_400_000_000_000; // 2025-11-26T12:00:00Z
+
+    fn query_of(since: &str, until: Option<&str>) -> TraceQuery {
+        TraceQuery {
+            namespace: None,
+            container: "web".into(),
+            follow: false,
+            json: true,
+            since: Some(since.into()),
+            until: until.map(str::to_string),
+            syscall: None,
+            pid: None,
+            grep: None,
+            logs: false,
+        }
+    }
+
+    #[test]
+    fn spans_back_from_now_become_absolute_times() {
+        assert_eq!(
+            absolute_time("since", "10m", NOW).unwrap(),
+            "2025-11-26T11:50:00.000000Z"
+        );
+        assert_eq!(
+            absolute_time("until", "1d", NOW).unwrap(),
+            "2025-11-25T12:00:00.000000Z"
+        );
+        assert_eq!(
+            absolute_time("since", "2026-01-02T03:04:05Z", NOW).unwrap(),
+            "2026-01-02T03:04:05Z"
+        );
+        let e = absolute_time("since", "yesterday", NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--since \"yesterday\": not a time"), "{e}");
+    }
+
+    #[test]
+    fn the_query_carries_since_and_until_as_resolved_once() {
+        let q = query_of("90s", Some("30s")).query(NOW).unwrap();
+        assert!(
+            q.contains(&("since", "2025-11-26T11:58:30.000000Z".into())),
+            "{q:?}"
+        );
+        assert!(
+            q.contains(&("until", "2025-11-26T11:59:30.000000Z".into())),
+            "{q:?}"
+        );
+    }
+
+    #[test]
+    fn every_page_of_a_relative_since_query_asks_for_the_same_instant() {
+        let server = testserver::tcp(
+            "127.0.0.1:0",
+            vec![
+                Answer::json(
+                    200,
+                    r#"{"events":[{"event":"syscall","pid":1}],"next":"c1","more":true}"#,
+                ),
+                Answer::json(
+                    200,
+                    r#"{"events":[{"event":"end"}],"next":"c2","more":false}"#,
+                ),
+            ],
+        );
+        let client = Client::server(
+            &format!("http://127.0.0.1:{}", server.port),
+            "t".into(),
+            None,
+        )
+        .unwrap();
+        let before = now_ns();
+        let mut out = Vec::new();
+        trace_to(&client, &query_of("10m", None), &mut out).unwrap();
+        let after = now_ns();
+
+        let lines = String::from_utf8(out).unwrap();
+        assert_eq!(lines.lines().count(), 2, "{lines}");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        let since_of = |head: &str| -> String {
+            let target = head.split(' ').nth(1).unwrap();
+            let since = target
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix("since="))
+                .unwrap();
+            since.replace("%3A", ":")
+        };
+        let (first, second) = (since_of(&requests[0]), since_of(&requests[1]));
+        assert_eq!(first, second);
+        assert!(requests[1].contains("&cursor=c1"), "{}", requests[1]);
+        let since_ns = parse_rfc3339_utc(&first).unwrap();
+        let ten_minutes = 600_000_000_000;
+        // Microsecond precision: the instant may round down by up to 1 us.
+        assert!(
+            since_ns + 1000 > before - ten_minutes && since_ns <= after - ten_minutes,
+            "{first}"
+        );
+    }
 
     #[test]
     fn events_from_crtd_print_as_strace_lines() {

@@ -112,7 +112,7 @@ fn shim_alive(dir: &Path) -> bool {
     }
 }
 
-pub fn run(a: TraceArgs, server: &crate::client::ServerArgs) -> Result<ExitCode> {
+pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCode> {
     if !a.local {
         return crate::remote::trace(&a.into_remote(), server);
     }
