@@ -13,6 +13,10 @@
 #      60-second window, 100 events a page, p50 and p99 of CRTD_QUERIES
 #   4. crtd's resident memory (VmRSS) while holding them: peak during ingest,
 #      and after the queries
+#   5. a tenant's request latency (p99) and crtd's memory with LOAD_STREAMS live
+#      streams open, against the same crtd with none
+#   6. that latency while LOAD_IDLE idle unauthenticated connections are held
+#   7. catch-up time after a full store disk is given space again
 #
 # Every figure is the median of CRTD_RUNS runs; the crtd measured is the one
 # installed (command -v crtd).
@@ -21,7 +25,8 @@
 #
 # Environment (defaults in brackets): CRTD_RUNS [3], CRTD_EVENTS [10000000],
 # CRTD_SPAN_SECS [3600], CRTD_QUERIES [300], N_RATE [300000] getppid calls per
-# tracer-rate container, RUN_TIMEOUT [180], BENCH_CRTD_OUT [stdout].
+# tracer-rate container, LOAD_STREAMS [1000], LOAD_IDLE [256], LOAD_REQUESTS
+# [300], CATCHUP_EVENTS [2000000], RUN_TIMEOUT [180], BENCH_CRTD_OUT [stdout].
 set -euo pipefail
 export LC_ALL=C
 
@@ -34,12 +39,16 @@ CRTD_EVENTS=${CRTD_EVENTS:-10000000}
 CRTD_SPAN_SECS=${CRTD_SPAN_SECS:-3600}
 CRTD_QUERIES=${CRTD_QUERIES:-300}
 N_RATE=${N_RATE:-300000}
+LOAD_STREAMS=${LOAD_STREAMS:-1000}
+LOAD_IDLE=${LOAD_IDLE:-256}
+LOAD_REQUESTS=${LOAD_REQUESTS:-300}
+CATCHUP_EVENTS=${CATCHUP_EVENTS:-2000000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 BENCH_CRTD_OUT=${BENCH_CRTD_OUT:-/dev/stdout}
 
 log() { printf 'bench-crtd: %s\n' "$*" >&2; }
 die() { printf 'bench-crtd: error: %s\n' "$*" >&2; exit 1; }
-for v in CRTD_RUNS CRTD_EVENTS CRTD_SPAN_SECS CRTD_QUERIES N_RATE RUN_TIMEOUT; do
+for v in CRTD_RUNS CRTD_EVENTS CRTD_SPAN_SECS CRTD_QUERIES N_RATE RUN_TIMEOUT LOAD_STREAMS LOAD_IDLE LOAD_REQUESTS CATCHUP_EVENTS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a whole number of at least 1 (got '${!v}')"
 done
 
@@ -119,17 +128,18 @@ tracer_max=$m_rate1; tracer_how="1 traced container"
 if awk -v a="$m_rate2" -v b="$m_rate1" 'BEGIN { exit !(a > b) }'; then tracer_max=$m_rate2; tracer_how="2 traced containers at once"; fi
 
 # --- 2-4. crtd: ingest under a query loop, then queries, memory ---------------------
-start_crtd() { # dir
-  local d=$1
+start_crtd() { # dir [listen] [extra config]
+  local d=$1 listen=${2:-off} extra=${3:-}
   cat >"$d/config.toml" <<EOF
 [trace]
 state_dir = "$d/state"
 [api]
-listen = "off"
+listen = "$listen"
 socket = "$d/crtd.sock"
 [store]
 dir = "$d/store"
 max_bytes = "64GiB"
+$extra
 EOF
   crtd --config "$d/config.toml" 2>"$d/crtd.log" &
   crtd_pid=$!
@@ -166,6 +176,75 @@ for r in $(seq 1 "$CRTD_RUNS"); do
   kill "$crtd_pid"; wait "$crtd_pid" 2>/dev/null || true; crtd_pid=
   rm -rf -- "$d"
 done
+
+# --- 5-6. crtd under connections ----------------------------------------------------
+# A tenant's request latency and crtd's memory with LOAD_STREAMS live streams
+# open on the root socket (never read: the worst case for memory), and with
+# LOAD_IDLE idle TCP connections that never send a request; against the same
+# crtd with neither, in the same run.
+load_token=bench-token-$$
+load_hash=$(printf %s "$load_token" | sha256sum | cut -d' ' -f1)
+load_port=$((20000 + RANDOM % 20000))
+base_p99=(); streams_p99=(); streams_rss=(); streams_rss0=(); streams_after=(); streams_open=(); idle_p99=(); idle_errors=(); idle_open=()
+for r in $(seq 1 "$CRTD_RUNS"); do
+  d=$tmp/load$r; mkdir -p "$d/state/traces"
+  "$bench" gen --traces "$d/state/traces" --namespace bench --container app-1 \
+    --events 100000 --span-secs 600 >"$d/gen" || die "crt-bench gen failed"
+  start_crtd "$d" "127.0.0.1:$load_port" "[[tenants]]
+name = \"bench\"
+namespaces = [\"bench\"]
+token_sha256 = [\"$load_hash\"]"
+  "$bench" watch --socket "$d/crtd.sock" --pid "$crtd_pid" --target 100001 --timeout-secs "$RUN_TIMEOUT" >/dev/null \
+    || { cat "$d/crtd.log" >&2; die "crtd did not take in the trace"; }
+  load() { "$bench" load --socket "$d/crtd.sock" --addr "127.0.0.1:$load_port" --token "$load_token" \
+    --pid "$crtd_pid" --count "$LOAD_REQUESTS" "$@"; }
+  log "load round $r/$CRTD_RUNS: baseline, $LOAD_STREAMS live streams, $LOAD_IDLE idle connections"
+  load --streams 0 --idle 0 >"$d/base" || die "crt-bench load failed"
+  load --streams "$LOAD_STREAMS" --idle 0 >"$d/streams" || die "crt-bench load failed"
+  load --streams 0 --idle "$LOAD_IDLE" >"$d/idle" || die "crt-bench load failed"
+  base_p99+=("$(kv p99_ms "$d/base")")
+  streams_p99+=("$(kv p99_ms "$d/streams")"); streams_rss0+=("$(kv rss_before_kb "$d/streams")")
+  streams_rss+=("$(kv rss_kb "$d/streams")"); streams_after+=("$(kv rss_after_close_kb "$d/streams")")
+  streams_open+=("$(kv streams_open "$d/streams")")
+  idle_p99+=("$(kv p99_ms "$d/idle")"); idle_errors+=("$(kv errors "$d/idle")"); idle_open+=("$(kv idle_open "$d/idle")")
+  kill "$crtd_pid"; wait "$crtd_pid" 2>/dev/null || true; crtd_pid=
+  rm -rf -- "$d"
+done
+
+# --- 7. catching up after a full store disk ---------------------------------------
+# crtd's store on a tmpfs too small for a trace of CATCHUP_EVENTS events; once
+# crtd says it is blocked, the tmpfs grows, and the time until every event is
+# stored is measured.
+catchup_s=(); catchup_rate=()
+for r in $(seq 1 "$CRTD_RUNS"); do
+  d=$tmp/full$r; mkdir -p "$d/state/traces" "$d/store"
+  mount -t tmpfs -o size=8m,mode=0700 tmpfs "$d/store"
+  "$bench" gen --traces "$d/state/traces" --namespace bench --container app-1 \
+    --events "$CATCHUP_EVENTS" --span-secs 600 >"$d/gen" || die "crt-bench gen failed"
+  start_crtd "$d"
+  blocked=
+  for _ in $(seq 1 300); do
+    if curl -s --unix-socket "$d/crtd.sock" http://crtd/metrics | grep -q '^crtd_store_blocked_streams [1-9]'; then blocked=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$blocked" ] || { umount -l "$d/store"; die "crtd never found its store full"; }
+  sleep 2
+  mount -o remount,size=4g "$d/store"
+  log "catch-up round $r/$CRTD_RUNS: space is back"
+  "$bench" watch --socket "$d/crtd.sock" --pid "$crtd_pid" --target "$((CATCHUP_EVENTS + 1))" --timeout-secs "$RUN_TIMEOUT" \
+    >"$d/watch" || { cat "$d/crtd.log" >&2; umount -l "$d/store"; die "crtd did not catch up"; }
+  catchup_s+=("$(kv seconds "$d/watch")"); catchup_rate+=("$(kv rate "$d/watch")")
+  kill "$crtd_pid"; wait "$crtd_pid" 2>/dev/null || true; crtd_pid=
+  umount -l "$d/store"
+  rm -rf -- "$d"
+done
+
+m_base_p99=$(median "${base_p99[@]}")
+m_streams_p99=$(median "${streams_p99[@]}"); m_streams_rss=$(median "${streams_rss[@]}")
+m_streams_rss0=$(median "${streams_rss0[@]}"); m_streams_after=$(median "${streams_after[@]}")
+m_idle_p99=$(median "${idle_p99[@]}")
+m_catchup_s=$(median "${catchup_s[@]}"); m_catchup_rate=$(median "${catchup_rate[@]}")
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f\n", k / 1024 }'; }
 
 m_ingest=$(median "${ingest_rates[@]}")
 m_ingest_rss=$(median "${ingest_rss[@]}")
@@ -213,6 +292,33 @@ median of $CRTD_RUNS runs each, with the crtd installed at $(command -v crtd):
 | crtd VmRSS peak during ingest, kB | $m_ingest_rss | ${ingest_rss[*]} |
 | crtd VmRSS after the queries, kB | $m_qrss | ${q_rss[*]} |
 | events crtd reports stored (last run) | ${stored:-?} | — |
+
+### Under connections, and after a full disk
+
+5. $LOAD_STREAMS live streams opened as root and never read, then
+   $LOAD_REQUESTS tenant requests (\`GET /v1/containers\` with a bearer token
+   over TCP, one connection each); 6. the same requests while $LOAD_IDLE TCP
+   connections that never send a request are held; both against the same
+   crtd with neither (baseline), in the same run;
+7. a trace of $CATCHUP_EVENTS events for a crtd whose store is an 8 MiB tmpfs:
+   once crtd says its store is full, the tmpfs grows to 4 GiB, and the time
+   until every event is stored is measured.
+
+| measurement | crtd | baseline | ratio |
+|---|---|---|---|
+| tenant request p99, ms, with $LOAD_STREAMS live streams open | $m_streams_p99 | $m_base_p99 | $(ratio "$m_streams_p99" "$m_base_p99") |
+| crtd VmRSS, MB, with $LOAD_STREAMS live streams open | $(mb "$m_streams_rss") | $(mb "$m_streams_rss0") (before) | $(ratio "$m_streams_rss" "$m_streams_rss0") |
+| crtd VmRSS, MB, 2 s after they closed | $(mb "$m_streams_after") | $(mb "$m_streams_rss0") | $(ratio "$m_streams_after" "$m_streams_rss0") |
+| tenant request p99, ms, with $LOAD_IDLE idle connections held | $m_idle_p99 | $m_base_p99 | $(ratio "$m_idle_p99" "$m_base_p99") |
+| catch-up after a full disk: seconds to store $CATCHUP_EVENTS events | $m_catchup_s | — | — |
+| catch-up rate, events/s | $(fmt0 "$m_catchup_rate") | $(fmt0 "$m_ingest") (ingest above) | $(ratio "$m_catchup_rate" "$m_ingest") |
+
+| raw | all runs |
+|---|---|
+| streams accepted of $LOAD_STREAMS | ${streams_open[*]} |
+| idle connections held of $LOAD_IDLE; failed tenant requests meanwhile | ${idle_open[*]}; ${idle_errors[*]} |
+| p99 ms: baseline / streams / idle | ${base_p99[*]} / ${streams_p99[*]} / ${idle_p99[*]} |
+| catch-up seconds | ${catchup_s[*]} |
 
 crtd keeps no events in memory: its store is files of 8 MiB chunks with a
 small index per 256-record block (time range, syscall bitmap), which queries

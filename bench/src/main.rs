@@ -9,6 +9,12 @@
 //!   crt-bench watch  --socket PATH --pid PID --target N --timeout-secs S
 //!       follows crtd's ingested-events counter until it reaches N; prints the
 //!       ingest rate and crtd's peak resident memory
+//!   crt-bench load   --socket PATH --addr HOST:PORT --token T --pid PID
+//!                    --streams S --idle I --count Q
+//!       holds S live streams open on the root socket (never read, the worst
+//!       case for crtd's memory) and I idle TCP connections that never send a
+//!       request, then times Q tenant requests (GET /v1/containers with the
+//!       token); prints their latency percentiles and crtd's resident memory
 //!
 //! Output is `key=value` lines for the script to read.
 
@@ -294,14 +300,93 @@ fn watch(m: &HashMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// GET over TCP with a bearer token: the status.
+fn get_tcp(addr: &str, path: &str, token: &str) -> Result<u16> {
+    let mut s =
+        std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: crtd\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("a status")
+}
+
+fn load(m: &HashMap<String, String>) -> Result<()> {
+    let socket: PathBuf = get(m, "socket")?;
+    let addr: String = get(m, "addr")?;
+    let token: String = get(m, "token")?;
+    let pid: u32 = get(m, "pid")?;
+    let streams: usize = get(m, "streams")?;
+    let idle: usize = get(m, "idle")?;
+    let count: usize = get(m, "count")?;
+    let rss_before = rss_kb(pid).unwrap_or(0);
+    // Live streams, opened and never read.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..streams {
+        let mut s = UnixStream::connect(&socket)?;
+        write!(s, "GET /v1/events/stream HTTP/1.1\r\nHost: crtd\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.read_exact(&mut head)?;
+        if &head[9..12] != b"200" {
+            refused += 1;
+        }
+        held.push(s);
+    }
+    // Idle connections: no request, ever.
+    let mut idle_held = Vec::new();
+    for _ in 0..idle {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => idle_held.push(s),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut lat = Vec::new();
+    let mut errors = 0u64;
+    for _ in 0..count {
+        let t = Instant::now();
+        match get_tcp(&addr, "/v1/containers", &token) {
+            Ok(200) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+            _ => errors += 1,
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    println!("streams_open={}", held.len() - refused);
+    println!("streams_refused={refused}");
+    println!("idle_open={}", idle_held.len());
+    println!("requests={}", lat.len());
+    println!("errors={errors}");
+    println!("p50_ms={:.2}", percentile(&lat, 50.0));
+    println!("p99_ms={:.2}", percentile(&lat, 99.0));
+    println!("rss_before_kb={rss_before}");
+    println!("rss_kb={}", rss_kb(pid).unwrap_or(0));
+    drop(held);
+    drop(idle_held);
+    std::thread::sleep(Duration::from_secs(2));
+    println!("rss_after_close_kb={}", rss_kb(pid).unwrap_or(0));
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let (cmd, m) = args();
     let r = match cmd.as_str() {
         "gen" => gen(&m),
         "query" => query(&m),
         "watch" => watch(&m),
+        "load" => load(&m),
         _ => {
-            eprintln!("usage: crt-bench gen|query|watch --key value ... (see the source's header)");
+            eprintln!(
+                "usage: crt-bench gen|query|watch|load --key value ... (see the source's header)"
+            );
             return std::process::ExitCode::from(2);
         }
     };

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use crt_config::supervisor::parse_duration;
 use crt_tracer::escape;
-use crt_tracer::render::{local_time, now_ns, parse_rfc3339_utc, rfc3339_utc};
+use crt_tracer::render::{now_ns, parse_rfc3339_utc, rfc3339_utc};
 use serde_json::Value;
 
 use crate::client::Client;
@@ -78,47 +78,9 @@ fn absolute_time(flag: &str, v: &str, now_ns: u64) -> Result<String> {
     }
 }
 
-fn time_of(e: &Value) -> String {
-    e["ts"]
-        .as_str()
-        .and_then(parse_rfc3339_utc)
-        .map(local_time)
-        .unwrap_or_else(|| "??:??:??.??????".into())
-}
-
 /// The strace-style line for an event from crtd (`None`: not shown as text).
 pub fn text_line(e: &Value) -> Option<String> {
-    let t = time_of(e);
-    match e["event"].as_str()? {
-        "syscall" => {
-            let args: Vec<&str> = e["args"]
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            let mut line = format!(
-                "{t} [pid {}] {}({}) = ?",
-                e["pid"],
-                e["syscall"].as_str().unwrap_or("?"),
-                args.join(", ")
-            );
-            if e["stale"] == true {
-                line.push_str(" (arguments not read: the thread was gone)");
-            }
-            Some(line)
-        }
-        "log" => Some(format!(
-            "{t} [{}] {}",
-            e["stream"].as_str().unwrap_or("stdout"),
-            escape::escape_text(e["line"].as_str().unwrap_or("").as_bytes())
-        )),
-        "drops" => Some(format!(
-            "{t} --- crt: {} events dropped so far: the trace store could not keep up ---",
-            e["dropped"]
-        )),
-        "end" => Some(format!("{t} +++ all processes exited +++")),
-        _ => None,
-    }
+    crt_tracer::render::event_text(e)
 }
 
 /// Writes lines; a reader that went away (`| head`) ends quietly.
@@ -281,10 +243,17 @@ fn container_line(out: &mut String, c: &Value, indent: &str) {
         Some(k) => format!("{} ({name})", escape::escape(k.as_bytes())),
         None => name,
     };
+    // How it ended, for those that did: crtd keeps the exit code of a
+    // container CRI has long deleted.
+    let status = c["status"].as_str().unwrap_or("?");
+    let status = match c["exit_code"].as_i64() {
+        Some(code) if status == "stopped" || status == "gone" => format!("{status} {code}"),
+        _ => status.to_string(),
+    };
     out.push_str(&format!(
-        "{indent}{:<w$} {:<8} {:>9.1} {:>9} {:>8} {}\n",
+        "{indent}{:<w$} {:<11} {:>9.1} {:>9} {:>8} {}\n",
         label,
-        c["status"].as_str().unwrap_or("?"),
+        status,
         c["syscall_rate"].as_f64().unwrap_or(0.0),
         human_cpu(&c["cpu_usage_ns"]),
         human_bytes(&c["memory_bytes"]),
@@ -315,7 +284,7 @@ fn container_line(out: &mut String, c: &Value, indent: &str) {
 /// The topology as the tree `ps` and `top` print.
 pub fn render_tree(t: &Value) -> String {
     let mut out = format!(
-        "{:<44} {:<8} {:>9} {:>9} {:>8}\n",
+        "{:<44} {:<11} {:>9} {:>9} {:>8}\n",
         "POD / CONTAINER", "STATUS", "SYSCALL/s", "CPU", "MEMORY"
     );
     for p in t["pods"].as_array().into_iter().flatten() {
@@ -488,6 +457,30 @@ mod tests {
         let l = text_line(&log).unwrap();
         assert!(l.ends_with("[stderr] boom\\x1b[2J"), "{l}");
         assert!(text_line(&json!({"event": "process"})).is_none());
+        let gap = json!({"event": "gap", "ts": "2026-11-26T12:00:05Z", "lost": 1712345,
+            "exact": true, "from": "2026-11-26T12:00:01Z", "to": "2026-11-26T12:00:04Z", "segments": 13});
+        let l = text_line(&gap).unwrap();
+        assert!(l.contains("--- crt: gap: 1712345 events from "), "{l}");
+        assert!(l.contains("(13 trace segments) were deleted"), "{l}");
+        let floor = json!({"event": "gap", "ts": "2026-11-26T12:00:05Z", "lost": 7, "exact": false, "segments": 2});
+        assert!(
+            text_line(&floor)
+                .unwrap()
+                .contains("gap: at least 7 events (2"),
+            "{floor}"
+        );
+    }
+
+    #[test]
+    fn a_container_that_ended_shows_its_exit_code() {
+        let t = json!({"pods": [], "containers": [
+            {"namespace": "k8s.io", "id": "job", "status": "gone", "exit_code": 3, "syscall_rate": 0.0},
+            {"namespace": "k8s.io", "id": "oom", "status": "stopped", "exit_code": 137, "syscall_rate": 0.0},
+            {"namespace": "k8s.io", "id": "web", "status": "running", "exit_code": null, "syscall_rate": 1.0}]});
+        let out = render_tree(&t);
+        assert!(out.contains(" gone 3 "), "{out}");
+        assert!(out.contains(" stopped 137 "), "{out}");
+        assert!(out.contains(" running "), "{out}");
     }
 
     #[test]

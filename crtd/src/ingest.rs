@@ -89,6 +89,8 @@ pub struct Ingest {
     pub default_max_bytes: u64,
     /// The OTLP exporter's counters, when one runs.
     pub export: Option<Arc<crate::otlp::ExportStats>>,
+    /// The files of `ended/` already taken in (loaded from the store first).
+    pub ended_seen: std::sync::Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 fn read_meta(dir: &Path) -> Option<Value> {
@@ -100,48 +102,59 @@ impl Ingest {
         self.tenants.owner_of(meta).map(str::to_string)
     }
 
-    /// Takes in the records shims left for containers they deleted, then
-    /// removes them (see the shim's `StateDir::retire`).
+    /// Takes in the records shims leave for containers they deleted (see
+    /// the shim's `StateDir::retire`), each once. The files stay: the shims
+    /// keep the newest few thousand, for every reader of the node.
     fn take_ended(&self) {
         let dir = self.traces_root.with_file_name("ended");
         let Ok(entries) = fs::read_dir(&dir) else {
             return;
         };
-        let mut files: Vec<PathBuf> = entries
+        let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".json"))
             .collect();
-        files.sort();
-        for f in files {
-            let rec = fs::read(&f)
+        names.sort();
+        let mut seen = self
+            .ended_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.is_none() {
+            *seen = Some(self.store.ended.files());
+        }
+        let Some(seen) = seen.as_mut() else {
+            return;
+        };
+        for name in &names {
+            if seen.contains(name) {
+                continue;
+            }
+            let rec = fs::read(dir.join(name))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-            let stored = match rec {
-                Some(v) => self.store.ended.add(v),
-                None => Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not a container record",
-                )),
+            let Some(rec) = rec else {
+                // Not (yet) a whole record: looked at again next time.
+                continue;
             };
-            match stored {
-                Ok(()) => {
-                    let _ = fs::remove_file(&f);
-                }
+            match self.store.ended.add(name, rec) {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    log::warn!("ingest: {}: {e}; removed", f.display());
-                    let _ = fs::remove_file(&f);
+                    log::warn!("ingest: {}: {e}; skipped", dir.join(name).display());
                 }
-                // The store cannot take it now: the file stays for next time.
+                // The store cannot take it now: tried again next time.
                 Err(e) => {
-                    log::warn!(
-                        "ingest: keeping the end of a container ({}): {e}",
-                        f.display()
-                    );
+                    if self.store.health.failed("ended containers", &e) {
+                        log::warn!("ingest: cannot keep the end of a container: {e}");
+                    }
                     return;
                 }
             }
+            seen.insert(name.clone());
         }
+        // Only names that can come again need remembering.
+        seen.retain(|n| names.binary_search(n).is_ok());
+        self.store.health.recovered("ended containers");
     }
 
     /// Finds traces not yet followed.
@@ -212,6 +225,14 @@ impl Ingest {
         }
         // Traces deleted by the shims' own bound: nothing more will come.
         sources.retain(|dir, _| dir.join("meta.json").exists());
+        // Troubles of traces or streams that are gone are over.
+        self.store.health.forget_gone(|key| {
+            if key.starts_with('/') {
+                Path::new(key).join("meta.json").exists()
+            } else {
+                self.store.get(key).is_some()
+            }
+        });
     }
 
     /// One turn over every trace; returns how many records were stored.
@@ -259,12 +280,14 @@ impl Ingest {
                 self.store_failed(src, &e);
                 continue;
             }
-            if let Some(since) = self.store.health.recovered(&src.stream.id) {
+            if let Some((since, last)) = self.store.health.recovered(&src.stream.id) {
                 let secs = crt_tracer::render::now_ns().saturating_sub(since) / 1_000_000_000;
-                log::info!(
-                    "ingest: storing {} again after {secs} s; catching up from the shim's trace",
-                    src.stream.id
-                );
+                log::debug!("ingest: storing {} again after {secs} s", src.stream.id);
+                if last {
+                    log::info!(
+                        "ingest: the store takes events again after {secs} s; every trace catches up from the shim's"
+                    );
+                }
             }
             src.retry = None;
             if let Some(g) = &status.gap {
@@ -294,9 +317,11 @@ impl Ingest {
     fn store_failed(&self, src: &mut Source, e: &std::io::Error) {
         if self.store.health.failed(&src.stream.id, e) {
             log::error!(
-                "ingest: cannot store {}: {e}; its events stay in the shim's trace and are stored once the store takes them (retrying with backoff)",
+                "ingest: cannot store events ({e}, first for {}); they stay in the shims' traces and are stored once the store takes them (retrying with backoff; see crtd_store_blocked_streams)",
                 src.stream.id
             );
+        } else {
+            log::debug!("ingest: cannot store {}: {e}", src.stream.id);
         }
         src.reader = reader_at_checkpoint(&src.stream);
         let wait = match src.retry {

@@ -86,6 +86,7 @@ fn run(config: NodeConfig) -> Result<()> {
             .otlp
             .as_ref()
             .map(|_| Arc::new(otlp::ExportStats::default())),
+        ended_seen: Default::default(),
     });
     let api = Arc::new(Api::new(
         Arc::clone(&ingest),

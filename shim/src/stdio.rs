@@ -621,12 +621,13 @@ mod tests {
         assert_eq!(*sink.open.lock().unwrap(), 2);
         let ChildStdio { stdout, stderr, .. } = child;
         drop(stderr);
-        let status = std::process::Command::new("/bin/sh")
+        // Not waited for: the lifecycle tests' reaper, in this same test
+        // process, may take its exit first. The output's end is the proof.
+        std::process::Command::new("/bin/sh")
             .args(["-c", "echo one; printf 'two\\nthree'"])
             .stdout(stdout)
-            .status()
+            .spawn()
             .unwrap();
-        assert!(status.success());
         assert!(pio.copies.wait(Duration::from_secs(10)));
         assert_eq!(reader.join().unwrap(), b"one\ntwo\nthree");
         assert_eq!(*sink.open.lock().unwrap(), 0, "the stream closed");

@@ -91,49 +91,71 @@ pub fn now_ns() -> u64 {
 /// The strace-style line for a record, or `None` for records that are not
 /// shown as lines (process markers).
 pub fn text_line(rec: &Record<'_>) -> Option<String> {
-    let time = local_time(rec.ts_ns);
-    match rec.kind {
-        KIND_SYSCALL => {
-            let (name, args) = decode::render_args(rec);
+    let mut e = event_fields(rec);
+    e.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
+    event_text(&serde_json::Value::Object(e))
+}
+
+/// The strace-style line for an event as JSON (what crtd serves, or
+/// [`event_fields`] of a record with its `ts`): the one text renderer, for
+/// traces read on the node and through crtd alike. `None` for events that
+/// are not shown as lines.
+pub fn event_text(e: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let time = e["ts"]
+        .as_str()
+        .and_then(parse_rfc3339_utc)
+        .map(local_time)
+        .unwrap_or_else(|| "??:??:??.??????".into());
+    let time_of = |k: &str| e[k].as_str().and_then(parse_rfc3339_utc).map(local_time);
+    match e["event"].as_str()? {
+        "syscall" => {
+            let args: Vec<&str> = e["args"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
             let mut line = String::with_capacity(96);
-            let _ = write!(line, "{time} [pid {}] {name}(", rec.tid);
-            line.push_str(&args.join(", "));
-            line.push_str(") = ?");
-            if rec.flags & FLAG_STALE != 0 {
+            let _ = write!(
+                line,
+                "{time} [pid {}] {}({}) = ?",
+                e["pid"],
+                e["syscall"].as_str().unwrap_or("?"),
+                args.join(", ")
+            );
+            if e["stale"] == true {
                 line.push_str(" (arguments not read: the thread was gone)");
             }
             Some(line)
         }
-        KIND_DROPS => Some(format!(
+        "drops" => Some(format!(
             "{time} --- crt: {} events dropped so far: the trace store could not keep up ---",
-            rec.args[0]
+            e["dropped"]
         )),
-        KIND_END => Some(format!("{time} +++ all processes exited +++")),
-        KIND_GAP => Some(gap_line(&time, rec)),
-        KIND_LOG => Some(format!(
+        "end" => Some(format!("{time} +++ all processes exited +++")),
+        "gap" => {
+            let lost = e["lost"].as_u64().unwrap_or(0);
+            let count = if e["exact"] == true {
+                format!("{lost} events")
+            } else {
+                format!("at least {lost} events")
+            };
+            let span = match (time_of("from"), time_of("to")) {
+                (Some(a), Some(b)) => format!(" from {a} to {b}"),
+                _ => String::new(),
+            };
+            Some(format!(
+                "{time} --- crt: gap: {count}{span} ({} trace segments) were deleted by the trace's bound before the history stored them ---",
+                e["segments"]
+            ))
+        }
+        "log" => Some(format!(
             "{time} [{}] {}",
-            log_stream(rec),
-            escape::escape_text(log_bytes(rec))
+            e["stream"].as_str().unwrap_or("stdout"),
+            escape::escape_text(e["line"].as_str().unwrap_or("").as_bytes())
         )),
         _ => None,
     }
-}
-
-fn gap_line(time: &str, rec: &Record<'_>) -> String {
-    let [lost, from, to, segments, exact, _] = rec.args;
-    let count = if exact == 1 {
-        format!("{lost} events")
-    } else {
-        format!("at least {lost} events")
-    };
-    let span = if from > 0 && to > 0 {
-        format!(" from {} to {}", local_time(from), local_time(to))
-    } else {
-        String::new()
-    };
-    format!(
-        "{time} --- crt: gap: {count}{span} ({segments} trace segments) were deleted by the trace's bound before the history stored them ---"
-    )
 }
 
 /// Which stream a log record came from: `stdout` or `stderr`.

@@ -108,6 +108,7 @@ fn world() -> World {
         default_max_age: Duration::from_secs(3600),
         default_max_bytes: 1 << 30,
         export: None,
+        ended_seen: Default::default(),
     });
     let api = Arc::new(Api::new(ingest, state));
     World { _dir: dir, api }

@@ -19,6 +19,9 @@ use serde_json::Value;
 /// Containers by (containerd namespace, id): the latest end of each.
 type Ends = BTreeMap<(String, String), Value>;
 
+/// Where a record came from (the shim's file in `ended/`), kept with it.
+const FILE_KEY: &str = "ended_file";
+
 pub struct EndedLog {
     path: PathBuf,
     ends: Mutex<Ends>,
@@ -66,9 +69,20 @@ impl EndedLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a container's end, durably. A record without a valid
-    /// namespace and id is refused.
-    pub fn add(&self, rec: Value) -> io::Result<()> {
+    /// The shim files these ends were taken from.
+    pub fn files(&self) -> std::collections::HashSet<String> {
+        self.lock()
+            .values()
+            .filter_map(|v| v.get(FILE_KEY)?.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Records a container's end, taken from the shim's file `file`,
+    /// durably. A record without a valid namespace and id is refused.
+    pub fn add(&self, file: &str, mut rec: Value) -> io::Result<()> {
+        if let Some(o) = rec.as_object_mut() {
+            o.insert(FILE_KEY.into(), Value::from(file));
+        }
         let key = key_of(&rec).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -76,6 +90,15 @@ impl EndedLog {
             )
         })?;
         let mut ends = self.lock();
+        // Shim files are named by time: an older end of the same id (read
+        // again after a restart) never replaces a newer one.
+        let newer_known = ends
+            .get(&key)
+            .and_then(|v| v.get(FILE_KEY)?.as_str())
+            .is_some_and(|known| known >= file);
+        if newer_known {
+            return Ok(());
+        }
         let mut f = fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -121,13 +144,24 @@ mod tests {
     fn ends_survive_a_reopen_and_the_latest_of_an_id_wins() {
         let d = tempfile::tempdir().unwrap();
         let log = EndedLog::open(d.path()).unwrap();
-        log.add(json!({"namespace": "k8s.io", "id": "c1", "exit_code": 3}))
-            .unwrap();
-        log.add(json!({"namespace": "k8s.io", "id": "c2", "exit_code": 137}))
-            .unwrap();
-        log.add(json!({"namespace": "k8s.io", "id": "c1", "exit_code": 0}))
-            .unwrap();
-        assert!(log.add(json!({"namespace": "../x", "id": "c"})).is_err());
+        log.add(
+            "1.json",
+            json!({"namespace": "k8s.io", "id": "c1", "exit_code": 3}),
+        )
+        .unwrap();
+        log.add(
+            "2.json",
+            json!({"namespace": "k8s.io", "id": "c2", "exit_code": 137}),
+        )
+        .unwrap();
+        log.add(
+            "3.json",
+            json!({"namespace": "k8s.io", "id": "c1", "exit_code": 0}),
+        )
+        .unwrap();
+        assert!(log
+            .add("4.json", json!({"namespace": "../x", "id": "c"}))
+            .is_err());
         drop(log);
         // A torn last line, as a crash mid-write leaves it.
         let mut f = fs::OpenOptions::new()
@@ -140,6 +174,19 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0]["exit_code"], 0);
         assert_eq!(all[1]["exit_code"], 137);
+        // Which shim files were taken in: not taken in again.
+        let files = log.files();
+        assert!(
+            files.contains("3.json") && files.contains("2.json"),
+            "{files:?}"
+        );
+        // An older end read again changes nothing.
+        log.add(
+            "1.json",
+            json!({"namespace": "k8s.io", "id": "c1", "exit_code": 3}),
+        )
+        .unwrap();
+        assert_eq!(log.all()[0]["exit_code"], 0);
         assert_eq!(log.retain(|v| v["id"] != "c2").unwrap(), 1);
         let log = EndedLog::open(d.path()).unwrap();
         assert_eq!(log.all().len(), 1);

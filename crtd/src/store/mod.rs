@@ -396,28 +396,29 @@ impl StoreHealth {
     }
 
     /// Stream `id` could not be written; true when this starts a condition
-    /// (it was fine before, or failed another way).
+    /// for the store as a whole (nothing was failing this way before): a
+    /// full disk is one line in the log, however many streams wait.
     pub fn failed(&self, id: &str, error: &io::Error) -> bool {
         self.failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let text = error.to_string();
         let mut b = self.lock();
-        match b.get(id) {
-            Some((e, _)) if *e == text => false,
-            _ => {
-                b.insert(id.to_string(), (text, crt_tracer::render::now_ns()));
-                true
-            }
+        let new_condition = !b.values().any(|(e, _)| *e == text);
+        if b.get(id).is_none_or(|(e, _)| *e != text) {
+            b.insert(id.to_string(), (text, crt_tracer::render::now_ns()));
         }
+        new_condition
     }
 
-    /// Stream `id` was written; the time its trouble began, if it had any.
-    pub fn recovered(&self, id: &str) -> Option<u64> {
+    /// Stream `id` was written: when its trouble began, if it had any, and
+    /// whether that was the last stream in trouble.
+    pub fn recovered(&self, id: &str) -> Option<(u64, bool)> {
         let mut b = self.lock();
         if b.is_empty() {
             return None;
         }
-        b.remove(id).map(|(_, since)| since)
+        let since = b.remove(id).map(|(_, since)| since)?;
+        Some((since, b.is_empty()))
     }
 
     /// Why stream `id` is not being stored, and since when (ns).
@@ -427,6 +428,12 @@ impl StoreHealth {
 
     pub fn blocked_streams(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Forgets the troubles of things `exists` says are gone (a trace that
+    /// failed to become a stream, then was deleted): nobody will retry them.
+    pub fn forget_gone(&self, exists: impl Fn(&str) -> bool) {
+        self.lock().retain(|k, _| exists(k));
     }
 }
 
@@ -529,7 +536,6 @@ impl Store {
         Ok(s)
     }
 
-    #[cfg(test)]
     pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
         self.streams.read().unwrap().get(id).cloned()
     }
@@ -621,8 +627,8 @@ impl Store {
                     }
                 }
                 Ok(()) => {
-                    if self.health.recovered(&s.id).is_some() {
-                        log::info!("store: {} is written again", s.id);
+                    if let Some((_, true)) = self.health.recovered(&s.id) {
+                        log::info!("store: writes again; every stream is stored");
                     }
                 }
             }

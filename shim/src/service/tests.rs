@@ -260,8 +260,15 @@ fn an_exec_runs_beside_the_init_with_its_own_exit_code_and_events() {
 fn a_running_container_cannot_be_deleted_and_ids_are_unique() {
     let h = harness();
     h.create("r1", "sleep 30", "").unwrap();
+    // The same id again, from a bundle of its own (reusing r1's would
+    // rewrite the command r1 is about to run).
+    let other = h.bundle("r1-again", "true", json!({}));
     assert!(matches!(
-        h.create("r1", "true", ""),
+        h.service().create(api::CreateTaskRequest {
+            id: "r1".into(),
+            bundle: other.to_string_lossy().into_owned(),
+            ..Default::default()
+        }),
         Err(ShimError::AlreadyExists(_))
     ));
     h.start("r1", "").unwrap();
