@@ -621,14 +621,15 @@ mod tests {
         assert_eq!(*sink.open.lock().unwrap(), 2);
         let ChildStdio { stdout, stderr, .. } = child;
         drop(stderr);
-        // Not waited for: the lifecycle tests' reaper, in this same test
-        // process, may take its exit first. The output's end is the proof.
-        std::process::Command::new("/bin/sh")
+        let mut writer = std::process::Command::new("/bin/sh")
             .args(["-c", "echo one; printf 'two\\nthree'"])
             .stdout(stdout)
             .spawn()
             .unwrap();
         assert!(pio.copies.wait(Duration::from_secs(10)));
+        // Its status is not checked: the lifecycle tests' reaper, in this
+        // same test process, may take it first (ECHILD). The output is the proof.
+        let _ = writer.wait();
         assert_eq!(reader.join().unwrap(), b"one\ntwo\nthree");
         assert_eq!(*sink.open.lock().unwrap(), 0, "the stream closed");
         let got: Vec<Vec<u8>> = sink
