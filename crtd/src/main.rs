@@ -5,24 +5,25 @@
 
 mod api;
 mod catalog;
-mod http;
 mod ingest;
 mod limits;
 mod live;
 mod metrics;
 mod otlp;
+mod server;
 mod stats;
 mod store;
 mod tenants;
+mod web;
 
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -30,6 +31,12 @@ use crt_config::NodeConfig;
 
 use api::{Api, Endpoint, Listener};
 use ingest::Ingest;
+use server::Bound;
+
+/// Threads that serve HTTP; work that touches the store runs on the blocking pool.
+const HTTP_WORKERS: usize = 2;
+/// Requests touching the store at once, over every tenant and root.
+const BLOCKING_THREADS: usize = 64;
 
 struct StderrLog(log::LevelFilter);
 
@@ -53,7 +60,13 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-fn bind_unix(path: &Path) -> Result<UnixListener> {
+fn bind_tcp(addr: SocketAddr, key: &str) -> Result<tokio::net::TcpListener> {
+    let l = TcpListener::bind(addr).with_context(|| format!("listening on {addr} ({key})"))?;
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(l)?)
+}
+
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -61,7 +74,8 @@ fn bind_unix(path: &Path) -> Result<UnixListener> {
     let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod 0600 {}", path.display()))?;
-    Ok(l)
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::UnixListener::from_std(l)?)
 }
 
 fn run(config: NodeConfig) -> Result<()> {
@@ -88,60 +102,65 @@ fn run(config: NodeConfig) -> Result<()> {
         Arc::clone(&ingest),
         config.trace.state_dir.clone(),
     ));
-    let limits = http::Limits::default();
-
-    let root = bind_unix(&config.api.socket)?;
-    http::serve_unix(
-        root,
-        Arc::new(Endpoint {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(HTTP_WORKERS)
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_name("crtd-http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    let _entered = runtime.enter();
+    let (stop_serving, serving) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    let mut serve = |bound: Bound, listener: Listener| {
+        let endpoint = Arc::new(Endpoint {
             api: Arc::clone(&api),
-            listener: Listener::Root,
-        }),
-        limits.clone(),
-    )?;
+            listener,
+        });
+        servers.push(runtime.spawn(server::serve(
+            bound,
+            endpoint,
+            server::Limits::default(),
+            serving.clone(),
+        )));
+    };
+
+    serve(Bound::Unix(bind_unix(&config.api.socket)?), Listener::Root);
     log::info!(
         "serving the node's root user on {}",
         config.api.socket.display()
     );
     if let Some(addr) = config.api.listen {
-        let l =
-            TcpListener::bind(addr).with_context(|| format!("listening on {addr} (api.listen)"))?;
-        http::serve_tcp(
-            l,
-            Arc::new(Endpoint {
-                api: Arc::clone(&api),
-                listener: Listener::Tenants,
-            }),
-            limits.clone(),
-        )?;
+        serve(
+            Bound::Tcp(bind_tcp(addr, "api.listen")?, None),
+            Listener::Tenants,
+        );
         log::info!("serving tenants on http://{addr}");
     }
     if let Some(addr) = config.api.metrics_listen {
-        let l = TcpListener::bind(addr)
-            .with_context(|| format!("listening on {addr} (api.metrics_listen)"))?;
-        http::serve_tcp(
-            l,
-            Arc::new(Endpoint {
-                api: Arc::clone(&api),
-                listener: Listener::Metrics,
-            }),
-            limits,
-        )?;
+        serve(
+            Bound::Tcp(bind_tcp(addr, "api.metrics_listen")?, None),
+            Listener::Metrics,
+        );
         log::info!("serving metrics on http://{addr}/metrics");
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
-        .context("installing signal handlers")?;
     let stop_on_signal = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                log::info!("signal {sig}: stopping");
-                stop_on_signal.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        })?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    runtime.spawn(async move {
+        let sig = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        log::info!("{sig}: stopping");
+        // Stop accepting and end live streams first, then let ingest finish its turn.
+        let _ = stop_serving.send(true);
+        stop_on_signal.store(true, Ordering::Relaxed);
+    });
     if let (Some(cfg), Some(stats)) = (config.otlp.clone(), ingest.export.clone()) {
         let exporter = otlp::Exporter {
             cfg,
@@ -160,6 +179,11 @@ fn run(config: NodeConfig) -> Result<()> {
         config.tenants.len()
     );
     Arc::clone(&ingest).run(stop);
+    runtime.block_on(async {
+        for s in servers {
+            let _ = s.await;
+        }
+    });
     let _ = fs::remove_file(&config.api.socket);
     Ok(())
 }
