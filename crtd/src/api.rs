@@ -44,7 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;

@@ -14,6 +14,7 @@ mod server;
 mod stats;
 mod store;
 mod tenants;
+mod tls;
 mod web;
 
 use std::fs;
@@ -79,6 +80,10 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
 }
 
 fn run(config: NodeConfig) -> Result<()> {
+    config
+        .api
+        .check_listen_is_safe()
+        .map_err(anyhow::Error::msg)?;
     let store =
         Arc::new(store::Store::open(&config.store.dir).with_context(|| {
             format!("opening the history store {}", config.store.dir.display())
@@ -131,11 +136,13 @@ fn run(config: NodeConfig) -> Result<()> {
         config.api.socket.display()
     );
     if let Some(addr) = config.api.listen {
+        let tls = config.api.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         serve(
-            Bound::Tcp(bind_tcp(addr, "api.listen")?, None),
+            Bound::Tcp(bind_tcp(addr, "api.listen")?, tls),
             Listener::Tenants,
         );
-        log::info!("serving tenants on http://{addr}");
+        log::info!("serving tenants on {scheme}://{addr}");
     }
     if let Some(addr) = config.api.metrics_listen {
         serve(

@@ -397,3 +397,6 @@ impl Drop for Ticket {
         s.open -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,12 +22,12 @@ use crate::store::{Store, StreamMeta};
 use crate::tenants::Tenants;
 use crate::web::{Body, Peer, Request, Response, SseItem};
 
-const ACME: &str = "acme-token";
+pub(crate) const ACME: &str = "acme-token";
 const GLOBEX: &str = "globex-token";
 
-struct World {
+pub(crate) struct World {
     _dir: tempfile::TempDir,
-    api: Arc<Api>,
+    pub(crate) api: Arc<Api>,
 }
 
 fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
@@ -40,7 +40,7 @@ fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
     }
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // What the shims tell the node: one container per tenant, one of nobody's.
