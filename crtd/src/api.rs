@@ -179,27 +179,24 @@ impl Api {
     }
 
     /// What the server checks on a request's headers before anything else
-    /// (its body is never read first): who it comes from. `Ok(true)` when it
-    /// proved who it is (a tenant's token, or root on the socket).
-    pub fn admit(&self, listener: Listener, req: &Request) -> Result<bool, Response> {
+    /// (its body is never read first): who it comes from. `Ok(Some(scope))`
+    /// when it proved who it is (a tenant's token, or root on the socket);
+    /// `Ok(None)` on the metrics listener, which asks nobody.
+    pub fn admit(&self, listener: Listener, req: &Request) -> Result<Option<Scope>, Response> {
         if listener == Listener::Metrics {
-            return Ok(false);
+            return Ok(None);
         }
         match self.scope(listener, req) {
-            Ok(_) => Ok(true),
+            Ok(scope) => Ok(Some(scope)),
             Err(Fail(status, msg)) => Err(Response::error(status, &msg)),
         }
     }
 
     pub fn handle(&self, listener: Listener, req: Request) -> Response {
-        let started = Instant::now();
-        let path = req.path.clone();
-        let resp = match self.route(listener, req) {
+        match self.route(listener, req) {
             Ok(r) => r,
             Err(Fail(status, msg)) => Response::error(status, &msg),
-        };
-        log::debug!("{path} -> {} in {:?}", resp.status, started.elapsed());
-        resp
+        }
     }
 
     fn route(&self, listener: Listener, req: Request) -> Res<Response> {

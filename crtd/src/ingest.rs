@@ -96,7 +96,7 @@ impl Ingest {
                 let stream = match self.store.stream(sm) {
                     Ok(s) => s,
                     Err(e) => {
-                        log::warn!("ingest: {}: {e}", dir.display());
+                        tracing::warn!("ingest: {}: {e}", dir.display());
                         continue;
                     }
                 };
@@ -133,7 +133,7 @@ impl Ingest {
             {
                 Ok(s) => s,
                 Err(e) => {
-                    log::warn!("ingest: {}: {e}", src.stream.meta.source.display());
+                    tracing::warn!("ingest: {}: {e}", src.stream.meta.source.display());
                     continue;
                 }
             };
@@ -146,11 +146,11 @@ impl Ingest {
                 status.ended,
                 status.segments_missed,
             ) {
-                log::error!("ingest: storing {}: {e}", src.stream.id);
+                tracing::error!("ingest: storing {}: {e}", src.stream.id);
                 continue;
             }
             if status.segments_missed > 0 {
-                log::warn!(
+                tracing::warn!(
                     "ingest: {} segments of {} were deleted by the shim before crtd read them",
                     status.segments_missed,
                     src.stream.id
@@ -182,7 +182,7 @@ impl Ingest {
                 .unwrap_or((self.default_max_age, self.default_max_bytes));
             let freed = self.store.enforce_retention(&streams, age, bytes);
             if freed > 0 {
-                log::info!(
+                tracing::info!(
                     "retention: freed {freed} bytes of {}",
                     tenant.as_deref().unwrap_or("containers of no tenant")
                 );

@@ -18,7 +18,6 @@ mod tls;
 mod web;
 
 use std::fs;
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -39,21 +38,43 @@ const HTTP_WORKERS: usize = 2;
 /// Requests touching the store at once, over every tenant and root.
 const BLOCKING_THREADS: usize = 64;
 
-struct StderrLog(log::LevelFilter);
+/// Logs go to stderr (journald keeps them). RUST_LOG takes tracing's target
+/// syntax (`info,crtd::server=debug`); CRTD_LOG takes one level (debug, info,
+/// warn). Info when neither is set.
+fn init_logging() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
 
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
+    let from_crtd_log = || {
+        let level = match std::env::var("CRTD_LOG").as_deref() {
+            Ok("trace") => LevelFilter::TRACE,
+            Ok("debug") => LevelFilter::DEBUG,
+            Ok("warn") => LevelFilter::WARN,
+            Ok("error") => LevelFilter::ERROR,
+            _ => LevelFilter::INFO,
+        };
+        Targets::new().with_default(level)
+    };
+    let mut unparsed = None;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
+            unparsed = Some(format!("RUST_LOG={spec:?} is not a log filter ({e}); expected levels like info or info,crtd::server=debug"));
+            from_crtd_log()
+        }),
+        _ => from_crtd_log(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .with(filter)
+        .init();
+    if let Some(msg) = unparsed {
+        tracing::warn!("{msg}");
     }
-
-    fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            let ts = crt_tracer::render::rfc3339_utc(crt_tracer::render::now_ns());
-            let _ = writeln!(std::io::stderr(), "{ts} {} {}", r.level(), r.args());
-        }
-    }
-
-    fn flush(&self) {}
 }
 
 fn usage() -> ExitCode {
@@ -131,7 +152,7 @@ fn run(config: NodeConfig) -> Result<()> {
     };
 
     serve(Bound::Unix(bind_unix(&config.api.socket)?), Listener::Root);
-    log::info!(
+    tracing::info!(
         "serving the node's root user on {}",
         config.api.socket.display()
     );
@@ -142,14 +163,14 @@ fn run(config: NodeConfig) -> Result<()> {
             Bound::Tcp(bind_tcp(addr, "api.listen")?, tls),
             Listener::Tenants,
         );
-        log::info!("serving tenants on {scheme}://{addr}");
+        tracing::info!("serving tenants on {scheme}://{addr}");
     }
     if let Some(addr) = config.api.metrics_listen {
         serve(
             Bound::Tcp(bind_tcp(addr, "api.metrics_listen")?, None),
             Listener::Metrics,
         );
-        log::info!("serving metrics on http://{addr}/metrics");
+        tracing::info!("serving metrics on http://{addr}/metrics");
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -163,7 +184,7 @@ fn run(config: NodeConfig) -> Result<()> {
             _ = sigterm.recv() => "SIGTERM",
             _ = sigint.recv() => "SIGINT",
         };
-        log::info!("{sig}: stopping");
+        tracing::info!("{sig}: stopping");
         // Stop accepting and end live streams first, then let ingest finish its turn.
         let _ = stop_serving.send(true);
         stop_on_signal.store(true, Ordering::Relaxed);
@@ -179,7 +200,7 @@ fn run(config: NodeConfig) -> Result<()> {
             .name("otlp-export".into())
             .spawn(move || exporter.run(stats, stop))?;
     }
-    log::info!(
+    tracing::info!(
         "following traces under {}, history in {}, {} tenants",
         config.trace.state_dir.join("traces").display(),
         config.store.dir.display(),
@@ -196,12 +217,7 @@ fn run(config: NodeConfig) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let level = match std::env::var("CRTD_LOG").as_deref() {
-        Ok("debug") => log::LevelFilter::Debug,
-        Ok("warn") => log::LevelFilter::Warn,
-        _ => log::LevelFilter::Info,
-    };
-    let _ = log::set_boxed_logger(Box::new(StderrLog(level))).map(|()| log::set_max_level(level));
+    init_logging();
 
     let mut args = std::env::args().skip(1);
     let mut config_path: Option<PathBuf> = None;
@@ -212,7 +228,7 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--help" | "-h" => {
-                println!("crtd: the CRT node supervisor\n\nusage: crtd [--config FILE]\n\nThe node config is /etc/crt/config.toml unless CRT_CONFIG or --config names another\n(see /etc/crt/config.example.toml). CRTD_LOG=debug|info|warn sets the log level.");
+                println!("crtd: the CRT node supervisor\n\nusage: crtd [--config FILE]\n\nThe node config is /etc/crt/config.toml unless CRT_CONFIG or --config names another\n(see /etc/crt/config.example.toml). CRTD_LOG=debug|info|warn sets the log level (RUST_LOG, if set, takes precedence).");
                 return ExitCode::SUCCESS;
             }
             "--version" | "-v" => {

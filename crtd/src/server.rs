@@ -10,13 +10,16 @@
 //! - connections that have not yet proved who they are (a valid token, or root on the socket)
 //!   share a small pool, bounded per peer address and overall: when it is full, the oldest of
 //!   them is closed. Authenticated connections are outside that pool, so idle strangers
-//!   cannot crowd a tenant out.
+//!   cannot crowd a tenant out;
+//! - refused requests and broken or evicted connections are counted, not logged one by one:
+//!   a listener logs one summary line per [`Limits::noise_period`] when any happened.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Extension, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -32,7 +35,41 @@ use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::Endpoint;
+use crate::tenants::Scope;
 use crate::web::{Body, Peer, Request, Response, SseItem};
+
+/// What a listener refused or cut off since its last summary line.
+#[derive(Default)]
+struct Noise {
+    refused_requests: AtomicU64,
+    evicted: AtomicU64,
+    over_capacity: AtomicU64,
+    broken: AtomicU64,
+}
+
+impl Noise {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs one line with the counts since the last call, if any is not zero.
+    fn report(&self, listener: &str, period: Duration) {
+        let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+        let counts = [
+            take(&self.refused_requests),
+            take(&self.evicted),
+            take(&self.over_capacity),
+            take(&self.broken),
+        ];
+        if counts.iter().any(|&n| n > 0) {
+            let [refused, evicted, over, broken] = counts;
+            tracing::info!(
+                "{listener}: in the last {:?}: {refused} requests refused (no or bad credentials, malformed or too large), {evicted} unauthenticated connections closed to make room, {over} connections refused at the connection limit, {broken} connections ended by a protocol error, a timeout or a failed TLS handshake",
+                period
+            );
+        }
+    }
+}
 
 /// Resource limits of a listener.
 #[derive(Clone, Debug)]
@@ -52,6 +89,8 @@ pub struct Limits {
     pub sse_keep_alive: Duration,
     /// How long a stopping server waits for its connections to finish.
     pub drain: Duration,
+    /// How often the listener logs what it refused (one line, only if it refused anything).
+    pub noise_period: Duration,
 }
 
 impl Default for Limits {
@@ -64,6 +103,7 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             sse_keep_alive: Duration::from_secs(10),
             drain: Duration::from_secs(5),
+            noise_period: Duration::from_secs(10),
         }
     }
 }
@@ -84,11 +124,32 @@ pub async fn serve(
 ) {
     let limits = Arc::new(limits);
     let gate = Arc::new(Gate::new(Arc::clone(&limits)));
+    let noise = Arc::new(Noise::default());
+    let name = match &bound {
+        Bound::Tcp(l, _) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        Bound::Unix(l) => l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_default(),
+    };
     let ctx = Arc::new(Shared {
         endpoint,
         limits: Arc::clone(&limits),
         stop: stop.clone(),
+        noise: Arc::clone(&noise),
     });
+    let reporter = {
+        let (noise, name, period) = (Arc::clone(&noise), name.clone(), limits.noise_period);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                noise.report(&name, period);
+            }
+        })
+    };
     let router = Router::new().fallback(handle).with_state(Arc::clone(&ctx));
     let graceful = GracefulShutdown::new();
     loop {
@@ -100,7 +161,7 @@ pub async fn serve(
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors, most likely: give connections time to close.
-                log::warn!("accepting a connection: {e}");
+                tracing::warn!("accepting a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -110,6 +171,7 @@ pub async fn serve(
             Peer::Unix { .. } => None,
         };
         let Some(ticket) = gate.admit(ip) else {
+            Noise::count(&noise.over_capacity);
             continue;
         };
         if matches!(peer, Peer::Unix { uid: 0, .. }) {
@@ -123,15 +185,21 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let router = router.clone();
         let limits = Arc::clone(&limits);
+        let noise = Arc::clone(&noise);
         tokio::spawn(async move {
             let ticket = Arc::new(ticket);
             let evicted = Arc::clone(&ticket.evict);
+            let conn_noise = Arc::clone(&noise);
             let conn = async move {
+                let noise = conn_noise;
                 let io: Box<dyn Io> = match (io, tls) {
                     (Accepted::Tcp(s), Some(tls)) => {
                         match tokio::time::timeout(limits.header_timeout, tls.accept(s)).await {
                             Ok(Ok(s)) => Box::new(s),
-                            _ => return,
+                            _ => {
+                                Noise::count(&noise.broken);
+                                return;
+                            }
                         }
                     }
                     (Accepted::Tcp(s), None) => Box::new(s),
@@ -146,15 +214,19 @@ pub async fn serve(
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
                     .serve_connection(TokioIo::new(io), service);
-                let _ = watcher.watch(conn).await;
+                if watcher.watch(conn).await.is_err() {
+                    Noise::count(&noise.broken);
+                }
             };
             tokio::select! {
                 _ = conn => {}
-                _ = evicted.notified() => {}
+                _ = evicted.notified() => Noise::count(&noise.evicted),
             }
         });
     }
     drop(bound);
+    reporter.abort();
+    noise.report(&name, limits.noise_period);
     let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;
 }
 
@@ -190,6 +262,7 @@ struct Shared {
     endpoint: Arc<Endpoint>,
     limits: Arc<Limits>,
     stop: watch::Receiver<bool>,
+    noise: Arc<Noise>,
 }
 
 /// The connection a request came on.
@@ -215,6 +288,16 @@ async fn handle(
             )
         })
         .collect();
+    // Only requests that passed admission are logged (at debug): the others are counted.
+    let span = tracing::debug_span!(
+        "request",
+        method = %parts.method,
+        path = parts.uri.path(),
+        peer = %conn.peer,
+        tenant = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let started = Instant::now();
     let req = match Request::from_target(
         parts.method.as_str(),
         parts.uri.path(),
@@ -223,13 +306,19 @@ async fn handle(
         conn.peer,
     ) {
         Ok(r) => r,
-        Err(msg) => return into_axum(Response::error(400, &msg), &shared),
+        Err(msg) => return refuse(Response::error(400, &msg), &shared),
     };
     let endpoint = &shared.endpoint;
     match endpoint.api.admit(endpoint.listener, &req) {
-        Ok(true) => conn.ticket.authenticated(),
-        Ok(false) => {}
-        Err(refusal) => return into_axum(refusal, &shared),
+        Ok(Some(scope)) => {
+            conn.ticket.authenticated();
+            match scope {
+                Scope::Root => span.record("tenant", "(root)"),
+                Scope::Tenant(t) => span.record("tenant", t.as_str()),
+            };
+        }
+        Ok(None) => {}
+        Err(refusal) => return refuse(refusal, &shared),
     }
     let declared = body.size_hint().lower();
     if declared > shared.limits.max_body_bytes {
@@ -237,17 +326,29 @@ async fn handle(
             "a request body of {declared} bytes is over the limit of {} bytes (no endpoint takes a body)",
             shared.limits.max_body_bytes
         );
-        return into_axum(Response::error(413, &msg), &shared);
+        return refuse(Response::error(413, &msg), &shared);
     }
     let (api, listener) = (Arc::clone(&endpoint.api), endpoint.listener);
-    let resp = match tokio::task::spawn_blocking(move || api.handle(listener, req)).await {
-        Ok(r) => r,
-        Err(e) => {
-            log::warn!("a request handler failed: {e}");
-            Response::error(500, "internal error")
-        }
-    };
+    let in_span = span.clone();
+    let resp =
+        match tokio::task::spawn_blocking(move || in_span.in_scope(|| api.handle(listener, req)))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(parent: &span, "a request handler failed: {e}");
+                Response::error(500, "internal error")
+            }
+        };
+    span.record("status", resp.status);
+    tracing::debug!(parent: &span, duration = ?started.elapsed(), "answered");
     into_axum(resp, &shared)
+}
+
+/// A request refused on its head: counted for the listener's summary, not logged.
+fn refuse(resp: Response, shared: &Shared) -> axum::response::Response {
+    Noise::count(&shared.noise.refused_requests);
+    into_axum(resp, shared)
 }
 
 fn into_axum(resp: Response, shared: &Shared) -> axum::response::Response {

@@ -395,3 +395,81 @@ fn tls_files_that_are_missing_or_wrong_are_named() {
     let e = crate::tls::acceptor(&files).err().unwrap().to_string();
     assert!(e.contains("does not go with api.tls_cert"), "{e}");
 }
+
+/// What every test's servers log, at debug (one process-wide subscriber: the servers log
+/// from their runtimes' threads).
+fn captured_logs() -> String {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || Sink(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    });
+    String::from_utf8_lossy(&logs.lock().unwrap()).into_owned()
+}
+
+#[test]
+fn refused_requests_are_summed_up_not_logged_one_by_one() {
+    captured_logs();
+    let srv = start(
+        Limits {
+            noise_period: Duration::from_millis(200),
+            ..Limits::default()
+        },
+        None,
+    );
+    for i in 0..50 {
+        let token = if i % 2 == 0 { None } else { Some("wrong") };
+        assert_eq!(srv.get("/v1/refused-noise-marker", token).0, 401);
+    }
+    assert_eq!(srv.get("/v1/logged-marker", Some(ACME)).0, 404);
+    // Sum what this server's summary lines report until all 50 are there.
+    let own = format!("{}: in the last", srv.addr);
+    let refused = || -> u64 {
+        captured_logs()
+            .lines()
+            .filter(|l| l.contains(&own))
+            .filter_map(|l| {
+                let (_, rest) = l.split_once(": in the last ")?;
+                let (_, rest) = rest.split_once(": ")?;
+                rest.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + GUARD;
+    while refused() < 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(refused(), 50);
+    let logs = captured_logs();
+    assert!(
+        !logs.contains("refused-noise-marker"),
+        "a refused request was logged"
+    );
+    // An admitted request is logged, in its span, with its tenant and status.
+    let line = logs
+        .lines()
+        .find(|l| l.contains("/v1/logged-marker"))
+        .expect("the admitted request is logged");
+    assert!(
+        line.contains("tenant=\"acme\"") && line.contains("status=404"),
+        "{line}"
+    );
+}

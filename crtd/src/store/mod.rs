@@ -288,7 +288,7 @@ impl Store {
                         Ok(s) => {
                             streams.insert(id, Arc::new(s));
                         }
-                        Err(e) => log::error!("store: cannot open stream {id}: {e}; skipped"),
+                        Err(e) => tracing::error!("store: cannot open stream {id}: {e}; skipped"),
                     }
                 }
             }
@@ -296,7 +296,7 @@ impl Store {
         let retired_file = dir.join("retired.json");
         let retired = match fs::read(&retired_file) {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-                log::warn!(
+                tracing::warn!(
                     "store: {} is unreadable ({e}); starting it afresh",
                     retired_file.display()
                 );
@@ -428,7 +428,7 @@ impl Store {
         let mut r = self.retired.lock().unwrap();
         r.insert(s.id.clone(), s.meta.source.clone());
         if let Err(e) = write_json_atomic(&self.retired_file, &*r) {
-            log::warn!("store: cannot record {} as deleted: {e}", s.id);
+            tracing::warn!("store: cannot record {} as deleted: {e}", s.id);
         }
         bytes
     }
@@ -437,7 +437,7 @@ impl Store {
     pub fn sync(&self) {
         for s in self.streams() {
             if let Err(e) = s.sync() {
-                log::warn!("store: sync {}: {e}", s.id);
+                tracing::warn!("store: sync {}: {e}", s.id);
             }
         }
     }
