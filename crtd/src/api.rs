@@ -54,7 +54,7 @@ const QUERY_TIME: Duration = Duration::from_secs(5);
 /// Queries running at once per tenant; more get 429.
 const QUERIES_PER_TENANT: usize = 4;
 /// Live streams open at once per tenant; more get 429.
-const STREAMS_PER_TENANT: usize = 8;
+pub(crate) const STREAMS_PER_TENANT: usize = 8;
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

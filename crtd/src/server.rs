@@ -16,9 +16,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Extension, State};
@@ -83,6 +87,11 @@ pub struct Limits {
     /// oldest such connection is closed.
     pub max_unauthenticated: usize,
     pub max_unauthenticated_per_ip: usize,
+    /// Time a response may wait for the client to take any of it; a client that stops
+    /// reading is cut off after it (live streams included).
+    pub write_timeout: Duration,
+    /// Bytes of a request head (431 beyond); also bounds each connection's read buffer.
+    pub max_head_bytes: usize,
     /// Declared request body size beyond which a request is answered 413.
     pub max_body_bytes: u64,
     /// How often a quiet live stream sends a keep-alive comment.
@@ -100,6 +109,8 @@ impl Default for Limits {
             max_connections: 4096,
             max_unauthenticated: 256,
             max_unauthenticated_per_ip: 32,
+            write_timeout: Duration::from_secs(30),
+            max_head_bytes: 16 * 1024,
             max_body_bytes: 1 << 20,
             sse_keep_alive: Duration::from_secs(10),
             drain: Duration::from_secs(5),
@@ -210,9 +221,15 @@ pub async fn serve(
                     req.extensions_mut().insert(conn_info.clone());
                     tower::ServiceExt::oneshot(router.clone(), req)
                 });
+                let io = StallGuard {
+                    io,
+                    timeout: limits.write_timeout,
+                    stalled: None,
+                };
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
+                    .max_buf_size(limits.max_head_bytes.max(8192))
                     .serve_connection(TokioIo::new(io), service);
                 if watcher.watch(conn).await.is_err() {
                     Noise::count(&noise.broken);
@@ -232,6 +249,69 @@ pub async fn serve(
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A connection whose writes fail with `TimedOut` once one has made no progress for
+/// `timeout`: hyper has no write timeout of its own.
+struct StallGuard {
+    io: Box<dyn Io>,
+    timeout: Duration,
+    /// Running while a write waits for the client.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallGuard {
+    fn guard<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of the response for too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.guard(cx, r)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_flush(cx);
+        this.guard(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.guard(cx, r)
+    }
+}
 
 enum Accepted {
     Tcp(tokio::net::TcpStream),

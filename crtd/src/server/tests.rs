@@ -174,6 +174,19 @@ fn credentials_are_checked_on_the_headers_before_any_body_is_read() {
 }
 
 #[test]
+fn a_head_over_its_limit_is_refused_with_431() {
+    let srv = start(Limits::default(), None);
+    let mut s = srv.connect();
+    let pad = "p".repeat(20 * 1024);
+    let _ = write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    );
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 431"), "{head:?}");
+}
+
+#[test]
 fn two_authorization_headers_are_refused_with_a_clear_message() {
     let srv = start(Limits::default(), None);
     let mut s = srv.connect();
@@ -303,6 +316,62 @@ fn a_live_stream_sends_events_and_ends_when_the_server_stops() {
     srv.stop.send(true).unwrap();
     assert!(closed_by_server(&mut s));
     assert_eq!(live.subscribers(), 0);
+}
+
+#[test]
+fn a_live_reader_that_stops_reading_is_cut_off_and_its_queue_freed() {
+    let srv = start(
+        Limits {
+            write_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        },
+        None,
+    );
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/events/stream?container=a1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    )
+    .unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
+    let live = &srv.world.api.ingest.live;
+    let a1 = srv
+        .world
+        .api
+        .ingest
+        .store
+        .streams()
+        .into_iter()
+        .find(|s| s.meta.container == "a1")
+        .unwrap();
+    // Events far beyond what the sockets and the queue hold, and nobody reading them.
+    let path = vec![b'x'; 2000];
+    let deadline = std::time::Instant::now() + GUARD;
+    let mut ts = 0;
+    while live.subscribers() > 0 && std::time::Instant::now() < deadline {
+        let mut batch = Vec::new();
+        for _ in 0..100 {
+            ts += 1;
+            batch.extend(crate::store::tests::rec(ts, 1, "openat", &path));
+        }
+        live.publish(&a1, Some("acme"), &batch);
+        assert!(live.queued_bytes() <= crate::live::QUEUE_BYTES);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(live.subscribers(), 0, "the stalled reader was not cut off");
+    assert_eq!(live.queued_bytes(), 0);
+    // Its stream slot is free again: all eight can be opened.
+    let mut held = Vec::new();
+    for _ in 0..crate::api::STREAMS_PER_TENANT {
+        let mut s = srv.connect();
+        write!(
+            s,
+            "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+        )
+        .unwrap();
+        assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
 }
 
 #[test]
