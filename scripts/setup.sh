@@ -18,7 +18,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
           protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl
-          prometheus)  # prometheus: for promtool, which checks crtd's metrics
+          prometheus openssl)  # prometheus: for promtool, which checks crtd's metrics
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -139,6 +139,48 @@ else
 fi
 for _ in $(seq 100); do containerd_up && break; sleep 0.2; done
 containerd_up || die "containerd did not come up (see /var/log/containerd.log)"
+
+# --- TLS for tenants ----------------------------------------------------------------
+# Tenants' bearer tokens must not cross the network in clear. Unless the node
+# already has a certificate, a local CA (/etc/crt/tls/ca.crt, to hand to
+# tenants for crtctl --ca) signs one for this node, naming its host name and
+# addresses. Keys are 0600.
+tls=/etc/crt/tls
+if [ ! -s "$tls/node.crt" ] || [ ! -s "$tls/node.key" ]; then
+  say "making a node certificate for crtd from a local CA ($tls/ca.crt)"
+  install -d -m 0755 "$tls"
+  umask_old=$(umask); umask 077
+  if [ ! -s "$tls/ca.key" ] || [ ! -s "$tls/ca.crt" ]; then
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=CRT local CA ($(hostname))" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+  fi
+  san="DNS:$(hostname),DNS:localhost,IP:127.0.0.1,IP:::1"
+  for ip in $(hostname -I 2>/dev/null); do san="$san,IP:$ip"; done
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=$(hostname)" -keyout "$tls/node.key" -out "$tls/node.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$tls/node.ext"
+  openssl x509 -req -in "$tls/node.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 825 -extfile "$tls/node.ext" -out "$tls/node.crt" 2>/dev/null
+  rm -f "$tls/node.csr" "$tls/node.ext" "$tls/ca.srl"
+  umask "$umask_old"
+  chmod 0644 "$tls/ca.crt" "$tls/node.crt"
+  chmod 0600 "$tls/ca.key" "$tls/node.key"
+fi
+# A node without a config of its own gets one that serves tenants over TLS.
+if [ ! -e /etc/crt/config.toml ]; then
+  say "writing /etc/crt/config.toml (tenants over HTTPS with $tls/node.crt; see config.example.toml)"
+  install -d -m 0755 /etc/crt
+  cat > /etc/crt/config.toml <<TOML
+# Written by scripts/setup.sh; every key is in /etc/crt/config.example.toml.
+[api]
+# HTTPS for tenants (crtctl --server https://$(hostname):7420 --ca $tls/ca.crt).
+# Serve it beyond this node with listen = "0.0.0.0:7420".
+listen = "127.0.0.1:7420"
+tls_cert = "$tls/node.crt"
+tls_key = "$tls/node.key"
+TOML
+  crtd_changed=1
+fi
 
 # --- crtd ------------------------------------------------------------------------
 crtd_up() { [ -S /run/crt/crtd.sock ] && pgrep -x crtd >/dev/null; }

@@ -24,6 +24,29 @@ pub struct ApiConfig {
     /// A separate TCP address for Prometheus (`/metrics`, no token); `None`:
     /// metrics only on the unix socket.
     pub metrics_listen: Option<SocketAddr>,
+    /// `tls_cert` and `tls_key`: with them `listen` serves HTTPS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A TLS certificate chain and its private key, as PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl ApiConfig {
+    /// Refuses a tenants' listener that other machines reach without TLS: their bearer
+    /// tokens would cross the network in clear. crtd checks this when it starts (other
+    /// readers of the node config do not serve the API).
+    pub fn check_listen_is_safe(&self) -> Result<(), String> {
+        match self.listen {
+            Some(addr) if self.tls.is_none() && !addr.ip().is_loopback() => Err(format!(
+                "api.listen = \"{addr}\" is not a loopback address, and without TLS tenants' bearer tokens would cross the network in clear; add api.tls_cert and api.tls_key (PEM files of the certificate chain and its private key), or listen on 127.0.0.1"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -32,6 +55,7 @@ impl Default for ApiConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 7420))),
             socket: PathBuf::from("/run/crt/crtd.sock"),
             metrics_listen: None,
+            tls: None,
         }
     }
 }
@@ -110,6 +134,8 @@ pub(crate) struct RawApi {
     listen: Option<Spanned<String>>,
     socket: Option<Spanned<String>>,
     metrics_listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +238,27 @@ pub(crate) fn api(raw: RawApi, err: ErrFn) -> Result<ApiConfig, crate::ConfigErr
     if let Some(v) = &raw.socket {
         api.socket = crate::node::absolute(v, "api.socket", err)?;
     }
+    api.tls = match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: crate::node::absolute(cert, "api.tls_cert", err)?,
+            key: crate::node::absolute(key, "api.tls_key", err)?,
+        }),
+        (Some(set), None) | (None, Some(set)) => {
+            let (has, lacks) = if raw.tls_cert.is_some() {
+                ("api.tls_cert", "api.tls_key")
+            } else {
+                ("api.tls_key", "api.tls_cert")
+            };
+            return Err(err(
+                Some(set.span()),
+                format!(
+                    "{has} = {:?} is set but {lacks} is not; TLS needs both (PEM files of the certificate chain and its private key)",
+                    set.get_ref()
+                ),
+            ));
+        }
+    };
     Ok(api)
 }
 
@@ -426,4 +473,68 @@ pub(crate) fn otlp(
         tenants: names,
         headers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::NodeConfig;
+
+    fn parse(text: &str) -> Result<NodeConfig, crate::ConfigError> {
+        NodeConfig::parse(text, Path::new("/etc/crt/config.toml"))
+    }
+
+    #[test]
+    fn tls_needs_both_files_as_absolute_paths() {
+        let c = parse("[api]\ntls_cert = \"/etc/crt/tls.crt\"\ntls_key = \"/etc/crt/tls.key\"\n")
+            .unwrap();
+        let tls = c.api.tls.unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/crt/tls.crt"));
+        assert_eq!(tls.key, Path::new("/etc/crt/tls.key"));
+        assert_eq!(parse("").unwrap().api.tls, None);
+        let e = parse("[api]\ntls_cert = \"/etc/crt/tls.crt\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message
+                .contains("api.tls_cert = \"/etc/crt/tls.crt\" is set but api.tls_key is not"),
+            "{e}"
+        );
+        let e = parse("[api]\ntls_key = \"/k\"\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("api.tls_key = \"/k\" is set but api.tls_cert is not"),
+            "{e}"
+        );
+        let e = parse("[api]\ntls_cert = \"tls.crt\"\ntls_key = \"/k\"\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("api.tls_cert = \"tls.crt\" is not an absolute path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_listener_off_loopback_needs_tls() {
+        for ok in [
+            "",
+            "[api]\nlisten = \"off\"\n",
+            "[api]\nlisten = \"127.0.0.1:7420\"\n",
+            "[api]\nlisten = \"[::1]:7420\"\n",
+            "[api]\nlisten = \"0.0.0.0:7420\"\ntls_cert = \"/c\"\ntls_key = \"/k\"\n",
+        ] {
+            let c = parse(ok).unwrap();
+            assert_eq!(c.api.check_listen_is_safe(), Ok(()), "{ok}");
+        }
+        for (text, value) in [
+            ("[api]\nlisten = \"0.0.0.0:7420\"\n", "0.0.0.0:7420"),
+            ("[api]\nlisten = \"10.1.2.3:7420\"\n", "10.1.2.3:7420"),
+            ("[api]\nlisten = \"[::]:7420\"\n", "[::]:7420"),
+        ] {
+            let c = parse(text).unwrap();
+            let e = c.api.check_listen_is_safe().unwrap_err();
+            assert!(e.contains(&format!("api.listen = \"{value}\"")), "{e}");
+            assert!(e.contains("api.tls_cert and api.tls_key"), "{e}");
+        }
+    }
 }

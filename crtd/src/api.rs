@@ -4,7 +4,7 @@
 //! that does not exist (404), and a missing or wrong token with 401, on
 //! every endpoint.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,13 +17,14 @@ use crt_tracer::syscalls;
 use serde_json::{json, Value};
 
 use crate::catalog::{Catalog, ContainerView};
-use crate::http::{Handler, Peer, Request, Response};
 use crate::ingest::Ingest;
-use crate::limits::TenantSlots;
+use crate::limits::{Slot, TenantSlots};
+use crate::live::{Live, Subscriber};
 use crate::metrics;
 use crate::store::query::{self, Budget};
 use crate::store::{Cursor, Filter, Order, Stream};
 use crate::tenants::Scope;
+use crate::web::{Peer, Request, Response, SseItem, SseStream};
 
 /// The OpenAPI document served at /openapi.json (kept true by a test).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -42,7 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -52,7 +53,7 @@ const QUERY_TIME: Duration = Duration::from_secs(5);
 /// Queries running at once per tenant; more get 429.
 const QUERIES_PER_TENANT: usize = 4;
 /// Live streams open at once per tenant; more get 429.
-const STREAMS_PER_TENANT: usize = 8;
+pub(crate) const STREAMS_PER_TENANT: usize = 8;
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,12 +77,6 @@ pub struct Api {
 pub struct Endpoint {
     pub api: Arc<Api>,
     pub listener: Listener,
-}
-
-impl Handler for Endpoint {
-    fn handle(&self, req: Request) -> Response {
-        self.api.handle(self.listener, req)
-    }
 }
 
 /// An error a client can act on: status and message.
@@ -162,6 +157,11 @@ impl Api {
                 "only the node's root user may use this socket".into(),
             )),
             (Listener::Tenants, _) => {
+                if req.header_all("authorization").nth(1).is_some() {
+                    return Err(bad(
+                        "more than one Authorization header; send exactly one: Authorization: Bearer <token>",
+                    ));
+                }
                 let Some(token) = req.bearer_token() else {
                     return Err(Fail(
                         401,
@@ -177,15 +177,25 @@ impl Api {
         }
     }
 
+    /// What the server checks on a request's headers before anything else
+    /// (its body is never read first): who it comes from. `Ok(Some(scope))`
+    /// when it proved who it is (a tenant's token, or root on the socket);
+    /// `Ok(None)` on the metrics listener, which asks nobody.
+    pub fn admit(&self, listener: Listener, req: &Request) -> Result<Option<Scope>, Response> {
+        if listener == Listener::Metrics {
+            return Ok(None);
+        }
+        match self.scope(listener, req) {
+            Ok(scope) => Ok(Some(scope)),
+            Err(Fail(status, msg)) => Err(Response::error(status, &msg)),
+        }
+    }
+
     pub fn handle(&self, listener: Listener, req: Request) -> Response {
-        let started = Instant::now();
-        let path = req.path.clone();
-        let resp = match self.route(listener, req) {
+        match self.route(listener, req) {
             Ok(r) => r,
             Err(Fail(status, msg)) => Response::error(status, &msg),
-        };
-        log::debug!("{path} -> {} in {:?}", resp.status, started.elapsed());
-        resp
+        }
     }
 
     fn route(&self, listener: Listener, req: Request) -> Res<Response> {
@@ -478,43 +488,25 @@ impl Api {
         let ids: Option<HashSet<String>> = containers
             .as_ref()
             .map(|_| streams.iter().map(|s| s.id.clone()).collect());
+        let namespace = req
+            .query_one("namespace")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let Some(slot) = self.streams.take(scope) else {
             return Err(Fail(429, format!("too many live streams open for this tenant (at most {STREAMS_PER_TENANT}); close one first")));
         };
         let live = Arc::clone(&self.ingest.live);
-        let tenants = Arc::clone(&self.ingest.tenants);
-        let scope = scope.clone();
-        Ok(Response::stream("text/event-stream", move |w| {
-            let _slot = slot;
-            // Subscribed only once the client is being streamed to.
-            let sub = live.subscribe(scope, ids, containers, filter);
-            let result = (|| -> std::io::Result<()> {
-                w.write_all(b": crtd live stream\n\n")?;
-                let mut reported_drops = 0;
-                loop {
-                    let batch = sub.wait(Duration::from_secs(10));
-                    if batch.is_empty() {
-                        // Also how a closed client is noticed.
-                        w.write_all(b": keep-alive\n\n")?;
-                    }
-                    for (stream, bytes) in batch {
-                        let Ok((rec, _)) = crt_tracer::record::decode(&bytes) else {
-                            continue;
-                        };
-                        let ev = event_json(&stream, tenants.owner_of(&stream.meta), &rec);
-                        w.write_all(format!("data: {ev}\n\n").as_bytes())?;
-                    }
-                    let d = sub.dropped.load(Ordering::Relaxed);
-                    if d != reported_drops {
-                        reported_drops = d;
-                        let ev = json!({"event": "stream-drops", "dropped": d});
-                        w.write_all(format!("event: drops\ndata: {ev}\n\n").as_bytes())?;
-                    }
-                }
-            })();
-            live.unsubscribe(&sub);
-            result
-        }))
+        let sub = live.subscribe(scope.clone(), ids, containers, namespace, filter);
+        let feed = LiveFeed {
+            live,
+            sub,
+            tenants: Arc::clone(&self.ingest.tenants),
+            _slot: slot,
+            reported_drops: 0,
+            pending: VecDeque::from([SseItem::Comment("crtd live stream")]),
+        };
+        let events: SseStream = Box::pin(futures_util::stream::unfold(feed, LiveFeed::next));
+        Ok(Response::events(events))
     }
 
     fn metrics(&self) -> Response {
@@ -529,6 +521,51 @@ impl Api {
                 r
             }),
         )
+    }
+}
+
+/// One client's live stream: its subscription and stream slot, both given
+/// back when the stream is dropped (the client left or the server stops).
+struct LiveFeed {
+    live: Arc<Live>,
+    sub: Arc<Subscriber>,
+    tenants: Arc<crate::tenants::Tenants>,
+    _slot: Slot,
+    reported_drops: u64,
+    /// Messages made from taken records, not yet handed out.
+    pending: VecDeque<SseItem>,
+}
+
+impl LiveFeed {
+    async fn next(mut self) -> Option<(SseItem, LiveFeed)> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some((item, self));
+            }
+            for (stream, bytes) in self.sub.take() {
+                let Ok((rec, _)) = crt_tracer::record::decode(&bytes) else {
+                    continue;
+                };
+                let ev = event_json(&stream, self.tenants.owner_of(&stream.meta), &rec);
+                self.pending.push_back(SseItem::Data(ev.to_string()));
+            }
+            let d = self.sub.dropped.load(Ordering::Relaxed);
+            if d != self.reported_drops {
+                self.reported_drops = d;
+                let ev = json!({"event": "stream-drops", "dropped": d});
+                self.pending
+                    .push_back(SseItem::Named("drops", ev.to_string()));
+            }
+            if self.pending.is_empty() {
+                self.sub.ready().await;
+            }
+        }
+    }
+}
+
+impl Drop for LiveFeed {
+    fn drop(&mut self) {
+        self.live.unsubscribe(&self.sub);
     }
 }
 

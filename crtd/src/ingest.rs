@@ -140,12 +140,12 @@ impl Ingest {
             match self.store.ended.add(name, rec) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    log::warn!("ingest: {}: {e}; skipped", dir.join(name).display());
+                    tracing::warn!("ingest: {}: {e}; skipped", dir.join(name).display());
                 }
                 // The store cannot take it now: tried again next time.
                 Err(e) => {
                     if self.store.health.failed("ended containers", &e) {
-                        log::warn!("ingest: cannot keep the end of a container: {e}");
+                        tracing::warn!("ingest: cannot keep the end of a container: {e}");
                     }
                     return;
                 }
@@ -202,7 +202,7 @@ impl Ingest {
                     Err(e) => {
                         // Tried again at every discovery; said once.
                         if self.store.health.failed(&dir.to_string_lossy(), &e) {
-                            log::warn!("ingest: {}: {e}", dir.display());
+                            tracing::warn!("ingest: {}: {e}", dir.display());
                         }
                         continue;
                     }
@@ -258,7 +258,7 @@ impl Ingest {
             {
                 Ok(s) => s,
                 Err(e) => {
-                    log::warn!("ingest: {}: {e}", src.stream.meta.source.display());
+                    tracing::warn!("ingest: {}: {e}", src.stream.meta.source.display());
                     continue;
                 }
             };
@@ -282,16 +282,16 @@ impl Ingest {
             }
             if let Some((since, last)) = self.store.health.recovered(&src.stream.id) {
                 let secs = crt_tracer::render::now_ns().saturating_sub(since) / 1_000_000_000;
-                log::debug!("ingest: storing {} again after {secs} s", src.stream.id);
+                tracing::debug!("ingest: storing {} again after {secs} s", src.stream.id);
                 if last {
-                    log::info!(
+                    tracing::info!(
                         "ingest: the store takes events again after {secs} s; every trace catches up from the shim's"
                     );
                 }
             }
             src.retry = None;
             if let Some(g) = &status.gap {
-                log::warn!(
+                tracing::warn!(
                     "ingest: {}: {}{} events in {} segments were deleted by the shim before crtd stored them; marked in the history",
                     src.stream.id,
                     if g.complete { "" } else { "at least " },
@@ -316,12 +316,12 @@ impl Ingest {
     /// between tries. Logged once per condition.
     fn store_failed(&self, src: &mut Source, e: &std::io::Error) {
         if self.store.health.failed(&src.stream.id, e) {
-            log::error!(
+            tracing::error!(
                 "ingest: cannot store events ({e}, first for {}); they stay in the shims' traces and are stored once the store takes them (retrying with backoff; see crtd_store_blocked_streams)",
                 src.stream.id
             );
         } else {
-            log::debug!("ingest: cannot store {}: {e}", src.stream.id);
+            tracing::debug!("ingest: cannot store {}: {e}", src.stream.id);
         }
         src.reader = reader_at_checkpoint(&src.stream);
         let wait = match src.retry {
@@ -350,7 +350,7 @@ impl Ingest {
             now.saturating_sub(ended) <= age.as_nanos() as u64
         });
         if let Err(e) = forgot {
-            log::warn!("retention: ended containers: {e}");
+            tracing::warn!("retention: ended containers: {e}");
         }
         let streams = self.store.streams();
         let mut by_tenant: HashMap<Option<String>, Vec<Arc<Stream>>> = HashMap::new();
@@ -365,7 +365,7 @@ impl Ingest {
                 .unwrap_or((self.default_max_age, self.default_max_bytes));
             let freed = self.store.enforce_retention(&streams, age, bytes);
             if freed > 0 {
-                log::info!(
+                tracing::info!(
                     "retention: freed {freed} bytes of {}",
                     tenant.as_deref().unwrap_or("containers of no tenant")
                 );

@@ -5,24 +5,25 @@
 
 mod api;
 mod catalog;
-mod http;
 mod ingest;
 mod limits;
 mod live;
 mod metrics;
 mod otlp;
+mod server;
 mod stats;
 mod store;
 mod tenants;
+mod tls;
+mod web;
 
 use std::fs;
-use std::io::Write;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -30,22 +31,50 @@ use crt_config::NodeConfig;
 
 use api::{Api, Endpoint, Listener};
 use ingest::Ingest;
+use server::Bound;
 
-struct StderrLog(log::LevelFilter);
+/// Threads that serve HTTP; work that touches the store runs on the blocking pool.
+const HTTP_WORKERS: usize = 2;
+/// Requests touching the store at once, over every tenant and root.
+const BLOCKING_THREADS: usize = 64;
 
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
+/// Logs go to stderr (journald keeps them). RUST_LOG takes tracing's target
+/// syntax (`info,crtd::server=debug`); CRTD_LOG takes one level (debug, info,
+/// warn). Info when neither is set.
+fn init_logging() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+
+    let from_crtd_log = || {
+        let level = match std::env::var("CRTD_LOG").as_deref() {
+            Ok("trace") => LevelFilter::TRACE,
+            Ok("debug") => LevelFilter::DEBUG,
+            Ok("warn") => LevelFilter::WARN,
+            Ok("error") => LevelFilter::ERROR,
+            _ => LevelFilter::INFO,
+        };
+        Targets::new().with_default(level)
+    };
+    let mut unparsed = None;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
+            unparsed = Some(format!("RUST_LOG={spec:?} is not a log filter ({e}); expected levels like info or info,crtd::server=debug"));
+            from_crtd_log()
+        }),
+        _ => from_crtd_log(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .with(filter)
+        .init();
+    if let Some(msg) = unparsed {
+        tracing::warn!("{msg}");
     }
-
-    fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            let ts = crt_tracer::render::rfc3339_utc(crt_tracer::render::now_ns());
-            let _ = writeln!(std::io::stderr(), "{ts} {} {}", r.level(), r.args());
-        }
-    }
-
-    fn flush(&self) {}
 }
 
 fn usage() -> ExitCode {
@@ -53,18 +82,44 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-fn bind_unix(path: &Path) -> Result<UnixListener> {
+fn bind_tcp(addr: SocketAddr, key: &str) -> Result<tokio::net::TcpListener> {
+    let l = TcpListener::bind(addr).with_context(|| format!("listening on {addr} ({key})"))?;
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(l)?)
+}
+
+/// Binds the root socket, held by a lock beside it: a second crtd with the
+/// same socket exits naming the first, and a socket file left by a crtd that
+/// died is replaced only when nobody listens on it.
+fn bind_unix(path: &Path) -> Result<(tokio::net::UnixListener, store::PidLock)> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = store::PidLock::take(
+        Path::new(&lock_path),
+        &format!("the socket {}", path.display()),
+    )?;
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        anyhow::bail!(
+            "the socket {} is already served (by a crtd that holds no lock on it); stop that one first",
+            path.display()
+        );
     }
     let _ = fs::remove_file(path);
     let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod 0600 {}", path.display()))?;
-    Ok(l)
+    l.set_nonblocking(true)?;
+    Ok((tokio::net::UnixListener::from_std(l)?, lock))
 }
 
 fn run(config: NodeConfig) -> Result<()> {
+    config
+        .api
+        .check_listen_is_safe()
+        .map_err(anyhow::Error::msg)?;
     let store =
         Arc::new(store::Store::open(&config.store.dir).with_context(|| {
             format!("opening the history store {}", config.store.dir.display())
@@ -92,60 +147,69 @@ fn run(config: NodeConfig) -> Result<()> {
         Arc::clone(&ingest),
         config.trace.state_dir.clone(),
     ));
-    let limits = http::Limits::default();
-
-    let root = bind_unix(&config.api.socket)?;
-    http::serve_unix(
-        root,
-        Arc::new(Endpoint {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(HTTP_WORKERS)
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_name("crtd-http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    let _entered = runtime.enter();
+    let (stop_serving, serving) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    let mut serve = |bound: Bound, listener: Listener| {
+        let endpoint = Arc::new(Endpoint {
             api: Arc::clone(&api),
-            listener: Listener::Root,
-        }),
-        limits.clone(),
-    )?;
-    log::info!(
+            listener,
+        });
+        servers.push(runtime.spawn(server::serve(
+            bound,
+            endpoint,
+            server::Limits::default(),
+            serving.clone(),
+        )));
+    };
+
+    // Held until crtd exits: the socket is this crtd's alone.
+    let (root_socket, _socket_lock) = bind_unix(&config.api.socket)?;
+    serve(Bound::Unix(root_socket), Listener::Root);
+    tracing::info!(
         "serving the node's root user on {}",
         config.api.socket.display()
     );
     if let Some(addr) = config.api.listen {
-        let l =
-            TcpListener::bind(addr).with_context(|| format!("listening on {addr} (api.listen)"))?;
-        http::serve_tcp(
-            l,
-            Arc::new(Endpoint {
-                api: Arc::clone(&api),
-                listener: Listener::Tenants,
-            }),
-            limits.clone(),
-        )?;
-        log::info!("serving tenants on http://{addr}");
+        let tls = config.api.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        serve(
+            Bound::Tcp(bind_tcp(addr, "api.listen")?, tls),
+            Listener::Tenants,
+        );
+        tracing::info!("serving tenants on {scheme}://{addr}");
     }
     if let Some(addr) = config.api.metrics_listen {
-        let l = TcpListener::bind(addr)
-            .with_context(|| format!("listening on {addr} (api.metrics_listen)"))?;
-        http::serve_tcp(
-            l,
-            Arc::new(Endpoint {
-                api: Arc::clone(&api),
-                listener: Listener::Metrics,
-            }),
-            limits,
-        )?;
-        log::info!("serving metrics on http://{addr}/metrics");
+        serve(
+            Bound::Tcp(bind_tcp(addr, "api.metrics_listen")?, None),
+            Listener::Metrics,
+        );
+        tracing::info!("serving metrics on http://{addr}/metrics");
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
-        .context("installing signal handlers")?;
     let stop_on_signal = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                log::info!("signal {sig}: stopping");
-                stop_on_signal.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        })?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    runtime.spawn(async move {
+        let sig = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        tracing::info!("{sig}: stopping");
+        // Stop accepting and end live streams first, then let ingest finish its turn.
+        let _ = stop_serving.send(true);
+        stop_on_signal.store(true, Ordering::Relaxed);
+    });
     if let (Some(cfg), Some(stats)) = (config.otlp.clone(), ingest.export.clone()) {
         let exporter = otlp::Exporter {
             cfg,
@@ -157,24 +221,24 @@ fn run(config: NodeConfig) -> Result<()> {
             .name("otlp-export".into())
             .spawn(move || exporter.run(stats, stop))?;
     }
-    log::info!(
+    tracing::info!(
         "following traces under {}, history in {}, {} tenants",
         config.trace.state_dir.join("traces").display(),
         config.store.dir.display(),
         config.tenants.len()
     );
     Arc::clone(&ingest).run(stop);
+    runtime.block_on(async {
+        for s in servers {
+            let _ = s.await;
+        }
+    });
     let _ = fs::remove_file(&config.api.socket);
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let level = match std::env::var("CRTD_LOG").as_deref() {
-        Ok("debug") => log::LevelFilter::Debug,
-        Ok("warn") => log::LevelFilter::Warn,
-        _ => log::LevelFilter::Info,
-    };
-    let _ = log::set_boxed_logger(Box::new(StderrLog(level))).map(|()| log::set_max_level(level));
+    init_logging();
 
     let mut args = std::env::args().skip(1);
     let mut config_path: Option<PathBuf> = None;
@@ -185,7 +249,7 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--help" | "-h" => {
-                println!("crtd: the CRT node supervisor\n\nusage: crtd [--config FILE]\n\nThe node config is /etc/crt/config.toml unless CRT_CONFIG or --config names another\n(see /etc/crt/config.example.toml). CRTD_LOG=debug|info|warn sets the log level.");
+                println!("crtd: the CRT node supervisor\n\nusage: crtd [--config FILE]\n\nThe node config is /etc/crt/config.toml unless CRT_CONFIG or --config names another\n(see /etc/crt/config.example.toml). CRTD_LOG=debug|info|warn sets the log level (RUST_LOG, if set, takes precedence).");
                 return ExitCode::SUCCESS;
             }
             "--version" | "-v" => {

@@ -88,6 +88,13 @@ pub fn render(ingest: &Ingest, cat: &Catalog<'_>, started: Instant, refused: Ref
         "Clients following a live event stream.",
     );
     let _ = writeln!(out, "crtd_live_subscribers {}", ingest.live.subscribers());
+    header(
+        &mut out,
+        "crtd_live_queued_bytes",
+        "gauge",
+        "Bytes of events waiting for live-stream readers to take them.",
+    );
+    let _ = writeln!(out, "crtd_live_queued_bytes {}", ingest.live.queued_bytes());
 
     if let Some(e) = &ingest.export {
         for (name, help, v) in [

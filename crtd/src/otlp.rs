@@ -350,7 +350,9 @@ impl Exporter {
             if Cursor::at(&filter, Order::Asc, BTreeMap::new()).filter == st.cursor.filter {
                 return (filter, st.cursor);
             }
-            log::warn!("otlp export: the saved position was for other settings; starting from now");
+            tracing::warn!(
+                "otlp export: the saved position was for other settings; starting from now"
+            );
         }
         let filter = self.filter(now_ns());
         let positions = self
@@ -369,7 +371,7 @@ impl Exporter {
             cursor: cursor.clone(),
         };
         if let Err(e) = crate::store::write_json_atomic(&self.state, &st) {
-            log::warn!(
+            tracing::warn!(
                 "otlp export: cannot save its position in {}: {e}",
                 self.state.display()
             );
@@ -381,7 +383,7 @@ impl Exporter {
         let host = hostname();
         let mut backoff = Duration::from_secs(1);
         let mut failing = false;
-        log::info!(
+        tracing::info!(
             "exporting {} to OTLP at http://{}:{}{}",
             match (self.cfg.syscalls, self.cfg.logs) {
                 (true, true) => "syscalls and log lines",
@@ -408,7 +410,7 @@ impl Exporter {
             {
                 Ok(p) => p,
                 Err(e) => {
-                    log::error!("otlp export: reading the history failed: {e}");
+                    tracing::error!("otlp export: reading the history failed: {e}");
                     std::thread::sleep(POLL);
                     continue;
                 }
@@ -424,7 +426,7 @@ impl Exporter {
                             .exported
                             .fetch_add(page.hits.len() as u64, Ordering::Relaxed);
                         if failing {
-                            log::info!("otlp export: the collector takes records again");
+                            tracing::info!("otlp export: the collector takes records again");
                         }
                         failing = false;
                         backoff = Duration::from_secs(1);
@@ -433,7 +435,7 @@ impl Exporter {
                         stats
                             .rejected
                             .fetch_add(page.hits.len() as u64, Ordering::Relaxed);
-                        log::warn!(
+                        tracing::warn!(
                             "otlp export: the collector refused {} records (HTTP {code}); skipping them",
                             page.hits.len()
                         );
@@ -441,7 +443,7 @@ impl Exporter {
                     Sent::Retry(why) => {
                         stats.failed_requests.fetch_add(1, Ordering::Relaxed);
                         if !failing {
-                            log::warn!(
+                            tracing::warn!(
                                 "otlp export: cannot send to the collector ({why}); retrying"
                             );
                         }

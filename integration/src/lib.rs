@@ -355,7 +355,11 @@ pub struct Crtd {
     pub socket: PathBuf,
     pub config: PathBuf,
     nofile: Option<u64>,
+    tls: bool,
 }
+
+/// The local CA scripts/setup.sh makes the node's certificate with.
+pub const NODE_CA: &str = "/etc/crt/tls/ca.crt";
 
 /// The tenants every test crtd knows: (name, containerd namespace, token).
 pub const TENANTS: [(&str, &str, &str); 2] = [
@@ -401,6 +405,21 @@ impl Crtd {
         prepare: impl FnOnce(&Path) -> String,
         nofile: Option<u64>,
     ) -> Crtd {
+        Crtd::start_full(name, prepare, nofile, false)
+    }
+
+    /// A crtd serving tenants over HTTPS with the node's certificate (made
+    /// by scripts/setup.sh from its local CA, [`NODE_CA`]).
+    pub fn start_tls(name: &str) -> Crtd {
+        Crtd::start_full(name, |_| String::new(), None, true)
+    }
+
+    fn start_full(
+        name: &str,
+        prepare: impl FnOnce(&Path) -> String,
+        nofile: Option<u64>,
+        tls: bool,
+    ) -> Crtd {
         setup();
         let dir = std::env::temp_dir().join(format!("crt-it-crtd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -413,8 +432,13 @@ impl Crtd {
             .unwrap()
             .port();
         let socket = dir.join("crtd.sock");
+        let tls_keys = if tls {
+            "tls_cert = \"/etc/crt/tls/node.crt\"\ntls_key = \"/etc/crt/tls/node.key\"\n"
+        } else {
+            ""
+        };
         let mut text = format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\n\n[store]\ndir = \"{}\"\n",
+            "[api]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\n{tls_keys}\n[store]\ndir = \"{}\"\n",
             socket.display(),
             dir.join("store").display()
         );
@@ -450,6 +474,7 @@ impl Crtd {
             socket,
             config,
             nofile,
+            tls,
         };
         c.spawn();
         c
@@ -510,7 +535,8 @@ impl Crtd {
     }
 
     pub fn server(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// GET over TCP with a tenant's token (or none): (status, JSON body).

@@ -167,3 +167,74 @@ fn a_token_hash_declared_for_two_tenants_is_refused_at_start_naming_the_line() {
         "{out:?}"
     );
 }
+
+#[test]
+fn tenants_reach_crtd_over_https_verified_against_the_nodes_ca() {
+    let crtd = Crtd::start_tls("tls");
+    let t = NsTask::start(
+        ALPHA.1,
+        &["--annotation", "crt.dev/trace=openat"],
+        &["sh", "-c", "cat /etc/crt-test-release; sleep 300"],
+    );
+    let https = crtd.server();
+    assert!(https.starts_with("https://"), "{https}");
+    let crtctl = |args: &[&str]| {
+        run(
+            std::process::Command::new("crtctl")
+                .env("CRT_TOKEN", ALPHA.2)
+                .env("CRT_SERVER", &https)
+                .args(args),
+            None,
+        )
+    };
+    // With the node's CA: the tenant's own containers, as over plain HTTP.
+    let mut out = crtctl(&["--ca", NODE_CA, "ls"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            out = crtctl(&["--ca", NODE_CA, "ps", "--json"]);
+            out.code == 0 && out.stdout.contains(&t.id)
+        }),
+        "{out:?}"
+    );
+    // Without it the certificate is not trusted, and crtctl says what to do.
+    let out = crtctl(&["ps"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("--ca"), "{out:?}");
+    // Plain HTTP to the TLS port is no way around it.
+    let plain = https.replace("https://", "http://");
+    let out = run(
+        std::process::Command::new("crtctl")
+            .env("CRT_TOKEN", ALPHA.2)
+            .env("CRT_SERVER", &plain)
+            .args(["ps"]),
+        None,
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains(&t.id), "{out:?}");
+}
+
+#[test]
+fn a_crtd_listening_beyond_loopback_without_tls_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("crt-it-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nlisten = \"0.0.0.0:0\"\nsocket = \"{}\"\n[store]\ndir = \"{}\"\n",
+            dir.join("s.sock").display(),
+            dir.join("store").display()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        std::process::Command::new("timeout")
+            .args(["10", "crtd", "--config"])
+            .arg(&config),
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_ne!(out.code, 124, "it started: {out:?}");
+    assert!(out.stderr.contains("api.tls_cert"), "{out:?}");
+}

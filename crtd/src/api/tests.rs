@@ -14,20 +14,20 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Api, Listener, ROUTES};
-use crate::http::{Body, Peer, Request, Response};
 use crate::ingest::Ingest;
 use crate::live::Live;
 use crate::stats::Stats;
 use crate::store::tests::rec;
 use crate::store::{Store, StreamMeta};
 use crate::tenants::Tenants;
+use crate::web::{Body, Peer, Request, Response, SseItem};
 
-const ACME: &str = "acme-token";
+pub(crate) const ACME: &str = "acme-token";
 const GLOBEX: &str = "globex-token";
 
-struct World {
+pub(crate) struct World {
     _dir: tempfile::TempDir,
-    api: Arc<Api>,
+    pub(crate) api: Arc<Api>,
 }
 
 fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
@@ -40,7 +40,7 @@ fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
     }
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // What the shims tell the node: one container per tenant, one of nobody's.
@@ -136,7 +136,6 @@ fn request(path_and_query: &str, token: Option<&str>, peer: Peer) -> Request {
         path: path.into(),
         query,
         headers,
-        body: Vec::new(),
         peer,
     }
 }
@@ -152,7 +151,7 @@ fn root() -> Peer {
 fn body(r: &Response) -> Value {
     match &r.body {
         Body::Bytes(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
-        Body::Stream(_) => Value::Null,
+        Body::Events(_) => Value::Null,
     }
 }
 
@@ -359,65 +358,146 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
     }
 }
 
+/// The messages of a live stream, read on a runtime of the test's own.
+struct Reader {
+    rt: tokio::runtime::Runtime,
+    events: crate::web::SseStream,
+}
+
+impl Reader {
+    fn open(w: &World, listener: Listener, path: &str, token: Option<&str>) -> Reader {
+        let peer = if listener == Listener::Root {
+            root()
+        } else {
+            tcp()
+        };
+        let r = w.api.handle(listener, request(path, token, peer));
+        assert_eq!(r.status, 200, "{path}");
+        let Body::Events(events) = r.body else {
+            panic!("{path}: an event stream");
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        Reader { rt, events }
+    }
+
+    /// The next message, or `None` if none comes within a few seconds.
+    fn next(&mut self) -> Option<SseItem> {
+        use futures_util::StreamExt;
+        self.rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), self.events.next()).await
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The next `data:` message.
+    fn next_data(&mut self) -> Option<String> {
+        loop {
+            match self.next()? {
+                SseItem::Data(d) => return Some(d),
+                _ => continue,
+            }
+        }
+    }
+}
+
+fn stream_of(w: &World, container: &str) -> Arc<crate::store::Stream> {
+    w.api
+        .ingest
+        .store
+        .streams()
+        .into_iter()
+        .find(|s| s.meta.container == container)
+        .unwrap()
+}
+
 #[test]
 fn a_live_stream_delivers_new_events_and_stops_when_the_client_goes() {
     let w = world();
-    let r = w.api.handle(
+    let mut r = Reader::open(
+        &w,
         Listener::Tenants,
-        request("/v1/events/stream?container=a1", Some(ACME), tcp()),
+        "/v1/events/stream?container=a1",
+        Some(ACME),
     );
-    assert_eq!(r.status, 200);
-    let Body::Stream(f) = r.body else {
-        panic!("a stream body");
-    };
-    /// Collects what the stream writes; fails once it has seen an event,
-    /// as a client that hangs up would.
-    struct Client(std::sync::mpsc::Sender<String>, bool);
-    impl std::io::Write for Client {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            if self.1 {
-                return Err(std::io::ErrorKind::BrokenPipe.into());
-            }
-            let s = String::from_utf8_lossy(b).into_owned();
-            if s.starts_with("data: ") {
-                self.1 = true;
-            }
-            let _ = self.0.send(s);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let done = std::thread::spawn(move || f(&mut Client(tx, false)));
-    // Wait until subscribed, then publish one event of a1 and one of g1.
-    while w.api.ingest.live.subscribers() == 0 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let store = &w.api.ingest.store;
-    let streams = store.streams();
-    let a1 = streams.iter().find(|s| s.meta.container == "a1").unwrap();
-    let g1 = streams.iter().find(|s| s.meta.container == "g1").unwrap();
-    w.api
-        .ingest
-        .live
-        .publish(g1, Some("globex"), &rec(9_000, 1, "openat", b"/theirs"));
-    w.api
-        .ingest
-        .live
-        .publish(a1, Some("acme"), &rec(9_001, 1, "openat", b"/mine"));
-    let mut got = String::new();
-    while !got.contains("data: ") {
-        got.push_str(&rx.recv_timeout(Duration::from_secs(5)).expect("an event"));
-    }
-    assert!(got.contains("/mine"));
-    assert!(!got.contains("/theirs"));
-    // The next write fails: the stream ends and unsubscribes.
-    w.api
-        .ingest
-        .live
-        .publish(a1, Some("acme"), &rec(9_002, 1, "openat", b"/more"));
-    assert!(done.join().unwrap().is_err());
-    assert_eq!(w.api.ingest.live.subscribers(), 0);
+    assert_eq!(r.next(), Some(SseItem::Comment("crtd live stream")));
+    assert_eq!(w.api.ingest.live.subscribers(), 1);
+    let live = &w.api.ingest.live;
+    live.publish(
+        &stream_of(&w, "g1"),
+        Some("globex"),
+        &rec(9_000, 1, "openat", b"/theirs"),
+    );
+    live.publish(
+        &stream_of(&w, "a1"),
+        Some("acme"),
+        &rec(9_001, 1, "openat", b"/mine"),
+    );
+    let got = r.next_data().expect("an event");
+    assert!(got.contains("/mine"), "{got}");
+    live.publish(
+        &stream_of(&w, "a1"),
+        Some("acme"),
+        &rec(9_002, 1, "openat", b"/more"),
+    );
+    // The client goes: the stream is dropped, which unsubscribes it and frees its slot.
+    drop(r);
+    assert_eq!(live.subscribers(), 0);
+    assert_eq!(live.queued_bytes(), 0);
+    let slots: Vec<Reader> = (0..super::STREAMS_PER_TENANT)
+        .map(|_| Reader::open(&w, Listener::Tenants, "/v1/events/stream", Some(ACME)))
+        .collect();
+    assert_eq!(slots.len(), super::STREAMS_PER_TENANT);
+}
+
+#[test]
+fn a_live_stream_honours_namespace() {
+    let w = world();
+    let mut r = Reader::open(
+        &w,
+        Listener::Root,
+        "/v1/events/stream?namespace=globex",
+        None,
+    );
+    let live = &w.api.ingest.live;
+    live.publish(
+        &stream_of(&w, "a1"),
+        Some("acme"),
+        &rec(9_000, 1, "openat", b"/acme-ns"),
+    );
+    live.publish(
+        &stream_of(&w, "pod-c"),
+        Some("acme"),
+        &rec(9_001, 1, "openat", b"/k8s-ns"),
+    );
+    live.publish(
+        &stream_of(&w, "g1"),
+        Some("globex"),
+        &rec(9_002, 1, "openat", b"/globex-ns"),
+    );
+    let got = r.next_data().expect("an event");
+    assert!(got.contains("/globex-ns"), "only globex's namespace: {got}");
+    // A Kubernetes namespace selects too, as it does for history.
+    let mut r = Reader::open(
+        &w,
+        Listener::Root,
+        "/v1/events/stream?namespace=acme-prod",
+        None,
+    );
+    live.publish(
+        &stream_of(&w, "a1"),
+        Some("acme"),
+        &rec(9_003, 1, "openat", b"/acme-ns"),
+    );
+    live.publish(
+        &stream_of(&w, "pod-c"),
+        Some("acme"),
+        &rec(9_004, 1, "openat", b"/k8s-ns"),
+    );
+    let got = r.next_data().expect("an event");
+    assert!(got.contains("/k8s-ns"), "only acme-prod's pods: {got}");
 }

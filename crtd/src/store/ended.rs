@@ -49,7 +49,7 @@ impl EndedLog {
                             }
                         }
                         Err(e) => {
-                            log::warn!("store: {} line {}: {e}; skipped", path.display(), n + 1)
+                            tracing::warn!("store: {} line {}: {e}; skipped", path.display(), n + 1)
                         }
                     }
                 }

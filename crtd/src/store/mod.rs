@@ -110,27 +110,26 @@ pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Resu
     write_private_atomic(path, &serde_json::to_vec(value)?)
 }
 
-/// The exclusive hold one crtd has on its store: a second crtd on the same
-/// store would interleave writes to the same chunks and checkpoints. The
-/// lock file names the holder's pid so the one refused can say who.
-pub struct StoreLock {
+/// An exclusive hold on something only one crtd may use (its store, its
+/// socket): a lock file that names the holder's pid, so that the one refused
+/// can say who has it. Released when dropped (or when the holder dies).
+pub struct PidLock {
     _file: fs::File,
 }
 
-impl StoreLock {
-    pub fn take(dir: &Path) -> io::Result<StoreLock> {
+impl PidLock {
+    /// Takes the lock file `path`; `what` says what it guards, for the error.
+    pub fn take(path: &Path, what: &str) -> io::Result<PidLock> {
         use std::io::{Read, Seek};
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
-        private_dir(dir)?;
-        let path = dir.join("lock");
         let mut file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(&path)?;
+            .open(path)?;
         // SAFETY: flock on a descriptor this function owns; no memory is passed.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -149,8 +148,7 @@ impl StoreLock {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!(
-                    "the store {} is in use by {who} (lock {}); one crtd per store: stop that one first",
-                    dir.display(),
+                    "{what} is already in use by {who} (lock {}); one crtd each: stop that one first",
                     path.display()
                 ),
             ));
@@ -158,7 +156,7 @@ impl StoreLock {
         file.set_len(0)?;
         file.rewind()?;
         writeln!(file, "{}", std::process::id())?;
-        Ok(StoreLock { _file: file })
+        Ok(PidLock { _file: file })
     }
 }
 
@@ -438,7 +436,7 @@ impl StoreHealth {
 }
 
 pub struct Store {
-    _lock: StoreLock,
+    _lock: PidLock,
     pub health: StoreHealth,
     /// Containers that are gone: how and when each ended.
     pub ended: EndedLog,
@@ -453,7 +451,8 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store under `dir`, reloading every stream.
     pub fn open(dir: &Path) -> io::Result<Store> {
-        let lock = StoreLock::take(dir)?;
+        private_dir(dir)?;
+        let lock = PidLock::take(&dir.join("lock"), &format!("the store {}", dir.display()))?;
         let root = dir.join("streams");
         private_dir(&root)?;
         let mut streams = BTreeMap::new();
@@ -470,7 +469,7 @@ impl Store {
                         Ok(s) => {
                             streams.insert(id, Arc::new(s));
                         }
-                        Err(e) => log::error!("store: cannot open stream {id}: {e}; skipped"),
+                        Err(e) => tracing::error!("store: cannot open stream {id}: {e}; skipped"),
                     }
                 }
             }
@@ -478,7 +477,7 @@ impl Store {
         let retired_file = dir.join("retired.json");
         let retired = match fs::read(&retired_file) {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-                log::warn!(
+                tracing::warn!(
                     "store: {} is unreadable ({e}); starting it afresh",
                     retired_file.display()
                 );
@@ -612,7 +611,7 @@ impl Store {
         let mut r = self.retired.lock().unwrap();
         r.insert(s.id.clone(), s.meta.source.clone());
         if let Err(e) = write_json_atomic(&self.retired_file, &*r) {
-            log::warn!("store: cannot record {} as deleted: {e}", s.id);
+            tracing::warn!("store: cannot record {} as deleted: {e}", s.id);
         }
         bytes
     }
@@ -623,12 +622,12 @@ impl Store {
             match s.sync() {
                 Err(e) => {
                     if self.health.failed(&s.id, &e) {
-                        log::warn!("store: sync {}: {e}", s.id);
+                        tracing::warn!("store: sync {}: {e}", s.id);
                     }
                 }
                 Ok(()) => {
                     if let Some((_, true)) = self.health.recovered(&s.id) {
-                        log::info!("store: writes again; every stream is stored");
+                        tracing::info!("store: writes again; every stream is stored");
                     }
                 }
             }

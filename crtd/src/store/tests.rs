@@ -384,7 +384,7 @@ fn a_second_store_on_the_same_directory_is_refused_naming_the_holder() {
         msg.contains(&format!("crtd pid {}", std::process::id())),
         "{msg}"
     );
-    assert!(msg.contains("one crtd per store"), "{msg}");
+    assert!(msg.contains("one crtd each"), "{msg}");
     // Released with the store: the next crtd takes over.
     drop(first);
     Store::open(dir.path()).unwrap();

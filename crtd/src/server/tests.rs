@@ -1,0 +1,544 @@
+//! The server over real sockets, against clients that misbehave: bodies sent
+//! without credentials, heads that never finish, idle connections by the
+//! hundred, and TLS.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{serve, Bound, Limits};
+use crate::api::tests::{world, World, ACME};
+use crate::api::{Endpoint, Listener};
+
+/// How long a client waits for an answer before the test fails (a hang guard, not a
+/// measurement).
+const GUARD: Duration = Duration::from_secs(20);
+
+struct Running {
+    rt: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    world: World,
+}
+
+fn start(limits: Limits, tls: Option<tokio_rustls::TlsAcceptor>) -> Running {
+    let world = world();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let endpoint = Arc::new(Endpoint {
+        api: Arc::clone(&world.api),
+        listener: Listener::Tenants,
+    });
+    let task = rt.spawn(serve(Bound::Tcp(listener, tls), endpoint, limits, stopped));
+    Running {
+        rt,
+        addr,
+        stop,
+        task: Some(task),
+        world,
+    }
+}
+
+impl Running {
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(GUARD)).unwrap();
+        s.set_write_timeout(Some(GUARD)).unwrap();
+        s
+    }
+
+    /// Idle connections from `from` (a loopback address of the client's choosing).
+    fn idle_from(&self, from: [u8; 4], n: usize) -> Vec<TcpStream> {
+        let addr = self.addr;
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                sock.bind(SocketAddr::from((from, 0))).unwrap();
+                let s = sock.connect(addr).await.unwrap().into_std().unwrap();
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(GUARD)).unwrap();
+                out.push(s);
+            }
+            out
+        })
+    }
+
+    /// A whole exchange on a fresh connection: (status, body).
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut s = self.connect();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        split(&text)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = self.rt.block_on(t);
+        }
+    }
+}
+
+fn split(text: &str) -> (u16, String) {
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// Reads a response's status line and headers (not its body).
+fn read_head(s: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Limits whose header timeout closes nothing while a test runs, so only the pool's
+/// eviction can close an idle connection.
+fn patient() -> Limits {
+    Limits {
+        header_timeout: Duration::from_secs(120),
+        ..Limits::default()
+    }
+}
+
+/// True once the server has closed `s` (a read sees the end of the stream).
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                return e.kind() == std::io::ErrorKind::ConnectionReset;
+            }
+        }
+    }
+}
+
+#[test]
+fn credentials_are_checked_on_the_headers_before_any_body_is_read() {
+    let srv = start(Limits::default(), None);
+    // A large body is announced but never sent: the answer cannot wait for it.
+    for auth in ["", "Authorization: Bearer wrong\r\n"] {
+        let mut s = srv.connect();
+        write!(
+            s,
+            "GET /v1/whoami HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 500000\r\n\r\n"
+        )
+        .unwrap();
+        let head = read_head(&mut s);
+        assert!(head.starts_with("HTTP/1.1 401"), "{auth:?}: {head:?}");
+    }
+    // With a valid token, a body over the limit is refused on its declared size.
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\nContent-Length: 2000000\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head:?}");
+}
+
+#[test]
+fn a_head_over_its_limit_is_refused_with_431() {
+    let srv = start(Limits::default(), None);
+    let mut s = srv.connect();
+    let pad = "p".repeat(20 * 1024);
+    let _ = write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    );
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 431"), "{head:?}");
+}
+
+#[test]
+fn two_authorization_headers_are_refused_with_a_clear_message() {
+    let srv = start(Limits::default(), None);
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\nAuthorization: Bearer other\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (status, body) = split(&text);
+    assert_eq!(status, 400, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than one Authorization header"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_head_that_trickles_in_is_cut_off_and_an_idle_connection_is_closed() {
+    let limits = Limits {
+        header_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let srv = start(limits, None);
+    // One byte every 100 ms: the head would take 10 s to arrive whole.
+    let mut s = srv.connect();
+    let head = format!(
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(40)
+    );
+    let mut sent = 0;
+    for b in head.as_bytes() {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        sent < head.len(),
+        "the whole head went through at a trickle"
+    );
+    // A kept-alive connection that stays idle after its request is closed.
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+    assert!(closed_by_server(&mut s));
+}
+
+#[test]
+fn idle_strangers_by_the_hundred_cannot_crowd_out_a_tenant() {
+    let srv = start(patient(), None);
+    // 300 idle connections from ten addresses (30 each, under the per-address share).
+    let mut idle = Vec::new();
+    for host in 2..12 {
+        idle.extend(srv.idle_from([127, 0, 0, host], 30));
+    }
+    let (status, body) = srv.get("/v1/whoami", Some(ACME));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"tenant\":\"acme\""), "{body}");
+    // The oldest stranger made room.
+    assert!(closed_by_server(&mut idle[0]));
+}
+
+#[test]
+fn one_address_beyond_its_share_loses_its_oldest_idle_connections() {
+    let srv = start(patient(), None);
+    let mut idle = srv.idle_from([127, 0, 0, 1], 40);
+    for (i, s) in idle.iter_mut().take(8).enumerate() {
+        assert!(closed_by_server(s), "connection {i} of 40");
+    }
+    // Its authenticated requests still go through.
+    assert_eq!(srv.get("/v1/whoami", Some(ACME)).0, 200);
+}
+
+#[test]
+fn a_live_stream_sends_events_and_ends_when_the_server_stops() {
+    let srv = start(Limits::default(), None);
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/events/stream?container=a1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head:?}"
+    );
+    let live = &srv.world.api.ingest.live;
+    let a1 = srv
+        .world
+        .api
+        .ingest
+        .store
+        .streams()
+        .into_iter()
+        .find(|s| s.meta.container == "a1")
+        .unwrap();
+    live.publish(
+        &a1,
+        Some("acme"),
+        &crate::store::tests::rec(9_001, 1, "openat", b"/live-one"),
+    );
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("/live-one") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains(": crtd live stream"), "{seen}");
+    assert!(seen.contains("data: {"), "{seen}");
+    srv.stop.send(true).unwrap();
+    assert!(closed_by_server(&mut s));
+    assert_eq!(live.subscribers(), 0);
+}
+
+#[test]
+fn a_live_reader_that_stops_reading_is_cut_off_and_its_queue_freed() {
+    let srv = start(
+        Limits {
+            write_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        },
+        None,
+    );
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/events/stream?container=a1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    )
+    .unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
+    let live = &srv.world.api.ingest.live;
+    let a1 = srv
+        .world
+        .api
+        .ingest
+        .store
+        .streams()
+        .into_iter()
+        .find(|s| s.meta.container == "a1")
+        .unwrap();
+    // Events far beyond what the sockets and the queue hold, and nobody reading them.
+    let path = vec![b'x'; 2000];
+    let deadline = std::time::Instant::now() + GUARD;
+    let mut ts = 0;
+    while live.subscribers() > 0 && std::time::Instant::now() < deadline {
+        let mut batch = Vec::new();
+        for _ in 0..100 {
+            ts += 1;
+            batch.extend(crate::store::tests::rec(ts, 1, "openat", &path));
+        }
+        live.publish(&a1, Some("acme"), &batch);
+        assert!(live.queued_bytes() <= crate::live::QUEUE_BYTES);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(live.subscribers(), 0, "the stalled reader was not cut off");
+    assert_eq!(live.queued_bytes(), 0);
+    // Its stream slot is free again: all eight can be opened.
+    let mut held = Vec::new();
+    for _ in 0..crate::api::STREAMS_PER_TENANT {
+        let mut s = srv.connect();
+        write!(
+            s,
+            "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+        )
+        .unwrap();
+        assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+}
+
+#[test]
+fn https_serves_tenants_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let files = crt_config::supervisor::TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    std::fs::write(&files.cert, cert.cert.pem()).unwrap();
+    std::fs::write(&files.key, cert.signing_key.serialize_pem()).unwrap();
+    let srv = start(
+        Limits::default(),
+        Some(crate::tls::acceptor(&files).unwrap()),
+    );
+
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let addr = srv.addr;
+    let text = srv.rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        tls.write_all(
+            format!("GET /v1/whoami HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ACME}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(GUARD, tls.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let (status, body) = split(&text);
+    assert_eq!(status, 200, "{text}");
+    assert!(body.contains("\"tenant\":\"acme\""), "{body}");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        !out.starts_with(b"HTTP/1.1"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[test]
+fn tls_files_that_are_missing_or_wrong_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = crt_config::supervisor::TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let e = crate::tls::acceptor(&files).err().unwrap().to_string();
+    assert!(e.contains("api.tls_cert") && e.contains("tls.crt"), "{e}");
+    std::fs::write(&files.cert, "not a certificate\n").unwrap();
+    let e = crate::tls::acceptor(&files).err().unwrap().to_string();
+    assert!(
+        e.contains("api.tls_cert") && e.contains("no certificate"),
+        "{e}"
+    );
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&files.cert, cert.cert.pem()).unwrap();
+    std::fs::write(&files.key, cert.cert.pem()).unwrap();
+    let e = crate::tls::acceptor(&files).err().unwrap().to_string();
+    assert!(
+        e.contains("api.tls_key") && e.contains("no private key"),
+        "{e}"
+    );
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&files.key, other.signing_key.serialize_pem()).unwrap();
+    let e = crate::tls::acceptor(&files).err().unwrap().to_string();
+    assert!(e.contains("does not go with api.tls_cert"), "{e}");
+}
+
+/// What every test's servers log, at debug (one process-wide subscriber: the servers log
+/// from their runtimes' threads).
+fn captured_logs() -> String {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || Sink(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    });
+    String::from_utf8_lossy(&logs.lock().unwrap()).into_owned()
+}
+
+#[test]
+fn refused_requests_are_summed_up_not_logged_one_by_one() {
+    captured_logs();
+    let srv = start(
+        Limits {
+            noise_period: Duration::from_millis(200),
+            ..Limits::default()
+        },
+        None,
+    );
+    for i in 0..50 {
+        let token = if i % 2 == 0 { None } else { Some("wrong") };
+        assert_eq!(srv.get("/v1/refused-noise-marker", token).0, 401);
+    }
+    assert_eq!(srv.get("/v1/logged-marker", Some(ACME)).0, 404);
+    // Sum what this server's summary lines report until all 50 are there.
+    let own = format!("{}: in the last", srv.addr);
+    let refused = || -> u64 {
+        captured_logs()
+            .lines()
+            .filter(|l| l.contains(&own))
+            .filter_map(|l| {
+                let (_, rest) = l.split_once(": in the last ")?;
+                let (_, rest) = rest.split_once(": ")?;
+                rest.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + GUARD;
+    while refused() < 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(refused(), 50);
+    let logs = captured_logs();
+    assert!(
+        !logs.contains("refused-noise-marker"),
+        "a refused request was logged"
+    );
+    // An admitted request is logged, in its span, with its tenant and status.
+    let line = logs
+        .lines()
+        .find(|l| l.contains("/v1/logged-marker"))
+        .expect("the admitted request is logged");
+    assert!(
+        line.contains("tenant=\"acme\"") && line.contains("status=404"),
+        "{line}"
+    );
+}
