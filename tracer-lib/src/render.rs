@@ -5,8 +5,6 @@
 //! The return value is never known to a supervisor that lets the syscall
 //! continue, so it is always `?` (DESIGN.md, decision 6).
 
-use std::fmt::Write;
-
 use serde_json::json;
 
 use crate::decode;
@@ -88,22 +86,28 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// A syscall as strace writes it, without time or pid:
+/// `openat(AT_FDCWD, "/etc/hosts", O_RDONLY) = ?`. The one renderer of
+/// calls, for text lines and for exported events alike.
+pub fn strace_call(rec: &Record<'_>) -> String {
+    let (name, args) = decode::render_args(rec);
+    let mut call = String::with_capacity(80);
+    call.push_str(&name);
+    call.push('(');
+    call.push_str(&args.join(", "));
+    call.push_str(") = ?");
+    if rec.flags & FLAG_STALE != 0 {
+        call.push_str(" (arguments not read: the thread was gone)");
+    }
+    call
+}
+
 /// The strace-style line for a record, or `None` for records that are not
 /// shown as lines (process markers).
 pub fn text_line(rec: &Record<'_>) -> Option<String> {
     let time = local_time(rec.ts_ns);
     match rec.kind {
-        KIND_SYSCALL => {
-            let (name, args) = decode::render_args(rec);
-            let mut line = String::with_capacity(96);
-            let _ = write!(line, "{time} [pid {}] {name}(", rec.tid);
-            line.push_str(&args.join(", "));
-            line.push_str(") = ?");
-            if rec.flags & FLAG_STALE != 0 {
-                line.push_str(" (arguments not read: the thread was gone)");
-            }
-            Some(line)
-        }
+        KIND_SYSCALL => Some(format!("{time} [pid {}] {}", rec.tid, strace_call(rec))),
         KIND_DROPS => Some(format!(
             "{time} --- crt: {} events dropped so far: the trace store could not keep up ---",
             rec.args[0]
