@@ -1119,4 +1119,148 @@ mod tests {
         assert!(e.contains("holds no certificate"), "{e}");
         assert!(e.contains(&junk.display().to_string()), "{e}");
     }
+
+    /// An ingest over a store holding one stream of `records`.
+    fn ingest_with(dir: &Path, records: &[u8]) -> Arc<Ingest> {
+        let store = Arc::new(Store::open(&dir.join("store")).unwrap());
+        let s = store
+            .stream(StreamMeta {
+                namespace: "default".into(),
+                container: "c1".into(),
+                instance: 1,
+                kubernetes: Value::Null,
+                source: "/nowhere".into(),
+            })
+            .unwrap();
+        s.append(
+            records,
+            crt_tracer::segment::Position { seq: 1, offset: 16 },
+            false,
+            0,
+        )
+        .unwrap();
+        Arc::new(Ingest {
+            store,
+            live: Arc::new(crate::live::Live::default()),
+            stats: Arc::new(crate::stats::Stats::default()),
+            tenants: Arc::new(crate::tenants::Tenants::new(vec![])),
+            traces_root: dir.join("traces"),
+            stored: AtomicU64::new(0),
+            default_max_age: Duration::from_secs(3600),
+            default_max_bytes: 1 << 30,
+            export: None,
+        })
+    }
+
+    /// Runs `exporter` until `done` says so (or a generous bound passes).
+    fn run_until(exporter: Exporter, done: impl Fn(&ExportStats) -> bool) -> Arc<ExportStats> {
+        let stats = Arc::new(ExportStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
+            std::thread::spawn(move || exporter.run(stats, stop))
+        };
+        let bound = Instant::now() + Duration::from_secs(30);
+        while !done(&stats) && Instant::now() < bound {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+        stats
+    }
+
+    #[test]
+    fn a_position_saved_before_gaps_were_exported_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = crate::store::tests::rec(1_000, 42, "openat", b"/a");
+        records.extend(simple(KIND_GAP, 2_000, 0, &[4, 0, 0, 1, 0, 0], b""));
+        records.extend(crate::store::tests::rec(3_000, 42, "openat", b"/b"));
+        let ingest = ingest_with(dir.path(), &records);
+        // What an exporter that did not yet send gaps saved: syscalls,
+        // drops and log lines since time 0, nothing sent yet.
+        let before_gaps = Filter {
+            kinds: 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_LOG,
+            since: Some(0),
+            ..Default::default()
+        };
+        let state = dir.path().join("export-otlp.json");
+        let saved = State {
+            since_ns: 0,
+            cursor: Cursor::at(&before_gaps, Order::Asc, BTreeMap::new()),
+        };
+        std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+
+        let (port, seen) = tcp_collector(vec![("200 OK", "", vec![])]);
+        let exporter = Exporter {
+            cfg: cfg(port),
+            ingest,
+            state: state.clone(),
+        };
+        let stats = run_until(exporter, |s| s.exported.load(Ordering::Relaxed) >= 3);
+        // Not restarted from now: the three stored records went out,
+        // the gap with them.
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 3);
+        let seen = seen.lock().unwrap();
+        let req = ExportLogsServiceRequest::decode(&gunzip(&seen.requests[0].1)[..]).unwrap();
+        let events: Vec<any_value::Value> = req.resource_logs[0].scope_logs[0]
+            .log_records
+            .iter()
+            .map(|lr| flat(&lr.attributes)["crt.event"].clone())
+            .collect();
+        assert_eq!(events, vec![text("syscall"), text("gap"), text("syscall")]);
+        // Saved again under the current settings' digest.
+        let now: State = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(now.since_ns, 0);
+        assert_ne!(now.cursor.filter, saved.cursor.filter);
+    }
+
+    #[test]
+    fn an_exporter_refused_by_tls_counts_failures_and_sends_nothing() {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let server = self_signed("collector");
+        let other = self_signed("another CA");
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.signing_key.serialize_der()));
+        let tls = Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![server.cert.der().clone()], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = collector(vec![("200 OK", "", vec![])], move || {
+            let (tcp, _) = listener.accept().ok()?;
+            let conn = rustls::ServerConnection::new(Arc::clone(&tls)).ok()?;
+            Some(rustls::StreamOwned::new(conn, tcp))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let wrong = dir.path().join("wrong.pem");
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let records = crate::store::tests::rec(1_000, 42, "openat", b"/a");
+        let state = dir.path().join("export-otlp.json");
+        let everything = Filter {
+            kinds: 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_GAP | 1 << KIND_LOG,
+            since: Some(0),
+            ..Default::default()
+        };
+        let saved = State {
+            since_ns: 0,
+            cursor: Cursor::at(&everything, Order::Asc, BTreeMap::new()),
+        };
+        std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+        let exporter = Exporter {
+            cfg: OtlpConfig {
+                https: true,
+                ca: Some(wrong),
+                ..cfg(port)
+            },
+            ingest: ingest_with(dir.path(), &records),
+            state,
+        };
+        let stats = run_until(exporter, |s| s.failed_requests.load(Ordering::Relaxed) >= 2);
+        assert!(stats.failed_requests.load(Ordering::Relaxed) >= 2);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
+        assert!(seen.lock().unwrap().requests.is_empty());
+    }
 }
