@@ -718,6 +718,7 @@ namespaces = ["globex"]
         assert!(!o.syscalls && o.logs);
         assert_eq!(o.tenants, vec!["acme".to_string()]);
         assert_eq!(o.headers, vec![("x-api-key".to_string(), "k1".to_string())]);
+        assert!(!o.https && o.gzip && o.ca.is_none());
         let o = parse("[export.otlp]\nendpoint = \"http://[::1]:9999/otel/logs\"\n")
             .unwrap()
             .otlp
@@ -729,10 +730,46 @@ namespaces = ["globex"]
     }
 
     #[test]
+    fn an_https_otlp_export_takes_a_ca_and_compression() {
+        let o = parse("[export.otlp]\nendpoint = \"https://otel.example.com\"\n")
+            .unwrap()
+            .otlp
+            .unwrap();
+        assert!(o.https && o.gzip && o.ca.is_none());
+        assert_eq!((o.host.as_str(), o.port), ("otel.example.com", 4318));
+        let o = parse(
+            "[export.otlp]\nendpoint = \"https://otel.example.com:443/v1/logs\"\nca = \"/etc/crt/otel-ca.pem\"\ncompression = \"none\"\n",
+        )
+        .unwrap()
+        .otlp
+        .unwrap();
+        assert!(o.https && !o.gzip);
+        assert_eq!(o.port, 443);
+        assert_eq!(o.ca, Some(PathBuf::from("/etc/crt/otel-ca.pem")));
+        let o = parse("[export.otlp]\nendpoint = \"http://c\"\ncompression = \"gzip\"\n")
+            .unwrap()
+            .otlp
+            .unwrap();
+        assert!(!o.https && o.gzip);
+    }
+
+    #[test]
     fn a_bad_otlp_export_is_refused_naming_the_key() {
         for (text, want) in [
-            ("endpoint = \"https://c:4318\"", "https is not supported"),
-            ("endpoint = \"c:4318\"", "is not an http:// URL"),
+            ("endpoint = \"ftp://c:4318\"", "is not an http:// or https:// URL"),
+            ("endpoint = \"c:4318\"", "is not an http:// or https:// URL"),
+            (
+                "endpoint = \"http://c\"\nca = \"/etc/ca.pem\"",
+                "export.otlp.ca = \"/etc/ca.pem\" is set but the endpoint \"http://c\" is plain http",
+            ),
+            (
+                "endpoint = \"https://c\"\nca = \"ca.pem\"",
+                "export.otlp.ca = \"ca.pem\" is not an absolute path",
+            ),
+            (
+                "endpoint = \"https://c\"\ncompression = \"zstd\"",
+                "export.otlp.compression = \"zstd\" is not known; expected \"gzip\" or \"none\"",
+            ),
             ("endpoint = \"http://c:0\"", "has port \"0\""),
             (
                 "endpoint = \"http://c:4318\"\ntenants = [\"nobody\"]",
@@ -768,7 +805,10 @@ namespaces = ["globex"]
             .replace("<64 hex digits>", &"ab".repeat(32));
         let c = parse(&uncommented).unwrap();
         assert_eq!(c.tenants[0].name, "acme");
-        assert_eq!(c.otlp.unwrap().tenants, vec!["acme".to_string()]);
+        let o = c.otlp.unwrap();
+        assert_eq!(o.tenants, vec!["acme".to_string()]);
+        assert!(o.https && o.gzip);
+        assert_eq!(o.ca, Some(PathBuf::from("/etc/crt/otel-ca.pem")));
     }
 
     #[test]

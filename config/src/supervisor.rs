@@ -95,8 +95,10 @@ pub struct Tenant {
 /// over OTLP/HTTP (protobuf) to a collector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtlpConfig {
-    /// `host:port` of the collector (plain HTTP: a collector or agent on
-    /// the node or its network).
+    /// The endpoint is `https://`: TLS, verified against `ca` or the
+    /// system's roots.
+    pub https: bool,
+    /// `host:port` of the collector.
     pub host: String,
     pub port: u16,
     /// The request path, `/v1/logs` unless the endpoint names another.
@@ -109,6 +111,11 @@ pub struct OtlpConfig {
     pub tenants: Vec<String>,
     /// Extra request headers (an API key for the collector, say).
     pub headers: Vec<(String, String)>,
+    /// `ca`: PEM certificates the collector's chain must end in, instead of
+    /// the system's roots (a private CA). Only with an https endpoint.
+    pub ca: Option<PathBuf>,
+    /// `compression = "gzip"` (the default): request bodies are gzipped.
+    pub gzip: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +133,8 @@ pub(crate) struct RawOtlp {
     tenants: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    ca: Option<Spanned<String>>,
+    compression: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -374,13 +383,12 @@ pub(crate) fn tenants(
 }
 
 /// Splits `http://host:port/path` (port defaults to 4318, path to `/v1/logs`).
-fn http_endpoint(s: &str) -> Result<(String, u16, String), String> {
-    let rest = match s.split_once("://") {
-        Some(("http", rest)) => rest,
-        Some(("https", _)) => {
-            return Err("https is not supported; expected http:// to a collector or agent on the node's network (terminate TLS there)".into())
-        }
-        _ => return Err("is not an http:// URL; expected like \"http://127.0.0.1:4318\"".into()),
+/// `(https, host, port, path)` of an `http://` or `https://` endpoint.
+fn http_endpoint(s: &str) -> Result<(bool, String, u16, String), String> {
+    let (https, rest) = match s.split_once("://") {
+        Some(("http", rest)) => (false, rest),
+        Some(("https", rest)) => (true, rest),
+        _ => return Err("is not an http:// or https:// URL; expected like \"http://127.0.0.1:4318\" or \"https://otel.example.com\"".into()),
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -415,7 +423,7 @@ fn http_endpoint(s: &str) -> Result<(String, u16, String), String> {
             "has host {host:?}; expected a host name or address"
         ));
     }
-    Ok((host, port, path))
+    Ok((https, host, port, path))
 }
 
 pub(crate) fn otlp(
@@ -424,7 +432,7 @@ pub(crate) fn otlp(
     err: ErrFn,
 ) -> Result<OtlpConfig, crate::ConfigError> {
     let endpoint = raw.endpoint.get_ref();
-    let (host, port, path) = http_endpoint(endpoint.trim()).map_err(|why| {
+    let (https, host, port, path) = http_endpoint(endpoint.trim()).map_err(|why| {
         err(
             Some(raw.endpoint.span()),
             format!("export.otlp.endpoint = {endpoint:?} {why}"),
@@ -464,7 +472,31 @@ pub(crate) fn otlp(
             "export.otlp: syscalls = false and logs = false leave nothing to send; expected one of them true (or no [export.otlp])".into(),
         ));
     }
+    let ca = match &raw.ca {
+        None => None,
+        Some(v) if !https => {
+            return Err(err(
+                Some(v.span()),
+                format!("export.otlp.ca = {:?} is set but the endpoint {endpoint:?} is plain http; expected an https:// endpoint, or no ca", v.get_ref()),
+            ))
+        }
+        Some(v) => Some(crate::node::absolute(v, "export.otlp.ca", err)?),
+    };
+    let gzip = match &raw.compression {
+        None => true,
+        Some(v) => match v.get_ref().as_str() {
+            "gzip" => true,
+            "none" => false,
+            other => {
+                return Err(err(
+                    Some(v.span()),
+                    format!("export.otlp.compression = {other:?} is not known; expected \"gzip\" or \"none\""),
+                ))
+            }
+        },
+    };
     Ok(OtlpConfig {
+        https,
         host,
         port,
         path,
@@ -472,6 +504,8 @@ pub(crate) fn otlp(
         logs,
         tenants: names,
         headers,
+        ca,
+        gzip,
     })
 }
 

@@ -1,5 +1,7 @@
 //! Export to an OpenTelemetry collector: the events and log lines crtd
-//! stores go out as OTLP log records over OTLP/HTTP (binary protobuf).
+//! stores go out as OTLP log records over OTLP/HTTP (binary protobuf,
+//! gzipped unless `compression = "none"`), to an http:// or https://
+//! endpoint, on one kept-alive connection.
 //!
 //! The exporter reads crtd's own history with a cursor it keeps on disk, so
 //! a collector that is down, or a crtd restart, delays records but loses
@@ -7,29 +9,40 @@
 //! time: events from before then are not sent (it does not replay the
 //! past, even history crtd only takes in later). A collector that refuses a
 //! batch outright (a 4xx other than 429) gets it counted as rejected and the
-//! exporter moves on; anything else is retried with backoff.
+//! exporter moves on, as are the records a partial success names; anything
+//! else is retried with backoff, or after the `Retry-After` a 429 or 503
+//! asks for.
 //!
 //! Each stored stream is one OTLP resource, with `container.id`,
 //! `crt.containerd.namespace`, `host.name`, `service.name` (the Kubernetes
 //! container name, else the container id), `crt.tenant` and, when CRI
 //! named them, `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid` and
 //! `k8s.container.name`. Records carry `crt.event`
-//! (`syscall`, `log`, `drops`) and, by kind, `thread.id`,
-//! `process.command`, `crt.syscall.name`, `log.iostream`, `crt.dropped`.
+//! (`syscall`, `log`, `drops`, `gap`) and, by kind, `thread.id`,
+//! `process.command`, `crt.syscall.name`, `log.iostream`, `crt.dropped`,
+//! `crt.gap.lost`, `crt.gap.exact`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crt_config::OtlpConfig;
-use crt_tracer::record::{Record, KIND_DROPS, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::record::{Record, KIND_DROPS, KIND_GAP, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::render;
 use crt_tracer::render::now_ns;
-use crt_tracer::{decode, render};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+use prost::Message;
 use serde_json::Value;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::Agent;
 
 use crate::ingest::Ingest;
 use crate::store::query::{self, Budget, Cursor, Filter, Hit, Order};
@@ -40,7 +53,13 @@ const BATCH: usize = 2048;
 /// How often the history is checked for new records when caught up.
 const POLL: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `Retry-After` obeyed: a collector cannot park the export
+/// for longer than this per request.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// For a whole request: connecting, TLS, sending and the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Enough for any `ExportLogsServiceResponse`; more is not read.
+const MAX_ANSWER: u64 = 64 * 1024;
 
 /// What the exporter did, for `/metrics`.
 #[derive(Default)]
@@ -50,59 +69,20 @@ pub struct ExportStats {
     pub failed_requests: AtomicU64,
 }
 
-/// Protobuf wire encoding, just what OTLP logs need.
-mod pb {
-    pub fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
-        varint(out, u64::from(field) << 3 | u64::from(wire));
-    }
-
-    pub fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
-        key(out, field, 0);
-        varint(out, v);
-    }
-
-    pub fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
-        key(out, field, 1);
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-
-    pub fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-        key(out, field, 2);
-        varint(out, b.len() as u64);
-        out.extend_from_slice(b);
-    }
-
-    /// A nested message, built by `f` into a scratch buffer.
-    pub fn message(out: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
-        let mut inner = Vec::new();
-        f(&mut inner);
-        bytes(out, field, &inner);
+fn attr(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
     }
 }
 
-/// An attribute value (`opentelemetry.proto.common.v1.AnyValue`).
-enum Val<'a> {
-    Str(&'a str),
-    Int(i64),
+fn text(s: impl Into<String>) -> any_value::Value {
+    any_value::Value::StringValue(s.into())
 }
 
-/// `KeyValue { key = 1; value = 2 }`, `AnyValue { string_value = 1; int_value = 3 }`.
-fn attribute(out: &mut Vec<u8>, field: u32, k: &str, v: Val<'_>) {
-    pb::message(out, field, |kv| {
-        pb::bytes(kv, 1, k.as_bytes());
-        pb::message(kv, 2, |any| match v {
-            Val::Str(s) => pb::bytes(any, 1, s.as_bytes()),
-            Val::Int(i) => pb::uint(any, 3, i as u64),
-        });
-    });
+fn int(i: i64) -> any_value::Value {
+    any_value::Value::IntValue(i)
 }
 
 /// What a stream's resource says about it.
@@ -145,148 +125,323 @@ impl Resource {
     }
 }
 
-/// `LogRecord`: time_unix_nano = 1 (fixed64), severity_number = 2,
-/// severity_text = 3, body = 5, attributes = 6, observed_time_unix_nano = 11.
-fn log_record(out: &mut Vec<u8>, rec: &Record<'_>, observed_ns: u64) {
-    pb::message(out, 2, |lr| {
-        pb::fixed64(lr, 1, rec.ts_ns);
-        pb::fixed64(lr, 11, observed_ns);
-        match rec.kind {
-            KIND_SYSCALL => {
-                let (name, args) = decode::render_args(rec);
-                let body = format!("{name}({}) = ?", args.join(", "));
-                pb::message(lr, 5, |any| pb::bytes(any, 1, body.as_bytes()));
-                attribute(lr, 6, "crt.event", Val::Str("syscall"));
-                attribute(lr, 6, "crt.syscall.name", Val::Str(&name));
-                attribute(lr, 6, "thread.id", Val::Int(i64::from(rec.tid)));
-                let comm = String::from_utf8_lossy(rec.comm());
-                attribute(lr, 6, "process.command", Val::Str(&comm));
-            }
-            KIND_LOG => {
-                let line = String::from_utf8_lossy(render::log_bytes(rec));
-                pb::message(lr, 5, |any| pb::bytes(any, 1, line.as_bytes()));
-                attribute(lr, 6, "crt.event", Val::Str("log"));
-                attribute(lr, 6, "log.iostream", Val::Str(render::log_stream(rec)));
-            }
-            KIND_DROPS => {
-                // SEVERITY_NUMBER_WARN
-                pb::uint(lr, 2, 13);
-                pb::bytes(lr, 3, b"WARN");
-                let body = format!(
-                    "{} events dropped so far: the trace store could not keep up",
-                    rec.args[0]
-                );
-                pb::message(lr, 5, |any| pb::bytes(any, 1, body.as_bytes()));
-                attribute(lr, 6, "crt.event", Val::Str("drops"));
-                attribute(lr, 6, "crt.dropped", Val::Int(rec.args[0] as i64));
-            }
-            _ => {}
+/// A stored record as an OTLP log record; `None` for kinds not exported.
+fn log_record(rec: &Record<'_>, observed_ns: u64) -> Option<LogRecord> {
+    let warn = |body: String, attributes: Vec<KeyValue>| LogRecord {
+        severity_number: SeverityNumber::Warn as i32,
+        severity_text: "WARN".into(),
+        body: Some(AnyValue {
+            value: Some(text(body)),
+        }),
+        attributes,
+        ..Default::default()
+    };
+    let plain = |body: String, attributes: Vec<KeyValue>| LogRecord {
+        body: Some(AnyValue {
+            value: Some(text(body)),
+        }),
+        attributes,
+        ..Default::default()
+    };
+    let lr = match rec.kind {
+        KIND_SYSCALL => {
+            let call = render::strace_call(rec);
+            // The call starts with the name strace gives it, up to its `(`.
+            let name = call.split('(').next().unwrap_or_default().to_string();
+            plain(
+                call,
+                vec![
+                    attr("crt.event", text("syscall")),
+                    attr("crt.syscall.name", text(name)),
+                    attr("thread.id", int(i64::from(rec.tid))),
+                    attr("process.command", text(String::from_utf8_lossy(rec.comm()))),
+                ],
+            )
         }
-    });
+        KIND_LOG => plain(
+            String::from_utf8_lossy(render::log_bytes(rec)).into_owned(),
+            vec![
+                attr("crt.event", text("log")),
+                attr("log.iostream", text(render::log_stream(rec))),
+            ],
+        ),
+        KIND_DROPS => warn(
+            format!(
+                "{} events dropped so far: the trace store could not keep up",
+                rec.args[0]
+            ),
+            vec![
+                attr("crt.event", text("drops")),
+                attr("crt.dropped", int(rec.args[0] as i64)),
+            ],
+        ),
+        KIND_GAP => {
+            let [lost, from, to, segments, exact, _] = rec.args;
+            let count = if exact == 1 {
+                format!("{lost} events")
+            } else {
+                format!("at least {lost} events")
+            };
+            let span = if from > 0 && to > 0 {
+                format!(
+                    " from {} to {}",
+                    render::rfc3339_utc(from),
+                    render::rfc3339_utc(to)
+                )
+            } else {
+                String::new()
+            };
+            warn(
+                format!("gap: {count}{span} ({segments} trace segments) were deleted by the trace's bound before the history stored them"),
+                vec![
+                    attr("crt.event", text("gap")),
+                    attr("crt.gap.lost", int(lost as i64)),
+                    attr("crt.gap.exact", any_value::Value::BoolValue(exact == 1)),
+                ],
+            )
+        }
+        _ => return None,
+    };
+    Some(LogRecord {
+        time_unix_nano: rec.ts_ns,
+        observed_time_unix_nano: observed_ns,
+        ..lr
+    })
 }
 
-/// `ExportLogsServiceRequest { resource_logs = 1 }`, `ResourceLogs {
-/// resource = 1; scope_logs = 2 }`, `Resource { attributes = 1 }`,
-/// `ScopeLogs { scope = 1; log_records = 2 }`, `InstrumentationScope {
-/// name = 1; version = 2 }`. One ResourceLogs per stream, in first-seen order.
-fn encode(hits: &[Hit], resource_of: &mut impl FnMut(&Stream) -> Resource) -> Vec<u8> {
+/// The request for a page of hits: one `ResourceLogs` per stream, in
+/// first-seen order, each with one `ScopeLogs` of scope `crt`.
+fn request(
+    hits: &[Hit],
+    resource_of: &mut impl FnMut(&Stream) -> Resource,
+) -> ExportLogsServiceRequest {
     let observed = now_ns();
-    let mut groups: Vec<(&Arc<Stream>, Vec<&Hit>)> = Vec::new();
+    let mut groups: Vec<(&Arc<Stream>, Vec<LogRecord>)> = Vec::new();
     for h in hits {
+        let Some(lr) = log_record(&h.record(), observed) else {
+            continue;
+        };
         match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &h.stream)) {
-            Some((_, v)) => v.push(h),
-            None => groups.push((&h.stream, vec![h])),
+            Some((_, v)) => v.push(lr),
+            None => groups.push((&h.stream, vec![lr])),
         }
     }
-    let mut out = Vec::new();
-    for (stream, hits) in groups {
-        let res = resource_of(stream);
-        pb::message(&mut out, 1, |rl| {
-            pb::message(rl, 1, |r| {
-                for (k, v) in &res.attrs {
-                    attribute(r, 1, k, Val::Str(v));
-                }
-            });
-            pb::message(rl, 2, |sl| {
-                pb::message(sl, 1, |scope| {
-                    pb::bytes(scope, 1, b"crt");
-                    pb::bytes(scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
-                });
-                for h in hits {
-                    log_record(sl, &h.record(), observed);
-                }
-            });
-        });
+    let resource_logs = groups
+        .into_iter()
+        .map(|(stream, log_records)| ResourceLogs {
+            resource: Some(OtlpResource {
+                attributes: resource_of(stream)
+                    .attrs
+                    .into_iter()
+                    .map(|(k, v)| attr(k, text(v)))
+                    .collect(),
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "crt".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
+}
+
+/// The request body: protobuf, gzipped when the config says so.
+fn body(cfg: &OtlpConfig, req: &ExportLogsServiceRequest) -> Vec<u8> {
+    let pb = req.encode_to_vec();
+    if !cfg.gzip {
+        return pb;
     }
-    out
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(pb.len() / 4),
+        flate2::Compression::default(),
+    );
+    // Writing to a Vec cannot fail.
+    gz.write_all(&pb).expect("gzip into memory");
+    gz.finish().expect("gzip into memory")
 }
 
 /// How a POST ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Sent {
-    Ok,
+    /// Taken; `rejected` of its records refused (a partial success).
+    Ok { rejected: u64, why: String },
     /// The collector refused this batch for good (a 4xx other than 429).
     Rejected(u16),
-    /// Worth trying again (429, 5xx, no connection).
-    Retry(String),
+    /// Worth trying again (429, 5xx, no connection), after `after` if the
+    /// collector said when.
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
 }
 
-fn post(cfg: &OtlpConfig, body: &[u8]) -> Sent {
-    match try_post(cfg, body) {
-        Ok(code) if (200..300).contains(&code) => Sent::Ok,
-        Ok(code) if code == 429 || code >= 500 => Sent::Retry(format!("HTTP {code}")),
-        Ok(code) => Sent::Rejected(code),
-        Err(e) => Sent::Retry(e.to_string()),
-    }
+/// The collector's URL, for requests and messages.
+fn url(cfg: &OtlpConfig) -> String {
+    let scheme = if cfg.https { "https" } else { "http" };
+    format!("{scheme}://{}:{}{}", cfg.host, cfg.port, cfg.path)
 }
 
-fn try_post(cfg: &OtlpConfig, body: &[u8]) -> io::Result<u16> {
-    let host = cfg.host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = (host, cfg.port).to_socket_addrs()?.collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
-    let mut conn = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, IO_TIMEOUT) {
-            Ok(c) => {
-                conn = Some(c);
-                break;
-            }
-            Err(e) => last = e,
+/// The certificates the collector's chain must end in: `ca`'s, else the
+/// system's, else webpki's bundled roots.
+fn root_certs(ca: Option<&Path>) -> Result<RootCerts, String> {
+    let Some(path) = ca else {
+        let native = rustls_native_certs::load_native_certs();
+        if native.certs.is_empty() {
+            return Ok(RootCerts::WebPki);
+        }
+        let certs = native
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        return Ok(RootCerts::Specific(Arc::new(certs)));
+    };
+    let key = format!("export.otlp.ca = {:?}", path.display().to_string());
+    let pem = std::fs::read(path).map_err(|e| {
+        format!(
+            "{key}: cannot read it ({e}); expected a PEM file with the collector's CA certificate"
+        )
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => continue,
+            Err(e) => return Err(format!("{key}: not valid PEM ({e}); expected a PEM file with the collector's CA certificate")),
         }
     }
-    let mut c = conn.ok_or(last)?;
-    c.set_read_timeout(Some(IO_TIMEOUT))?;
-    c.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nUser-Agent: crtd/{}\r\nConnection: close\r\n",
-        cfg.path,
-        cfg.host,
-        cfg.port,
-        body.len(),
-        env!("CARGO_PKG_VERSION")
-    );
+    if certs.is_empty() {
+        return Err(format!(
+            "{key} holds no certificate; expected PEM (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
+/// One agent for the exporter's life: its connection is kept alive
+/// between batches.
+fn agent(cfg: &OtlpConfig) -> Result<Agent, String> {
+    let mut config = Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .user_agent(concat!("crtd/", env!("CARGO_PKG_VERSION")));
+    if cfg.https {
+        let roots = root_certs(cfg.ca.as_deref())?;
+        config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
+    }
+    Ok(config.build().into())
+}
+
+/// rustls reports a failed handshake as an I/O error that wraps its own.
+fn tls_failure(e: &ureq::Error) -> Option<String> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r.to_string()),
+        ureq::Error::Tls(t) => Some(t.to_string()),
+        ureq::Error::Io(io) => io
+            .get_ref()?
+            .downcast_ref::<rustls::Error>()
+            .map(|r| r.to_string()),
+        _ => None,
+    }
+}
+
+/// Why a request got no answer, in words that say what to check.
+fn no_answer(cfg: &OtlpConfig, e: &ureq::Error) -> String {
+    match tls_failure(e) {
+        Some(cause) => match &cfg.ca {
+            Some(ca) => format!(
+                "TLS with {} failed: {cause}; its certificate does not verify against export.otlp.ca = {:?}",
+                url(cfg),
+                ca.display().to_string()
+            ),
+            None => format!(
+                "TLS with {} failed: {cause}; if its certificate is signed by a private CA, name that CA's PEM file with export.otlp.ca",
+                url(cfg)
+            ),
+        },
+        None => format!("{}: {e}", url(cfg)),
+    }
+}
+
+/// `Retry-After` in seconds, as OTLP/HTTP collectors send it on 429 and
+/// 503; the HTTP-date form falls back to the backoff.
+fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+fn post(agent: &Agent, cfg: &OtlpConfig, body: &[u8]) -> Sent {
+    let mut req = agent
+        .post(url(cfg))
+        .header("Content-Type", "application/x-protobuf");
+    if cfg.gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
     for (k, v) in &cfg.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(k, v);
     }
-    head.push_str("\r\n");
-    c.write_all(head.as_bytes())?;
-    c.write_all(body)?;
-    // The status line is all we need; the rest is drained, bounded.
-    let mut resp = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !resp.windows(2).any(|w| w == b"\r\n") && resp.len() < 16 * 1024 {
-        let n = c.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let mut resp = match req.send(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return Sent::Retry {
+                why: no_answer(cfg, &e),
+                after: None,
+            }
         }
-        resp.extend_from_slice(&buf[..n]);
+    };
+    let code = resp.status().as_u16();
+    let after = if code == 429 || code == 503 {
+        retry_after(&resp)
+    } else {
+        None
+    };
+    // Read to its end, bounded, so the connection can carry the next
+    // batch. A partial success names the records the collector dropped;
+    // an empty or unreadable answer is a full success.
+    let answer = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .read_to_vec()
+        .unwrap_or_default();
+    if code == 429 || code >= 500 {
+        return Sent::Retry {
+            why: format!("{} answered HTTP {code}", url(cfg)),
+            after,
+        };
     }
-    let line = String::from_utf8_lossy(&resp);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|_| line.starts_with("HTTP/1."))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response"))
+    if !(200..300).contains(&code) {
+        return Sent::Rejected(code);
+    }
+    let partial = ExportLogsServiceResponse::decode(&answer[..])
+        .ok()
+        .and_then(|r| r.partial_success);
+    match partial {
+        Some(p) if p.rejected_log_records > 0 => Sent::Ok {
+            rejected: p.rejected_log_records as u64,
+            why: p.error_message,
+        },
+        _ => Sent::Ok {
+            rejected: 0,
+            why: String::new(),
+        },
+    }
 }
 
 pub struct Exporter {
@@ -308,7 +463,7 @@ impl Exporter {
     fn filter(&self, since_ns: u64) -> Filter {
         let mut kinds = 0u8;
         if self.cfg.syscalls {
-            kinds |= 1 << KIND_SYSCALL | 1 << KIND_DROPS;
+            kinds |= 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_GAP;
         }
         if self.cfg.logs {
             kinds |= 1 << KIND_LOG;
@@ -347,8 +502,16 @@ impl Exporter {
             .and_then(|b| serde_json::from_slice::<State>(&b).ok());
         if let Some(st) = saved {
             let filter = self.filter(st.since_ns);
-            if Cursor::at(&filter, Order::Asc, BTreeMap::new()).filter == st.cursor.filter {
-                return (filter, st.cursor);
+            // Positions saved before gap records were exported were taken
+            // with the same settings, less the gap kind: still good.
+            let before_gaps = Filter {
+                kinds: filter.kinds & !(1 << KIND_GAP),
+                ..filter.clone()
+            };
+            let digest = |f: &Filter| Cursor::at(f, Order::Asc, BTreeMap::new()).filter;
+            if st.cursor.filter == digest(&filter) || st.cursor.filter == digest(&before_gaps) {
+                let cursor = Cursor::at(&filter, Order::Asc, st.cursor.positions);
+                return (filter, cursor);
             }
             tracing::warn!(
                 "otlp export: the saved position was for other settings; starting from now"
@@ -384,16 +547,33 @@ impl Exporter {
         let mut backoff = Duration::from_secs(1);
         let mut failing = false;
         tracing::info!(
-            "exporting {} to OTLP at http://{}:{}{}",
+            "exporting {} to OTLP at {}{}",
             match (self.cfg.syscalls, self.cfg.logs) {
                 (true, true) => "syscalls and log lines",
                 (true, false) => "syscalls",
                 _ => "log lines",
             },
-            self.cfg.host,
-            self.cfg.port,
-            self.cfg.path
+            url(&self.cfg),
+            if self.cfg.gzip { " (gzip)" } else { "" }
         );
+        // A CA file that cannot be read may yet be put in place: tried
+        // again, and said once.
+        let agent = loop {
+            match agent(&self.cfg) {
+                Ok(a) => break a,
+                Err(e) => {
+                    stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    if !failing {
+                        tracing::error!("otlp export: {e}; retrying");
+                    }
+                    failing = true;
+                    sleep_unless_stopped(MAX_BACKOFF, &stop);
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+            }
+        };
         while !stop.load(Ordering::Relaxed) {
             let all = self.ingest.store.streams();
             // Only streams with records past the cursor are read.
@@ -419,12 +599,23 @@ impl Exporter {
             if !page.hits.is_empty() {
                 let mut resource_of =
                     |s: &Stream| Resource::of(s, self.ingest.tenants.owner_of(&s.meta), &host);
-                let body = encode(&page.hits, &mut resource_of);
-                match post(&self.cfg, &body) {
-                    Sent::Ok => {
-                        stats
-                            .exported
-                            .fetch_add(page.hits.len() as u64, Ordering::Relaxed);
+                let req = request(&page.hits, &mut resource_of);
+                let sent: u64 = req
+                    .resource_logs
+                    .iter()
+                    .flat_map(|rl| &rl.scope_logs)
+                    .map(|sl| sl.log_records.len() as u64)
+                    .sum();
+                match post(&agent, &self.cfg, &body(&self.cfg, &req)) {
+                    Sent::Ok { rejected, why } => {
+                        let rejected = rejected.min(sent);
+                        stats.exported.fetch_add(sent - rejected, Ordering::Relaxed);
+                        stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+                        if rejected > 0 {
+                            tracing::warn!(
+                                "otlp export: the collector dropped {rejected} of {sent} records ({why})"
+                            );
+                        }
                         if failing {
                             tracing::info!("otlp export: the collector takes records again");
                         }
@@ -432,15 +623,12 @@ impl Exporter {
                         backoff = Duration::from_secs(1);
                     }
                     Sent::Rejected(code) => {
-                        stats
-                            .rejected
-                            .fetch_add(page.hits.len() as u64, Ordering::Relaxed);
+                        stats.rejected.fetch_add(sent, Ordering::Relaxed);
                         tracing::warn!(
-                            "otlp export: the collector refused {} records (HTTP {code}); skipping them",
-                            page.hits.len()
+                            "otlp export: the collector refused {sent} records (HTTP {code}); skipping them"
                         );
                     }
-                    Sent::Retry(why) => {
+                    Sent::Retry { why, after } => {
                         stats.failed_requests.fetch_add(1, Ordering::Relaxed);
                         if !failing {
                             tracing::warn!(
@@ -448,7 +636,7 @@ impl Exporter {
                             );
                         }
                         failing = true;
-                        sleep_unless_stopped(backoff, &stop);
+                        sleep_unless_stopped(after.unwrap_or(backoff), &stop);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
                     }
@@ -490,36 +678,20 @@ fn hostname() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, VecDeque};
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+
+    use crt_tracer::record::{simple, RecordBuilder};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+
     use super::*;
+    use crate::store::{Store, StreamMeta};
 
-    #[test]
-    fn varints_are_little_endian_groups_of_seven_bits() {
-        let mut out = Vec::new();
-        pb::varint(&mut out, 1);
-        pb::varint(&mut out, 300);
-        pb::varint(&mut out, u64::MAX);
-        assert_eq!(&out[..3], &[1, 0xac, 0x02]);
-        assert_eq!(out.len(), 3 + 10);
-        assert_eq!(out[12], 1);
-    }
-
-    #[test]
-    fn an_attribute_is_a_key_value_with_an_any_value() {
-        let mut out = Vec::new();
-        attribute(&mut out, 6, "k", Val::Str("v"));
-        // field 6 (len 8): KeyValue { 1: "k", 2: AnyValue { 1: "v" } }
-        assert_eq!(out, vec![0x32, 8, 0x0a, 1, b'k', 0x12, 3, 0x0a, 1, b'v']);
-        let mut out = Vec::new();
-        attribute(&mut out, 1, "n", Val::Int(-1));
-        // int_value = 3, a negative int64 takes ten bytes.
-        assert_eq!(&out[..8], &[0x0a, 16, 0x0a, 1, b'n', 0x12, 11, 0x18]);
-    }
-
-    #[test]
-    fn a_refused_batch_is_not_retried_but_an_overloaded_collector_is() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cfg = OtlpConfig {
+    fn cfg(port: u16) -> OtlpConfig {
+        OtlpConfig {
+            https: false,
             host: "127.0.0.1".into(),
             port,
             path: "/v1/logs".into(),
@@ -527,38 +699,571 @@ mod tests {
             logs: true,
             tenants: vec![],
             headers: vec![("x-key".into(), "k".into())],
+            ca: None,
+            gzip: true,
+        }
+    }
+
+    fn flat(kvs: &[KeyValue]) -> HashMap<String, any_value::Value> {
+        kvs.iter()
+            .map(|kv| {
+                let v = kv.value.clone().and_then(|v| v.value).expect("a value");
+                (kv.key.clone(), v)
+            })
+            .collect()
+    }
+
+    fn gunzip(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(b)
+            .read_to_end(&mut out)
+            .expect("gzip");
+        out
+    }
+
+    fn log_line(ts: u64, stream: u64, line: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(&mut buf, KIND_LOG, ts, 7, 0, 0, &[stream, 0, 0, 0, 0, 0]);
+        b.bytes(0, line, false);
+        b.finish();
+        buf
+    }
+
+    #[test]
+    fn a_batch_decodes_with_the_official_types_keeping_every_attribute() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let meta = |container: &str, kubernetes: Value| StreamMeta {
+            namespace: "k8s.io".into(),
+            container: container.into(),
+            instance: 1,
+            kubernetes,
+            source: dir.path().join(container),
         };
-        let server = std::thread::spawn(move || {
-            let mut requests = Vec::new();
-            for status in [
-                "200 OK",
-                "400 Bad Request",
-                "429 Too Many Requests",
-                "503 No",
-            ] {
-                let (mut c, _) = listener.accept().unwrap();
-                let mut buf = vec![0u8; 4096];
-                let n = c.read(&mut buf).unwrap();
-                requests.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                write!(c, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").unwrap();
-            }
-            requests
-        });
-        assert_eq!(post(&cfg, b"x"), Sent::Ok);
-        assert_eq!(post(&cfg, b"x"), Sent::Rejected(400));
-        assert!(matches!(post(&cfg, b"x"), Sent::Retry(_)));
-        assert!(matches!(post(&cfg, b"x"), Sent::Retry(_)));
-        let reqs = server.join().unwrap();
-        assert!(
-            reqs[0].starts_with("POST /v1/logs HTTP/1.1\r\n"),
-            "{}",
-            reqs[0]
+        let pod = store
+            .stream(meta(
+                "c1",
+                serde_json::json!({"namespace": "shop", "pod": "web-0", "pod_uid": "u-1", "container": "app"}),
+            ))
+            .unwrap();
+        let bare = store.stream(meta("c2", Value::Null)).unwrap();
+        let hit = |stream: &Arc<Stream>, record: Vec<u8>| Hit {
+            stream: Arc::clone(stream),
+            record,
+        };
+        let open = crate::store::tests::rec(1_000, 42, "openat", b"/etc/hosts");
+        let hits = vec![
+            hit(&pod, open.clone()),
+            hit(&bare, log_line(2_000, 2, b"oops")),
+            hit(&pod, simple(KIND_DROPS, 3_000, 0, &[5, 0, 0, 0, 0, 0], b"")),
+            hit(&pod, simple(KIND_GAP, 4_000, 0, &[9, 10, 20, 2, 1, 0], b"")),
+        ];
+        let mut resource_of = |s: &Stream| {
+            let tenant = (s.meta.container == "c1").then_some("acme");
+            Resource::of(s, tenant, "node-1")
+        };
+        let req = request(&hits, &mut resource_of);
+        let config = cfg(1);
+        let sent = body(&config, &req);
+        let got = ExportLogsServiceRequest::decode(&gunzip(&sent)[..]).unwrap();
+        assert_eq!(got, req);
+        let plain = body(
+            &OtlpConfig {
+                gzip: false,
+                ..config
+            },
+            &req,
         );
-        assert!(reqs[0].contains("Content-Type: application/x-protobuf\r\n"));
-        assert!(reqs[0].contains("x-key: k\r\n"));
+        assert_eq!(ExportLogsServiceRequest::decode(&plain[..]).unwrap(), req);
+
+        // One resource per stream, first-seen order, one scope each.
+        assert_eq!(got.resource_logs.len(), 2);
+        let s = |v: &str| text(v);
+        let res = flat(&got.resource_logs[0].resource.as_ref().unwrap().attributes);
+        let want: HashMap<String, any_value::Value> = [
+            ("container.id", s("c1")),
+            ("crt.containerd.namespace", s("k8s.io")),
+            ("host.name", s("node-1")),
+            ("service.name", s("app")),
+            ("k8s.namespace.name", s("shop")),
+            ("k8s.pod.name", s("web-0")),
+            ("k8s.pod.uid", s("u-1")),
+            ("k8s.container.name", s("app")),
+            ("crt.tenant", s("acme")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(res, want);
+        let res = flat(&got.resource_logs[1].resource.as_ref().unwrap().attributes);
+        assert_eq!(res["service.name"], s("c2"));
+        assert!(!res.contains_key("crt.tenant") && !res.contains_key("k8s.pod.name"));
+        for rl in &got.resource_logs {
+            assert_eq!(rl.scope_logs.len(), 1);
+            let scope = rl.scope_logs[0].scope.as_ref().unwrap();
+            assert_eq!(
+                (scope.name.as_str(), scope.version.as_str()),
+                ("crt", env!("CARGO_PKG_VERSION"))
+            );
+        }
+
+        let recs = &got.resource_logs[0].scope_logs[0].log_records;
+        assert_eq!(recs.len(), 3);
+        let body_of = |lr: &LogRecord| match lr.body.clone().and_then(|b| b.value) {
+            Some(any_value::Value::StringValue(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        let call = &recs[0];
+        assert_eq!(call.time_unix_nano, 1_000);
+        assert!(call.observed_time_unix_nano > 0);
+        let (rec, _) = crt_tracer::record::decode(&open).unwrap();
+        assert_eq!(body_of(call), render::strace_call(&rec));
+        assert!(body_of(call).starts_with("openat(AT_FDCWD, \"/etc/hosts\""));
+        assert_eq!(call.severity_number, 0);
+        let a = flat(&call.attributes);
+        assert_eq!(a["crt.event"], s("syscall"));
+        assert_eq!(a["crt.syscall.name"], s("openat"));
+        assert_eq!(a["thread.id"], int(42));
+        assert_eq!(a["process.command"], s("app"));
+
+        let drops = &recs[1];
+        assert_eq!(drops.severity_number, SeverityNumber::Warn as i32);
+        assert_eq!(drops.severity_text, "WARN");
+        let a = flat(&drops.attributes);
+        assert_eq!((&a["crt.event"], &a["crt.dropped"]), (&s("drops"), &int(5)));
+
+        let gap = &recs[2];
+        assert_eq!(gap.severity_number, SeverityNumber::Warn as i32);
+        assert_eq!(gap.time_unix_nano, 4_000);
+        let a = flat(&gap.attributes);
+        assert_eq!(a["crt.event"], s("gap"));
+        assert_eq!(a["crt.gap.lost"], int(9));
+        assert_eq!(a["crt.gap.exact"], any_value::Value::BoolValue(true));
+        assert!(
+            body_of(gap).starts_with("gap: 9 events from "),
+            "{}",
+            body_of(gap)
+        );
+
+        let line = &got.resource_logs[1].scope_logs[0].log_records[0];
+        assert_eq!(body_of(line), "oops");
+        let a = flat(&line.attributes);
+        assert_eq!(
+            (&a["crt.event"], &a["log.iostream"]),
+            (&s("log"), &s("stderr"))
+        );
+    }
+
+    /// An answer: status line, extra header lines, body.
+    type Answer = (&'static str, &'static str, Vec<u8>);
+
+    /// What a collector stand-in saw: each request's head and body, and
+    /// how many connections they came on.
+    #[derive(Default)]
+    struct Seen {
+        requests: Vec<(String, Vec<u8>)>,
+        connections: usize,
+    }
+
+    /// Serves `answers` in order, many requests per connection (keep-alive).
+    fn collector<S: Read + Write + Send + 'static>(
+        answers: Vec<Answer>,
+        mut accept: impl FnMut() -> Option<S> + Send + 'static,
+    ) -> Arc<Mutex<Seen>> {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
+        let seen_by_server = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            while let Some(conn) = accept() {
+                seen_by_server.lock().unwrap().connections += 1;
+                let (seen, answers) = (Arc::clone(&seen_by_server), Arc::clone(&answers));
+                std::thread::spawn(move || serve(conn, &seen, &answers));
+            }
+        });
+        seen
+    }
+
+    fn serve(
+        conn: impl Read + Write,
+        seen: &Mutex<Seen>,
+        answers: &Mutex<VecDeque<Answer>>,
+    ) -> Option<()> {
+        let mut conn = BufReader::new(conn);
+        loop {
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if conn.read_line(&mut line).ok()? == 0 {
+                    return None;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().ok()?;
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; len];
+            conn.read_exact(&mut body).ok()?;
+            seen.lock().unwrap().requests.push((head, body));
+            let (status, extra, answer) = answers.lock().unwrap().pop_front()?;
+            let out = conn.get_mut();
+            write!(
+                out,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n",
+                answer.len()
+            )
+            .ok()?;
+            out.write_all(&answer).ok()?;
+            out.flush().ok()?;
+        }
+    }
+
+    fn tcp_collector(answers: Vec<Answer>) -> (u16, Arc<Mutex<Seen>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = collector(answers, move || listener.accept().ok().map(|(s, _)| s));
+        (port, seen)
+    }
+
+    #[test]
+    fn answers_are_read_refusals_skipped_overload_retried_after_what_it_asks() {
+        let partial = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 3,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let (port, seen) = tcp_collector(vec![
+            ("200 OK", "", vec![]),
+            (
+                "200 OK",
+                "Content-Type: application/x-protobuf\r\n",
+                partial,
+            ),
+            ("400 Bad Request", "", b"no".to_vec()),
+            ("429 Too Many Requests", "Retry-After: 7\r\n", vec![]),
+            ("503 Unavailable", "Retry-After: 100000\r\n", vec![]),
+            ("502 Bad Gateway", "", vec![]),
+        ]);
+        let cfg = cfg(port);
+        let agent = agent(&cfg).unwrap();
+        let body = body(&cfg, &ExportLogsServiceRequest::default());
+        let ok = Sent::Ok {
+            rejected: 0,
+            why: String::new(),
+        };
+        assert_eq!(post(&agent, &cfg, &body), ok);
+        assert_eq!(
+            post(&agent, &cfg, &body),
+            Sent::Ok {
+                rejected: 3,
+                why: "too old".into()
+            }
+        );
+        assert_eq!(post(&agent, &cfg, &body), Sent::Rejected(400));
+        let after = |s: Sent| match s {
+            Sent::Retry { after, .. } => after,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            after(post(&agent, &cfg, &body)),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(after(post(&agent, &cfg, &body)), Some(MAX_RETRY_AFTER));
+        assert_eq!(after(post(&agent, &cfg, &body)), None);
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.requests.len(), 6);
+        // Kept alive: one connection for every batch.
+        assert_eq!(seen.connections, 1);
+        let (head, sent) = &seen.requests[0];
+        assert!(head.starts_with("POST /v1/logs HTTP/1.1\r\n"), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("content-type: application/x-protobuf\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("content-encoding: gzip\r\n"), "{head}");
+        assert!(head.contains("x-key: k\r\n"), "{head}");
+        assert_eq!(gunzip(sent), Vec::<u8>::new());
+
         // Nobody listening: retried.
-        drop(reqs);
         let closed = OtlpConfig { port: 1, ..cfg };
-        assert!(matches!(post(&closed, b"x"), Sent::Retry(_)));
+        assert!(matches!(
+            post(&agent, &closed, &body),
+            Sent::Retry { after: None, .. }
+        ));
+    }
+
+    #[test]
+    fn without_compression_the_body_is_plain_protobuf() {
+        let (port, seen) = tcp_collector(vec![("200 OK", "", vec![])]);
+        let cfg = OtlpConfig {
+            gzip: false,
+            ..cfg(port)
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs::default()],
+        };
+        let agent = agent(&cfg).unwrap();
+        assert!(matches!(
+            post(&agent, &cfg, &body(&cfg, &req)),
+            Sent::Ok { rejected: 0, .. }
+        ));
+        let seen = seen.lock().unwrap();
+        let (head, sent) = &seen.requests[0];
+        assert!(
+            !head.to_ascii_lowercase().contains("content-encoding"),
+            "{head}"
+        );
+        assert_eq!(ExportLogsServiceRequest::decode(&sent[..]).unwrap(), req);
+    }
+
+    fn self_signed(name: &str) -> rcgen::CertifiedKey<rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertifiedKey {
+            cert: params.self_signed(&key).unwrap(),
+            signing_key: key,
+        }
+    }
+
+    #[test]
+    fn an_https_collector_is_verified_against_the_configured_ca() {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let server = self_signed("collector");
+        let other = self_signed("another CA");
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.signing_key.serialize_der()));
+        let tls = Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![server.cert.der().clone()], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = collector(vec![("200 OK", "", vec![])], move || {
+            let (tcp, _) = listener.accept().ok()?;
+            let conn = rustls::ServerConnection::new(Arc::clone(&tls)).ok()?;
+            Some(rustls::StreamOwned::new(conn, tcp))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (good, wrong) = (dir.path().join("ca.pem"), dir.path().join("wrong.pem"));
+        std::fs::write(&good, server.cert.pem()).unwrap();
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let https = |ca: &Path| OtlpConfig {
+            https: true,
+            ca: Some(ca.to_path_buf()),
+            ..cfg(port)
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs::default()],
+        };
+
+        // The wrong CA: refused before anything is sent, and said so.
+        let cfg = https(&wrong);
+        let why = match post(&agent(&cfg).unwrap(), &cfg, &body(&cfg, &req)) {
+            Sent::Retry { why, after: None } => why,
+            other => panic!("{other:?}"),
+        };
+        let url = format!("https://127.0.0.1:{port}/v1/logs");
+        assert!(
+            why.starts_with(&format!("TLS with {url} failed: ")),
+            "{why}"
+        );
+        assert!(why.contains("UnknownIssuer"), "{why}");
+        assert!(
+            why.contains(&format!(
+                "export.otlp.ca = {:?}",
+                wrong.display().to_string()
+            )),
+            "{why}"
+        );
+        assert!(seen.lock().unwrap().requests.is_empty());
+
+        // The right one: the batch arrives, gzipped, over TLS.
+        let cfg = https(&good);
+        assert!(matches!(
+            post(&agent(&cfg).unwrap(), &cfg, &body(&cfg, &req)),
+            Sent::Ok { rejected: 0, .. }
+        ));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.requests.len(), 1);
+        assert_eq!(
+            ExportLogsServiceRequest::decode(&gunzip(&seen.requests[0].1)[..]).unwrap(),
+            req
+        );
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_pem_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let https = |ca: &Path| OtlpConfig {
+            https: true,
+            ca: Some(ca.to_path_buf()),
+            ..cfg(1)
+        };
+        let e = agent(&https(&missing)).err().unwrap();
+        let key = format!("export.otlp.ca = {:?}", missing.display().to_string());
+        assert!(e.starts_with(&format!("{key}: cannot read it")), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let e = agent(&https(&junk)).err().unwrap();
+        assert!(e.contains("holds no certificate"), "{e}");
+        assert!(e.contains(&junk.display().to_string()), "{e}");
+    }
+
+    /// An ingest over a store holding one stream of `records`.
+    fn ingest_with(dir: &Path, records: &[u8]) -> Arc<Ingest> {
+        let store = Arc::new(Store::open(&dir.join("store")).unwrap());
+        let s = store
+            .stream(StreamMeta {
+                namespace: "default".into(),
+                container: "c1".into(),
+                instance: 1,
+                kubernetes: Value::Null,
+                source: "/nowhere".into(),
+            })
+            .unwrap();
+        s.append(
+            records,
+            crt_tracer::segment::Position { seq: 1, offset: 16 },
+            false,
+            0,
+        )
+        .unwrap();
+        Arc::new(Ingest {
+            store,
+            live: Arc::new(crate::live::Live::default()),
+            stats: Arc::new(crate::stats::Stats::default()),
+            tenants: Arc::new(crate::tenants::Tenants::new(vec![])),
+            traces_root: dir.join("traces"),
+            stored: AtomicU64::new(0),
+            default_max_age: Duration::from_secs(3600),
+            default_max_bytes: 1 << 30,
+            export: None,
+            ended_seen: Default::default(),
+        })
+    }
+
+    /// Runs `exporter` until `done` says so (or a generous bound passes).
+    fn run_until(exporter: Exporter, done: impl Fn(&ExportStats) -> bool) -> Arc<ExportStats> {
+        let stats = Arc::new(ExportStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (stats, stop) = (Arc::clone(&stats), Arc::clone(&stop));
+            std::thread::spawn(move || exporter.run(stats, stop))
+        };
+        let bound = Instant::now() + Duration::from_secs(30);
+        while !done(&stats) && Instant::now() < bound {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+        stats
+    }
+
+    #[test]
+    fn a_position_saved_before_gaps_were_exported_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = crate::store::tests::rec(1_000, 42, "openat", b"/a");
+        records.extend(simple(KIND_GAP, 2_000, 0, &[4, 0, 0, 1, 0, 0], b""));
+        records.extend(crate::store::tests::rec(3_000, 42, "openat", b"/b"));
+        let ingest = ingest_with(dir.path(), &records);
+        // What an exporter that did not yet send gaps saved: syscalls,
+        // drops and log lines since time 0, nothing sent yet.
+        let before_gaps = Filter {
+            kinds: 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_LOG,
+            since: Some(0),
+            ..Default::default()
+        };
+        let state = dir.path().join("export-otlp.json");
+        let saved = State {
+            since_ns: 0,
+            cursor: Cursor::at(&before_gaps, Order::Asc, BTreeMap::new()),
+        };
+        std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+
+        let (port, seen) = tcp_collector(vec![("200 OK", "", vec![])]);
+        let exporter = Exporter {
+            cfg: cfg(port),
+            ingest,
+            state: state.clone(),
+        };
+        let stats = run_until(exporter, |s| s.exported.load(Ordering::Relaxed) >= 3);
+        // Not restarted from now: the three stored records went out,
+        // the gap with them.
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 3);
+        let seen = seen.lock().unwrap();
+        let req = ExportLogsServiceRequest::decode(&gunzip(&seen.requests[0].1)[..]).unwrap();
+        let events: Vec<any_value::Value> = req.resource_logs[0].scope_logs[0]
+            .log_records
+            .iter()
+            .map(|lr| flat(&lr.attributes)["crt.event"].clone())
+            .collect();
+        assert_eq!(events, vec![text("syscall"), text("gap"), text("syscall")]);
+        // Saved again under the current settings' digest.
+        let now: State = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(now.since_ns, 0);
+        assert_ne!(now.cursor.filter, saved.cursor.filter);
+    }
+
+    #[test]
+    fn an_exporter_refused_by_tls_counts_failures_and_sends_nothing() {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let server = self_signed("collector");
+        let other = self_signed("another CA");
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.signing_key.serialize_der()));
+        let tls = Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![server.cert.der().clone()], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = collector(vec![("200 OK", "", vec![])], move || {
+            let (tcp, _) = listener.accept().ok()?;
+            let conn = rustls::ServerConnection::new(Arc::clone(&tls)).ok()?;
+            Some(rustls::StreamOwned::new(conn, tcp))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let wrong = dir.path().join("wrong.pem");
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let records = crate::store::tests::rec(1_000, 42, "openat", b"/a");
+        let state = dir.path().join("export-otlp.json");
+        let everything = Filter {
+            kinds: 1 << KIND_SYSCALL | 1 << KIND_DROPS | 1 << KIND_GAP | 1 << KIND_LOG,
+            since: Some(0),
+            ..Default::default()
+        };
+        let saved = State {
+            since_ns: 0,
+            cursor: Cursor::at(&everything, Order::Asc, BTreeMap::new()),
+        };
+        std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+        let exporter = Exporter {
+            cfg: OtlpConfig {
+                https: true,
+                ca: Some(wrong),
+                ..cfg(port)
+            },
+            ingest: ingest_with(dir.path(), &records),
+            state,
+        };
+        let stats = run_until(exporter, |s| s.failed_requests.load(Ordering::Relaxed) >= 2);
+        assert!(stats.failed_requests.load(Ordering::Relaxed) >= 2);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
+        assert!(seen.lock().unwrap().requests.is_empty());
     }
 }

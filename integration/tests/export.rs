@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +39,8 @@ fn flat(kvs: &[KeyValue]) -> HashMap<String, String> {
         .collect()
 }
 
-/// A collector: answers the first `fail_first` requests with 503, then 200.
+/// A collector: answers the first `fail_first` requests with 503, then 200,
+/// on kept-alive connections.
 struct Collector {
     port: u16,
     got: Arc<Mutex<Vec<Got>>>,
@@ -54,33 +55,71 @@ impl Collector {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (g, r) = (Arc::clone(&got), Arc::clone(&requests));
         std::thread::spawn(move || {
-            for (n, conn) in l.incoming().enumerate() {
-                let Ok(mut c) = conn else { continue };
-                let mut reader = BufReader::new(c.try_clone().unwrap());
-                let mut head = String::new();
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    head.push_str(&line);
+            for conn in l.incoming() {
+                let Ok(c) = conn else { continue };
+                let (g, r) = (Arc::clone(&g), Arc::clone(&r));
+                std::thread::spawn(move || Self::serve(c, fail_first, &g, &r));
+            }
+        });
+        Collector {
+            port,
+            got,
+            requests,
+        }
+    }
+
+    /// Requests on one connection, until the client closes it.
+    fn serve(
+        mut c: TcpStream,
+        fail_first: usize,
+        got: &Mutex<Vec<Got>>,
+        requests: &Mutex<Vec<String>>,
+    ) {
+        let mut reader = BufReader::new(c.try_clone().unwrap());
+        loop {
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
                 }
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                r.lock().unwrap().push(head);
-                if n < fail_first {
-                    let _ = c.write_all(
-                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
-                    );
-                    continue;
+                if line == "\r\n" {
+                    break;
                 }
-                let req =
-                    ExportLogsServiceRequest::decode(&body[..]).expect("a valid OTLP request");
-                let mut out = g.lock().unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let n = {
+                let mut r = requests.lock().unwrap();
+                r.push(head.clone());
+                r.len() - 1
+            };
+            if n < fail_first {
+                let _ =
+                    c.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+                continue;
+            }
+            // Compressed, as the header says (checked by the test): a
+            // body that is not gzip is answered 400 and never counted.
+            let mut pb = Vec::new();
+            let unzipped = body.starts_with(&[0x1f, 0x8b])
+                && flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut pb)
+                    .is_ok();
+            let Some(req) = unzipped
+                .then(|| ExportLogsServiceRequest::decode(&pb[..]).ok())
+                .flatten()
+            else {
+                let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                continue;
+            };
+            {
+                let mut out = got.lock().unwrap();
                 for rl in req.resource_logs {
                     let resource = flat(&rl.resource.map(|r| r.attributes).unwrap_or_default());
                     for sl in rl.scope_logs {
@@ -99,13 +138,8 @@ impl Collector {
                         }
                     }
                 }
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n");
             }
-        });
-        Collector {
-            port,
-            got,
-            requests,
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n");
         }
     }
 
@@ -234,12 +268,23 @@ fn events_and_logs_reach_an_otlp_collector_with_their_resource() {
     // The collector's headers were sent; the two refused requests were retried.
     let requests = collector.requests.lock().unwrap().clone();
     assert!(requests.len() >= 3, "{requests:?}");
-    assert!(requests
-        .iter()
-        .all(|h| h.starts_with("POST /v1/logs HTTP/1.1") && h.contains("x-crt-test: k1")));
+    assert!(
+        requests
+            .iter()
+            .all(|h| h.starts_with("POST /v1/logs HTTP/1.1")
+                && h.contains("x-crt-test: k1")
+                && h.to_ascii_lowercase()
+                    .contains("content-encoding: gzip\r\n")),
+        "{requests:?}"
+    );
     let (_, metrics) = crtd.root_get_text("/metrics");
     assert!(
         metrics.contains("crtd_otlp_failed_requests_total 2"),
+        "{metrics}"
+    );
+    // Every body was gzip the collector could read: none refused.
+    assert!(
+        metrics.contains("crtd_otlp_rejected_records_total 0"),
         "{metrics}"
     );
 }

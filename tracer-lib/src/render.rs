@@ -5,8 +5,6 @@
 //! The return value is never known to a supervisor that lets the syscall
 //! continue, so it is always `?` (DESIGN.md, decision 6).
 
-use std::fmt::Write;
-
 use serde_json::json;
 
 use crate::decode;
@@ -88,6 +86,33 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// A syscall as strace writes it, without time or pid:
+/// `openat(AT_FDCWD, "/etc/hosts", O_RDONLY) = ?`. The one renderer of
+/// calls, for text lines and for exported events alike.
+pub fn strace_call(rec: &Record<'_>) -> String {
+    let (name, args) = decode::render_args(rec);
+    call_text(&name, &args, rec.flags & FLAG_STALE != 0)
+}
+
+/// A call from its name and rendered arguments (a record's, or an event's
+/// from crtd): `name(a, b) = ?`, noting arguments that could not be read.
+pub fn call_text<S: AsRef<str>>(name: &str, args: &[S], stale: bool) -> String {
+    let mut call = String::with_capacity(80);
+    call.push_str(name);
+    call.push('(');
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            call.push_str(", ");
+        }
+        call.push_str(a.as_ref());
+    }
+    call.push_str(") = ?");
+    if stale {
+        call.push_str(" (arguments not read: the thread was gone)");
+    }
+    call
+}
+
 /// The strace-style line for a record, or `None` for records that are not
 /// shown as lines (process markers).
 pub fn text_line(rec: &Record<'_>) -> Option<String> {
@@ -115,18 +140,12 @@ pub fn event_text(e: &serde_json::Value) -> Option<String> {
                 .iter()
                 .filter_map(Value::as_str)
                 .collect();
-            let mut line = String::with_capacity(96);
-            let _ = write!(
-                line,
-                "{time} [pid {}] {}({}) = ?",
-                e["pid"],
+            let call = call_text(
                 e["syscall"].as_str().unwrap_or("?"),
-                args.join(", ")
+                &args,
+                e["stale"] == true,
             );
-            if e["stale"] == true {
-                line.push_str(" (arguments not read: the thread was gone)");
-            }
-            Some(line)
+            Some(format!("{time} [pid {}] {call}", e["pid"]))
         }
         "drops" => Some(format!(
             "{time} --- crt: {} events dropped so far: the trace store could not keep up ---",
