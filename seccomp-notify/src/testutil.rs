@@ -177,11 +177,7 @@ impl TracedChild {
     /// What a reporting body returned, waiting up to `timeout` for it (an
     /// error if the child died or is still stuck by then).
     pub fn report(&self, timeout: std::time::Duration) -> io::Result<u64> {
-        use std::io::Read;
-        self.control.set_read_timeout(Some(timeout))?;
-        let mut n = [0u8; 8];
-        (&self.control).read_exact(&mut n)?;
-        Ok(u64::from_le_bytes(n))
+        read_report(&self.control, timeout)
     }
 
     /// Waits for the child; returns its exit code, or 128+signal.
@@ -206,4 +202,13 @@ impl TracedChild {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
     }
+}
+
+/// [`TracedChild::report`] on the control socket of [`TracedChild::into_parts`].
+pub fn read_report(control: &UnixStream, timeout: std::time::Duration) -> io::Result<u64> {
+    use std::io::Read;
+    control.set_read_timeout(Some(timeout))?;
+    let mut n = [0u8; 8];
+    (&mut &*control).read_exact(&mut n)?;
+    Ok(u64::from_le_bytes(n))
 }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::keeper;
 use crt_config::node::TraceConfig;
 use crt_seccomp_notify::handoff::{self, HandoffSocket};
 use crt_seccomp_notify::listener::same_file;
@@ -179,8 +180,9 @@ impl TraceSession {
         self.notify_failures.load(Ordering::Relaxed)
     }
 
-    /// Starts serving a listener the runtime handed over for process `pid`.
-    pub fn serve(self: &Arc<Self>, listener: NotifyListener, pid: i64) {
+    /// Starts serving a listener the runtime handed over for process `pid`;
+    /// `slot` is its slot with the keeper, if the keeper holds a copy.
+    pub fn serve(self: &Arc<Self>, listener: NotifyListener, pid: i64, slot: Option<keeper::Slot>) {
         let listener = Arc::new(listener);
         let init = {
             let mut st = self.state();
@@ -228,7 +230,7 @@ impl TraceSession {
         let for_thread = Arc::clone(&listener);
         let spawned = std::thread::Builder::new()
             .name(format!("notify-{pid}"))
-            .spawn(move || me.run_listener(&for_thread, pid));
+            .spawn(move || me.run_listener(&for_thread, pid, slot));
         if let Err(e) = spawned {
             // No thread for this listener. Closing it would fail every
             // notified syscall of the process with ENOSYS, and leaving it
@@ -242,19 +244,26 @@ impl TraceSession {
                 "container {}: cannot start a notify thread for pid {pid}: {e}; serving its listener on the hand-off thread",
                 self.container
             );
-            self.run_listener(&listener, pid);
+            self.run_listener(&listener, pid, None);
         }
     }
 
     /// Serves one listener until no process uses it, then lets storage know.
-    fn run_listener(&self, listener: &Arc<NotifyListener>, pid: u32) {
+    fn run_listener(&self, listener: &Arc<NotifyListener>, pid: u32, slot: Option<keeper::Slot>) {
+        let own = AtomicU64::new(0);
+        let unanswered = slot.as_ref().map_or(&own, keeper::Slot::word);
         let latency = Arc::new(Histogram::default());
         self.latency
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Arc::clone(&latency));
-        let served =
-            notify_loop::serve_guarded(listener, &self.wanted, Some(&self.queue), Some(&latency));
+        let served = notify_loop::serve_guarded(
+            listener,
+            &self.wanted,
+            Some(&self.queue),
+            Some(&latency),
+            unanswered,
+        );
         if served.panicked {
             self.notify_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -346,6 +355,9 @@ impl TraceHub {
         }
         let path = dir.join(format!("{name}.sock"));
         let bound = HandoffSocket::bind(&path)?;
+        // Started now, before any traced container runs, rather than when
+        // its first listener arrives and its init is waiting to be served.
+        keeper::get();
         let hub = Arc::clone(self);
         std::thread::Builder::new()
             .name("listener-accept".into())
@@ -425,13 +437,16 @@ impl TraceHub {
                         return;
                     }
                 };
+                // First of all a copy to the keeper: from now on a crash
+                // of the shim cannot fail this process's syscalls.
+                let slot = keeper::get().and_then(|k| k.hold(&listener));
                 match self.get(&id) {
-                    Some(session) => session.serve(listener, h.state.pid),
+                    Some(session) => session.serve(listener, h.state.pid, slot),
                     None => {
                         log::error!(
                             "a runtime handed over a listener for unknown container {id:?}; serving it without recording so its syscalls continue"
                         );
-                        serve_unrecorded(listener);
+                        serve_unrecorded(listener, slot);
                     }
                 }
             }
@@ -441,7 +456,8 @@ impl TraceHub {
                     // A real listener must never be dropped while in use.
                     if let Ok(l) = NotifyListener::new(fd) {
                         log::error!("the refused message carried a seccomp listener; serving it without recording");
-                        serve_unrecorded(l);
+                        let slot = keeper::get().and_then(|k| k.hold(&l));
+                        serve_unrecorded(l, slot);
                     }
                 }
             }
@@ -450,20 +466,24 @@ impl TraceHub {
 }
 
 /// Continues every syscall of a listener we cannot account to a container.
-fn serve_unrecorded(listener: NotifyListener) {
+fn serve_unrecorded(listener: NotifyListener, slot: Option<keeper::Slot>) {
     let listener = Arc::new(listener);
     let for_thread = Arc::clone(&listener);
+    let serve = move |slot: Option<keeper::Slot>| {
+        let own = AtomicU64::new(0);
+        let unanswered = slot.as_ref().map_or(&own, keeper::Slot::word);
+        notify_loop::serve_guarded(&for_thread, &SyscallSet::none(), None, None, unanswered);
+    };
     let spawned = std::thread::Builder::new()
         .name("notify-orphan".into())
-        .spawn(move || {
-            notify_loop::serve_guarded(&for_thread, &SyscallSet::none(), None, None);
-        });
+        .spawn(move || serve(slot));
     if let Err(e) = spawned {
         // As in TraceSession::serve: serve it here rather than close it.
         log::error!(
             "cannot start a notify thread: {e}; serving the listener on the hand-off thread"
         );
-        notify_loop::serve_guarded(&listener, &SyscallSet::none(), None, None);
+        let own = AtomicU64::new(0);
+        notify_loop::serve_guarded(&listener, &SyscallSet::none(), None, None, &own);
     }
 }
 
@@ -494,7 +514,7 @@ mod tests {
         session.queue.panic_on_push(10);
         let child = spawn_traced_reporting(&[libc::SYS_openat], open_dev_null_repeatedly).unwrap();
         let served = NotifyListener::new(child.listener.as_fd().try_clone_to_owned().unwrap());
-        session.serve(served.unwrap(), i64::from(child.pid));
+        session.serve(served.unwrap(), i64::from(child.pid), None);
         child.go();
         let report = child.report(Duration::from_secs(60));
         if report.is_err() {

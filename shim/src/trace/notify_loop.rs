@@ -11,8 +11,10 @@
 //! traced syscall never fails or hangs because of us — not even when the
 //! loop itself panics ([`serve_guarded`]).
 
+#[cfg(test)]
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crt_seccomp_notify::memory::{self, CStr};
 use crt_seccomp_notify::{NotifyListener, Recv, SeccompNotif};
@@ -203,15 +205,18 @@ thread_local! {
 /// process uses the filter. Unwinding out instead would leave the listener
 /// open and unserved, and every traced syscall of the process would block
 /// forever.
+///
+/// `unanswered` holds the id of the notification in hand (0: none); it may
+/// be a keeper slot, for the keeper to answer if the shim dies.
 pub fn serve_guarded(
     listener: &NotifyListener,
     wanted: &SyscallSet,
     queue: Option<&EventQueue>,
     latency: Option<&Histogram>,
+    unanswered: &AtomicU64,
 ) -> Served {
-    let unanswered = Cell::new(None);
     let recording = catch_unwind(AssertUnwindSafe(|| {
-        serve_tracking(listener, wanted, queue, latency, &unanswered)
+        serve_tracking(listener, wanted, queue, latency, unanswered)
     }));
     let payload = match recording {
         Ok(stats) => {
@@ -231,7 +236,8 @@ pub fn serve_guarded(
         "the notify loop of seccomp listener fd {} panicked: {why}; its syscalls keep running but are no longer recorded",
         std::os::fd::AsRawFd::as_raw_fd(listener)
     );
-    if let Some(id) = unanswered.take() {
+    let id = unanswered.swap(0, Ordering::Relaxed);
+    if id != 0 {
         let _ = listener.continue_syscall(id);
     }
     // The continue-only loop touches no queue and no decoder; should it
@@ -239,14 +245,15 @@ pub fn serve_guarded(
     let none = SyscallSet::none();
     loop {
         if let Ok(stats) = catch_unwind(AssertUnwindSafe(|| {
-            serve_tracking(listener, &none, None, None, &unanswered)
+            serve_tracking(listener, &none, None, None, unanswered)
         })) {
             return Served {
                 stats,
                 panicked: true,
             };
         }
-        if let Some(id) = unanswered.take() {
+        let id = unanswered.swap(0, Ordering::Relaxed);
+        if id != 0 {
             let _ = listener.continue_syscall(id);
         }
     }
@@ -256,13 +263,13 @@ pub fn serve_guarded(
 /// `None` for a listener we serve without recording (one that reached us
 /// with no container to account it to): its syscalls still continue.
 /// `unanswered` holds the id of a notification received and not yet
-/// answered, for whoever takes over after a panic.
+/// answered (0: none), for whoever takes over after a panic or a crash.
 fn serve_tracking(
     listener: &NotifyListener,
     wanted: &SyscallSet,
     queue: Option<&EventQueue>,
     latency: Option<&Histogram>,
-    unanswered: &Cell<Option<u64>>,
+    unanswered: &AtomicU64,
 ) -> LoopStats {
     block_signals();
     // Set on the first notification: see cpu_cgroup.rs.
@@ -292,7 +299,7 @@ fn serve_tracking(
                 continue;
             }
         }
-        unanswered.set(Some(notif.id));
+        unanswered.store(notif.id, Ordering::Relaxed);
         stats.notifications += 1;
         #[cfg(test)]
         if PANIC_BEFORE_ANSWER_AT.get() == stats.notifications {
@@ -311,7 +318,7 @@ fn serve_tracking(
 
         let Some(queue) = queue.filter(|_| wanted.contains(arch, nr)) else {
             answer(listener, notif.id, &mut stats);
-            unanswered.set(None);
+            unanswered.store(0, Ordering::Relaxed);
             if is_exec(arch, nr) {
                 comms.forget(tid);
             }
@@ -347,7 +354,7 @@ fn serve_tracking(
             stats.stale += 1;
         }
         answer(listener, notif.id, &mut stats);
-        unanswered.set(None);
+        unanswered.store(0, Ordering::Relaxed);
         if let Some(h) = latency {
             h.observe(realtime_ns().saturating_sub(received));
         }
@@ -449,7 +456,9 @@ pub(crate) mod tests {
         queue: Option<&EventQueue>,
     ) -> LoopStats {
         std::thread::scope(|s| {
-            let h = s.spawn(|| serve_guarded(&child.listener, set, queue, None).stats);
+            let h = s.spawn(|| {
+                serve_guarded(&child.listener, set, queue, None, &AtomicU64::new(0)).stats
+            });
             child.go();
             // (The shim's reaper may collect the status first; only the end matters.)
             child.wait();
@@ -587,7 +596,7 @@ pub(crate) mod tests {
         std::thread::scope(|s| {
             let h = s.spawn(|| {
                 prepare();
-                serve_guarded(&child.listener, &set, Some(queue), None)
+                serve_guarded(&child.listener, &set, Some(queue), None, &AtomicU64::new(0))
             });
             child.go();
             let report = child.report(std::time::Duration::from_secs(60));
