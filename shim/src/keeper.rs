@@ -156,6 +156,8 @@ impl Keeper {
         let mut cmd = Command::new("/proc/self/exe");
         cmd.arg0(NAME)
             .arg(ARG)
+            // Not the bundle, which is removed while the keeper may still run.
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
