@@ -1,8 +1,9 @@
 //! Faults around a syscall flood: crtd killed with SIGKILL, containerd
 //! restarted, the shim killed with SIGKILL. The traced container must
-//! notice nothing — every syscall succeeds, nothing stalls — and once crtd is back its history holds every
-//! event the shim recorded. These tests restart shared daemons, so they
-//! run one at a time, in a test binary of their own.
+//! notice nothing — every syscall succeeds, nothing stalls — and once crtd
+//! is back its history holds every event the shim recorded. These tests
+//! restart shared daemons, so they run one at a time, in a test binary of
+//! their own.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
