@@ -239,6 +239,8 @@ impl TraceSession {
             // else to do) serves it itself, recording as usual, and does the
             // same bookkeeping at the end as a notify thread would. Retrying
             // the spawn instead would leave the process blocked meanwhile.
+            // (The keeper slot went with the failed closure: the keeper still
+            // holds the listener, it just cannot see the notification in hand.)
             self.notify_failures.fetch_add(1, Ordering::Relaxed);
             log::error!(
                 "container {}: cannot start a notify thread for pid {pid}: {e}; serving its listener on the hand-off thread",
