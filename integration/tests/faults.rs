@@ -1,8 +1,9 @@
 //! Faults around a syscall flood: crtd killed with SIGKILL, containerd
-//! restarted. The traced container must notice nothing — every syscall
-//! succeeds, nothing stalls — and once crtd is back its history holds every
-//! event the shim recorded. These tests restart shared daemons, so they
-//! run one at a time, in a test binary of their own.
+//! restarted, the shim killed with SIGKILL. The traced container must
+//! notice nothing — every syscall succeeds, nothing stalls — and once crtd
+//! is back its history holds every event the shim recorded. These tests
+//! restart shared daemons, so they run one at a time, in a test binary of
+//! their own.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -466,4 +467,174 @@ fn one_tenants_flood_does_not_starve_another_tenants_queries_or_streams() {
         Command::new("ctr").args(["-n", BETA.1, "container", "rm", &beta]),
         None,
     );
+}
+
+/// The listener keepers (`crt-listener-keeper`) whose parent is `shim`.
+fn keepers_of(shim: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let (Ok(cmdline), Ok(stat)) = (
+            std::fs::read(e.path().join("cmdline")),
+            std::fs::read_to_string(e.path().join("stat")),
+        ) else {
+            continue;
+        };
+        // The fields after the command name (which may hold spaces): state, ppid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if ppid == Some(shim) && cmdline.split(|&b| b == 0).next() == Some(b"crt-listener-keeper") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// True while `pid` runs as a listener keeper (not gone, not a zombie).
+fn keeper_alive(pid: i32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmdline.split(|&b| b == 0).next() == Some(b"crt-listener-keeper")
+}
+
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let (_, rest) = s.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|st| st != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// A traced container opens a file as fast as it can and writes a line to a
+/// host directory whenever an open fails; its shim is killed with SIGKILL.
+/// Until containerd has killed the container, no open may fail (the
+/// listener keeper answers the shim's listeners), and afterwards no keeper
+/// is left. Returns (failed opens, keepers of the shim before the kill,
+/// whether one was left after the cleanup).
+fn shim_killed_during_a_flood(binary: &str) -> (usize, usize, bool) {
+    let id = id(&format!("shim-kill-{binary}"));
+    let out = std::env::temp_dir().join(format!("crt-it-{id}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let mount = format!("type=bind,src={},dst=/out,options=rbind:rw", out.display());
+    // `true < file` opens in the shell itself (a builtin, no fork): one
+    // openat per turn. Not `:`, a special builtin: a failed redirection
+    // would end the shell instead of being logged. The failure log (which
+    // also gets the shell's error messages) is opened once, up front, so
+    // logging opens nothing.
+    let script = "exec 3>>/out/failures 2>&3; echo up > /out/up; \
+                  while :; do true < /etc/passwd || echo failed >&3; done";
+    let rt_args = runtime_args(binary);
+    let mut args: Vec<&str> = vec![
+        "run",
+        "-d",
+        "--null-io",
+        "--runtime",
+        CRT,
+        "--annotation",
+        "crt.dev/trace=openat",
+        "--mount",
+        &mount,
+    ];
+    args.extend(rt_args.iter().map(String::as_str));
+    args.extend_from_slice(&[IMAGE, &id, "sh", "-c", script]);
+    ctr(&args).ok();
+    assert!(
+        wait_for(Duration::from_secs(30), || out.join("up").exists()),
+        "{binary}: the flood did not start"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let task = ctr(&["task", "ls"]);
+    let init: i32 = task
+        .stdout
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(id.as_str())).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{binary}: no task {id}: {task:?}"));
+    let shims = shim_pids("containerd-shim-crt-v2", &id);
+    assert_eq!(shims.len(), 1, "{binary}: {shims:?}");
+    let keepers = keepers_of(shims[0]);
+    // SAFETY: killing the shim process we just found.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    // containerd notices and runs `shim delete`, which kills the container.
+    assert!(
+        wait_for(Duration::from_secs(30), || !process_alive(init)),
+        "{binary}: the container's init {init} still runs after its shim was killed"
+    );
+    let keeper_gone = wait_for(Duration::from_secs(30), || {
+        !keepers.iter().any(|&k| keeper_alive(k))
+    });
+    let log = std::fs::read_to_string(out.join("failures")).unwrap_or_default();
+    let failures = log.lines().filter(|l| *l == "failed").count();
+    if let Some(why) = log.lines().find(|l| *l != "failed") {
+        eprintln!("{binary}: the first failed open: {why}");
+    }
+    let _ = ctr(&["task", "rm", "-f", &id]);
+    let _ = ctr(&["container", "rm", &id]);
+    let _ = std::fs::remove_dir_all(&out);
+    (failures, keepers.len(), !keeper_gone)
+}
+
+#[test]
+fn a_shim_killed_during_a_flood_fails_no_syscall_and_leaves_no_keeper() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Both runtimes first, so that a failure shows the numbers of both.
+    let results = ["runc", "crun"].map(|b| (b, shim_killed_during_a_flood(b)));
+    for (binary, (failures, keepers, _)) in results {
+        eprintln!(
+            "{binary}: {failures} failed opens after the shim was killed; {keepers} keeper(s)"
+        );
+    }
+    for (binary, (failures, keepers, keeper_left)) in results {
+        assert_eq!(
+            failures, 0,
+            "{binary}: opens failed after the shim was killed"
+        );
+        assert_eq!(keepers, 1, "{binary}: listener keepers of the shim");
+        assert!(
+            !keeper_left,
+            "{binary}: the listener keeper outlived the container"
+        );
+    }
+}
+
+#[test]
+fn a_normal_run_leaves_no_keeper() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for binary in ["runc", "crun"] {
+        let rt_args = runtime_args(binary);
+        let mut extra: Vec<&str> = vec!["--annotation", "crt.dev/trace=openat"];
+        extra.extend(rt_args.iter().map(String::as_str));
+        let t = Task::start(CRT, &extra, &["sleep", "300"]);
+        let shims = shim_pids("containerd-shim-crt-v2", &t.id);
+        assert_eq!(shims.len(), 1, "{binary}: {shims:?}");
+        let keepers = keepers_of(shims[0]);
+        assert_eq!(
+            keepers.len(),
+            1,
+            "{binary}: keepers of shim {}: {keepers:?}",
+            shims[0]
+        );
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", keepers[0]))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .map(str::to_string);
+        eprintln!("{binary}: keeper {} {rss:?}", keepers[0]);
+        let shim = shims[0];
+        drop(t);
+        assert!(
+            wait_for(Duration::from_secs(30), || !process_alive(shim)),
+            "{binary}: the shim did not exit after the container was removed"
+        );
+        assert!(
+            wait_for(Duration::from_secs(30), || !keeper_alive(keepers[0])),
+            "{binary}: the listener keeper outlived its shim"
+        );
+    }
 }

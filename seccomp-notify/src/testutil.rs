@@ -20,6 +20,17 @@ pub struct TracedChild {
 /// locks).
 pub type Body = fn();
 
+/// A body that reports a number back (e.g. how many of its syscalls returned
+/// the right result), read with [`TracedChild::report`]. Its exit status may
+/// be collected by a subreaper of the test process; this report cannot.
+pub type ReportingBody = fn() -> u64;
+
+#[derive(Clone, Copy)]
+enum Run {
+    Plain(Body),
+    Reporting(ReportingBody),
+}
+
 const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_RET_K: u16 = 0x06;
@@ -38,6 +49,15 @@ fn stmt(code: u16, k: u32) -> libc::sock_filter {
 
 /// Forks a child that notifies on `syscalls` (numbers) and runs `body` after `go`.
 pub fn spawn_traced(syscalls: &[i64], body: Body) -> io::Result<TracedChild> {
+    spawn(syscalls, Run::Plain(body))
+}
+
+/// Like [`spawn_traced`]; the number `body` returns is sent back to the parent.
+pub fn spawn_traced_reporting(syscalls: &[i64], body: ReportingBody) -> io::Result<TracedChild> {
+    spawn(syscalls, Run::Reporting(body))
+}
+
+fn spawn(syscalls: &[i64], body: Run) -> io::Result<TracedChild> {
     let mut prog: Vec<libc::sock_filter> = vec![stmt(BPF_LD_W_ABS, 0)];
     for &nr in syscalls {
         prog.push(libc::sock_filter {
@@ -77,9 +97,16 @@ pub fn spawn_traced(syscalls: &[i64], body: Body) -> io::Result<TracedChild> {
 
 /// # Safety
 /// Only to be called in a freshly forked child.
-unsafe fn child(sock: i32, fprog: &libc::sock_fprog, body: Body) -> ! {
+unsafe fn child(sock: i32, fprog: &libc::sock_fprog, body: Run) -> ! {
     // SAFETY: plain syscalls; the filter program outlives the call.
     unsafe {
+        // The fork copied every fd the test process had open, other tests'
+        // pipes among them: holding those would keep their readers from
+        // seeing EOF for as long as this child lives.
+        if sock > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (sock - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (sock + 1) as u32, u32::MAX, 0u32);
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         let fd = libc::syscall(
             libc::SYS_seccomp,
@@ -115,7 +142,15 @@ unsafe fn child(sock: i32, fprog: &libc::sock_fprog, body: Body) -> ! {
         if libc::read(sock, (&mut go as *mut u8).cast(), 1) != 1 {
             libc::_exit(103);
         }
-        body();
+        match body {
+            Run::Plain(body) => body(),
+            Run::Reporting(body) => {
+                let n = body().to_le_bytes();
+                if libc::write(sock, n.as_ptr().cast(), n.len()) != n.len() as isize {
+                    libc::_exit(104);
+                }
+            }
+        }
         libc::_exit(0)
     }
 }
@@ -137,6 +172,12 @@ impl TracedChild {
     pub fn go(&self) {
         use std::io::Write;
         let _ = (&self.control).write_all(b"g");
+    }
+
+    /// What a reporting body returned, waiting up to `timeout` for it (an
+    /// error if the child died or is still stuck by then).
+    pub fn report(&self, timeout: std::time::Duration) -> io::Result<u64> {
+        read_report(&self.control, timeout)
     }
 
     /// Waits for the child; returns its exit code, or 128+signal.
@@ -161,4 +202,13 @@ impl TracedChild {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
     }
+}
+
+/// [`TracedChild::report`] on the control socket of [`TracedChild::into_parts`].
+pub fn read_report(control: &UnixStream, timeout: std::time::Duration) -> io::Result<u64> {
+    use std::io::Read;
+    control.set_read_timeout(Some(timeout))?;
+    let mut n = [0u8; 8];
+    (&mut &*control).read_exact(&mut n)?;
+    Ok(u64::from_le_bytes(n))
 }

@@ -7,6 +7,7 @@ mod cgroup;
 mod container;
 mod error;
 mod events;
+mod keeper;
 mod options;
 mod profile;
 mod reaper;
@@ -21,6 +22,10 @@ const RUNTIME_ID: &str = "io.containerd.crt.v2";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // Before containerd-shim's own argument parsing, which would refuse it.
+    if args.get(1).map(String::as_str) == Some(keeper::ARG) {
+        keeper::run();
+    }
     if args
         .iter()
         .any(|a| a == "-v" || a == "--version" || a == "-version")

@@ -121,6 +121,11 @@ pub struct RuntimeChoice {
     pub binary: String,
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// The `trace.state_dir` of the container's node config, where its
+    /// state file lives: `shim delete` removes that file after a shim died.
+    /// (Absent in bundles of older shims.)
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 pub const CHOICE_FILE: &str = "crt-runtime.json";
@@ -138,6 +143,7 @@ impl RuntimeChoice {
                 .map(|r| r.join(namespace))
                 .unwrap_or_else(|| config.runtime_root(namespace)),
             systemd_cgroup: o.systemd_cgroup || config.runtime.systemd_cgroup,
+            state_dir: Some(config.trace.state_dir.clone()),
         }
     }
 

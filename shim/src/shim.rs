@@ -15,6 +15,7 @@ use crate::events::RemoteSink;
 use crate::options::RuntimeChoice;
 use crate::runtime::{resolve_binary, Runtime};
 use crate::service::TaskService;
+use crate::state_file::StateDir;
 
 /// Containers with the same value share one shim (a Kubernetes pod).
 const GROUP_ANNOTATIONS: [&str; 2] = [
@@ -125,7 +126,8 @@ impl Shim for CrtShim {
 }
 
 /// What `shim delete` does for a container whose shim is gone: force-delete
-/// it in the runtime and unmount its rootfs.
+/// it in the runtime, unmount its rootfs, and remove its state file (nobody
+/// else would: crtd would show the container as running forever).
 fn cleanup_bundle(bundle: &Path, namespace: &str, id: &str) {
     let choice = RuntimeChoice::load(bundle).unwrap_or_else(|| {
         let config = crt_config::NodeConfig::load_default().unwrap_or_default();
@@ -147,5 +149,56 @@ fn cleanup_bundle(bundle: &Path, namespace: &str, id: &str) {
     }
     if let Err(e) = containerd_shim::mount::umount_recursive(bundle.join("rootfs").to_str(), 0) {
         log::warn!("cleanup of {id}: unmount rootfs: {e}");
+    }
+    let state_dir = choice.state_dir.unwrap_or_else(|| {
+        crt_config::NodeConfig::load_default()
+            .unwrap_or_default()
+            .trace
+            .state_dir
+    });
+    StateDir(state_dir).remove(namespace, id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state_file::ContainerRecord;
+
+    const FAKE_RUNTIME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-runtime");
+
+    #[test]
+    fn cleanup_after_a_dead_shim_deletes_the_container_and_its_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("bundle");
+        let root = dir.path().join("root");
+        let state = StateDir(dir.path().join("state"));
+        std::fs::create_dir_all(&bundle).unwrap();
+        // What the fake runtime keeps for a created container.
+        std::fs::create_dir_all(root.join("c1")).unwrap();
+        RuntimeChoice {
+            binary: FAKE_RUNTIME.into(),
+            root: root.clone(),
+            systemd_cgroup: false,
+            state_dir: Some(state.0.clone()),
+        }
+        .save(&bundle)
+        .unwrap();
+        state
+            .write(&ContainerRecord::new("ns", "c1", 4242))
+            .unwrap();
+        state
+            .write(&ContainerRecord::new("ns", "c2", 4243))
+            .unwrap();
+        let file = state.0.join("containers/ns/c1.json");
+        assert!(file.exists());
+
+        cleanup_bundle(&bundle, "ns", "c1");
+
+        assert!(
+            !root.join("c1").exists(),
+            "the runtime's delete --force ran"
+        );
+        assert!(!file.exists(), "{} is left behind", file.display());
+        assert!(state.0.join("containers/ns/c2.json").exists());
     }
 }

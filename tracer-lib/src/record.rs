@@ -33,7 +33,9 @@ pub const MAX_RECORD_LEN: usize = 64 * 1024;
 /// A syscall entry seen by the notify loop.
 pub const KIND_SYSCALL: u8 = 1;
 /// The count of events dropped so far because storage could not keep up
-/// (cumulative, in `args[0]`).
+/// (cumulative, in `args[0]`), and of notify threads that failed so far
+/// (panicked or could not be started: their processes kept running, but
+/// their later syscalls went unrecorded; cumulative, in `args[1]`).
 pub const KIND_DROPS: u8 = 2;
 /// The trace is complete: every process of the container has exited.
 pub const KIND_END: u8 = 3;

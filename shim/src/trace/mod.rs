@@ -14,9 +14,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::keeper;
 use crt_config::node::TraceConfig;
 use crt_seccomp_notify::handoff::{self, HandoffSocket};
 use crt_seccomp_notify::listener::same_file;
@@ -57,6 +59,10 @@ pub struct TraceSession {
     changed: Condvar,
     /// One notify round-trip histogram per listener thread.
     latency: Mutex<Vec<Arc<Histogram>>>,
+    /// Notify threads that panicked or could not be started (their
+    /// listeners were still served, see `serve`); reported in the trace
+    /// beside the drops.
+    notify_failures: AtomicU64,
 }
 
 #[derive(Default)]
@@ -100,11 +106,11 @@ impl crate::stdio::LineSink for TraceSession {
     }
 
     fn opened(&self) {
-        self.state.lock().unwrap().taps += 1;
+        self.state().taps += 1;
     }
 
     fn closed(&self) {
-        self.state.lock().unwrap().taps -= 1;
+        self.state().taps -= 1;
         self.queue.kick();
     }
 }
@@ -140,6 +146,7 @@ impl TraceSession {
             state: Mutex::new(SessionState::default()),
             changed: Condvar::new(),
             latency: Mutex::new(Vec::new()),
+            notify_failures: AtomicU64::new(0),
         });
         let for_writer = Arc::clone(&session);
         std::thread::Builder::new()
@@ -161,11 +168,24 @@ impl TraceSession {
         Ok(session)
     }
 
-    /// Starts serving a listener the runtime handed over for process `pid`.
-    pub fn serve(self: &Arc<Self>, listener: NotifyListener, pid: i64) {
+    /// The session's bookkeeping. A notify thread that panicked holding the
+    /// lock must not take every other thread down with it: each update is a
+    /// few plain field writes, consistent whenever the lock is free.
+    fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notify threads that panicked or could not be started so far.
+    pub fn notify_failures(&self) -> u64 {
+        self.notify_failures.load(Ordering::Relaxed)
+    }
+
+    /// Starts serving a listener the runtime handed over for process `pid`;
+    /// `slot` is its slot with the keeper, if the keeper holds a copy.
+    pub fn serve(self: &Arc<Self>, listener: NotifyListener, pid: i64, slot: Option<keeper::Slot>) {
         let listener = Arc::new(listener);
         let init = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state();
             if let Some(existing) = st.listeners.iter().find(|l| same_file(*l, &*listener)) {
                 // The same filter twice: the copy we already serve keeps it
                 // alive, so dropping this one cannot fail any syscall.
@@ -207,43 +227,69 @@ impl TraceSession {
             &comm,
         ));
         let me = Arc::clone(self);
+        let for_thread = Arc::clone(&listener);
         let spawned = std::thread::Builder::new()
             .name(format!("notify-{pid}"))
-            .spawn(move || {
-                let latency = Arc::new(Histogram::default());
-                me.latency.lock().unwrap().push(Arc::clone(&latency));
-                let stats =
-                    notify_loop::serve(&listener, &me.wanted, Some(&me.queue), Some(&latency));
-                log::debug!(
-                    "container {} listener for pid {pid} done: {stats:?}",
-                    me.container
-                );
-                let mut st = me.state.lock().unwrap();
-                st.listeners.retain(|l| !Arc::ptr_eq(l, &listener));
-                st.active -= 1;
-                drop(st);
-                me.changed.notify_all();
-                me.queue.kick();
-            });
+            .spawn(move || me.run_listener(&for_thread, pid, slot));
         if let Err(e) = spawned {
-            // Without a thread the listener would be dropped, failing the
-            // container's syscalls; this is as bad as it gets, so say so.
+            // No thread for this listener. Closing it would fail every
+            // notified syscall of the process with ENOSYS, and leaving it
+            // open unserved would block them forever; so the calling thread
+            // (the hand-off thread of this one listener, which has nothing
+            // else to do) serves it itself, recording as usual, and does the
+            // same bookkeeping at the end as a notify thread would. Retrying
+            // the spawn instead would leave the process blocked meanwhile.
+            // (The keeper slot went with the failed closure: the keeper still
+            // holds the listener, it just cannot see the notification in hand.)
+            self.notify_failures.fetch_add(1, Ordering::Relaxed);
             log::error!(
-                "container {}: cannot start a notify thread: {e}",
+                "container {}: cannot start a notify thread for pid {pid}: {e}; serving its listener on the hand-off thread",
                 self.container
             );
+            self.run_listener(&listener, pid, None);
         }
+    }
+
+    /// Serves one listener until no process uses it, then lets storage know.
+    fn run_listener(&self, listener: &Arc<NotifyListener>, pid: u32, slot: Option<keeper::Slot>) {
+        let own = AtomicU64::new(0);
+        let unanswered = slot.as_ref().map_or(&own, keeper::Slot::word);
+        let latency = Arc::new(Histogram::default());
+        self.latency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&latency));
+        let served = notify_loop::serve_guarded(
+            listener,
+            &self.wanted,
+            Some(&self.queue),
+            Some(&latency),
+            unanswered,
+        );
+        if served.panicked {
+            self.notify_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        log::debug!(
+            "container {} listener for pid {pid} done: {served:?}",
+            self.container
+        );
+        let mut st = self.state();
+        st.listeners.retain(|l| !Arc::ptr_eq(l, listener));
+        st.active -= 1;
+        drop(st);
+        self.changed.notify_all();
+        self.queue.kick();
     }
 
     /// The container's init exited: once its listeners close, the trace ends.
     pub fn init_exited(&self) {
-        self.state.lock().unwrap().init_exited = true;
+        self.state().init_exited = true;
         self.queue.kick();
     }
 
     /// Storage may write END: no process is left to notify us.
     fn finished(&self) -> bool {
-        let st = self.state.lock().unwrap();
+        let st = self.state();
         // Lines still in the output pipes belong before the end; Delete
         // (closing) does not wait for a stream someone else holds open.
         st.active == 0 && ((st.init_exited && st.taps == 0) || st.closing)
@@ -252,14 +298,19 @@ impl TraceSession {
     /// The notify round trips of every listener so far.
     fn latency(&self) -> Snapshot {
         let mut s = Snapshot::default();
-        for h in self.latency.lock().unwrap().iter() {
+        for h in self
+            .latency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
             h.add_to(&mut s);
         }
         s
     }
 
     fn writer_done(&self) {
-        self.state.lock().unwrap().writer_done = true;
+        self.state().writer_done = true;
         self.changed.notify_all();
     }
 
@@ -267,7 +318,7 @@ impl TraceSession {
     /// Listeners that still have processes keep being served regardless.
     pub fn close(&self, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         st.closing = true;
         self.queue.kick();
         while !st.writer_done {
@@ -275,7 +326,11 @@ impl TraceSession {
             if left.is_zero() {
                 return false;
             }
-            st = self.changed.wait_timeout(st, left).unwrap().0;
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         true
     }
@@ -302,6 +357,9 @@ impl TraceHub {
         }
         let path = dir.join(format!("{name}.sock"));
         let bound = HandoffSocket::bind(&path)?;
+        // Started now, before any traced container runs, rather than when
+        // its first listener arrives and its init is waiting to be served.
+        keeper::get();
         let hub = Arc::clone(self);
         std::thread::Builder::new()
             .name("listener-accept".into())
@@ -336,12 +394,20 @@ impl TraceHub {
         loop {
             match socket.accept() {
                 Ok(stream) => {
+                    // A failed spawn drops its closure and with it the
+                    // connection, whose queued message may carry a listener:
+                    // a second handle on the socket keeps it for handling here.
+                    let kept = stream.try_clone();
                     let hub = Arc::clone(&self);
                     let spawned = std::thread::Builder::new()
                         .name("listener-handoff".into())
                         .spawn(move || hub.handle(stream));
                     if let Err(e) = spawned {
-                        log::error!("cannot handle a listener hand-off: {e}");
+                        log::error!("cannot start a thread for a listener hand-off: {e}; handling it on the accept thread");
+                        match kept {
+                            Ok(stream) => self.handle(stream),
+                            Err(e) => log::error!("the listener hand-off is lost: {e}"),
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -373,13 +439,16 @@ impl TraceHub {
                         return;
                     }
                 };
+                // First of all a copy to the keeper: from now on a crash
+                // of the shim cannot fail this process's syscalls.
+                let slot = keeper::get().and_then(|k| k.hold(&listener));
                 match self.get(&id) {
-                    Some(session) => session.serve(listener, h.state.pid),
+                    Some(session) => session.serve(listener, h.state.pid, slot),
                     None => {
                         log::error!(
                             "a runtime handed over a listener for unknown container {id:?}; serving it without recording so its syscalls continue"
                         );
-                        serve_unrecorded(listener);
+                        serve_unrecorded(listener, slot);
                     }
                 }
             }
@@ -389,7 +458,8 @@ impl TraceHub {
                     // A real listener must never be dropped while in use.
                     if let Ok(l) = NotifyListener::new(fd) {
                         log::error!("the refused message carried a seccomp listener; serving it without recording");
-                        serve_unrecorded(l);
+                        let slot = keeper::get().and_then(|k| k.hold(&l));
+                        serve_unrecorded(l, slot);
                     }
                 }
             }
@@ -398,11 +468,85 @@ impl TraceHub {
 }
 
 /// Continues every syscall of a listener we cannot account to a container.
-fn serve_unrecorded(listener: NotifyListener) {
-    let _ = std::thread::Builder::new()
+fn serve_unrecorded(listener: NotifyListener, slot: Option<keeper::Slot>) {
+    let listener = Arc::new(listener);
+    let for_thread = Arc::clone(&listener);
+    let serve = move |slot: Option<keeper::Slot>| {
+        let own = AtomicU64::new(0);
+        let unanswered = slot.as_ref().map_or(&own, keeper::Slot::word);
+        notify_loop::serve_guarded(&for_thread, &SyscallSet::none(), None, None, unanswered);
+    };
+    let spawned = std::thread::Builder::new()
         .name("notify-orphan".into())
-        .spawn(move || {
-            let none: [&str; 0] = [];
-            notify_loop::serve(&listener, &SyscallSet::new(none), None, None);
-        });
+        .spawn(move || serve(slot));
+    if let Err(e) = spawned {
+        // As in TraceSession::serve: serve it here rather than close it.
+        log::error!(
+            "cannot start a notify thread: {e}; serving the listener on the hand-off thread"
+        );
+        let own = AtomicU64::new(0);
+        notify_loop::serve_guarded(&listener, &SyscallSet::none(), None, None, &own);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crt_seccomp_notify::testutil::spawn_traced_reporting;
+    use crt_tracer::record::KIND_DROPS;
+    use crt_tracer::segment::TraceReader;
+    use notify_loop::tests::{open_dev_null_repeatedly, OPENS};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_notify_thread_that_panics_keeps_the_child_correct_and_is_counted_in_the_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TraceConfig::default();
+        let session = TraceSession::start(SessionOptions {
+            namespace: "ns",
+            container: "c1",
+            dir: dir.path().join("traces/ns/c1"),
+            traces_root: dir.path().join("traces"),
+            syscalls: vec!["openat".into()],
+            config: &config,
+            meta: serde_json::json!({}),
+        })
+        .unwrap();
+        // serve() pushes the process record first; the 10th push is an openat.
+        session.queue.panic_on_push(10);
+        let child = spawn_traced_reporting(&[libc::SYS_openat], open_dev_null_repeatedly).unwrap();
+        let served = NotifyListener::new(child.listener.as_fd().try_clone_to_owned().unwrap());
+        session.serve(served.unwrap(), i64::from(child.pid), None);
+        child.go();
+        let report = child.report(Duration::from_secs(60));
+        if report.is_err() {
+            child.kill();
+        }
+        assert_eq!(
+            report.unwrap(),
+            OPENS,
+            "opens of /dev/null that returned an fd"
+        );
+        session.init_exited();
+        assert!(
+            session.close(Duration::from_secs(30)),
+            "the trace did not end"
+        );
+        assert_eq!(session.notify_failures(), 1);
+        assert_eq!(session.state().active, 0);
+        assert!(session.state().listeners.is_empty());
+        let mut reported = None;
+        TraceReader::open(&session.dir)
+            .poll(|r| {
+                if r.kind == KIND_DROPS {
+                    reported = Some(r.args[1]);
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            reported,
+            Some(1),
+            "notify failures in the trace's drops record"
+        );
+    }
 }

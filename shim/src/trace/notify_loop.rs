@@ -8,7 +8,13 @@
 //! Nothing here allocates once warm, decodes, formats or touches the disk;
 //! the traced thread waits only for the copies and two ioctls. Every
 //! notification is answered, whatever goes wrong with the copies, so a
-//! traced syscall never fails or hangs because of us.
+//! traced syscall never fails or hangs because of us — not even when the
+//! loop itself panics ([`serve_guarded`]).
+
+#[cfg(test)]
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crt_seccomp_notify::memory::{self, CStr};
 use crt_seccomp_notify::{NotifyListener, Recv, SeccompNotif};
@@ -41,6 +47,11 @@ impl SyscallSet {
             }
         }
         SyscallSet { bits }
+    }
+
+    /// Records nothing: the listener is only answered.
+    pub fn none() -> Self {
+        SyscallSet { bits: [0; 8] }
     }
 
     /// Notifications from other architectures are always recorded: the
@@ -172,14 +183,93 @@ pub struct LoopStats {
     pub send_errors: u64,
 }
 
-/// Serves `listener` until no process uses its filter any more. `queue` is
-/// `None` for a listener we serve without recording (one that reached us
-/// with no container to account it to): its syscalls still continue.
-pub fn serve(
+/// How a guarded loop ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    pub stats: LoopStats,
+    /// The recording loop panicked; the listener was then served
+    /// continue-only (nothing recorded) until no process used it any more.
+    pub panicked: bool,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: panic on this notification of the serving thread, after
+    /// receiving it and before answering it (counted from 1; 0 = never).
+    pub static PANIC_BEFORE_ANSWER_AT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Serves `listener` (see [`serve_tracking`]), and survives a panic of the loop (a bug
+/// in a decoder, a poisoned lock): the notification being handled is
+/// answered, then every further one is continued without recording until no
+/// process uses the filter. Unwinding out instead would leave the listener
+/// open and unserved, and every traced syscall of the process would block
+/// forever.
+///
+/// `unanswered` holds the id of the notification in hand (0: none); it may
+/// be a keeper slot, for the keeper to answer if the shim dies.
+pub fn serve_guarded(
     listener: &NotifyListener,
     wanted: &SyscallSet,
     queue: Option<&EventQueue>,
     latency: Option<&Histogram>,
+    unanswered: &AtomicU64,
+) -> Served {
+    let recording = catch_unwind(AssertUnwindSafe(|| {
+        serve_tracking(listener, wanted, queue, latency, unanswered)
+    }));
+    let payload = match recording {
+        Ok(stats) => {
+            return Served {
+                stats,
+                panicked: false,
+            }
+        }
+        Err(payload) => payload,
+    };
+    let why = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    log::error!(
+        "the notify loop of seccomp listener fd {} panicked: {why}; its syscalls keep running but are no longer recorded",
+        std::os::fd::AsRawFd::as_raw_fd(listener)
+    );
+    let id = unanswered.swap(0, Ordering::Relaxed);
+    if id != 0 {
+        let _ = listener.continue_syscall(id);
+    }
+    // The continue-only loop touches no queue and no decoder; should it
+    // panic all the same, serving again is still the only safe thing to do.
+    let none = SyscallSet::none();
+    loop {
+        if let Ok(stats) = catch_unwind(AssertUnwindSafe(|| {
+            serve_tracking(listener, &none, None, None, unanswered)
+        })) {
+            return Served {
+                stats,
+                panicked: true,
+            };
+        }
+        let id = unanswered.swap(0, Ordering::Relaxed);
+        if id != 0 {
+            let _ = listener.continue_syscall(id);
+        }
+    }
+}
+
+/// Serves `listener` until no process uses its filter any more. `queue` is
+/// `None` for a listener we serve without recording (one that reached us
+/// with no container to account it to): its syscalls still continue.
+/// `unanswered` holds the id of a notification received and not yet
+/// answered (0: none), for whoever takes over after a panic or a crash.
+fn serve_tracking(
+    listener: &NotifyListener,
+    wanted: &SyscallSet,
+    queue: Option<&EventQueue>,
+    latency: Option<&Histogram>,
+    unanswered: &AtomicU64,
 ) -> LoopStats {
     block_signals();
     // Set on the first notification: see cpu_cgroup.rs.
@@ -209,7 +299,15 @@ pub fn serve(
                 continue;
             }
         }
+        unanswered.store(notif.id, Ordering::Relaxed);
         stats.notifications += 1;
+        #[cfg(test)]
+        if PANIC_BEFORE_ANSWER_AT.get() == stats.notifications {
+            panic!(
+                "injected failure before answering notification {} (test hook)",
+                stats.notifications
+            );
+        }
         if first {
             first = false;
             _joined = super::cpu_cgroup::join_cgroups_of(notif.pid);
@@ -220,6 +318,7 @@ pub fn serve(
 
         let Some(queue) = queue.filter(|_| wanted.contains(arch, nr)) else {
             answer(listener, notif.id, &mut stats);
+            unanswered.store(0, Ordering::Relaxed);
             if is_exec(arch, nr) {
                 comms.forget(tid);
             }
@@ -255,6 +354,7 @@ pub fn serve(
             stats.stale += 1;
         }
         answer(listener, notif.id, &mut stats);
+        unanswered.store(0, Ordering::Relaxed);
         if let Some(h) = latency {
             h.observe(realtime_ns().saturating_sub(received));
         }
@@ -344,7 +444,7 @@ fn copy_argument(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crt_seccomp_notify::testutil::spawn_traced;
     use crt_tracer::record::{decode, Records};
@@ -356,7 +456,9 @@ mod tests {
         queue: Option<&EventQueue>,
     ) -> LoopStats {
         std::thread::scope(|s| {
-            let h = s.spawn(|| serve(&child.listener, set, queue, None));
+            let h = s.spawn(|| {
+                serve_guarded(&child.listener, set, queue, None, &AtomicU64::new(0)).stats
+            });
             child.go();
             // (The shim's reaper may collect the status first; only the end matters.)
             child.wait();
@@ -460,6 +562,85 @@ mod tests {
         assert_eq!(stats.send_errors, 0);
         assert!(queue.dropped() > 900);
         assert_eq!(queue.pushed() + queue.dropped(), 1000);
+    }
+
+    pub(crate) const OPENS: u64 = 2000;
+
+    /// Opens /dev/null OPENS times; reports how many opens returned an fd.
+    pub(crate) fn open_dev_null_repeatedly() -> u64 {
+        let path = b"/dev/null\0";
+        let mut ok = 0;
+        for _ in 0..OPENS {
+            // SAFETY: plain syscalls on a static NUL-terminated path.
+            unsafe {
+                let fd = libc::openat(libc::AT_FDCWD, path.as_ptr().cast(), libc::O_RDONLY);
+                if fd >= 0 {
+                    ok += 1;
+                    libc::close(fd);
+                }
+            }
+        }
+        ok
+    }
+
+    /// Serves a reporting child with `serve_guarded` on a thread of its own
+    /// (after running `prepare` there); returns the child's report and how
+    /// the loop ended.
+    fn serve_guarded_child(queue: &EventQueue, prepare: impl FnOnce() + Send) -> (u64, Served) {
+        let child = crt_seccomp_notify::testutil::spawn_traced_reporting(
+            &[libc::SYS_openat],
+            open_dev_null_repeatedly,
+        )
+        .unwrap();
+        let set = SyscallSet::new(["openat"]);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                prepare();
+                serve_guarded(&child.listener, &set, Some(queue), None, &AtomicU64::new(0))
+            });
+            child.go();
+            let report = child.report(std::time::Duration::from_secs(60));
+            if report.is_err() {
+                // Stuck: let the loop end so the test fails instead of hanging.
+                child.kill();
+            }
+            let served = h.join().unwrap();
+            (report.expect("the child reported"), served)
+        })
+    }
+
+    #[test]
+    fn a_loop_that_panics_in_its_queue_keeps_every_syscall_of_the_child_correct() {
+        let queue = EventQueue::new(1 << 20);
+        queue.panic_on_push(10);
+        let (opened, served) = serve_guarded_child(&queue, || {});
+        assert_eq!(opened, OPENS, "opens of /dev/null that returned an fd");
+        assert!(served.panicked);
+        // Nine records made it; the continue-only fallback records nothing.
+        assert_eq!(queue.pushed(), 9);
+        // The poisoned queue still works for storage and other threads.
+        queue.push(b"x");
+        let mut out = Vec::new();
+        queue.take(&mut out, std::time::Duration::ZERO);
+        assert_eq!(Records::new(&out[..out.len() - 1]).count(), 9);
+    }
+
+    #[test]
+    fn a_loop_that_panics_before_answering_still_answers_that_syscall() {
+        let queue = EventQueue::new(1 << 20);
+        let (opened, served) = serve_guarded_child(&queue, || PANIC_BEFORE_ANSWER_AT.set(5));
+        assert_eq!(opened, OPENS, "opens of /dev/null that returned an fd");
+        assert!(served.panicked);
+        assert_eq!(queue.pushed(), 4);
+    }
+
+    #[test]
+    fn a_loop_that_does_not_panic_reports_so() {
+        let queue = EventQueue::new(1 << 20);
+        let (opened, served) = serve_guarded_child(&queue, || {});
+        assert_eq!(opened, OPENS);
+        assert!(!served.panicked);
+        assert_eq!(served.stats.recorded, OPENS);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The storage side of a container's trace: takes batches from the queue and
-//! appends them to the segment files, records drops, and closes the trace
+//! appends them to the segment files, records drops (and notify threads
+//! that failed), and closes the trace
 //! with an END record once every traced process is gone.
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ const LATENCY_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut reported_drops = 0u64;
+    let mut reported = (0u64, 0u64);
     let mut storage_lost = 0u64;
     let mut last_sync = Instant::now();
     let mut dirty = false;
@@ -56,10 +57,17 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
             batch.clear();
         }
         let dropped = session.queue.dropped() + storage_lost;
-        if dropped != reported_drops {
-            let rec = record::simple(KIND_DROPS, now_ns(), 0, &[dropped, 0, 0, 0, 0, 0], b"");
+        let failures = session.notify_failures();
+        if (dropped, failures) != reported {
+            let rec = record::simple(
+                KIND_DROPS,
+                now_ns(),
+                0,
+                &[dropped, failures, 0, 0, 0, 0],
+                b"",
+            );
             if segments.append(&rec).is_ok() {
-                reported_drops = dropped;
+                reported = (dropped, failures);
                 dirty = true;
             }
         }
