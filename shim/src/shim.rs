@@ -156,7 +156,7 @@ fn cleanup_bundle(bundle: &Path, namespace: &str, id: &str) {
             .trace
             .state_dir
     });
-    StateDir(state_dir).remove(namespace, id);
+    StateDir(state_dir).retire_killed(namespace, id, 128 + libc::SIGKILL);
 }
 
 #[cfg(test)]
@@ -200,5 +200,18 @@ mod tests {
         );
         assert!(!file.exists(), "{} is left behind", file.display());
         assert!(state.0.join("containers/ns/c2.json").exists());
+        // Its end is kept for crtd: killed, as containerd reports it.
+        let ended: Vec<_> = std::fs::read_dir(state.0.join("ended"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(ended.len(), 1);
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&ended[0]).unwrap()).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["exit_code"].as_i64()),
+            (Some("c1"), Some(137))
+        );
+        assert_eq!(v["status"], "stopped");
     }
 }

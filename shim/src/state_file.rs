@@ -95,7 +95,7 @@ pub const MAX_ENDED: usize = 4096;
 
 /// Writes `rec` to `path` (mode 0600) through a temporary file and a rename:
 /// crtd sees the old file or the new one, never half of one.
-fn write_private(path: &std::path::Path, rec: &ContainerRecord) -> io::Result<()> {
+fn write_private(path: &std::path::Path, rec: &impl Serialize) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     {
         let mut f = fs::OpenOptions::new()
@@ -144,14 +144,34 @@ impl StateDir {
         self.retire_keeping(rec, MAX_ENDED)
     }
 
-    fn retire_keeping(&self, rec: &ContainerRecord, keep: usize) {
+    /// The container's shim died and containerd's cleanup killed it: its
+    /// last record, as the dead shim left it, is retired with `code` (as
+    /// containerd reports it) and the time now.
+    pub fn retire_killed(&self, namespace: &str, id: &str, code: i32) {
+        let Some(mut rec) = fs::read(self.path(namespace, id))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            self.remove(namespace, id);
+            return;
+        };
+        if rec["exit_code"].is_null() {
+            rec["status"] = "stopped".into();
+            rec["exit_code"] = code.into();
+            rec["exited"] = rfc3339_now().into();
+        }
+        self.retire_keeping(&rec, MAX_ENDED);
+        self.remove(namespace, id);
+    }
+
+    fn retire_keeping(&self, rec: &impl Serialize, keep: usize) {
         let dir = self.0.join("ended");
-        let name = format!(
-            "{:020}-{}-{}.json",
-            crt_tracer::render::now_ns(),
-            rec.namespace,
-            rec.id
+        let v = serde_json::to_value(rec).unwrap_or_default();
+        let (namespace, id) = (
+            v["namespace"].as_str().unwrap_or_default(),
+            v["id"].as_str().unwrap_or_default(),
         );
+        let name = format!("{:020}-{namespace}-{id}.json", crt_tracer::render::now_ns(),);
         let written = fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -159,8 +179,7 @@ impl StateDir {
             .and_then(|()| write_private(&dir.join(name), rec));
         if let Err(e) = written {
             log::warn!(
-                "cannot keep the end of container {} under {}: {e}",
-                rec.id,
+                "cannot keep the end of container {id} under {}: {e}",
                 dir.display()
             );
         }
@@ -177,7 +196,7 @@ impl StateDir {
                 let _ = fs::remove_file(dir.join(n));
             }
         }
-        self.remove(&rec.namespace, &rec.id);
+        self.remove(namespace, id);
     }
 
     /// Best effort: a failure to describe a container never fails the container.

@@ -627,7 +627,9 @@ impl Store {
                 }
                 Ok(()) => {
                     if let Some((_, true)) = self.health.recovered(&s.id) {
-                        tracing::info!("store: writes again; every stream is stored");
+                        tracing::info!(
+                            "store: the store takes events again; every trace is stored"
+                        );
                     }
                 }
             }
