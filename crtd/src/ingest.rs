@@ -280,14 +280,9 @@ impl Ingest {
                 self.store_failed(src, &e);
                 continue;
             }
-            if let Some((since, last)) = self.store.health.recovered(&src.stream.id) {
+            if let Some(since) = self.store.health.recovered(&src.stream.id) {
                 let secs = crt_tracer::render::now_ns().saturating_sub(since) / 1_000_000_000;
                 tracing::debug!("ingest: storing {} again after {secs} s", src.stream.id);
-                if last {
-                    tracing::info!(
-                        "ingest: the store takes events again after {secs} s; every trace catches up from the shim's"
-                    );
-                }
             }
             src.retry = None;
             if let Some(g) = &status.gap {

@@ -237,7 +237,7 @@ impl Appender {
             len: 0,
             blocks: Vec::new(),
             pending: Block::starting_at(0),
-            buf: Vec::with_capacity(256 * 1024),
+            buf: Vec::new(),
         })
     }
 
@@ -271,7 +271,7 @@ impl Appender {
             len: whole as u64,
             blocks,
             pending,
-            buf: Vec::with_capacity(256 * 1024),
+            buf: Vec::new(),
         })
     }
 
@@ -309,7 +309,9 @@ impl Appender {
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.open()?.write_all(&self.buf)?;
-            self.buf.clear();
+            // Given back, not kept: a node stores hundreds of containers,
+            // most of them idle between batches.
+            self.buf = Vec::new();
         }
         Ok(())
     }

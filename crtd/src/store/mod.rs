@@ -408,15 +408,26 @@ impl StoreHealth {
         new_condition
     }
 
-    /// Stream `id` was written: when its trouble began, if it had any, and
-    /// whether that was the last stream in trouble.
-    pub fn recovered(&self, id: &str) -> Option<(u64, bool)> {
+    /// Stream `id` was written: when its trouble began, if it had any. The
+    /// end of the whole condition (nothing in trouble any more) is logged
+    /// here, once, whichever stream or path ends it.
+    pub fn recovered(&self, id: &str) -> Option<u64> {
         let mut b = self.lock();
         if b.is_empty() {
             return None;
         }
         let since = b.remove(id).map(|(_, since)| since)?;
-        Some((since, b.is_empty()))
+        if b.is_empty() {
+            Self::over(since);
+        }
+        Some(since)
+    }
+
+    fn over(since: u64) {
+        let secs = crt_tracer::render::now_ns().saturating_sub(since) / 1_000_000_000;
+        tracing::info!(
+            "store: the store takes events again (after {secs} s); every trace catches up from the shim's"
+        );
     }
 
     /// Why stream `id` is not being stored, and since when (ns).
@@ -431,7 +442,14 @@ impl StoreHealth {
     /// Forgets the troubles of things `exists` says are gone (a trace that
     /// failed to become a stream, then was deleted): nobody will retry them.
     pub fn forget_gone(&self, exists: impl Fn(&str) -> bool) {
-        self.lock().retain(|k, _| exists(k));
+        let mut b = self.lock();
+        let Some(since) = b.values().map(|(_, since)| *since).min() else {
+            return;
+        };
+        b.retain(|k, _| exists(k));
+        if b.is_empty() {
+            Self::over(since);
+        }
     }
 }
 
@@ -626,11 +644,7 @@ impl Store {
                     }
                 }
                 Ok(()) => {
-                    if let Some((_, true)) = self.health.recovered(&s.id) {
-                        tracing::info!(
-                            "store: the store takes events again; every trace is stored"
-                        );
-                    }
+                    self.health.recovered(&s.id);
                 }
             }
         }
