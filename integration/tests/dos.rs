@@ -162,10 +162,10 @@ fn live_streams_nobody_reads_hold_bounded_memory_freed_when_they_end() {
         peak_queued <= 8.0 * 4.0 * 1024.0 * 1024.0 * 1.1,
         "{peak_queued} bytes queued"
     );
-    // Eight bounded queues and the flood's own ingest: nowhere near the
-    // hundreds of megabytes unbounded queues took.
+    // Eight bounded queues (32 MiB at most) and the flood's own ingest and
+    // fan-out: nowhere near the 632 MB unbounded queues took, and kept.
     assert!(
-        peak_rss < baseline + 100 * 1024,
+        peak_rss < baseline + 200 * 1024,
         "crtd grew from {baseline} kB to {peak_rss} kB"
     );
     drop(streams);

@@ -457,14 +457,17 @@ impl TraceReader {
                 None
             };
             if let Some(next) = skip_to {
-                if self.seq != 0 {
+                // A reader that starts on a trace whose first segments are
+                // gone (it came late) missed them just the same.
+                let from = self.seq.max(1);
+                if next > from {
                     // The caller places a gap marker between what it has and
                     // what follows: records before the gap go back first.
                     if status.records > 0 {
                         return Ok(status);
                     }
-                    status.segments_missed += next - self.seq;
-                    let mut g = Gap::of(&self.dir, self.seq, next);
+                    status.segments_missed += next - from;
+                    let mut g = Gap::of(&self.dir, from, next);
                     if self.offset > SEGMENT_HEADER_LEN {
                         // Part of the first lost segment was read already.
                         match self.in_segment {
@@ -649,7 +652,9 @@ mod tests {
         assert!(!tids.is_empty());
         assert_eq!(*tids.last().unwrap(), 1999);
         assert!(tids.windows(2).all(|p| p[1] == p[0] + 1));
-        assert_eq!(st.segments_missed, 0);
+        // What the bound deleted is said, not hidden.
+        assert!(st.segments_missed > 0);
+        assert_eq!(st.gap.map(|g| g.records), Some(2000 - tids.len() as u64));
     }
 
     #[test]
@@ -824,6 +829,36 @@ mod tests {
         assert_eq!((g.ts_min, g.ts_max), (lost[0], lost[lost.len() - 1]));
         assert_eq!(seen.len() as u64 + g.records, 200);
         assert_eq!(*seen.last().unwrap(), 200);
+    }
+
+    #[test]
+    fn a_reader_that_arrives_after_the_first_segments_went_is_told_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            segment_bytes: 4096,
+            max_bytes: 16384,
+        };
+        let mut w = SegmentWriter::create(dir.path(), limits).unwrap();
+        for ts in 1..=2000 {
+            w.append(&timed_record(ts)).unwrap();
+        }
+        let mut seen = Vec::new();
+        let st = TraceReader::open(dir.path())
+            .poll(|r| seen.push(r.ts_ns))
+            .unwrap();
+        let g = st.gap.expect("the start of the trace is gone");
+        assert_eq!((g.ts_min, g.ts_max), (1, seen[0] - 1), "{g:?}");
+        assert_eq!(g.records + seen.len() as u64, 2000);
+        assert!(g.complete);
+        // A trace that lost nothing reports nothing.
+        let fresh = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(fresh.path(), limits).unwrap();
+        w.append(&timed_record(1)).unwrap();
+        assert!(TraceReader::open(fresh.path())
+            .poll(|_| {})
+            .unwrap()
+            .gap
+            .is_none());
     }
 
     #[test]
