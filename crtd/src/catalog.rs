@@ -31,6 +31,20 @@ pub struct ContainerView {
 }
 
 impl ContainerView {
+    /// A container that no longer runs, known from `record` (its last state,
+    /// or what its trace says); streams and trust are added by the caller.
+    fn gone(namespace: &str, id: &str, record: Value) -> ContainerView {
+        ContainerView {
+            namespace: namespace.to_string(),
+            id: id.to_string(),
+            tenant: None,
+            status: "gone".into(),
+            record,
+            streams: Vec::new(),
+            trusted_kubernetes: Value::Null,
+        }
+    }
+
     /// What the shim or the stored history says of the container's
     /// Kubernetes identity, before deciding whether to believe it.
     fn claimed_kubernetes(&self) -> Value {
@@ -158,15 +172,7 @@ impl Catalog<'_> {
             };
             by_key
                 .entry((ns.to_string(), id.to_string()))
-                .or_insert_with(|| ContainerView {
-                    namespace: ns.to_string(),
-                    id: id.to_string(),
-                    tenant: None,
-                    status: "gone".into(),
-                    record: rec.clone(),
-                    streams: Vec::new(),
-                    trusted_kubernetes: Value::Null,
-                });
+                .or_insert_with(|| ContainerView::gone(ns, id, rec.clone()));
         }
         // Traces on disk that ingest has not reached yet (a container that
         // just ran): known at once, their events follow within moments.
@@ -177,26 +183,15 @@ impl Catalog<'_> {
             };
             by_key
                 .entry((ns.to_string(), id.to_string()))
-                .or_insert_with(|| ContainerView {
-                    namespace: ns.to_string(),
-                    id: id.to_string(),
-                    tenant: None,
-                    status: "gone".into(),
-                    record: serde_json::json!({"kubernetes": meta["kubernetes"], "traced": true}),
-                    streams: Vec::new(),
-                    trusted_kubernetes: Value::Null,
+                .or_insert_with(|| {
+                    let record = json!({"kubernetes": meta["kubernetes"], "traced": true});
+                    ContainerView::gone(ns, id, record)
                 });
         }
         for s in self.store.streams() {
             let key = (s.meta.namespace.clone(), s.meta.container.clone());
-            let v = by_key.entry(key).or_insert_with(|| ContainerView {
-                namespace: s.meta.namespace.clone(),
-                id: s.meta.container.clone(),
-                tenant: None,
-                status: "gone".into(),
-                record: Value::Null,
-                streams: Vec::new(),
-                trusted_kubernetes: Value::Null,
+            let v = by_key.entry(key).or_insert_with(|| {
+                ContainerView::gone(&s.meta.namespace, &s.meta.container, Value::Null)
             });
             v.streams.push(s);
         }

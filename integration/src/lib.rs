@@ -309,6 +309,39 @@ pub fn run_in(ns: &str, args: &[&str]) -> Out {
     run(Command::new("ctr").arg("-n").arg(ns).args(args), None)
 }
 
+/// Starts a detached traced container (`crt.dev/trace=openat`) in `ns`
+/// that opens a file `calls` times once /tmp/go exists in it (crt-loop stops
+/// at the first failed openat and says so in the summary line it writes to
+/// `log`); `extra` are more `ctr run` options. Start it with [`flood_go`].
+pub fn flood_in(ns: &str, id: &str, log: &Path, calls: u64, extra: &[&str]) {
+    let script = format!(
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; crt-loop openat /etc/crt-test-release {calls}"
+    );
+    let uri = format!("file://{}", log.display());
+    let mut args = vec![
+        "run",
+        "-d",
+        "--runtime",
+        CRT,
+        "--log-uri",
+        &uri,
+        "--annotation",
+        "crt.dev/trace=openat",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, id, "sh", "-c", &script]);
+    run_in(ns, &args).ok();
+}
+
+/// Lets a flood of [`flood_in`] start.
+pub fn flood_go(ns: &str, id: &str) {
+    run_in(
+        ns,
+        &["task", "exec", "--exec-id", "go", id, "touch", "/tmp/go"],
+    )
+    .ok();
+}
+
 /// A detached container under the crt runtime in a tenant's containerd
 /// namespace, removed on drop.
 pub struct NsTask {

@@ -33,36 +33,12 @@ fn flood(id: &str, log: &std::path::Path) {
 }
 
 fn flood_of(id: &str, log: &std::path::Path, calls: u64) {
-    let script = format!("while [ ! -e /tmp/go ]; do sleep 0.05; done; crt-loop openat /etc/crt-test-release {calls}");
-    let uri = format!("file://{}", log.display());
-    ctr_in(
-        ALPHA.1,
-        &[
-            "run",
-            "-d",
-            "--runtime",
-            CRT,
-            "--log-uri",
-            &uri,
-            "--annotation",
-            "crt.dev/trace=openat",
-            IMAGE,
-            id,
-            "sh",
-            "-c",
-            &script,
-        ],
-    )
-    .ok();
+    flood_in(ALPHA.1, id, log, calls, &[]);
 }
 
 /// Lets a flood start.
 fn go(id: &str) {
-    ctr_in(
-        ALPHA.1,
-        &["task", "exec", "--exec-id", "go", id, "touch", "/tmp/go"],
-    )
-    .ok();
+    flood_go(ALPHA.1, id);
 }
 
 fn status(id: &str) -> Option<String> {

@@ -12,35 +12,12 @@ use crt_integration::*;
 const ALPHA: (&str, &str, &str) = TENANTS[0];
 const CALLS: u64 = 200_000;
 
-/// A container in alpha's namespace that opens a file `calls` times once
-/// /tmp/go exists (crt-loop stops at the first failure and says so in its
-/// summary line), with extra `ctr run` options.
 fn flood(id: &str, log: &Path, calls: u64, extra: &[&str]) {
-    let script = format!(
-        "while [ ! -e /tmp/go ]; do sleep 0.05; done; crt-loop openat /etc/crt-test-release {calls}"
-    );
-    let uri = format!("file://{}", log.display());
-    let mut args = vec![
-        "run",
-        "-d",
-        "--runtime",
-        CRT,
-        "--log-uri",
-        &uri,
-        "--annotation",
-        "crt.dev/trace=openat",
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[IMAGE, id, "sh", "-c", &script]);
-    run_in(ALPHA.1, &args).ok();
+    flood_in(ALPHA.1, id, log, calls, extra);
 }
 
 fn go(id: &str) {
-    run_in(
-        ALPHA.1,
-        &["task", "exec", "--exec-id", "go", id, "touch", "/tmp/go"],
-    )
-    .ok();
+    flood_go(ALPHA.1, id);
 }
 
 fn stopped(id: &str) -> bool {
