@@ -333,6 +333,32 @@ pub fn flood_in(ns: &str, id: &str, log: &Path, calls: u64, extra: &[&str]) {
     run_in(ns, &args).ok();
 }
 
+/// A flood of [`flood_in`] finished with every one of its `calls` openat
+/// calls successful (its summary line in `log` says how many).
+pub fn assert_flood_complete(log: &Path, calls: u64) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("openat "))
+        .unwrap_or_else(|| panic!("no summary in {text:?}"));
+    assert!(
+        summary.trim_end().ends_with(&format!(" {calls}")),
+        "{summary}"
+    );
+}
+
+/// Records in the shim's own trace of container `ns/id` (every kind).
+pub fn local_records(ns: &str, id: &str) -> u64 {
+    run(
+        Command::new("crtctl").args(["trace", "--local", "--json", "--logs", "-n", ns, id]),
+        None,
+    )
+    .ok()
+    .stdout
+    .lines()
+    .count() as u64
+}
+
 /// Lets a flood of [`flood_in`] start.
 pub fn flood_go(ns: &str, id: &str) {
     run_in(

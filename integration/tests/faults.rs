@@ -54,31 +54,9 @@ fn cleanup(id: &str) {
     let _ = ctr_in(ALPHA.1, &["container", "rm", id]);
 }
 
-/// Records in the shim's own trace of the container (all kinds, logs too).
-fn local_records(id: &str) -> u64 {
-    let out = run(
-        Command::new("crtctl").args(["trace", "--local", "--json", "--logs", "-n", ALPHA.1, id]),
-        None,
-    )
-    .ok();
-    out.stdout.lines().count() as u64
-}
-
 /// The flood finished with every openat successful.
 fn assert_complete_run(log: &std::path::Path) {
-    assert_complete_run_of(log, CALLS);
-}
-
-fn assert_complete_run_of(log: &std::path::Path, calls: u64) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("openat "))
-        .unwrap_or_else(|| panic!("no summary in {text:?}"));
-    assert!(
-        summary.trim_end().ends_with(&format!(" {calls}")),
-        "{summary}"
-    );
+    assert_flood_complete(log, CALLS);
 }
 
 fn restart_containerd() {
@@ -132,7 +110,7 @@ fn killing_crtd_during_a_flood_loses_nothing_and_slows_nobody() {
     let took = started.elapsed();
     assert_complete_run(&log);
     crtd.restart();
-    let want = local_records(&id);
+    let want = local_records(ALPHA.1, &id);
     assert!(
         want as f64 >= CALLS as f64 * 0.5,
         "the shim recorded {want} records"
@@ -166,7 +144,7 @@ fn a_containerd_restart_during_a_flood_loses_nothing() {
         "the flood did not finish across the containerd restart"
     );
     assert_complete_run(&log);
-    let want = local_records(&id);
+    let want = local_records(ALPHA.1, &id);
     assert!(
         wait_for(Duration::from_secs(60), || crtd.stored(ALPHA.1, &id)
             == want),
@@ -360,7 +338,7 @@ fn one_tenants_flood_does_not_starve_another_tenants_queries_or_streams() {
     for h in hammers {
         h.join().unwrap();
     }
-    assert_complete_run_of(&log, FLOOD);
+    assert_flood_complete(&log, FLOOD);
     assert!(
         beta_queries >= 3,
         "the flood was too short to tell: {beta_queries} queries"

@@ -32,30 +32,6 @@ fn remove(id: &str) {
     let _ = run_in(ALPHA.1, &["container", "rm", id]);
 }
 
-fn assert_every_call_succeeded(log: &Path, calls: u64) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("openat "))
-        .unwrap_or_else(|| panic!("no summary in {text:?}"));
-    assert!(
-        summary.trim_end().ends_with(&format!(" {calls}")),
-        "{summary}"
-    );
-}
-
-/// Records in the shim's own trace of the container (every kind).
-fn local_records(id: &str) -> u64 {
-    run(
-        Command::new("crtctl").args(["trace", "--local", "--json", "--logs", "-n", ALPHA.1, id]),
-        None,
-    )
-    .ok()
-    .stdout
-    .lines()
-    .count() as u64
-}
-
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(name) && !l.starts_with('#'))
@@ -133,7 +109,7 @@ fn a_full_store_disk_loses_nothing_says_so_once_and_catches_up_when_space_return
     );
     assert!(wait_for(Duration::from_secs(120), || stopped(&id)));
     // The traced program noticed nothing.
-    assert_every_call_succeeded(&log, CALLS);
+    assert_flood_complete(&log, CALLS);
     let (_, metrics) = crtd.root_get_text("/metrics");
     assert!(
         metric(&metrics, "crtd_store_blocked_streams").is_some_and(|n| n >= 1.0),
@@ -144,7 +120,7 @@ fn a_full_store_disk_loses_nothing_says_so_once_and_catches_up_when_space_return
 
     // Space comes back: every record the shim kept reaches the history.
     disk.resize("512m");
-    let want = local_records(&id);
+    let want = local_records(ALPHA.1, &id);
     assert!(want > CALLS, "the shim recorded {want} records");
     assert!(
         wait_for(Duration::from_secs(90), || crtd.stored(ALPHA.1, &id)
@@ -202,7 +178,7 @@ fn events_the_shim_deleted_while_crtd_was_stopped_are_marked_as_a_gap_with_their
     let finished = wait_for(Duration::from_secs(120), || stopped(&id));
     run(Command::new("kill").args(["-CONT", &pid]), None).ok();
     assert!(finished);
-    assert_every_call_succeeded(&log, CALLS);
+    assert_flood_complete(&log, CALLS);
 
     // Once crtd has read the rest, its history says what is missing.
     let events = |q: &str| {
