@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -203,6 +204,10 @@ pub async fn serve(
             let conn_noise = Arc::clone(&noise);
             let conn = async move {
                 let noise = conn_noise;
+                let fd = match &io {
+                    Accepted::Tcp(s) => s.as_raw_fd(),
+                    Accepted::Unix(s) => s.as_raw_fd(),
+                };
                 let io: Box<dyn Io> = match (io, tls) {
                     (Accepted::Tcp(s), Some(tls)) => {
                         match tokio::time::timeout(limits.header_timeout, tls.accept(s)).await {
@@ -221,11 +226,7 @@ pub async fn serve(
                     req.extensions_mut().insert(conn_info.clone());
                     tower::ServiceExt::oneshot(router.clone(), req)
                 });
-                let io = StallGuard {
-                    io,
-                    timeout: limits.write_timeout,
-                    stalled: None,
-                };
+                let io = StallGuard::new(io, fd, limits.write_timeout);
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
@@ -250,31 +251,73 @@ pub async fn serve(
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// A connection whose writes fail with `TimedOut` once one has made no progress for
-/// `timeout`: hyper has no write timeout of its own.
+/// A connection whose writes fail with `TimedOut` once the client has taken nothing of
+/// them for `timeout`: hyper has no write timeout of its own.
+///
+/// A write that waits is not yet a stalled client: a slow reader frees a kernel send
+/// buffer of megabytes a window at a time, long after the buffer filled. So when the
+/// timer runs out, the guard asks the kernel how much of what was written still waits
+/// in the socket (`SIOCOUTQ`); if that shrank since the timer started, the client is
+/// reading and the timer starts again.
 struct StallGuard {
     io: Box<dyn Io>,
+    /// The connection's socket, for `SIOCOUTQ` (owned by `io`, which outlives its use).
+    fd: std::os::fd::RawFd,
     timeout: Duration,
-    /// Running while a write waits for the client.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Running while a write waits for the client, with the bytes then unsent.
+    stalled: Option<(Pin<Box<tokio::time::Sleep>>, Option<u64>)>,
 }
 
 impl StallGuard {
+    fn new(io: Box<dyn Io>, fd: std::os::fd::RawFd, timeout: Duration) -> StallGuard {
+        StallGuard {
+            io,
+            fd,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Bytes written to the socket that the peer has not yet taken.
+    fn unsent(&self) -> Option<u64> {
+        let mut n: libc::c_int = 0;
+        // SAFETY: `fd` is the socket `io` owns and keeps open; TIOCOUTQ (SIOCOUTQ) writes
+        // one c_int through the pointer, which points at `n`.
+        let r = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+        (r == 0).then_some(n.max(0) as u64)
+    }
+
     fn guard<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if r.is_ready() {
             self.stalled = None;
             return r;
         }
-        let timeout = self.timeout;
-        let stalled = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match stalled.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client took nothing of the response for too long",
-            ))),
-            Poll::Pending => Poll::Pending,
+        if self.stalled.is_none() {
+            let unsent = self.unsent();
+            self.stalled = Some((Box::pin(tokio::time::sleep(self.timeout)), unsent));
+        }
+        loop {
+            let (sleep, _) = self.stalled.as_mut().expect("set above");
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = self.unsent();
+            let (sleep, then) = self.stalled.as_mut().expect("set above");
+            match (now, *then) {
+                (Some(now), Some(before)) if now < before => {
+                    // The client took some: wait again from here.
+                    *then = Some(now);
+                    sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + self.timeout);
+                }
+                _ => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took nothing of the response for too long",
+                    )))
+                }
+            }
         }
     }
 }

@@ -375,6 +375,78 @@ fn a_live_reader_that_stops_reading_is_cut_off_and_its_queue_freed() {
 }
 
 #[test]
+fn a_live_reader_that_reads_slowly_but_steadily_is_kept_and_told_of_its_drops() {
+    // Far less time than a slow reader needs to empty the kernel's buffers of
+    // megabytes, far more than it takes between two of its reads.
+    let srv = start(
+        Limits {
+            write_timeout: Duration::from_millis(1000),
+            ..Limits::default()
+        },
+        None,
+    );
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/events/stream?container=a1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME}\r\n\r\n"
+    )
+    .unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
+    let live = Arc::clone(&srv.world.api.ingest.live);
+    let a1 = srv
+        .world
+        .api
+        .ingest
+        .store
+        .streams()
+        .into_iter()
+        .find(|s| s.meta.container == "a1")
+        .unwrap();
+    // A writer far faster than the reader, for six seconds.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (live, done) = (Arc::clone(&live), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let path = vec![b'x'; 2000];
+            let until = std::time::Instant::now() + Duration::from_secs(6);
+            let mut ts = 0;
+            while std::time::Instant::now() < until {
+                let mut batch = Vec::new();
+                for _ in 0..100 {
+                    ts += 1;
+                    batch.extend(crate::store::tests::rec(ts, 1, "openat", &path));
+                }
+                live.publish(&a1, Some("acme"), &batch);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    // The reader takes 16 KiB every 16 ms (1 MB/s), then hurries once the writer stops.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut tail = String::new();
+    let mut told = false;
+    while !told {
+        let hurry = done.load(std::sync::atomic::Ordering::Relaxed);
+        let want = if hurry { buf.len() } else { 16 << 10 };
+        let n = s.read(&mut buf[..want]).unwrap_or(0);
+        assert!(n > 0, "the server cut off a client that kept reading");
+        tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+        told = tail.contains("\"event\":\"stream-drops\"");
+        let keep = tail.len().saturating_sub(64);
+        let keep = (keep..tail.len())
+            .find(|&i| tail.is_char_boundary(i))
+            .unwrap_or(0);
+        tail.drain(..keep);
+        if !hurry {
+            std::thread::sleep(Duration::from_millis(16));
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(live.subscribers(), 1);
+}
+
+#[test]
 fn https_serves_tenants_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
