@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::catalog::{Catalog, ContainerView};
 use crate::ingest::Ingest;
 use crate::limits::{Slot, TenantSlots};
-use crate::live::{Live, Subscriber};
+use crate::live::{Live, Resume, Subscriber};
 use crate::metrics;
 use crate::store::query::{self, Budget};
 use crate::store::{Cursor, Filter, Order, Stream};
@@ -483,8 +483,21 @@ impl Api {
     fn stream(&self, scope: &Scope, req: &Request) -> Res<Response> {
         let (streams, containers) = self.select(scope, req)?;
         let mut filter = self.filter(req)?;
-        // A live stream starts now; `since` has no meaning here.
+        // A live stream starts now (or where `after` says); `since` has no meaning here.
         filter.since = None;
+        let resume = match req
+            .query_one("after")
+            .or_else(|| req.header_all("last-event-id").next())
+            .filter(|a| !a.is_empty())
+        {
+            None => None,
+            Some(a) => Some(Resume::decode(a).ok_or_else(|| {
+                bad(format!(
+                    "after={} is not a resume point; expected the id of a live event or the next cursor of an ascending /v1/events query",
+                    escape::quote(&a.as_bytes()[..a.len().min(80)], false)
+                ))
+            })?),
+        };
         let ids: Option<HashSet<String>> = containers
             .as_ref()
             .map(|_| streams.iter().map(|s| s.id.clone()).collect());
@@ -496,14 +509,56 @@ impl Api {
             return Err(Fail(429, format!("too many live streams open for this tenant (at most {STREAMS_PER_TENANT}); close one first")));
         };
         let live = Arc::clone(&self.ingest.live);
-        let sub = live.subscribe(scope.clone(), ids, containers, namespace, filter);
+        // Subscribed before the store is read for a resume: a record stored
+        // meanwhile is found twice, never missed (the feed skips what it sent).
+        let sub = live.subscribe(scope.clone(), ids, containers, namespace, filter.clone());
+        let tenants = Arc::clone(&self.ingest.tenants);
+        let (replay, position) = match resume {
+            None => (
+                VecDeque::new(),
+                Resume {
+                    at: now_ns(),
+                    positions: Default::default(),
+                },
+            ),
+            Some(r) => {
+                let replay = self
+                    .ingest
+                    .store
+                    .streams()
+                    .into_iter()
+                    .filter(|s| sub.wants(s, tenants.owner_of(&s.meta)))
+                    .map(|s| {
+                        let mut f = filter.clone();
+                        let cursor = match r.positions.get(&s.id) {
+                            Some(&p) => Some(Cursor::at(
+                                &f,
+                                Order::Asc,
+                                [(s.id.clone(), p)].into_iter().collect(),
+                            )),
+                            // Stored since the reader's position was taken: all of it is new.
+                            None if s.stored_since >= r.at => None,
+                            // Sent nothing of it before: what came since then.
+                            None => {
+                                f.since = Some(r.at);
+                                None
+                            }
+                        };
+                        (s, f, cursor)
+                    })
+                    .collect();
+                (replay, r)
+            }
+        };
         let feed = LiveFeed {
             live,
             sub,
-            tenants: Arc::clone(&self.ingest.tenants),
+            tenants,
             _slot: slot,
             reported_drops: 0,
             pending: VecDeque::from([SseItem::Comment("crtd live stream")]),
+            replay,
+            position,
         };
         let events: SseStream = Box::pin(futures_util::stream::unfold(feed, LiveFeed::next));
         Ok(Response::events(events))
@@ -534,7 +589,15 @@ struct LiveFeed {
     reported_drops: u64,
     /// Messages made from taken records, not yet handed out.
     pending: VecDeque<SseItem>,
+    /// Streams to read from the store, from where the client resumed, before
+    /// live records: each with its filter and where its next page starts.
+    replay: VecDeque<(Arc<Stream>, crate::store::Filter, Option<Cursor>)>,
+    /// Where the client stands: sent with every event as its id.
+    position: Resume,
 }
+
+/// Records one page of a resumed stream's replay reads.
+const REPLAY_PAGE: usize = 1000;
 
 impl LiveFeed {
     async fn next(mut self) -> Option<(SseItem, LiveFeed)> {
@@ -542,12 +605,12 @@ impl LiveFeed {
             if let Some(item) = self.pending.pop_front() {
                 return Some((item, self));
             }
-            for (stream, bytes) in self.sub.take() {
-                let Ok((rec, _)) = crt_tracer::record::decode(&bytes) else {
-                    continue;
-                };
-                let ev = event_json(&stream, self.tenants.owner_of(&stream.meta), &rec);
-                self.pending.push_back(SseItem::Data(ev.to_string()));
+            if let Some((stream, filter, cursor)) = self.replay.pop_front() {
+                self.replay_page(stream, filter, cursor).await;
+                continue;
+            }
+            for (stream, bytes, end) in self.sub.take() {
+                self.send(&stream, &bytes, end);
             }
             let d = self.sub.dropped.load(Ordering::Relaxed);
             if d != self.reported_drops {
@@ -559,6 +622,63 @@ impl LiveFeed {
             if self.pending.is_empty() {
                 self.sub.ready().await;
             }
+        }
+    }
+
+    /// Queues one record for the client unless it was sent already (a record
+    /// stored while a resumed stream was read from the store comes twice).
+    fn send(&mut self, stream: &Stream, bytes: &[u8], end: crate::store::StorePos) {
+        if self
+            .position
+            .positions
+            .get(&stream.id)
+            .is_some_and(|&sent| end <= sent)
+        {
+            return;
+        }
+        let Ok((rec, _)) = crt_tracer::record::decode(bytes) else {
+            return;
+        };
+        self.position.positions.insert(stream.id.clone(), end);
+        let ev = event_json(stream, self.tenants.owner_of(&stream.meta), &rec);
+        self.pending.push_back(SseItem::Event {
+            id: self.position.encode(),
+            data: ev.to_string(),
+        });
+    }
+
+    /// Reads the next page of a resumed stream from the store; puts the stream
+    /// back if there is more.
+    async fn replay_page(
+        &mut self,
+        stream: Arc<Stream>,
+        filter: crate::store::Filter,
+        cursor: Option<Cursor>,
+    ) {
+        let (s, f) = (Arc::clone(&stream), filter.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            query::run(
+                std::slice::from_ref(&s),
+                &f,
+                Order::Asc,
+                REPLAY_PAGE,
+                cursor.as_ref(),
+                Budget {
+                    max_scanned: QUERY_SCAN,
+                    deadline: Instant::now() + QUERY_TIME,
+                },
+            )
+        })
+        .await;
+        let Ok(Ok(page)) = page else {
+            tracing::warn!("live: replaying {} for a resumed reader failed", stream.id);
+            return;
+        };
+        for h in &page.hits {
+            self.send(&h.stream, &h.record, h.end);
+        }
+        if page.hits.len() == REPLAY_PAGE || page.truncated {
+            self.replay.push_front((stream, filter, Some(page.next)));
         }
     }
 }

@@ -271,15 +271,18 @@ impl Ingest {
                 let marker = gap_record(g);
                 batch.splice(0..0, marker);
             }
-            if let Err(e) = src.stream.append(
+            let ends = match src.stream.append(
                 batch,
                 src.reader.position(),
                 status.ended,
                 status.segments_missed,
             ) {
-                self.store_failed(src, &e);
-                continue;
-            }
+                Ok(ends) => ends,
+                Err(e) => {
+                    self.store_failed(src, &e);
+                    continue;
+                }
+            };
             if let Some(since) = self.store.health.recovered(&src.stream.id) {
                 let secs = crt_tracer::render::now_ns().saturating_sub(since) / 1_000_000_000;
                 tracing::debug!("ingest: storing {} again after {secs} s", src.stream.id);
@@ -295,7 +298,8 @@ impl Ingest {
                 );
             }
             self.stats.count(&src.stream.id, batch);
-            self.live.publish(&src.stream, src.owner.as_deref(), batch);
+            self.live
+                .publish(&src.stream, src.owner.as_deref(), batch, &ends);
             total += status.records;
             if status.ended && !status.more {
                 src.done = true;

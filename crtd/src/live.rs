@@ -10,19 +10,22 @@ use std::sync::{Arc, Mutex};
 use crt_tracer::record::Records;
 use tokio::sync::Notify;
 
-use crate::store::{Filter, Stream};
+use crate::store::{Filter, StorePos, Stream};
 use crate::tenants::Scope;
 
 /// Bytes a subscriber may have waiting (records plus their queue entries).
 pub const QUEUE_BYTES: u64 = 4 << 20;
 
+/// A record handed to a subscriber: its stream, its bytes, and where it ends in the store.
+pub type LiveRecord = (Arc<Stream>, Vec<u8>, StorePos);
+
 /// What one queued record costs besides its own bytes.
-const ENTRY_BYTES: u64 = std::mem::size_of::<(Arc<Stream>, Vec<u8>)>() as u64;
+const ENTRY_BYTES: u64 = std::mem::size_of::<LiveRecord>() as u64;
 
 /// A subscriber's waiting records and what they weigh.
 #[derive(Default)]
 struct Queue {
-    records: VecDeque<(Arc<Stream>, Vec<u8>)>,
+    records: VecDeque<LiveRecord>,
     bytes: u64,
 }
 
@@ -46,7 +49,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Takes every record queued so far (the queue's memory goes with them).
-    pub fn take(&self) -> VecDeque<(Arc<Stream>, Vec<u8>)> {
+    pub fn take(&self) -> VecDeque<LiveRecord> {
         let q = std::mem::take(&mut *self.queue.lock().unwrap());
         self.queued_total.fetch_sub(q.bytes, Ordering::Relaxed);
         q.records
@@ -63,7 +66,8 @@ impl Subscriber {
         self.queue.lock().unwrap().bytes
     }
 
-    fn wants(&self, stream: &Stream, owner: Option<&str>) -> bool {
+    /// Whether records of `stream` (owned by `owner`) are for this subscriber.
+    pub fn wants(&self, stream: &Stream, owner: Option<&str>) -> bool {
         if !self.scope.sees(owner) {
             return false;
         }
@@ -149,8 +153,15 @@ impl Live {
         self.subs.lock().unwrap().len()
     }
 
-    /// Offers a batch of one stream's records to every subscriber.
-    pub fn publish(&self, stream: &Arc<Stream>, owner: Option<&str>, batch: &[u8]) {
+    /// Offers a batch of one stream's records, just stored, to every subscriber;
+    /// `ends` says where each record ends in the store.
+    pub fn publish(
+        &self,
+        stream: &Arc<Stream>,
+        owner: Option<&str>,
+        batch: &[u8],
+        ends: &[StorePos],
+    ) {
         let subs: Vec<Arc<Subscriber>> = self.subs.lock().unwrap().clone();
         for s in subs {
             if !s.wants(stream, owner) {
@@ -159,7 +170,7 @@ impl Live {
             let mut q = s.queue.lock().unwrap();
             let mut added = 0;
             let mut dropped = 0;
-            for rec in Records::new(batch) {
+            for (rec, end) in Records::new(batch).zip(ends) {
                 if !s.filter.record_matches(&rec) {
                     continue;
                 }
@@ -169,7 +180,7 @@ impl Live {
                     continue;
                 }
                 q.records
-                    .push_back((Arc::clone(stream), rec.as_bytes().to_vec()));
+                    .push_back((Arc::clone(stream), rec.as_bytes().to_vec(), *end));
                 q.bytes += cost;
                 added += cost;
             }
@@ -189,6 +200,94 @@ impl Live {
             }
         }
     }
+}
+
+/// Where a live reader stands, so that it can come back without losing or repeating
+/// anything: for each stream it was sent records of, the position just past the last
+/// one, and since when it has followed (`at`, ns since the epoch). Every event of a
+/// live stream carries it as its SSE `id`, `1:<at>:<stream>=<chunk>.<offset>,...`
+/// (stream ids percent-encoded beyond `[A-Za-z0-9._/-]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub at: u64,
+    pub positions: BTreeMap<String, StorePos>,
+}
+
+impl Resume {
+    pub fn encode(&self) -> String {
+        let mut out = format!("1:{}:", self.at);
+        for (i, (id, (chunk, offset))) in self.positions.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            for b in id.bytes() {
+                if b.is_ascii_alphanumeric() || b"._/-".contains(&b) {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out.push_str(&format!("={chunk}.{offset}"));
+        }
+        out
+    }
+
+    /// A live event's `id`, or the `next` cursor of an ascending history query
+    /// (whose streams continue after what that query returned); `None` if it is
+    /// neither.
+    pub fn decode(s: &str) -> Option<Resume> {
+        if let Some(rest) = s.strip_prefix("1:") {
+            let (at, list) = rest.split_once(':')?;
+            let mut positions = BTreeMap::new();
+            for item in list.split(',').filter(|i| !i.is_empty()) {
+                let (id, pos) = item.rsplit_once('=')?;
+                let (chunk, offset) = pos.split_once('.')?;
+                positions.insert(
+                    percent_decode(id)?,
+                    (chunk.parse().ok()?, offset.parse().ok()?),
+                );
+            }
+            return Some(Resume {
+                at: at.parse().ok()?,
+                positions,
+            });
+        }
+        let c = crate::store::Cursor::decode(s)?;
+        if c.order != crate::store::Order::Asc {
+            return None;
+        }
+        Some(Resume {
+            // A cursor from before cursors kept their time: streams it does not
+            // name continue from now.
+            at: c.at.unwrap_or_else(crt_tracer::render::now_ns),
+            positions: c.positions,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Stores `batch` in `stream` and offers it to `live`, as ingest does.
+#[cfg(test)]
+pub fn store_and_publish(live: &Live, stream: &Arc<Stream>, owner: Option<&str>, batch: &[u8]) {
+    let next = stream.checkpoint().source();
+    let ends = stream.append(batch, next, false, 0).unwrap();
+    live.publish(stream, owner, batch, &ends);
 }
 
 #[cfg(test)]
@@ -221,7 +320,7 @@ mod tests {
                 batch.extend(rec(batch_no * 100 + i, 1, "openat", &path));
             }
             offered += 100;
-            live.publish(&stream, Some("acme"), &batch);
+            store_and_publish(&live, &stream, Some("acme"), &batch);
             assert!(sub.queued_bytes() <= QUEUE_BYTES, "{}", sub.queued_bytes());
         }
         assert!(sub.queued_bytes() > QUEUE_BYTES / 2, "the queue was used");
@@ -233,8 +332,66 @@ mod tests {
         live.unsubscribe(&sub);
         assert_eq!(sub.queued_bytes(), 0);
         assert_eq!(live.queued_bytes(), 0);
-        live.publish(&stream, Some("acme"), &rec(1, 1, "openat", b"/after"));
+        store_and_publish(
+            &live,
+            &stream,
+            Some("acme"),
+            &rec(1, 1, "openat", b"/after"),
+        );
         assert_eq!(live.queued_bytes(), 0);
         assert_eq!(live.subscribers(), 0);
+    }
+
+    #[test]
+    fn a_resume_point_survives_its_text_form_and_odd_names_are_escaped() {
+        let r = Resume {
+            at: 1_764_000_000_123_456_789,
+            positions: BTreeMap::from([
+                ("default/web.1/1764".to_string(), (3, 8_388_000)),
+                ("n s/c=1,x%/2".to_string(), (1, 0)),
+            ]),
+        };
+        let text = r.encode();
+        assert!(
+            !text.contains(' ')
+                && !text.contains('\n')
+                && text.starts_with("1:1764000000123456789:"),
+            "{text}"
+        );
+        assert_eq!(Resume::decode(&text), Some(r));
+        assert_eq!(
+            Resume::decode("1:5:"),
+            Some(Resume {
+                at: 5,
+                positions: BTreeMap::new()
+            })
+        );
+        for bad in [
+            "",
+            "1:x:",
+            "1:5:a=1",
+            "1:5:a=1.x",
+            "2:5:",
+            "1:5:%zz=1.2",
+            "zz",
+        ] {
+            assert_eq!(Resume::decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_ascending_history_cursor_is_a_resume_point_and_a_descending_one_is_not() {
+        let f = Filter::default();
+        let mut c = crate::store::Cursor::at(
+            &f,
+            crate::store::Order::Asc,
+            BTreeMap::from([("a/b/1".to_string(), (2, 40))]),
+        );
+        c.at = Some(77);
+        let r = Resume::decode(&c.encode()).unwrap();
+        assert_eq!(r.at, 77);
+        assert_eq!(r.positions, c.positions);
+        c.order = crate::store::Order::Desc;
+        assert_eq!(Resume::decode(&c.encode()), None);
     }
 }

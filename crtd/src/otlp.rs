@@ -749,6 +749,7 @@ mod tests {
         let bare = store.stream(meta("c2", Value::Null)).unwrap();
         let hit = |stream: &Arc<Stream>, record: Vec<u8>| Hit {
             stream: Arc::clone(stream),
+            end: (1, record.len() as u64),
             record,
         };
         let open = crate::store::tests::rec(1_000, 42, "openat", b"/etc/hosts");

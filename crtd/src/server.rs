@@ -491,7 +491,7 @@ fn into_axum(resp: Response, shared: &Shared) -> axum::response::Response {
                 .map(|item| {
                     Ok::<_, Infallible>(match item {
                         SseItem::Comment(c) => Event::default().comment(c),
-                        SseItem::Data(d) => Event::default().data(d),
+                        SseItem::Event { id, data } => Event::default().id(id).data(data),
                         SseItem::Named(name, d) => Event::default().event(name).data(d),
                     })
                 })

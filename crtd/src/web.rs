@@ -110,8 +110,8 @@ impl Request {
 pub enum SseItem {
     /// `: text` (ignored by clients).
     Comment(&'static str),
-    /// `data: text`.
-    Data(String),
+    /// `id: id` then `data: text`: an event a client can resume after.
+    Event { id: String, data: String },
     /// `event: name` then `data: text`.
     Named(&'static str, String),
 }

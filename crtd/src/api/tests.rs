@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crt_config::Tenant;
+use crt_tracer::render::now_ns;
 use crt_tracer::segment::Position;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -371,7 +372,12 @@ impl Reader {
         } else {
             tcp()
         };
-        let r = w.api.handle(listener, request(path, token, peer));
+        Reader::open_request(w, listener, request(path, token, peer))
+    }
+
+    fn open_request(w: &World, listener: Listener, req: Request) -> Reader {
+        let path = req.path.clone();
+        let r = w.api.handle(listener, req);
         assert_eq!(r.status, 200, "{path}");
         let Body::Events(events) = r.body else {
             panic!("{path}: an event stream");
@@ -394,11 +400,55 @@ impl Reader {
             .flatten()
     }
 
+    /// The next event, with its id.
+    fn next_event(&mut self) -> Option<(String, String)> {
+        loop {
+            match self.next()? {
+                SseItem::Event { id, data } => return Some((id, data)),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The paths of the next `n` events, and the id of the last.
+    fn paths(&mut self, n: usize) -> (Vec<String>, String) {
+        let mut paths = Vec::new();
+        let mut last = String::new();
+        for _ in 0..n {
+            let (id, data) = self.next_event().expect("an event");
+            let v: Value = serde_json::from_str(&data).unwrap();
+            paths.push(
+                v["args"][1]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string(),
+            );
+            last = id;
+        }
+        (paths, last)
+    }
+
+    /// Whether an event comes within a second.
+    fn quiet(&mut self) -> bool {
+        use futures_util::StreamExt;
+        let got = self.rt.block_on(async {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), self.events.next()).await {
+                    Ok(Some(SseItem::Event { data, .. })) => return Some(data),
+                    Ok(Some(_)) => continue,
+                    _ => return None,
+                }
+            }
+        });
+        got.is_none()
+    }
+
     /// The next `data:` message.
     fn next_data(&mut self) -> Option<String> {
         loop {
             match self.next()? {
-                SseItem::Data(d) => return Some(d),
+                SseItem::Event { data, .. } => return Some(data),
                 _ => continue,
             }
         }
@@ -427,19 +477,22 @@ fn a_live_stream_delivers_new_events_and_stops_when_the_client_goes() {
     assert_eq!(r.next(), Some(SseItem::Comment("crtd live stream")));
     assert_eq!(w.api.ingest.live.subscribers(), 1);
     let live = &w.api.ingest.live;
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "g1"),
         Some("globex"),
         &rec(9_000, 1, "openat", b"/theirs"),
     );
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "a1"),
         Some("acme"),
         &rec(9_001, 1, "openat", b"/mine"),
     );
     let got = r.next_data().expect("an event");
     assert!(got.contains("/mine"), "{got}");
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "a1"),
         Some("acme"),
         &rec(9_002, 1, "openat", b"/more"),
@@ -464,17 +517,20 @@ fn a_live_stream_honours_namespace() {
         None,
     );
     let live = &w.api.ingest.live;
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "a1"),
         Some("acme"),
         &rec(9_000, 1, "openat", b"/acme-ns"),
     );
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "pod-c"),
         Some("acme"),
         &rec(9_001, 1, "openat", b"/k8s-ns"),
     );
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "g1"),
         Some("globex"),
         &rec(9_002, 1, "openat", b"/globex-ns"),
@@ -488,16 +544,160 @@ fn a_live_stream_honours_namespace() {
         "/v1/events/stream?namespace=acme-prod",
         None,
     );
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "a1"),
         Some("acme"),
         &rec(9_003, 1, "openat", b"/acme-ns"),
     );
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &stream_of(&w, "pod-c"),
         Some("acme"),
         &rec(9_004, 1, "openat", b"/k8s-ns"),
     );
     let got = r.next_data().expect("an event");
     assert!(got.contains("/k8s-ns"), "only acme-prod's pods: {got}");
+}
+
+fn openat(ts: u64, path: &str) -> Vec<u8> {
+    rec(ts, 1, "openat", path.as_bytes())
+}
+
+#[test]
+fn a_live_stream_resumed_after_its_last_event_loses_and_repeats_nothing() {
+    let w = world();
+    let live = &w.api.ingest.live;
+    let a1 = stream_of(&w, "a1");
+    let mut r = Reader::open(
+        &w,
+        Listener::Tenants,
+        "/v1/events/stream?container=a1",
+        Some(ACME),
+    );
+    for i in 0..3 {
+        crate::live::store_and_publish(
+            live,
+            &a1,
+            Some("acme"),
+            &openat(10_000 + i, &format!("/first-{i}")),
+        );
+    }
+    let (seen, last) = r.paths(3);
+    assert_eq!(seen, ["/first-0", "/first-1", "/first-2"]);
+    // The client goes; events are stored while it is away.
+    drop(r);
+    for i in 0..2 {
+        crate::live::store_and_publish(
+            live,
+            &a1,
+            Some("acme"),
+            &openat(20_000 + i, &format!("/away-{i}")),
+        );
+    }
+    // It comes back with the last id it saw, as an SSE client does.
+    let mut req = request("/v1/events/stream?container=a1", Some(ACME), tcp());
+    req.headers.push(("last-event-id".into(), last));
+    let mut r = Reader::open_request(&w, Listener::Tenants, req);
+    crate::live::store_and_publish(live, &a1, Some("acme"), &openat(30_000, "/back"));
+    let (seen, _) = r.paths(3);
+    assert_eq!(seen, ["/away-0", "/away-1", "/back"]);
+    assert!(r.quiet(), "nothing is sent twice");
+}
+
+#[test]
+fn a_live_stream_resumed_from_a_history_cursor_starts_where_the_query_ended() {
+    let w = world();
+    let live = &w.api.ingest.live;
+    let a1 = stream_of(&w, "a1");
+    let page = |cursor: Option<&str>| {
+        let path = match cursor {
+            Some(c) => format!("/v1/events?container=a1&limit=1000&cursor={c}"),
+            None => "/v1/events?container=a1&limit=1000".to_string(),
+        };
+        let r = w
+            .api
+            .handle(Listener::Tenants, request(&path, Some(ACME), tcp()));
+        assert_eq!(r.status, 200);
+        let Body::Bytes(b) = r.body else { panic!() };
+        serde_json::from_slice::<Value>(&b).unwrap()
+    };
+    let v = page(None);
+    assert_eq!(v["events"].as_array().unwrap().len(), 250);
+    let cursor = v["next"].as_str().unwrap().to_string();
+    crate::live::store_and_publish(live, &a1, Some("acme"), &openat(40_000, "/after-the-query"));
+    let mut r = Reader::open(
+        &w,
+        Listener::Tenants,
+        &format!("/v1/events/stream?container=a1&after={cursor}"),
+        Some(ACME),
+    );
+    crate::live::store_and_publish(live, &a1, Some("acme"), &openat(40_001, "/live"));
+    let (seen, _) = r.paths(2);
+    assert_eq!(seen, ["/after-the-query", "/live"]);
+    assert!(r.quiet(), "nothing of the history is sent again");
+}
+
+#[test]
+fn a_resumed_tenant_stream_takes_new_streams_whole_and_old_ones_from_its_time() {
+    let w = world();
+    let live = &w.api.ingest.live;
+    let a1 = stream_of(&w, "a1");
+    let mut r = Reader::open(&w, Listener::Tenants, "/v1/events/stream", Some(ACME));
+    crate::live::store_and_publish(live, &a1, Some("acme"), &openat(50_000, "/a1-live"));
+    let (_, last) = r.paths(1);
+    drop(r);
+    // While the client is away: a stream it never saw gets an event, and a
+    // container of acme starts anew (a new stream) with events of its own.
+    let pod = stream_of(&w, "pod-c");
+    let newer = w
+        .api
+        .ingest
+        .store
+        .stream(crate::store::StreamMeta {
+            namespace: "acme".into(),
+            container: "a1".into(),
+            instance: 2,
+            kubernetes: Value::Null,
+            source: "/nowhere-2".into(),
+        })
+        .unwrap();
+    let now = now_ns();
+    crate::live::store_and_publish(live, &pod, Some("acme"), &openat(now, "/pod-away"));
+    crate::live::store_and_publish(live, &newer, Some("acme"), &openat(1, "/new-stream-first"));
+    let mut r = Reader::open(
+        &w,
+        Listener::Tenants,
+        &format!("/v1/events/stream?after={last}"),
+        Some(ACME),
+    );
+    let (mut seen, _) = r.paths(2);
+    seen.sort();
+    assert_eq!(seen, ["/new-stream-first", "/pod-away"]);
+    assert!(
+        r.quiet(),
+        "the history of streams it did not follow is not replayed"
+    );
+}
+
+#[test]
+fn a_resume_point_that_is_not_one_is_refused_naming_it() {
+    let w = world();
+    let r = w.api.handle(
+        Listener::Tenants,
+        request(
+            "/v1/events/stream?container=a1&after=yesterday",
+            Some(ACME),
+            tcp(),
+        ),
+    );
+    assert_eq!(r.status, 400);
+    let Body::Bytes(b) = r.body else { panic!() };
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    let text = v["error"].as_str().unwrap();
+    assert!(
+        text.contains("after=\"yesterday\"") && text.contains("expected"),
+        "{text}"
+    );
+    assert_eq!(w.api.ingest.live.subscribers(), 0);
 }

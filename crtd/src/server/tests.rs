@@ -299,7 +299,8 @@ fn a_live_stream_sends_events_and_ends_when_the_server_stops() {
         .into_iter()
         .find(|s| s.meta.container == "a1")
         .unwrap();
-    live.publish(
+    crate::live::store_and_publish(
+        live,
         &a1,
         Some("acme"),
         &crate::store::tests::rec(9_001, 1, "openat", b"/live-one"),
@@ -354,7 +355,7 @@ fn a_live_reader_that_stops_reading_is_cut_off_and_its_queue_freed() {
             ts += 1;
             batch.extend(crate::store::tests::rec(ts, 1, "openat", &path));
         }
-        live.publish(&a1, Some("acme"), &batch);
+        crate::live::store_and_publish(live, &a1, Some("acme"), &batch);
         assert!(live.queued_bytes() <= crate::live::QUEUE_BYTES);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -416,7 +417,7 @@ fn a_live_reader_that_reads_slowly_but_steadily_is_kept_and_told_of_its_drops() 
                     ts += 1;
                     batch.extend(crate::store::tests::rec(ts, 1, "openat", &path));
                 }
-                live.publish(&a1, Some("acme"), &batch);
+                crate::live::store_and_publish(&live, &a1, Some("acme"), &batch);
                 std::thread::sleep(Duration::from_millis(5));
             }
             done.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -79,7 +79,14 @@ pub struct Stream {
     checkpoint: Mutex<Checkpoint>,
     /// Appended to since the last sync (an idle stream costs nothing to sync).
     dirty: std::sync::atomic::AtomicBool,
+    /// When crtd began storing this stream (ns since the epoch): a live stream resumed
+    /// from a position taken earlier replays a stream begun since then from its start.
+    pub stored_since: u64,
 }
+
+/// Where a stream's records are: `(chunk, offset)`. The position just past a record
+/// is where a reader continues after it.
+pub type StorePos = (u64, u64);
 
 fn private_dir(p: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
@@ -179,6 +186,7 @@ impl Stream {
                 ..Default::default()
             }),
             dirty: Default::default(),
+            stored_since: crt_tracer::render::now_ns(),
         };
         s.write_checkpoint()?;
         Ok(s)
@@ -186,7 +194,13 @@ impl Stream {
 
     /// Reopens a stream, dropping anything written after its last checkpoint.
     fn open(dir: &Path, id: String) -> io::Result<Stream> {
-        let meta: StreamMeta = serde_json::from_slice(&fs::read(dir.join("stream.json"))?)?;
+        let meta_file = dir.join("stream.json");
+        let meta: StreamMeta = serde_json::from_slice(&fs::read(&meta_file)?)?;
+        // stream.json is written once, when the stream is created.
+        let stored_since = fs::metadata(&meta_file)?
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let cp: Checkpoint = match fs::read(dir.join("checkpoint")) {
             Ok(b) => serde_json::from_slice(&b)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Checkpoint::default(),
@@ -223,6 +237,7 @@ impl Stream {
             appender: Mutex::new(appender),
             checkpoint: Mutex::new(cp),
             dirty: Default::default(),
+            stored_since,
         })
     }
 
@@ -236,15 +251,17 @@ impl Stream {
     }
 
     /// Appends whole records read from the source, then records that the
-    /// source has been read up to `next` (and whether it ended).
+    /// source has been read up to `next` (and whether it ended). Returns where
+    /// each record ends in the store, in order.
     pub fn append(
         &self,
         records: &[u8],
         next: Position,
         ended: bool,
         missed: u64,
-    ) -> io::Result<()> {
+    ) -> io::Result<Vec<StorePos>> {
         let mut app = self.appender.lock().unwrap();
+        let mut ends = Vec::new();
         let mut rest = records;
         while !rest.is_empty() {
             let len = record::record_len(rest)
@@ -260,6 +277,7 @@ impl Stream {
                 *app = next_app;
             }
             app.push(&rest[..len])?;
+            ends.push((app.seq(), app.len()));
             rest = &rest[len..];
         }
         app.flush()?;
@@ -285,7 +303,7 @@ impl Stream {
         if let Some(last) = chunks.last_mut() {
             *last = app.index();
         }
-        Ok(())
+        Ok(ends)
     }
 
     /// Puts the stream back where its checkpoint says, after a failed

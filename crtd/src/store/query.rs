@@ -53,6 +53,11 @@ pub struct Cursor {
     pub positions: BTreeMap<String, (u64, u64)>,
     /// A digest of the filter, so a cursor is not reused with another.
     pub filter: u64,
+    /// When the query that made it ran (ns since the epoch; absent in cursors made
+    /// before it was kept): a live stream resumed from this cursor takes streams
+    /// stored since then from their start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
 }
 
 impl Cursor {
@@ -62,6 +67,7 @@ impl Cursor {
             order,
             positions,
             filter: digest(filter, order),
+            at: None,
         }
     }
 
@@ -85,6 +91,8 @@ impl Cursor {
 pub struct Hit {
     pub stream: Arc<Stream>,
     pub record: Vec<u8>,
+    /// Where the record ends in its stream.
+    pub end: super::StorePos,
 }
 
 impl Hit {
@@ -434,6 +442,8 @@ pub fn run(
     budget: Budget,
 ) -> Result<QueryResult, String> {
     let dig = digest(filter, order);
+    // Taken before any stream is read: whatever is stored later is after it.
+    let at = crt_tracer::render::now_ns();
     if let Some(c) = cursor {
         if c.filter != dig || c.order != order {
             return Err("the cursor belongs to another query; repeat the query without it".into());
@@ -475,13 +485,15 @@ pub fn run(
             break;
         };
         let s = &mut scans[i];
-        let (_, _, record, _) = s
+        let (chunk, offset, record, _) = s
             .ready
             .pop_front()
             .expect("a stream in the heap has a record");
+        let end = (chunk, offset + record.len() as u64);
         hits.push(Hit {
             stream: Arc::clone(&s.stream),
             record,
+            end,
         });
         if s.fill(filter, &bitmap, &mut scanned) {
             let ts = s.peek_ts().unwrap_or(0);
@@ -501,6 +513,7 @@ pub fn run(
             order,
             positions,
             filter: dig,
+            at: Some(at),
         },
         truncated,
         scanned,
