@@ -19,6 +19,11 @@ use crate::unix::{NoResolver, UnixConnector};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer read: a page of 1000 events with long arguments.
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
+/// How long a live stream may stay silent before crtctl takes it for lost
+/// (crtd sends a keep-alive comment every 10 s).
+const STREAM_SILENCE: Duration = Duration::from_secs(35);
+/// The longest line of a live stream read (an event with long arguments).
+const MAX_STREAM_LINE: u64 = 4 << 20;
 /// crtd's port when a URL names none.
 const DEFAULT_PORT: u16 = 7420;
 
@@ -202,12 +207,17 @@ impl Client {
                 )
             });
         }
-        let msg = match &json {
+        Err(self.refusal(status, &body))
+    }
+
+    /// An error status as an error a person can act on.
+    fn refusal(&self, status: u16, body: &[u8]) -> anyhow::Error {
+        let msg = match serde_json::from_slice::<Value>(body) {
             Ok(v) => v["error"].as_str().unwrap_or("no details").to_string(),
             Err(_) if body.is_empty() => "no details".to_string(),
-            Err(_) => snippet(&body),
+            Err(_) => snippet(body),
         };
-        Err(match status {
+        match status {
             401 => anyhow!(
                 "crtd refused the credentials ({}): {msg}; check CRT_TOKEN",
                 self.describe
@@ -215,7 +225,51 @@ impl Client {
             404 => anyhow!("{msg} (or it is not yours)"),
             429 => anyhow!("crtd is busy with this tenant's queries: {msg}"),
             _ => anyhow!("crtd answered {status}: {msg}"),
-        })
+        }
+    }
+
+    /// Opens a server-sent event stream. `Err(Lost)` when crtd could not be
+    /// reached (worth trying again), `Err(Refused)` when it answered no.
+    pub fn events(&self, path: &str, query: &[(&str, &str)]) -> Result<EventStream, StreamError> {
+        let mut request = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "text/event-stream");
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        // A stream has no end to wait for, but crtd sends something at least
+        // every few seconds (a keep-alive comment): silence means it is gone.
+        let request = request
+            .config()
+            .timeout_global(None)
+            .timeout_per_read(Some(STREAM_SILENCE))
+            .build();
+        let mut answer = request
+            .call()
+            .map_err(|e| StreamError::Lost(self.unreachable(e)))?;
+        let status = answer.status().as_u16();
+        if status != 200 {
+            let body = answer
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .unwrap_or_default();
+            let e = self.refusal(status, &body);
+            return Err(if matches!(status, 502..=504) {
+                StreamError::Lost(e)
+            } else {
+                StreamError::Refused(e)
+            });
+        }
+        let body = answer.into_body().into_reader();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        std::thread::spawn(move || read_frames(std::io::BufReader::new(body), &tx));
+        Ok(EventStream { frames: rx })
     }
 
     /// Why no answer came, and what to do about it.
@@ -276,6 +330,107 @@ fn snippet(body: &[u8]) -> String {
         s.push_str("...");
     }
     s
+}
+
+/// Why a live stream could not be opened.
+pub enum StreamError {
+    /// crtd could not be reached: trying again may work.
+    Lost(anyhow::Error),
+    /// crtd answered, and refused.
+    Refused(anyhow::Error),
+}
+
+/// One message of a server-sent event stream.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    /// A message: its `event:` name (empty if none), `id:` (empty if none) and `data:`.
+    Message {
+        event: String,
+        id: String,
+        data: String,
+    },
+    /// The stream ended or broke.
+    Closed(String),
+}
+
+/// The messages of a live stream, read on a thread of their own.
+pub struct EventStream {
+    frames: std::sync::mpsc::Receiver<Frame>,
+}
+
+impl EventStream {
+    /// The next message if one is already here.
+    pub fn try_next(&self) -> Option<Frame> {
+        self.frames.try_recv().ok()
+    }
+
+    /// The next message, or `None` if none came within `wait`.
+    pub fn next(&self, wait: Duration) -> Option<Frame> {
+        match self.frames.recv_timeout(wait) {
+            Ok(f) => Some(f),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Some(Frame::Closed("the stream's reader stopped".into()))
+            }
+        }
+    }
+}
+
+/// Splits a server-sent event stream into messages (comments are skipped).
+fn read_frames(mut r: impl std::io::BufRead, tx: &std::sync::mpsc::SyncSender<Frame>) {
+    use std::io::{BufRead, Read};
+    let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut r).take(MAX_STREAM_LINE).read_until(b'\n', &mut line) {
+            Ok(0) => {
+                let _ = tx.send(Frame::Closed("crtd ended the stream".into()));
+                return;
+            }
+            Ok(_) if !line.ends_with(b"\n") => {
+                let _ = tx.send(Frame::Closed("a line of the stream is too long".into()));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Frame::Closed(e.to_string()));
+                return;
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.is_empty() {
+            if !data.is_empty() || !id.is_empty() {
+                let frame = Frame::Message {
+                    event: std::mem::take(&mut event),
+                    id: std::mem::take(&mut id),
+                    data: std::mem::take(&mut data),
+                };
+                if tx.send(frame).is_err() {
+                    return;
+                }
+            }
+            event.clear();
+            continue;
+        }
+        if text.starts_with(':') {
+            continue;
+        }
+        let (field, value) = text.split_once(':').unwrap_or((text, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => event = value.to_string(),
+            "id" => id = value.to_string(),
+            "data" => {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(value);
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -491,5 +646,40 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("holds no certificate"), "{e}");
+    }
+
+    #[test]
+    fn event_stream_frames_keep_ids_names_and_data_and_skip_comments() {
+        let text = ": crtd live stream\n\nid: 1:5:a/b/1=1.40\ndata: {\"x\":1}\n\n: keep-alive\n\nevent: drops\r\ndata: {\"dropped\":3}\r\n\r\ndata: one\ndata: two\n\n";
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        read_frames(std::io::Cursor::new(text.as_bytes().to_vec()), &tx);
+        let frames: Vec<Frame> = rx.try_iter().collect();
+        let msg = |event: &str, id: &str, data: &str| Frame::Message {
+            event: event.into(),
+            id: id.into(),
+            data: data.into(),
+        };
+        assert_eq!(
+            frames,
+            vec![
+                msg("", "1:5:a/b/1=1.40", "{\"x\":1}"),
+                msg("drops", "", "{\"dropped\":3}"),
+                msg("", "", "one\ntwo"),
+                Frame::Closed("crtd ended the stream".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_endless_stream_line_closes_the_stream_instead_of_filling_memory() {
+        let mut text = b"data: ".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_STREAM_LINE as usize + 10));
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        read_frames(std::io::Cursor::new(text), &tx);
+        let frames: Vec<Frame> = rx.try_iter().collect();
+        assert_eq!(
+            frames,
+            vec![Frame::Closed("a line of the stream is too long".into())]
+        );
     }
 }

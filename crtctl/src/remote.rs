@@ -13,7 +13,7 @@ use crt_tracer::escape;
 use crt_tracer::render::{now_ns, parse_rfc3339_utc, rfc3339_utc};
 use serde_json::Value;
 
-use crate::client::Client;
+use crate::client::{Client, Frame, StreamError};
 use crate::settings::ServerArgs;
 
 pub struct TraceQuery {
@@ -95,12 +95,48 @@ pub fn trace(q: &TraceQuery, server: &ServerArgs) -> Result<ExitCode> {
     trace_to(&client, q, &mut out)
 }
 
+/// What a trace printed so far says about it.
+#[derive(Default)]
+struct Printed {
+    /// Events the shim dropped (its store could not keep up).
+    dropped: u64,
+    /// The trace's end came.
+    ended: bool,
+}
+
+impl Printed {
+    /// Prints one event; `Err` only if stdout went away.
+    fn event(&mut self, e: &Value, json: bool, out: &mut impl Write) -> io::Result<()> {
+        if e["event"] == "drops" {
+            self.dropped = self.dropped.max(e["dropped"].as_u64().unwrap_or(0));
+        }
+        if e["event"] == "end" {
+            self.ended = true;
+        }
+        let line = if json {
+            Some(e.to_string())
+        } else {
+            text_line(e)
+        };
+        match line {
+            Some(l) => emit(out, &l),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Ends a trace quietly when stdout went away (`| head`).
+fn stdout_gone(err: io::Error) -> Result<ExitCode> {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(err).context("writing to stdout")
+}
+
 fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<ExitCode> {
     let query = q.query(now_ns())?;
     let mut cursor: Option<String> = None;
-    let mut dropped = 0u64;
-    let mut ended = false;
-    let mut idle_polls = 0u32;
+    let mut printed = Printed::default();
     let mut waited = 0u32;
     loop {
         let mut pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -108,67 +144,155 @@ fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<Exi
             pairs.push(("cursor", c));
         }
         let page = client.get("/v1/events", &pairs)?;
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        for e in &events {
-            if e["event"] == "drops" {
-                dropped = dropped.max(e["dropped"].as_u64().unwrap_or(0));
-            }
-            if e["event"] == "end" {
-                ended = true;
-            }
-            let line = if q.json {
-                Some(e.to_string())
-            } else {
-                text_line(e)
-            };
-            if let Some(l) = line {
-                if let Err(err) = emit(out, &l) {
-                    if err.kind() == io::ErrorKind::BrokenPipe {
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    return Err(err).context("writing to stdout");
-                }
+        for e in page["events"].as_array().into_iter().flatten() {
+            if let Err(err) = printed.event(e, q.json, out) {
+                return stdout_gone(err);
             }
         }
         cursor = page["next"].as_str().map(str::to_string);
-        let more = page["more"].as_bool().unwrap_or(false);
-        if more {
+        if page["more"].as_bool().unwrap_or(false) {
             continue;
         }
-        if ended {
+        if printed.ended {
             break;
         }
-        if !q.follow {
-            // A container that just exited may still be on its way into
-            // crtd's history: wait (briefly) for its end to arrive.
-            if waited < 15 && container_finished(client, q)? {
-                waited += 1;
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
+        if q.follow {
+            // The history is printed: the live stream goes on from where it ended.
+            if let Err(err) = follow(
+                client,
+                q,
+                &query,
+                cursor.unwrap_or_default(),
+                &mut printed,
+                out,
+            )? {
+                return stdout_gone(err);
             }
             break;
         }
-        if out.flush().is_err() {
-            return Ok(ExitCode::SUCCESS);
+        // A container that just exited may still be on its way into
+        // crtd's history: wait (briefly) for its end to arrive.
+        if waited < 15 && container_finished(client, q)? {
+            waited += 1;
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
         }
-        // Following: stop once the container is gone and nothing new came.
-        if events.is_empty() {
-            idle_polls += 1;
-            if idle_polls.is_multiple_of(10) && container_finished(client, q)? {
-                break;
-            }
-        } else {
-            idle_polls = 0;
-        }
-        std::thread::sleep(Duration::from_millis(300));
+        break;
     }
     let _ = out.flush();
-    if dropped > 0 {
+    if printed.dropped > 0 {
         eprintln!(
-            "crtctl: {dropped} events were dropped because the trace store could not keep up (raise trace.queue_bytes in the node config)"
+            "crtctl: {} events were dropped because the trace store could not keep up (raise trace.queue_bytes in the node config)",
+            printed.dropped
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long a quiet live stream waits before asking whether the container is done.
+const QUIET: Duration = Duration::from_secs(3);
+/// How long crtctl keeps trying to reach crtd again after losing it.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// Follows the live stream from `resume` (the history's last cursor, then the
+/// id of each event printed) until the trace ends or the container is gone.
+/// A stream that breaks (crtd restarted, the network blinked) is opened again
+/// from the last event printed: crtd sends what was missed, nothing twice.
+/// The inner `Err` says stdout went away.
+fn follow(
+    client: &Client,
+    q: &TraceQuery,
+    query: &[(&'static str, String)],
+    mut resume: String,
+    printed: &mut Printed,
+    out: &mut impl Write,
+) -> Result<io::Result<()>> {
+    let live: Vec<(&str, &str)> = query
+        .iter()
+        .filter(|(k, _)| !matches!(*k, "limit" | "since" | "until"))
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let mut lost_at: Option<(std::time::Instant, String)> = None;
+    let mut told_drops = 0u64;
+    loop {
+        let mut pairs = live.clone();
+        if !resume.is_empty() {
+            pairs.push(("after", resume.as_str()));
+        }
+        let stream = match client.events("/v1/events/stream", &pairs) {
+            Ok(s) => s,
+            Err(StreamError::Refused(e)) => return Err(e),
+            Err(StreamError::Lost(e)) => {
+                let since = lost_at.get_or_insert_with(|| {
+                    eprintln!("crtctl: lost crtd ({e}); trying again");
+                    (std::time::Instant::now(), e.to_string())
+                });
+                if since.0.elapsed() > RECONNECT_FOR {
+                    return Err(e.context(format!(
+                        "crtd did not come back within {} s",
+                        RECONNECT_FOR.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+        };
+        if lost_at.take().is_some() {
+            eprintln!("crtctl: back on crtd; nothing missed");
+        }
+        loop {
+            let frame = match stream.try_next() {
+                Some(f) => f,
+                None => {
+                    if let Err(e) = out.flush() {
+                        return Ok(Err(e));
+                    }
+                    match stream.next(QUIET) {
+                        Some(f) => f,
+                        // Quiet: a container that is gone will say nothing more.
+                        None if container_finished(client, q)? => return Ok(Ok(())),
+                        None => continue,
+                    }
+                }
+            };
+            match frame {
+                Frame::Message { event, id, data } if event.is_empty() => {
+                    let Ok(e) = serde_json::from_str::<Value>(&data) else {
+                        continue;
+                    };
+                    if !id.is_empty() {
+                        resume = id;
+                    }
+                    if let Err(err) = printed.event(&e, q.json, out) {
+                        return Ok(Err(err));
+                    }
+                    if printed.ended {
+                        return Ok(Ok(()));
+                    }
+                }
+                Frame::Message { event, data, .. } if event == "drops" => {
+                    let n = serde_json::from_str::<Value>(&data)
+                        .ok()
+                        .and_then(|v| v["dropped"].as_u64())
+                        .unwrap_or(0);
+                    if n > told_drops {
+                        let _ = out.flush();
+                        eprintln!(
+                            "crtctl: crtd skipped {} events of the live stream because this terminal read too slowly",
+                            n - told_drops
+                        );
+                        told_drops = n;
+                    }
+                }
+                Frame::Message { .. } => {}
+                Frame::Closed(why) => {
+                    lost_at = Some((std::time::Instant::now(), why.clone()));
+                    eprintln!("crtctl: the live stream broke ({why}); resuming");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn container_finished(client: &Client, q: &TraceQuery) -> Result<bool> {

@@ -216,6 +216,51 @@ fn crtctl_follows_a_container_live_until_it_exits() {
 }
 
 #[test]
+fn crtctl_follow_survives_crtd_restarts_missing_and_repeating_nothing() {
+    let mut crtd = Crtd::start("resume");
+    // 150 marks, about 15 a second: the follow spans both restarts.
+    const MARKS: usize = 150;
+    let t = NsTask::start(
+        ALPHA.1,
+        &["--annotation", "crt.dev/trace=openat"],
+        &[
+            "sh",
+            "-c",
+            "sleep 1; i=0; while [ $i -lt 150 ]; do i=$((i+1)); cat /mark-$i 2>/dev/null; sleep 0.06; done",
+        ],
+    );
+    let child = Command::new("crtctl")
+        .env("CRT_TOKEN", ALPHA.2)
+        .env("CRT_SERVER", crtd.server())
+        .args(["trace", "-f", &t.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // crtd crashes twice while crtctl follows; each time it is back a moment later.
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_secs(3));
+        crtd.kill();
+        std::thread::sleep(Duration::from_millis(700));
+        crtd.restart();
+    }
+    let out = finish(child);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("resuming"),
+        "the stream broke and was resumed: {out:?}"
+    );
+    for i in 1..=MARKS {
+        let n = out.stdout.matches(&format!("\"/mark-{i}\"")).count();
+        assert_eq!(n, 1, "/mark-{i} printed {n} times: {out:?}");
+    }
+    assert!(
+        out.stdout.contains("+++ all processes exited +++"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn ps_shows_the_tenants_pods_containers_and_processes() {
     // As CRI would run it: alpha's namespace stands in for k8s.io.
     let crtd = Crtd::start_with(
