@@ -598,6 +598,9 @@ struct LiveFeed {
 
 /// Records one page of a resumed stream's replay reads.
 const REPLAY_PAGE: usize = 1000;
+/// Queued bytes a live reader takes at a time: what it took waits as text (a few
+/// times bigger) until the client reads it, so it takes little beyond its queue.
+const TAKE_BYTES: u64 = 64 << 10;
 
 impl LiveFeed {
     async fn next(mut self) -> Option<(SseItem, LiveFeed)> {
@@ -609,7 +612,7 @@ impl LiveFeed {
                 self.replay_page(stream, filter, cursor).await;
                 continue;
             }
-            for (stream, bytes, end) in self.sub.take() {
+            for (stream, bytes, end) in self.sub.take_some(TAKE_BYTES) {
                 self.send(&stream, &bytes, end);
             }
             let d = self.sub.dropped.load(Ordering::Relaxed);

@@ -55,6 +55,29 @@ impl Subscriber {
         q.records
     }
 
+    /// Takes the oldest queued records, about `max_bytes` of them (at least one):
+    /// a reader turns what it takes into text, so it takes a little at a time.
+    pub fn take_some(&self, max_bytes: u64) -> Vec<LiveRecord> {
+        let mut q = self.queue.lock().unwrap();
+        let mut taken = Vec::new();
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            let Some(r) = q.records.pop_front() else {
+                break;
+            };
+            bytes += r.1.len() as u64 + ENTRY_BYTES;
+            taken.push(r);
+        }
+        q.bytes -= bytes;
+        // Counted while the queue is locked, as `publish` does.
+        self.queued_total.fetch_sub(bytes, Ordering::Relaxed);
+        if q.records.is_empty() {
+            // A queue that was full gives its memory back.
+            q.records = VecDeque::new();
+        }
+        taken
+    }
+
     /// Returns once records may have been queued since the last `take`.
     pub async fn ready(&self) {
         self.ready.notified().await
