@@ -7,5 +7,5 @@ pub mod node;
 pub mod supervisor;
 
 pub use annotation::{parse_trace, AnnotationError, TraceSpec, TRACE_ANNOTATION};
-pub use node::{ConfigError, KubernetesConfig, NodeConfig};
+pub use node::{ConfigError, DebugConfig, KubernetesConfig, NodeConfig};
 pub use supervisor::{ApiConfig, OtlpConfig, StoreConfig, Tenant};

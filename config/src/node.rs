@@ -27,6 +27,7 @@ pub struct NodeConfig {
     pub trace: TraceConfig,
     pub api: ApiConfig,
     pub kubernetes: KubernetesConfig,
+    pub debug: DebugConfig,
     pub store: StoreConfig,
     pub tenants: Vec<Tenant>,
     /// `[export.otlp]`: where crtd sends events as OpenTelemetry logs, if anywhere.
@@ -121,6 +122,31 @@ struct RawKubernetes {
     cri_namespace: Option<Spanned<String>>,
 }
 
+/// `[debug]`: debug clones, which crtd makes through containerd's API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebugConfig {
+    /// Whether tenants may clone their containers.
+    pub enabled: bool,
+    /// containerd's gRPC socket.
+    pub containerd_address: PathBuf,
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        DebugConfig {
+            enabled: true,
+            containerd_address: PathBuf::from("/run/containerd/containerd.sock"),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDebug {
+    enabled: Option<bool>,
+    containerd_address: Option<Spanned<String>>,
+}
+
 /// A config that could not be used: which file, which line, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -156,6 +182,8 @@ struct RawFile {
     api: RawApi,
     #[serde(default)]
     kubernetes: RawKubernetes,
+    #[serde(default)]
+    debug: RawDebug,
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
@@ -375,6 +403,18 @@ impl NodeConfig {
                 ));
             }
             cfg.kubernetes.cri_namespace = v.to_string();
+        }
+        if let Some(e) = raw.debug.enabled {
+            cfg.debug.enabled = e;
+        }
+        if let Some(a) = raw.debug.containerd_address {
+            if !a.get_ref().starts_with('/') {
+                return Err(err(
+                    Some(a.span()),
+                    format!("debug.containerd_address = {:?} is not an absolute path; expected containerd's socket, like \"/run/containerd/containerd.sock\"", a.get_ref()),
+                ));
+            }
+            cfg.debug.containerd_address = PathBuf::from(a.get_ref());
         }
         cfg.api = supervisor::api(raw.api, &err)?;
         cfg.store = supervisor::store(raw.store, &err, &size)?;
@@ -671,6 +711,23 @@ namespaces = ["globex"]
     #[test]
     fn the_cri_namespace_defaults_to_k8s_io_and_is_checked() {
         assert_eq!(parse("").unwrap().kubernetes.cri_namespace, "k8s.io");
+        let d = parse("").unwrap().debug;
+        assert!(d.enabled);
+        assert_eq!(
+            d.containerd_address,
+            Path::new("/run/containerd/containerd.sock")
+        );
+        let d = parse("[debug]\nenabled = false\ncontainerd_address = \"/run/c.sock\"\n")
+            .unwrap()
+            .debug;
+        assert!(!d.enabled);
+        assert_eq!(d.containerd_address, Path::new("/run/c.sock"));
+        let e = parse("[debug]\ncontainerd_address = \"c.sock\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message.contains("debug.containerd_address = \"c.sock\""),
+            "{e}"
+        );
         let c = parse("[kubernetes]\ncri_namespace = \"cri\"\n").unwrap();
         assert_eq!(c.kubernetes.cri_namespace, "cri");
         let e = parse("[kubernetes]\ncri_namespace = \"a/b\"\n").unwrap_err();

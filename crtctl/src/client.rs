@@ -189,7 +189,41 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut answer = request.call().map_err(|e| self.unreachable(e))?;
+        let answer = request.call().map_err(|e| self.unreachable(e))?;
+        self.json_answer(answer)
+    }
+
+    /// POSTs with no body (what to do is in the query); the JSON answer.
+    pub fn post(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let answer = request.send_empty().map_err(|e| self.unreachable(e))?;
+        self.json_answer(answer)
+    }
+
+    /// DELETEs; the JSON answer.
+    pub fn delete(&self, path: &str) -> Result<Value> {
+        let mut request = self
+            .agent
+            .delete(format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let answer = request.call().map_err(|e| self.unreachable(e))?;
+        self.json_answer(answer)
+    }
+
+    /// A JSON answer, or the error its status says.
+    fn json_answer(&self, mut answer: ureq::http::Response<ureq::Body>) -> Result<Value> {
         let status = answer.status().as_u16();
         let body = answer
             .body_mut()
@@ -198,7 +232,7 @@ impl Client {
             .read_to_vec()
             .with_context(|| format!("reading crtd's answer from {}", self.describe))?;
         let json = serde_json::from_slice::<Value>(&body);
-        if status == 200 {
+        if (200..300).contains(&status) {
             return json.map_err(|e| {
                 anyhow!(
                     "{} answered with something that is not JSON ({e}): {}; is this crtd?",

@@ -7,6 +7,7 @@
 //! `crtctl trace --local` and `crtctl ls` read this node's traces directly.
 
 mod client;
+mod debug;
 mod remote;
 mod settings;
 #[cfg(test)]
@@ -41,6 +42,8 @@ enum Command {
     Top(remote::TopArgs),
     /// List the traces kept on this node (root, without crtd).
     Ls(trace::LsArgs),
+    /// Clone a running container to debug the copy (`ls`, `rm CLONE` to manage clones).
+    Debug(debug::DebugArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Ps(a) => remote::ps(a, &cli.server),
         Command::Top(a) => remote::top(a, &cli.server),
         Command::Ls(a) => trace::list(a),
+        Command::Debug(a) => debug::run(a, &cli.server),
     };
     match result {
         Ok(code) => code,

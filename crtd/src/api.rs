@@ -39,9 +39,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/topology"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
+    ("POST", "/v1/containers/{namespace}/{id}/clones"),
+    ("GET", "/v1/clones"),
+    ("DELETE", "/v1/clones/{namespace}/{id}"),
     ("GET", "/metrics"),
 ];
 
+mod clones;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -72,6 +76,8 @@ pub struct Api {
     pub started: Instant,
     pub queries: Arc<TenantSlots>,
     pub streams: Arc<TenantSlots>,
+    /// Debug clones; `None` where crtd is not set up for them.
+    pub debug: Option<Arc<crate::debug::Service>>,
 }
 
 pub struct Endpoint {
@@ -123,6 +129,7 @@ impl Api {
             started: Instant::now(),
             queries: TenantSlots::new(QUERIES_PER_TENANT),
             streams: TenantSlots::new(STREAMS_PER_TENANT),
+            debug: None,
         }
     }
 
@@ -207,13 +214,20 @@ impl Api {
             };
         }
         let scope = self.scope(listener, &req)?;
-        if req.method != "GET" && req.method != "HEAD" {
-            return Err(Fail(
-                405,
-                format!("{} is not supported; every endpoint is GET", req.method),
-            ));
-        }
         let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();
+        match (req.method.as_str(), parts.as_slice()) {
+            ("POST", ["", "v1", "containers", ns, id, "clones"]) => {
+                return self.clone_container(&scope, &req, ns, id)
+            }
+            ("DELETE", ["", "v1", "clones", ns, id]) => return self.remove_clone(&scope, ns, id),
+            ("GET" | "HEAD", _) => {}
+            (method, _) => {
+                return Err(Fail(
+                    405,
+                    format!("{method} is not supported here; every endpoint but POST /v1/containers/{{namespace}}/{{id}}/clones and DELETE /v1/clones/{{namespace}}/{{id}} is GET"),
+                ))
+            }
+        }
         match parts.as_slice() {
             ["", "openapi.json"] => Ok(Response::text(200, "application/json", OPENAPI)),
             ["", "v1", "whoami"] => Ok(self.whoami(&scope)),
@@ -222,6 +236,7 @@ impl Api {
             ["", "v1", "topology"] => self.topology(&scope, &req),
             ["", "v1", "events"] => self.events(&scope, &req),
             ["", "v1", "events", "stream"] => self.stream(&scope, &req),
+            ["", "v1", "clones"] => self.clones(&scope, &req),
             ["", "metrics"] if scope == Scope::Root && listener == Listener::Root => {
                 Ok(self.metrics())
             }

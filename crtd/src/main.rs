@@ -5,6 +5,7 @@
 
 mod api;
 mod catalog;
+mod debug;
 mod ingest;
 mod limits;
 mod live;
@@ -143,10 +144,20 @@ fn run(config: NodeConfig) -> Result<()> {
             .map(|_| Arc::new(otlp::ExportStats::default())),
         ended_seen: Default::default(),
     });
-    let api = Arc::new(Api::new(
-        Arc::clone(&ingest),
-        config.trace.state_dir.clone(),
-    ));
+    let mut api = Api::new(Arc::clone(&ingest), config.trace.state_dir.clone());
+    if config.debug.enabled {
+        // Clones run the shim's binary (static, beside crtd's) as their init.
+        let init = std::env::current_exe()
+            .ok()
+            .and_then(|e| Some(e.parent()?.join("containerd-shim-crt-v2")))
+            .unwrap_or_else(|| PathBuf::from("/usr/local/bin/containerd-shim-crt-v2"));
+        api.debug = Some(Arc::new(debug::Service::new(
+            config.debug.containerd_address.clone(),
+            init,
+            config.store.dir.join("audit.jsonl"),
+        )));
+    }
+    let api = Arc::new(api);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKERS)
         .max_blocking_threads(BLOCKING_THREADS)
@@ -210,6 +221,24 @@ fn run(config: NodeConfig) -> Result<()> {
         let _ = stop_serving.send(true);
         stop_on_signal.store(true, Ordering::Relaxed);
     });
+    if let Some(service) = api.debug.clone() {
+        // Clones end at their TTL, also those made before a restart.
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(debug::REAP_EVERY);
+            loop {
+                every.tick().await;
+                let reaped = match service.debugger().await {
+                    Ok(d) => d.reap().await,
+                    Err(e) => Err(e),
+                };
+                match reaped {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("debug: removed {n} expired clones"),
+                    Err(e) => tracing::debug!("debug: looking for expired clones: {e:#}"),
+                }
+            }
+        });
+    }
     if let (Some(cfg), Some(stats)) = (config.otlp.clone(), ingest.export.clone()) {
         let exporter = otlp::Exporter {
             cfg,
@@ -238,6 +267,10 @@ fn run(config: NodeConfig) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    let all: Vec<String> = std::env::args().collect();
+    if all.get(1).map(String::as_str) == Some("thaw-guard") {
+        return debug::freeze::guard_main(&all[2..]);
+    }
     init_logging();
 
     let mut args = std::env::args().skip(1);

@@ -4,6 +4,7 @@
 //! notification.
 
 mod cgroup;
+mod clone_init;
 mod container;
 mod error;
 mod events;
@@ -25,6 +26,9 @@ fn main() {
     // Before containerd-shim's own argument parsing, which would refuse it.
     if args.get(1).map(String::as_str) == Some(keeper::ARG) {
         keeper::run();
+    }
+    if args.get(1).map(String::as_str) == Some(clone_init::ARG) {
+        clone_init::run();
     }
     if args
         .iter()

@@ -1,0 +1,351 @@
+//! containerd, through its gRPC API (the containerd-client crate, which
+//! speaks to containerd 1.6 as well as 2.x): the containers, tasks, snapshots
+//! and leases a debug clone is made of. Every call names its containerd
+//! namespace; "not found" comes back as `None` or is ignored where a removal
+//! finds nothing left to remove.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use containerd_client::services::v1::snapshots::{
+    snapshots_client::SnapshotsClient, MountsRequest, PrepareSnapshotRequest,
+    RemoveSnapshotRequest, StatSnapshotRequest,
+};
+use containerd_client::services::v1::{
+    containers_client::ContainersClient, leases_client::LeasesClient,
+    namespaces_client::NamespacesClient, tasks_client::TasksClient, Container,
+    CreateContainerRequest, CreateRequest as CreateLease, CreateTaskRequest,
+    DeleteContainerRequest, DeleteRequest as DeleteLease, DeleteTaskRequest, GetContainerRequest,
+    GetRequest, KillRequest, ListContainersRequest, ListNamespacesRequest, StartRequest,
+    WaitRequest,
+};
+use containerd_client::tonic::{self, transport::Channel, Code, Request};
+use containerd_client::types::Mount;
+
+pub use containerd_client::services::v1::Container as ContainerRecord;
+
+/// containerd's task states (containerd.v1.types.Status).
+pub const TASK_RUNNING: i32 = 2;
+
+#[derive(Clone)]
+pub struct Containerd {
+    channel: Channel,
+    address: PathBuf,
+}
+
+fn request<T>(namespace: &str, msg: T) -> Result<Request<T>> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert(
+        "containerd-namespace",
+        namespace
+            .parse()
+            .map_err(|_| anyhow!("{namespace:?} is not a containerd namespace"))?,
+    );
+    Ok(r)
+}
+
+/// A request made under a lease: what it creates is not garbage collected
+/// while the lease lives.
+fn leased<T>(namespace: &str, lease: &str, msg: T) -> Result<Request<T>> {
+    let mut r = request(namespace, msg)?;
+    r.metadata_mut().insert(
+        "containerd-lease",
+        lease
+            .parse()
+            .map_err(|_| anyhow!("{lease:?} is not a lease id"))?,
+    );
+    Ok(r)
+}
+
+fn absent<T>(
+    r: std::result::Result<T, tonic::Status>,
+) -> std::result::Result<Option<T>, tonic::Status> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(s) if s.code() == Code::NotFound => Ok(None),
+        Err(s) => Err(s),
+    }
+}
+
+impl Containerd {
+    pub async fn connect(address: &Path) -> Result<Containerd> {
+        let channel = containerd_client::connect(address)
+            .await
+            .with_context(|| format!("connecting to containerd at {}", address.display()))?;
+        Ok(Containerd {
+            channel,
+            address: address.to_path_buf(),
+        })
+    }
+
+    fn what(&self) -> String {
+        format!("containerd at {}", self.address.display())
+    }
+
+    pub async fn container(&self, ns: &str, id: &str) -> Result<Option<Container>> {
+        let r = ContainersClient::new(self.channel.clone())
+            .get(request(ns, GetContainerRequest { id: id.into() })?)
+            .await;
+        Ok(absent(r)
+            .with_context(|| format!("{}: getting container {ns}/{id}", self.what()))?
+            .and_then(|r| r.into_inner().container))
+    }
+
+    /// The task's init pid and status, if it has a task.
+    pub async fn task(&self, ns: &str, id: &str) -> Result<Option<(u32, i32)>> {
+        let r = TasksClient::new(self.channel.clone())
+            .get(request(
+                ns,
+                GetRequest {
+                    container_id: id.into(),
+                    exec_id: String::new(),
+                },
+            )?)
+            .await;
+        Ok(absent(r)
+            .with_context(|| format!("{}: getting the task of {ns}/{id}", self.what()))?
+            .and_then(|r| r.into_inner().process)
+            .map(|p| (p.pid, p.status)))
+    }
+
+    pub async fn snapshot_parent(&self, ns: &str, snapshotter: &str, key: &str) -> Result<String> {
+        let info = SnapshotsClient::new(self.channel.clone())
+            .stat(request(
+                ns,
+                StatSnapshotRequest {
+                    snapshotter: snapshotter.into(),
+                    key: key.into(),
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: the snapshot {key}", self.what()))?
+            .into_inner()
+            .info
+            .ok_or_else(|| anyhow!("{}: no information on the snapshot {key}", self.what()))?;
+        Ok(info.parent)
+    }
+
+    pub async fn mounts(&self, ns: &str, snapshotter: &str, key: &str) -> Result<Vec<Mount>> {
+        Ok(SnapshotsClient::new(self.channel.clone())
+            .mounts(request(
+                ns,
+                MountsRequest {
+                    snapshotter: snapshotter.into(),
+                    key: key.into(),
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: the mounts of the snapshot {key}", self.what()))?
+            .into_inner()
+            .mounts)
+    }
+
+    /// A lease named after `name` that expires by itself after `minutes` if
+    /// never deleted.
+    pub async fn lease(&self, ns: &str, name: &str, minutes: u64) -> Result<String> {
+        let id = format!("crt-debug-{name}");
+        let expire = crt_tracer::render::rfc3339_utc(
+            crt_tracer::render::now_ns() + minutes * 60 * 1_000_000_000,
+        );
+        LeasesClient::new(self.channel.clone())
+            .create(request(
+                ns,
+                CreateLease {
+                    id: id.clone(),
+                    labels: HashMap::from([("containerd.io/gc.expire".to_string(), expire)]),
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: creating a lease", self.what()))?;
+        Ok(id)
+    }
+
+    pub async fn drop_lease(&self, ns: &str, lease: &str) {
+        let r = LeasesClient::new(self.channel.clone())
+            .delete(
+                request(
+                    ns,
+                    DeleteLease {
+                        id: lease.into(),
+                        sync: false,
+                    },
+                )
+                .expect("a namespace already used"),
+            )
+            .await;
+        if let Err(e) = absent(r) {
+            tracing::warn!("debug: deleting the lease {lease}: {e}");
+        }
+    }
+
+    pub async fn prepare(
+        &self,
+        ns: &str,
+        lease: &str,
+        snapshotter: &str,
+        key: &str,
+        parent: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<Mount>> {
+        Ok(SnapshotsClient::new(self.channel.clone())
+            .prepare(leased(
+                ns,
+                lease,
+                PrepareSnapshotRequest {
+                    snapshotter: snapshotter.into(),
+                    key: key.into(),
+                    parent: parent.into(),
+                    labels,
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: preparing the snapshot {key}", self.what()))?
+            .into_inner()
+            .mounts)
+    }
+
+    pub async fn create_container(&self, ns: &str, lease: &str, c: Container) -> Result<()> {
+        let id = c.id.clone();
+        ContainersClient::new(self.channel.clone())
+            .create(leased(
+                ns,
+                lease,
+                CreateContainerRequest { container: Some(c) },
+            )?)
+            .await
+            .with_context(|| format!("{}: creating the container {ns}/{id}", self.what()))?;
+        Ok(())
+    }
+
+    /// Creates and starts a container's task with no stdio; returns its pid.
+    pub async fn start_task(&self, ns: &str, id: &str, rootfs: Vec<Mount>) -> Result<u32> {
+        let mut tasks = TasksClient::new(self.channel.clone());
+        tasks
+            .create(request(
+                ns,
+                CreateTaskRequest {
+                    container_id: id.into(),
+                    rootfs,
+                    ..Default::default()
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: creating the task of {ns}/{id}", self.what()))?;
+        let started = tasks
+            .start(request(
+                ns,
+                StartRequest {
+                    container_id: id.into(),
+                    exec_id: String::new(),
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: starting the task of {ns}/{id}", self.what()))?;
+        Ok(started.into_inner().pid)
+    }
+
+    /// Removes a container and everything of it: its task (killed), the
+    /// container, its snapshot. What is already gone is skipped.
+    pub async fn remove(&self, ns: &str, id: &str, snapshotter: &str, key: &str) -> Result<()> {
+        let mut tasks = TasksClient::new(self.channel.clone());
+        if self.task(ns, id).await?.is_some() {
+            let killed = tasks
+                .kill(request(
+                    ns,
+                    KillRequest {
+                        container_id: id.into(),
+                        exec_id: String::new(),
+                        signal: libc::SIGKILL as u32,
+                        all: true,
+                    },
+                )?)
+                .await;
+            absent(killed).with_context(|| format!("{}: killing {ns}/{id}", self.what()))?;
+            let waited = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tasks.wait(request(
+                    ns,
+                    WaitRequest {
+                        container_id: id.into(),
+                        exec_id: String::new(),
+                    },
+                )?),
+            )
+            .await;
+            if let Ok(w) = waited {
+                absent(w).with_context(|| format!("{}: waiting for {ns}/{id}", self.what()))?;
+            }
+            let deleted = tasks
+                .delete(request(
+                    ns,
+                    DeleteTaskRequest {
+                        container_id: id.into(),
+                    },
+                )?)
+                .await;
+            absent(deleted)
+                .with_context(|| format!("{}: deleting the task of {ns}/{id}", self.what()))?;
+        }
+        let deleted = ContainersClient::new(self.channel.clone())
+            .delete(request(ns, DeleteContainerRequest { id: id.into() })?)
+            .await;
+        absent(deleted).with_context(|| format!("{}: deleting {ns}/{id}", self.what()))?;
+        if !key.is_empty() {
+            let removed = SnapshotsClient::new(self.channel.clone())
+                .remove(request(
+                    ns,
+                    RemoveSnapshotRequest {
+                        snapshotter: snapshotter.into(),
+                        key: key.into(),
+                    },
+                )?)
+                .await;
+            absent(removed)
+                .with_context(|| format!("{}: removing the snapshot {key}", self.what()))?;
+        }
+        Ok(())
+    }
+
+    pub async fn namespaces(&self) -> Result<Vec<String>> {
+        Ok(NamespacesClient::new(self.channel.clone())
+            .list(Request::new(ListNamespacesRequest::default()))
+            .await
+            .with_context(|| format!("{}: listing namespaces", self.what()))?
+            .into_inner()
+            .namespaces
+            .into_iter()
+            .map(|n| n.name)
+            .collect())
+    }
+
+    /// The containers of `ns` that carry the label `label`.
+    pub async fn labelled(&self, ns: &str, label: &str) -> Result<Vec<Container>> {
+        Ok(ContainersClient::new(self.channel.clone())
+            .list(request(
+                ns,
+                ListContainersRequest {
+                    filters: vec![format!("labels.\"{label}\"")],
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: listing the containers of {ns}", self.what()))?
+            .into_inner()
+            .containers)
+    }
+}
+
+/// The directory a snapshot's writes go to: overlay's `upperdir`, or the
+/// source of a bind mount (a snapshot with no parent).
+pub fn upper_dir(mounts: &[Mount]) -> Option<PathBuf> {
+    let m = mounts.first()?;
+    match m.r#type.as_str() {
+        "overlay" => m
+            .options
+            .iter()
+            .find_map(|o| o.strip_prefix("upperdir="))
+            .map(PathBuf::from),
+        "bind" => Some(PathBuf::from(&m.source)),
+        _ => None,
+    }
+}

@@ -1,0 +1,643 @@
+//! Debug clones (DESIGN.md decision 10): a copy of a tenant's running
+//! container that the tenant can get into and change while the original
+//! keeps serving. The clone's filesystem is the source's image plus a copy of
+//! its writable layer taken while it was frozen for a moment (copied once
+//! while it runs, then only what changed while frozen); process memory is not
+//! cloned. The clone runs in new namespaces of its own (no network but `lo`,
+//! so no production traffic), in a cgroup of its own with the source's
+//! limits, with the source's bind mounts read-only, under a small init that
+//! only waits: what the developer runs in it is an exec.
+//!
+//! containerd keeps everything there is to know about a clone (labels on its
+//! container), so a crtd restart loses nothing, and clones end at their TTL.
+
+pub mod containerd;
+pub mod copy;
+pub mod freeze;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use serde_json::{json, Value};
+
+use containerd::{Containerd, TASK_RUNNING};
+
+/// Labels on a clone's container.
+pub const LABEL_CLONE_OF: &str = "crt.dev/clone-of";
+pub const LABEL_EXPIRES: &str = "crt.dev/clone-expires";
+pub const LABEL_FREEZE_US: &str = "crt.dev/clone-freeze-us";
+/// Where the clone's init is mounted (on the clone's own /dev tmpfs, so
+/// nothing of it lands in the clone's writable layer).
+pub const INIT_PATH: &str = "/dev/.crt-init";
+/// The argument that makes the shim binary run as a clone's init.
+pub const INIT_ARG: &str = "crt-clone-init";
+
+/// How long a clone lives unless told otherwise, and at most.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
+pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often expired clones are looked for.
+pub const REAP_EVERY: Duration = Duration::from_secs(15);
+/// The longest a source may stay frozen: its guard thaws it then.
+const FREEZE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Why a clone could not be made or found; each maps to an HTTP status.
+#[derive(Debug)]
+pub enum DebugError {
+    /// 404: no such container (or not the caller's).
+    NotFound(String),
+    /// 409: it exists but cannot be cloned as it is.
+    Conflict(String),
+    /// 400.
+    BadInput(String),
+    /// 500: containerd or the node failed.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for DebugError {
+    fn from(e: anyhow::Error) -> DebugError {
+        DebugError::Failed(e)
+    }
+}
+
+type Res<T> = std::result::Result<T, DebugError>;
+
+/// What was asked for.
+pub struct CloneRequest {
+    pub namespace: String,
+    pub source: String,
+    pub name: Option<String>,
+    pub ttl: Duration,
+}
+
+/// What was made, and what it cost the source.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CloneReport {
+    pub namespace: String,
+    pub id: String,
+    pub source: String,
+    pub expires: String,
+    /// How long the source was frozen, in ms.
+    pub freeze_ms: f64,
+    /// The first copy, made while the source ran.
+    pub precopy_ms: f64,
+    pub precopy_bytes: u64,
+    /// What changed since, copied while it was frozen.
+    pub frozen_bytes: u64,
+    pub frozen_entries: u64,
+    pub pid: u32,
+}
+
+/// A clone as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CloneInfo {
+    pub namespace: String,
+    pub id: String,
+    pub source: String,
+    pub expires: String,
+    pub status: &'static str,
+}
+
+pub struct Debugger {
+    pub containerd: Containerd,
+    /// The binary mounted into clones as their init (the shim's, static).
+    pub init_binary: PathBuf,
+    /// A test hook (`CRTD_TEST_HOLD_FROZEN_MS`): how long to keep a source
+    /// frozen after its copy, so a test can kill crtd in the freeze window.
+    pub hold_frozen: Duration,
+}
+
+/// Debugging as crtd offers it: containerd is reached on first use (it may
+/// start after crtd), and every action is written to the audit log.
+pub struct Service {
+    pub containerd_address: PathBuf,
+    pub init_binary: PathBuf,
+    pub audit: PathBuf,
+    connected: tokio::sync::Mutex<Option<std::sync::Arc<Debugger>>>,
+}
+
+impl Service {
+    pub fn new(containerd_address: PathBuf, init_binary: PathBuf, audit: PathBuf) -> Service {
+        Service {
+            containerd_address,
+            init_binary,
+            audit,
+            connected: Default::default(),
+        }
+    }
+
+    pub async fn debugger(&self) -> anyhow::Result<std::sync::Arc<Debugger>> {
+        let mut c = self.connected.lock().await;
+        if let Some(d) = &*c {
+            return Ok(std::sync::Arc::clone(d));
+        }
+        let hold_frozen = std::env::var("CRTD_TEST_HOLD_FROZEN_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_millis);
+        let d = std::sync::Arc::new(Debugger {
+            containerd: Containerd::connect(&self.containerd_address).await?,
+            init_binary: self.init_binary.clone(),
+            hold_frozen,
+        });
+        *c = Some(std::sync::Arc::clone(&d));
+        Ok(d)
+    }
+
+    /// Appends one action to the audit log (JSON lines, 0600): who did what
+    /// to which container, when, and how it ended.
+    pub fn audit(
+        &self,
+        tenant: Option<&str>,
+        action: &str,
+        ns: &str,
+        id: &str,
+        outcome: &str,
+        detail: Value,
+    ) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let line = json!({
+            "ts": crt_tracer::render::rfc3339_utc(crt_tracer::render::now_ns()),
+            "tenant": tenant,
+            "action": action,
+            "namespace": ns,
+            "container": id,
+            "outcome": outcome,
+            "detail": detail,
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.audit)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            tracing::error!(
+                "debug: writing the audit log {}: {e}; the action was: {line}",
+                self.audit.display()
+            );
+        }
+        tracing::info!(target: "audit", "{line}");
+    }
+}
+
+/// A name containerd accepts for a container: letters, digits, `_.-`, at
+/// most 76 characters, starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 76
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name={} is not a container name; expected 1 to 76 letters, digits, '_', '.' or '-', starting with a letter or digit",
+            crt_tracer::escape::quote(&name.as_bytes()[..name.len().min(100)], false)
+        ))
+    }
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 3];
+    // Only to tell clones apart; a clash is refused by containerd, not hidden.
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Debugger {
+    /// Clones a running container. The source is frozen only for the copy of
+    /// what changed since the first copy, and thawed whatever happens.
+    pub async fn clone_container(&self, r: CloneRequest) -> Res<CloneReport> {
+        let (ns, src_id) = (r.namespace.as_str(), r.source.as_str());
+        let not_found = || DebugError::NotFound(format!("container {ns}/{src_id}"));
+        let Some(src) = self.containerd.container(ns, src_id).await? else {
+            return Err(not_found());
+        };
+        if src.labels.contains_key(LABEL_CLONE_OF) {
+            return Err(DebugError::Conflict(format!(
+                "{ns}/{src_id} is a debug clone; clone its source instead"
+            )));
+        }
+        let pid = match self.containerd.task(ns, src_id).await? {
+            Some((pid, TASK_RUNNING)) => pid,
+            _ => {
+                return Err(DebugError::Conflict(format!(
+                    "{ns}/{src_id} is not running; only a running container can be cloned"
+                )))
+            }
+        };
+        let id = match &r.name {
+            Some(n) => {
+                check_name(n).map_err(DebugError::BadInput)?;
+                n.clone()
+            }
+            None => {
+                let base: String = src_id.chars().take(60).collect();
+                format!("{base}-debug-{}", random_suffix())
+            }
+        };
+        if self.containerd.container(ns, &id).await?.is_some() {
+            return Err(DebugError::Conflict(format!(
+                "a container {ns}/{id} exists already; choose another name"
+            )));
+        }
+        let (snapshotter, key) = (src.snapshotter.clone(), src.snapshot_key.clone());
+        if key.is_empty() {
+            return Err(DebugError::Conflict(format!(
+                "{ns}/{src_id} has no snapshot (its root filesystem is not containerd's); it cannot be cloned"
+            )));
+        }
+        let src_upper = containerd::upper_dir(
+            &self.containerd.mounts(ns, &snapshotter, &key).await?,
+        )
+        .ok_or_else(|| {
+            anyhow!("the snapshot of {ns}/{src_id} has no writable layer crtd knows how to copy")
+        })?;
+        let parent = self
+            .containerd
+            .snapshot_parent(ns, &snapshotter, &key)
+            .await?;
+        let spec_any = src
+            .spec
+            .clone()
+            .ok_or_else(|| anyhow!("{ns}/{src_id} has no runtime spec"))?;
+        let spec: Value = serde_json::from_slice(&spec_any.value)
+            .with_context(|| format!("the runtime spec of {ns}/{src_id} is not JSON"))?;
+        let spec = clone_spec(spec, ns, src_id, &id, &self.init_binary);
+        let expires_ns = crt_tracer::render::now_ns() + r.ttl.as_nanos() as u64;
+        let expires = crt_tracer::render::rfc3339_utc(expires_ns);
+
+        let lease = self.containerd.lease(ns, &id, 10).await?;
+        let made = self
+            .make(
+                ns,
+                src_id,
+                &id,
+                pid,
+                &lease,
+                &snapshotter,
+                &parent,
+                &src_upper,
+                &src,
+                spec,
+                spec_any.type_url,
+                &expires,
+            )
+            .await;
+        self.containerd.drop_lease(ns, &lease).await;
+        match made {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                if let Err(c) = self.containerd.remove(ns, &id, &snapshotter, &id).await {
+                    tracing::warn!("debug: cleaning up the failed clone {ns}/{id}: {c:#}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn make(
+        &self,
+        ns: &str,
+        src_id: &str,
+        id: &str,
+        pid: u32,
+        lease: &str,
+        snapshotter: &str,
+        parent: &str,
+        src_upper: &Path,
+        src: &containerd::ContainerRecord,
+        spec: Value,
+        spec_type: String,
+        expires: &str,
+    ) -> Res<CloneReport> {
+        let mounts = self
+            .containerd
+            .prepare(
+                ns,
+                lease,
+                snapshotter,
+                id,
+                parent,
+                HashMap::from([(LABEL_CLONE_OF.to_string(), src_id.to_string())]),
+            )
+            .await?;
+        let upper = containerd::upper_dir(&mounts)
+            .ok_or_else(|| anyhow!("the clone's snapshot has no writable layer"))?;
+        let (from, to) = (src_upper.to_path_buf(), upper.clone());
+        let hold = self.hold_frozen;
+        let copied = tokio::task::spawn_blocking(move || copy_frozen(pid, &from, &to, hold))
+            .await
+            .map_err(|e| anyhow!("the copy stopped: {e}"))??;
+        let labels = HashMap::from([
+            (LABEL_CLONE_OF.to_string(), src_id.to_string()),
+            (LABEL_EXPIRES.to_string(), expires.to_string()),
+            (
+                LABEL_FREEZE_US.to_string(),
+                copied.freeze.as_micros().to_string(),
+            ),
+        ]);
+        let container = containerd::ContainerRecord {
+            id: id.to_string(),
+            labels,
+            image: src.image.clone(),
+            runtime: src.runtime.clone(),
+            spec: Some(prost_types::Any {
+                type_url: spec_type,
+                value: serde_json::to_vec(&spec).map_err(anyhow::Error::from)?,
+            }),
+            snapshotter: snapshotter.to_string(),
+            snapshot_key: id.to_string(),
+            ..Default::default()
+        };
+        self.containerd
+            .create_container(ns, lease, container)
+            .await?;
+        let pid = self.containerd.start_task(ns, id, mounts).await?;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::info!(
+            "debug: cloned {ns}/{src_id} as {ns}/{id}: frozen {:.1} ms ({} bytes copied while frozen, {} before)",
+            ms(copied.freeze),
+            copied.frozen.bytes,
+            copied.precopy.bytes
+        );
+        Ok(CloneReport {
+            namespace: ns.to_string(),
+            id: id.to_string(),
+            source: src_id.to_string(),
+            expires: expires.to_string(),
+            freeze_ms: ms(copied.freeze),
+            precopy_ms: ms(copied.precopy_time),
+            precopy_bytes: copied.precopy.bytes,
+            frozen_bytes: copied.frozen.bytes,
+            frozen_entries: copied.frozen.entries + copied.frozen.removed,
+            pid,
+        })
+    }
+
+    /// The clones in `namespaces`, with their state.
+    pub async fn list(&self, namespaces: &[String]) -> Res<Vec<CloneInfo>> {
+        let mut out = Vec::new();
+        for ns in namespaces {
+            for c in self.containerd.labelled(ns, LABEL_CLONE_OF).await? {
+                let status = match self.containerd.task(ns, &c.id).await? {
+                    Some((_, TASK_RUNNING)) => "running",
+                    Some(_) => "stopped",
+                    None => "created",
+                };
+                out.push(CloneInfo {
+                    namespace: ns.clone(),
+                    source: c.labels.get(LABEL_CLONE_OF).cloned().unwrap_or_default(),
+                    expires: c.labels.get(LABEL_EXPIRES).cloned().unwrap_or_default(),
+                    id: c.id,
+                    status,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        Ok(out)
+    }
+
+    /// Removes a clone and everything of it. Only clones: anything else is
+    /// "not found".
+    pub async fn remove(&self, ns: &str, id: &str) -> Res<()> {
+        match self.containerd.container(ns, id).await? {
+            Some(c) if c.labels.contains_key(LABEL_CLONE_OF) => {
+                self.containerd
+                    .remove(ns, id, &c.snapshotter, &c.snapshot_key)
+                    .await?;
+                tracing::info!("debug: removed the clone {ns}/{id}");
+                Ok(())
+            }
+            _ => Err(DebugError::NotFound(format!("clone {ns}/{id}"))),
+        }
+    }
+
+    /// Removes every clone whose time is up; returns how many.
+    pub async fn reap(&self) -> anyhow::Result<usize> {
+        let now = crt_tracer::render::now_ns();
+        let mut removed = 0;
+        for ns in self.containerd.namespaces().await? {
+            for c in self.containerd.labelled(&ns, LABEL_CLONE_OF).await? {
+                let expired = c
+                    .labels
+                    .get(LABEL_EXPIRES)
+                    .and_then(|e| crt_tracer::render::parse_rfc3339_utc(e))
+                    .is_none_or(|t| t <= now);
+                if expired {
+                    match self.remove(&ns, &c.id).await {
+                        Ok(()) => removed += 1,
+                        Err(e) => {
+                            tracing::warn!("debug: removing the expired clone {ns}/{}: {e:?}", c.id)
+                        }
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// What copying a writable layer cost.
+struct FrozenCopy {
+    precopy: copy::Copied,
+    precopy_time: Duration,
+    frozen: copy::Copied,
+    freeze: Duration,
+}
+
+/// Copies `from` into `to`: once while the container runs, then what changed,
+/// with the container of `pid` frozen.
+fn copy_frozen(pid: u32, from: &Path, to: &Path, hold: Duration) -> Res<FrozenCopy> {
+    let freezer = freeze::Freezer::of_pid(pid as i32)
+        .with_context(|| format!("finding the freezer of pid {pid}"))?;
+    let mut tree = copy::TreeCopy::new(from, to);
+    let t = Instant::now();
+    let precopy = tree.pass().with_context(|| {
+        format!(
+            "copying the writable layer {} to {}",
+            from.display(),
+            to.display()
+        )
+    })?;
+    let precopy_time = t.elapsed();
+    let frozen =
+        freeze::Frozen::freeze(&freezer, FREEZE_LIMIT).context("freezing the container")?;
+    let delta = tree.pass();
+    std::thread::sleep(hold);
+    let freeze = frozen.thaw().context("thawing the container")?;
+    let frozen_copy = delta.context("copying what changed while frozen")?;
+    Ok(FrozenCopy {
+        precopy,
+        precopy_time,
+        frozen: frozen_copy,
+        freeze,
+    })
+}
+
+/// The source's runtime spec, made into its clone's: new namespaces of every
+/// kind (no network but `lo`), a cgroup of its own with the same limits,
+/// bind mounts read-only, no annotations that route traffic or place it in a
+/// pod, and an init that only waits.
+pub fn clone_spec(mut spec: Value, ns: &str, src_id: &str, id: &str, init: &Path) -> Value {
+    if let Some(p) = spec.get_mut("process").and_then(Value::as_object_mut) {
+        p.insert("args".into(), json!([INIT_PATH, INIT_ARG]));
+        p.insert("terminal".into(), json!(false));
+    }
+    spec["hostname"] = json!(id.chars().take(63).collect::<String>());
+    if let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) {
+        for m in mounts.iter_mut() {
+            let is_bind = m["type"] == "bind"
+                || m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
+            if is_bind {
+                let opts = m["options"].as_array().cloned().unwrap_or_default();
+                let mut opts: Vec<Value> = opts.into_iter().filter(|o| o != "rw").collect();
+                if !opts.iter().any(|o| o == "ro") {
+                    opts.push(json!("ro"));
+                }
+                m["options"] = Value::Array(opts);
+            }
+        }
+        mounts.push(json!({
+            "destination": INIT_PATH,
+            "type": "bind",
+            "source": init,
+            "options": ["rbind", "ro", "nosuid", "nodev"],
+        }));
+    }
+    if let Some(linux) = spec.get_mut("linux").and_then(Value::as_object_mut) {
+        if let Some(nss) = linux.get_mut("namespaces").and_then(Value::as_array_mut) {
+            for n in nss.iter_mut() {
+                if let Some(o) = n.as_object_mut() {
+                    o.remove("path");
+                }
+            }
+            // The clone's network is its own, even if the source shared the host's.
+            if !nss.iter().any(|n| n["type"] == "network") {
+                nss.push(json!({"type": "network"}));
+            }
+        }
+        let cg = linux
+            .get("cgroupsPath")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let new_cg = match cg.rfind(src_id) {
+            Some(i) if !src_id.is_empty() => format!("{}{id}{}", &cg[..i], &cg[i + src_id.len()..]),
+            _ => format!("/crt-debug/{ns}/{id}"),
+        };
+        linux.insert("cgroupsPath".into(), json!(new_cg));
+    }
+    if let Some(a) = spec.get_mut("annotations").and_then(Value::as_object_mut) {
+        // What decides the tenant stays (a Kubernetes namespace under CRI);
+        // what places it in a pod or routes to it goes.
+        a.retain(|k, _| {
+            !k.starts_with("io.kubernetes.") || k == "io.kubernetes.cri.sandbox-namespace"
+        });
+        a.insert(LABEL_CLONE_OF.into(), json!(format!("{ns}/{src_id}")));
+    } else {
+        spec["annotations"] = json!({ LABEL_CLONE_OF: format!("{ns}/{src_id}") });
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clones_spec_is_isolated_from_its_source() {
+        let src = json!({
+            "process": {"args": ["/app", "--serve"], "env": ["A=1"], "cwd": "/srv", "terminal": true},
+            "hostname": "web-0",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data", "type": "bind", "source": "/var/lib/vol", "options": ["rbind", "rw"]},
+                {"destination": "/etc/hosts", "source": "/pods/x/hosts", "options": ["rbind", "rprivate"]}
+            ],
+            "linux": {
+                "namespaces": [
+                    {"type": "pid"},
+                    {"type": "network", "path": "/var/run/netns/cni-123"},
+                    {"type": "ipc", "path": "/proc/99/ns/ipc"}
+                ],
+                "cgroupsPath": "/k8s.io/abc123",
+                "resources": {"memory": {"limit": 1000000}}
+            },
+            "annotations": {
+                "io.kubernetes.cri.sandbox-namespace": "shop",
+                "io.kubernetes.cri.sandbox-id": "sb",
+                "io.kubernetes.cri.container-type": "container",
+                "crt.dev/trace": "openat"
+            }
+        });
+        let c = clone_spec(
+            src,
+            "k8s.io",
+            "abc123",
+            "abc123-debug-1",
+            Path::new("/usr/local/bin/containerd-shim-crt-v2"),
+        );
+        assert_eq!(c["process"]["args"], json!([INIT_PATH, INIT_ARG]));
+        assert_eq!(
+            c["process"]["env"],
+            json!(["A=1"]),
+            "the source's environment stays"
+        );
+        assert_eq!(c["process"]["terminal"], false);
+        assert_eq!(c["hostname"], "abc123-debug-1");
+        let nss = c["linux"]["namespaces"].as_array().unwrap();
+        assert!(nss.iter().all(|n| n.get("path").is_none()), "{nss:?}");
+        assert_eq!(c["linux"]["cgroupsPath"], "/k8s.io/abc123-debug-1");
+        assert_eq!(c["linux"]["resources"]["memory"]["limit"], 1000000);
+        let mounts = c["mounts"].as_array().unwrap();
+        assert_eq!(
+            mounts[1]["options"],
+            json!(["rbind", "ro"]),
+            "a volume is read-only"
+        );
+        assert_eq!(mounts[2]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert!(mounts[0].get("options").is_none(), "proc untouched");
+        assert_eq!(mounts[3]["destination"], INIT_PATH);
+        assert_eq!(mounts[3]["source"], "/usr/local/bin/containerd-shim-crt-v2");
+        let a = c["annotations"].as_object().unwrap();
+        assert_eq!(a["io.kubernetes.cri.sandbox-namespace"], "shop");
+        assert!(!a.contains_key("io.kubernetes.cri.sandbox-id"));
+        assert_eq!(
+            a["crt.dev/trace"], "openat",
+            "the clone is traced like its source"
+        );
+        assert_eq!(a[LABEL_CLONE_OF], "k8s.io/abc123");
+    }
+
+    #[test]
+    fn a_host_network_source_gets_a_network_of_its_own_in_its_clone() {
+        let src = json!({"process": {"args": ["x"]}, "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}, "mounts": []});
+        let c = clone_spec(src, "default", "a", "b", Path::new("/init"));
+        assert!(c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
+        assert_eq!(c["linux"]["cgroupsPath"], "/crt-debug/default/b");
+    }
+
+    #[test]
+    fn clone_names_are_checked() {
+        assert!(check_name("web-debug.1_a").is_ok());
+        for bad in ["", "-x", "a/b", "a b", &"x".repeat(77)] {
+            let e = check_name(bad).unwrap_err();
+            assert!(e.starts_with("name=") && e.contains("expected"), "{e}");
+        }
+    }
+}
