@@ -28,7 +28,7 @@ struct CloneArgs {
     /// The clone's name (default: CONTAINER-debug-XXXXXX).
     #[arg(long)]
     name: Option<String>,
-    /// How long the clone lives (1m to 168h; default 2h).
+    /// How long the clone lives (10s to 168h; default 2h).
     #[arg(long)]
     ttl: Option<String>,
     /// One JSON object instead of text.

@@ -415,6 +415,8 @@ pub struct Crtd {
     pub config: PathBuf,
     nofile: Option<u64>,
     tls: bool,
+    /// Environment crtd starts with, beside the test's.
+    env: Vec<(String, String)>,
 }
 
 /// The local CA scripts/setup.sh makes the node's certificate with.
@@ -534,6 +536,7 @@ impl Crtd {
             config,
             nofile,
             tls,
+            env: Vec::new(),
         };
         c.spawn();
         c
@@ -550,6 +553,7 @@ impl Crtd {
             None => Command::new("crtd"),
         };
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -588,6 +592,12 @@ impl Crtd {
         }
     }
 
+    /// Restarts crtd with `key=value` in its environment.
+    pub fn restart_with_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
+        self.restart();
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -600,13 +610,23 @@ impl Crtd {
 
     /// GET over TCP with a tenant's token (or none): (status, JSON body).
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        self.request("GET", path, token)
+    }
+
+    /// Any method, without a body, over TCP: (status, JSON body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         read_response(&mut s)

@@ -44,9 +44,9 @@ fn ttl(req: &Request) -> Res<Duration> {
         return Ok(debug::DEFAULT_TTL);
     };
     match crt_config::supervisor::parse_duration(v) {
-        Some(d) if d >= Duration::from_secs(60) && d <= debug::MAX_TTL => Ok(d),
+        Some(d) if d >= debug::MIN_TTL && d <= debug::MAX_TTL => Ok(d),
         _ => Err(bad(format!(
-            "ttl={} is out of range; expected a span from 1m to {}h, like 30m or 2h",
+            "ttl={} is out of range; expected a span from 10s to {}h, like 30m or 2h",
             escape::quote(v.as_bytes(), false),
             debug::MAX_TTL.as_secs() / 3600
         ))),

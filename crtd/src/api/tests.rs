@@ -177,14 +177,36 @@ fn concrete(route: &str) -> String {
     route.replace("{namespace}", "acme").replace("{id}", "a1")
 }
 
+/// A request with another method than GET.
+fn request_with(method: &str, path: &str, token: Option<&str>, peer: Peer) -> Request {
+    let mut r = request(path, token, peer);
+    r.method = method.into();
+    r
+}
+
 #[test]
 fn every_endpoint_wants_a_valid_token() {
     let w = world();
-    for (_, route) in ROUTES {
+    for (method, route) in ROUTES {
         if *route == "/metrics" {
             continue;
         }
         let path = concrete(route);
+        if *method != "GET" {
+            // The debug endpoints: a world without containerd has them answer 503.
+            for token in [None, Some("not-a-token")] {
+                let r = w
+                    .api
+                    .handle(Listener::Tenants, request_with(method, &path, token, tcp()));
+                assert_eq!(r.status, 401, "{method} {route} with {token:?}");
+            }
+            let r = w.api.handle(
+                Listener::Tenants,
+                request_with(method, &path, Some(ACME), tcp()),
+            );
+            assert_eq!(r.status, 503, "{method} {route} with acme's token");
+            continue;
+        }
         assert_eq!(w.get(&path, None).0, 401, "{route} without a token");
         assert_eq!(
             w.get(&path, Some("not-a-token")).0,
@@ -201,7 +223,8 @@ fn every_endpoint_wants_a_valid_token() {
         } else {
             w.get(&path, Some(ACME))
         };
-        assert_eq!(status, 200, "{route} with acme's token");
+        let want = if route.contains("clones") { 503 } else { 200 };
+        assert_eq!(status, want, "{route} with acme's token");
     }
 }
 
@@ -350,12 +373,15 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, routes);
-    // And the router serves each of them (root reaches every one).
-    for (_, route) in ROUTES {
-        let r = w
-            .api
-            .handle(Listener::Root, request(&concrete(route), None, root()));
-        assert_eq!(r.status, 200, "{route}");
+    // And the router serves each of them (root reaches every one; without
+    // containerd, the debug endpoints say debugging is unavailable).
+    for (method, route) in ROUTES {
+        let r = w.api.handle(
+            Listener::Root,
+            request_with(method, &concrete(route), None, root()),
+        );
+        let want = if route.contains("clones") { 503 } else { 200 };
+        assert_eq!(r.status, want, "{method} {route}");
     }
 }
 
@@ -700,4 +726,75 @@ fn a_resume_point_that_is_not_one_is_refused_naming_it() {
         "{text}"
     );
     assert_eq!(w.api.ingest.live.subscribers(), 0);
+}
+
+#[test]
+fn debug_endpoints_treat_another_tenants_container_as_absent_before_anything_else() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let mut api = Api::new(Arc::clone(&w.api.ingest), w.api.state_dir.clone());
+    api.debug = Some(Arc::new(crate::debug::Service::new(
+        dir.path().join("no-containerd.sock"),
+        "/nowhere/init".into(),
+        dir.path().join("audit.jsonl"),
+    )));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    let call = |method: &str, path: &str| {
+        let api = &api;
+        let (method, path) = (method.to_string(), path.to_string());
+        // Handlers run on blocking threads, as the server runs them.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _e = rt.enter();
+                let r = api.handle(
+                    Listener::Tenants,
+                    request_with(&method, &path, Some(ACME), tcp()),
+                );
+                (r.status, body(&r))
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    // globex's container: not found, exactly as one that does not exist.
+    let theirs = call("POST", "/v1/containers/globex/g1/clones");
+    let absent = call("POST", "/v1/containers/acme/nope/clones");
+    assert_eq!(theirs.0, 404, "{:?}", theirs.1);
+    assert_eq!(absent.0, 404);
+    assert_eq!(call("DELETE", "/v1/clones/globex/g1").0, 404);
+    // acme's own: its input is checked, then containerd is asked (absent here: 503).
+    let (status, b) = call("POST", "/v1/containers/acme/a1/clones?ttl=2s");
+    assert_eq!(status, 400, "{b}");
+    assert!(b["error"].as_str().unwrap().contains("ttl=\"2s\""), "{b}");
+    let (status, b) = call("POST", "/v1/containers/acme/a1/clones?name=..");
+    assert_eq!(status, 400, "{b}");
+    let (status, b) = call("POST", "/v1/containers/acme/a1/clones");
+    assert_eq!(status, 503, "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("no-containerd.sock"),
+        "{b}"
+    );
+    // Every attempt is in the audit log, with who and how it ended.
+    let audit = fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "{audit}");
+    assert!(lines.iter().all(|l| l["tenant"] == "acme"));
+    assert_eq!(lines[0]["container"], "g1");
+    assert!(lines[0]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed (404)"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(dir.path().join("audit.jsonl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

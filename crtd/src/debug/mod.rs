@@ -36,9 +36,10 @@ pub const INIT_ARG: &str = "crt-clone-init";
 
 /// How long a clone lives unless told otherwise, and at most.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
+pub const MIN_TTL: Duration = Duration::from_secs(10);
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often expired clones are looked for.
-pub const REAP_EVERY: Duration = Duration::from_secs(15);
+pub const REAP_EVERY: Duration = Duration::from_secs(5);
 /// The longest a source may stay frozen: its guard thaws it then.
 const FREEZE_LIMIT: Duration = Duration::from_secs(5);
 
