@@ -131,6 +131,7 @@ impl Api {
             tenants: &self.ingest.tenants,
             store: &self.ingest.store,
             stats: &self.ingest.stats,
+            files: self.ingest.node.snapshot(),
             state_dir: self.state_dir.clone(),
         }
     }

@@ -1152,6 +1152,7 @@ mod tests {
             default_max_bytes: 1 << 30,
             export: None,
             ended_seen: Default::default(),
+            node: Default::default(),
         })
     }
 

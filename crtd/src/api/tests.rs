@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crt_config::Tenant;
+use crt_tracer::node_files::{self, ContainerRecord, ContainerStatus};
 use crt_tracer::segment::Position;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -109,7 +110,10 @@ pub(crate) fn world() -> World {
         default_max_bytes: 1 << 30,
         export: None,
         ended_seen: Default::default(),
+        node: Default::default(),
     });
+    // What ingest does at each rescan: the API answers from what it read.
+    ingest.read_node_files();
     let api = Arc::new(Api::new(ingest, state));
     World { _dir: dir, api }
 }
@@ -304,6 +308,97 @@ fn root_sees_every_tenant_and_can_narrow_to_one() {
         request("/v1/whoami", None, Peer::Unix { uid: 1000, pid: 1 }),
     );
     assert_eq!(r.status, 401);
+}
+
+/// Writes a state file as the shim does.
+fn shim_writes(w: &World, rec: &ContainerRecord) {
+    let dir = w.api.state_dir.join("containers").join(&rec.namespace);
+    fs::create_dir_all(&dir).unwrap();
+    node_files::write_private(
+        &dir.join(format!("{}.json", rec.id)),
+        &serde_json::to_vec_pretty(rec).unwrap(),
+    )
+    .unwrap();
+}
+
+fn scrape(w: &World) -> String {
+    let r = w
+        .api
+        .handle(Listener::Metrics, request("/metrics", None, tcp()));
+    match &r.body {
+        Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Body::Events(_) => String::new(),
+    }
+}
+
+fn status_of(w: &World, ns: &str, id: &str) -> (u16, Value) {
+    let (s, v) = w.root(&format!("/v1/containers/{ns}/{id}"));
+    (s, v["status"].clone())
+}
+
+#[test]
+fn requests_answer_from_what_ingest_read_and_each_rescan_brings_changes() {
+    let w = world();
+    // No request reads a state file: with all of them gone, the answers
+    // stay what ingest last read...
+    fs::remove_dir_all(w.api.state_dir.join("containers")).unwrap();
+    assert_eq!(status_of(&w, "default", "d1"), (200, json!("running")));
+    let (_, list) = w.root("/v1/containers");
+    assert_eq!(list["containers"].as_array().unwrap().len(), 4);
+    let nobodys_running = "crt_containers{tenant=\"\",status=\"running\"} 1";
+    assert!(scrape(&w).contains(nobodys_running));
+    // ...until the next rescan: d1 (no history) is unknown now, a1 only
+    // history remembers.
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "default", "d1").0, 404);
+    assert!(!scrape(&w).contains(nobodys_running));
+    assert_eq!(status_of(&w, "acme", "a1"), (200, json!("gone")));
+
+    // A container created, started and stopped: each change in the next rescan.
+    let mut rec = ContainerRecord::new("acme", "a2", 4242);
+    rec.shim_pid = None;
+    shim_writes(&w, &rec);
+    assert_eq!(status_of(&w, "acme", "a2").0, 404);
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a2"), (200, json!("created")));
+    // "running" is as long as "created": the file changed all the same.
+    rec.status = ContainerStatus::Running;
+    shim_writes(&w, &rec);
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a2"), (200, json!("running")));
+    rec.exited(3);
+    shim_writes(&w, &rec);
+    w.api.ingest.read_node_files();
+    let (_, v) = w.root("/v1/containers/acme/a2");
+    assert_eq!(
+        (&v["status"], &v["exit_code"]),
+        (&json!("stopped"), &json!(3))
+    );
+}
+
+#[test]
+fn a_container_whose_shim_is_gone_is_unknown_unless_it_had_stopped() {
+    let w = world();
+    // A pid no process has; and this test's own, which is no shim.
+    for (id, shim_pid) in [("dead", 0x3fff_fff0), ("recycled", std::process::id())] {
+        let mut rec = ContainerRecord::new("default", id, 4242);
+        rec.status = ContainerStatus::Running;
+        rec.shim_pid = Some(shim_pid);
+        shim_writes(&w, &rec);
+    }
+    let mut stopped = ContainerRecord::new("default", "ended", 4242);
+    stopped.shim_pid = Some(0x3fff_fff0);
+    stopped.exited(0);
+    shim_writes(&w, &stopped);
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "default", "dead"), (200, json!("unknown")));
+    assert_eq!(
+        status_of(&w, "default", "recycled"),
+        (200, json!("unknown"))
+    );
+    assert_eq!(status_of(&w, "default", "ended"), (200, json!("stopped")));
+    // Files older than shim_pid are believed.
+    assert_eq!(status_of(&w, "default", "d1"), (200, json!("running")));
 }
 
 #[test]
