@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crt_tracer::escape;
@@ -67,14 +68,15 @@ impl<T> Default for FileCache<T> {
 impl<T: DeserializeOwned> FileCache<T> {
     /// Brings the cache to the files `paths` (those that exist now);
     /// `file_of` maps a path to the file to read. Returns whether anything
-    /// changed. A file that does not parse (yet) is left out, and read
-    /// again at the next call.
+    /// changed, and how many files were parsed. A file that does not parse
+    /// (yet) is left out, and read again at the next call.
     fn refresh(
         &mut self,
         paths: impl Iterator<Item = PathBuf>,
         file_of: impl Fn(&Path) -> PathBuf,
-    ) -> bool {
+    ) -> (bool, u64) {
         let mut changed = false;
+        let mut parsed_files = 0;
         let mut now: HashMap<PathBuf, (Stamp, Arc<T>)> = HashMap::new();
         for path in paths {
             let file = file_of(&path);
@@ -87,6 +89,7 @@ impl<T: DeserializeOwned> FileCache<T> {
                 }
                 _ => {
                     changed = true;
+                    parsed_files += 1;
                     match node_files::read_json::<T>(&file) {
                         Ok(parsed) => {
                             now.insert(path, (stamp, Arc::new(parsed)));
@@ -98,7 +101,7 @@ impl<T: DeserializeOwned> FileCache<T> {
         }
         changed |= !self.files.is_empty();
         self.files = now;
-        changed
+        (changed, parsed_files)
     }
 
     fn current(&self) -> BTreeMap<PathBuf, Arc<T>> {
@@ -109,6 +112,27 @@ impl<T: DeserializeOwned> FileCache<T> {
     }
 }
 
+/// The directories a shim changes when it writes or removes a state file
+/// (renamed into `containers/<namespace>/`) or starts a trace (a new
+/// directory in `traces/<namespace>/`), as they are now.
+fn watched_dirs_now(state_dir: &Path) -> Vec<(PathBuf, Stamp)> {
+    let mut out = Vec::new();
+    for root in [state_dir.join(CONTAINERS_DIR), state_dir.join(TRACES_DIR)] {
+        if let Ok(m) = fs::metadata(&root) {
+            out.push((root.clone(), Stamp::of(&m)));
+        }
+        for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_dir() {
+                    out.push((e.path(), Stamp::of(&m)));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// The shims' files as ingest keeps them: read again at each ingest
 /// rescan, and only those that changed; requests take the last snapshot.
 #[derive(Default)]
@@ -116,6 +140,10 @@ pub struct NodeFiles {
     snapshot: RwLock<Arc<NodeSnapshot>>,
     records: Mutex<FileCache<ContainerRecord>>,
     traces: Mutex<FileCache<TraceMeta>>,
+    /// The directories shims change, as the last rescan found them.
+    watched_dirs: Mutex<Vec<(PathBuf, Stamp)>>,
+    /// Files parsed since start.
+    parsed: AtomicU64,
 }
 
 impl NodeFiles {
@@ -124,19 +152,41 @@ impl NodeFiles {
         Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// State files and trace metas parsed since start.
+    #[cfg(test)]
+    pub fn files_parsed(&self) -> u64 {
+        self.parsed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a shim wrote or removed a state file or started a trace
+    /// since the last rescan, as the directories say (a few `stat`s, no file
+    /// read). A change within the clock tick of the last rescan may show
+    /// only at the next one.
+    pub fn changed(&self, state_dir: &Path) -> bool {
+        *self
+            .watched_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            != watched_dirs_now(state_dir)
+    }
+
     /// Reads the state files and trace metas under `state_dir` that changed
     /// since the last rescan; publishes a new snapshot if any did.
     pub fn rescan(&self, state_dir: &Path) {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         let mut traces = self.traces.lock().unwrap_or_else(PoisonError::into_inner);
-        let records_changed = records.refresh(
+        // Before the files: a write meanwhile shows at the next look.
+        let dirs = watched_dirs_now(state_dir);
+        let (records_changed, records_parsed) = records.refresh(
             node_files::container_files(&state_dir.join(CONTAINERS_DIR)),
             Path::to_path_buf,
         );
-        let traces_changed = traces
+        let (traces_changed, traces_parsed) = traces
             .refresh(node_files::trace_dirs(&state_dir.join(TRACES_DIR)), |dir| {
                 dir.join(node_files::META_FILE)
             });
+        self.parsed
+            .fetch_add(records_parsed + traces_parsed, Ordering::Relaxed);
         if records_changed || traces_changed {
             let next = Arc::new(NodeSnapshot {
                 records: records.current(),
@@ -147,6 +197,10 @@ impl NodeFiles {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = next;
         }
+        *self
+            .watched_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = dirs;
     }
 }
 

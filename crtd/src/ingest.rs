@@ -160,6 +160,18 @@ impl Ingest {
         }
     }
 
+    /// [`Ingest::read_node_files`], only if a shim wrote or removed a state
+    /// file or started a trace since: what a request calls, so that a new
+    /// container or a status change shows at once, and an unchanged node
+    /// costs a few `stat`s.
+    pub fn read_node_files_if_changed(&self) {
+        if let Some(state_dir) = self.traces_root.parent() {
+            if self.node.changed(state_dir) {
+                self.node.rescan(state_dir);
+            }
+        }
+    }
+
     /// Finds traces not yet followed.
     fn discover(&self, sources: &mut HashMap<PathBuf, Source>) {
         // State files before ended ones: a container deleted in between is

@@ -337,28 +337,70 @@ fn status_of(w: &World, ns: &str, id: &str) -> (u16, Value) {
 }
 
 #[test]
-fn requests_answer_from_what_ingest_read_and_each_rescan_brings_changes() {
+fn requests_read_no_state_file_unless_a_shim_wrote_one() {
     let w = world();
-    // No request reads a state file: with all of them gone, the answers
-    // stay what ingest last read...
-    fs::remove_dir_all(w.api.state_dir.join("containers")).unwrap();
-    assert_eq!(status_of(&w, "default", "d1"), (200, json!("running")));
-    let (_, list) = w.root("/v1/containers");
-    assert_eq!(list["containers"].as_array().unwrap().len(), 4);
+    let parsed = || w.api.ingest.node.files_parsed();
+    let before = parsed();
     let nobodys_running = "crt_containers{tenant=\"\",status=\"running\"} 1";
-    assert!(scrape(&w).contains(nobodys_running));
-    // ...until the next rescan: d1 (no history) is unknown now, a1 only
-    // history remembers.
-    w.api.ingest.read_node_files();
+    for _ in 0..3 {
+        assert_eq!(status_of(&w, "default", "d1"), (200, json!("running")));
+        let (_, list) = w.root("/v1/containers");
+        assert_eq!(list["containers"].as_array().unwrap().len(), 4);
+        assert!(scrape(&w).contains(nobodys_running));
+    }
+    assert_eq!(parsed(), before, "requests read state files");
+    // A shim writes one (a new namespace, so that the directories say so
+    // whatever the clock's resolution): the next request reads it, and only it.
+    let mut rec = ContainerRecord::new("initech", "i1", 4242);
+    rec.shim_pid = None;
+    shim_writes(&w, &rec);
+    assert_eq!(status_of(&w, "initech", "i1"), (200, json!("created")));
+    assert_eq!(parsed(), before + 1);
+    // A trace started (a container that ran and went before any request):
+    // known at once from its meta.json.
+    let trace = w.api.state_dir.join("traces/globex/g2");
+    fs::create_dir_all(&trace).unwrap();
+    let meta = node_files::TraceMeta {
+        namespace: "globex".into(),
+        container: "g2".into(),
+        created_ns: 7,
+        ..Default::default()
+    };
+    node_files::write_private(
+        &trace.join(node_files::META_FILE),
+        &serde_json::to_vec(&meta).unwrap(),
+    )
+    .unwrap();
+    let (s, v) = w.root("/v1/containers/globex/g2");
+    assert_eq!(
+        (s, &v["status"], &v["traced"]),
+        (200, &json!("gone"), &json!(true))
+    );
+    assert_eq!(parsed(), before + 2);
+    // Gone with its namespace: at once too.
+    fs::remove_dir_all(w.api.state_dir.join("containers/default")).unwrap();
     assert_eq!(status_of(&w, "default", "d1").0, 404);
     assert!(!scrape(&w).contains(nobodys_running));
-    assert_eq!(status_of(&w, "acme", "a1"), (200, json!("gone")));
+    // A file changed in place (no shim does that) leaves the directories
+    // as they were: requests keep what was read, until ingest's next rescan.
+    rec.status = ContainerStatus::Running;
+    fs::write(
+        w.api.state_dir.join("containers/initech/i1.json"),
+        serde_json::to_vec_pretty(&rec).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status_of(&w, "initech", "i1"), (200, json!("created")));
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "initech", "i1"), (200, json!("running")));
+}
 
-    // A container created, started and stopped: each change in the next rescan.
+#[test]
+fn each_ingest_rescan_brings_a_containers_changes() {
+    let w = world();
+    // Created, started, stopped, deleted: each change in the next rescan.
     let mut rec = ContainerRecord::new("acme", "a2", 4242);
     rec.shim_pid = None;
     shim_writes(&w, &rec);
-    assert_eq!(status_of(&w, "acme", "a2").0, 404);
     w.api.ingest.read_node_files();
     assert_eq!(status_of(&w, "acme", "a2"), (200, json!("created")));
     // "running" is as long as "created": the file changed all the same.
@@ -374,6 +416,13 @@ fn requests_answer_from_what_ingest_read_and_each_rescan_brings_changes() {
         (&v["status"], &v["exit_code"]),
         (&json!("stopped"), &json!(3))
     );
+    fs::remove_file(w.api.state_dir.join("containers/acme/a2.json")).unwrap();
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a2").0, 404);
+    // a1 has a history: only that is left of it.
+    fs::remove_file(w.api.state_dir.join("containers/acme/a1.json")).unwrap();
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a1"), (200, json!("gone")));
 }
 
 #[test]
