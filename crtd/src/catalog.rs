@@ -1,8 +1,8 @@
 //! The containers crtd knows: those the shims run now (their state files
 //! under `<state_dir>/containers/`), those whose history is stored and those
 //! deleted since. Ingest keeps what the shims' files say in memory
-//! ([`NodeFiles`]); requests read that, never the files. Processes, CPU and
-//! memory are read on demand.
+//! ([`NodeFiles`]) and requests answer from that: they read a file again
+//! only when a shim changed it. Processes, CPU and memory are read on demand.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -133,8 +133,9 @@ fn watched_dirs_now(state_dir: &Path) -> Vec<(PathBuf, Stamp)> {
     out
 }
 
-/// The shims' files as ingest keeps them: read again at each ingest
-/// rescan, and only those that changed; requests take the last snapshot.
+/// The shims' files as ingest keeps them: looked at again at each ingest
+/// rescan (and at a request, if their directories changed), parsing only
+/// the files that changed; requests take the last snapshot.
 #[derive(Default)]
 pub struct NodeFiles {
     snapshot: RwLock<Arc<NodeSnapshot>>,
