@@ -142,6 +142,7 @@ fn run(config: NodeConfig) -> Result<()> {
             .as_ref()
             .map(|_| Arc::new(otlp::ExportStats::default())),
         ended_seen: Default::default(),
+        node: Default::default(),
     });
     let api = Arc::new(Api::new(
         Arc::clone(&ingest),
