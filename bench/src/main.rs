@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use crt_tracer::node_files::TraceMeta;
 use crt_tracer::record::{self, RecordBuilder, KIND_END, KIND_SYSCALL};
 use crt_tracer::render::now_ns;
 use crt_tracer::segment::{Limits, SegmentWriter};
@@ -132,16 +133,20 @@ fn gen(m: &HashMap<String, String>) -> Result<()> {
     batch.extend_from_slice(&record::simple(KIND_END, end_ns, 0, &[0; 6], b""));
     w.append(&batch)?;
     w.sync()?;
-    let meta = serde_json::json!({
-        "namespace": ns,
-        "container": id,
-        "annotation": "%all",
-        "created": crt_tracer::render::rfc3339_utc(start_ns),
-        "shim_pid": 0,
-        "kubernetes": {},
-    });
+    let meta = TraceMeta {
+        namespace: ns.to_string(),
+        container: id.to_string(),
+        annotation: "%all".into(),
+        created: crt_tracer::render::rfc3339_utc(start_ns),
+        created_ns: start_ns,
+        kubernetes: Some(Default::default()),
+        ..Default::default()
+    };
     // The meta file last: crtd follows a trace once it has one.
-    std::fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+    crt_tracer::node_files::write_private(
+        &dir.join(crt_tracer::node_files::META_FILE),
+        &serde_json::to_vec_pretty(&meta)?,
+    )?;
     println!("events={events}");
     println!("start_ns={start_ns}");
     println!("end_ns={end_ns}");

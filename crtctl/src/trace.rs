@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use crt_config::NodeConfig;
 use crt_tracer::escape;
+use crt_tracer::node_files::TraceMeta;
 use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
 use crt_tracer::render::{self, Source};
 use crt_tracer::segment::TraceReader;
@@ -98,16 +99,10 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn shim_alive(dir: &Path) -> bool {
-    let Ok(text) = fs::read(dir.join("meta.json")) else {
-        return false;
-    };
-    let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        return false;
-    };
-    match meta.get("shim_pid").and_then(|p| p.as_u64()) {
+fn shim_alive(meta: &TraceMeta) -> bool {
+    match meta.shim_pid {
         // SAFETY: signal 0 only checks that the process exists.
-        Some(pid) if pid > 0 => unsafe { libc::kill(pid as i32, 0) == 0 },
+        pid if pid > 0 => unsafe { libc::kill(pid as i32, 0) == 0 },
         _ => false,
     }
 }
@@ -197,7 +192,7 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
             }
             return Err(e).context("writing to stdout");
         }
-        if !shim_alive(&dir) {
+        if !TraceMeta::read(&dir).is_ok_and(|m| shim_alive(&m)) {
             // One last read, in case the end landed meanwhile.
             let st = reader.poll(|rec| {
                 let _ = writeln!(
@@ -257,10 +252,12 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
         };
         for e in entries.filter_map(|e| e.ok()) {
             let dir = e.path();
-            let Ok(meta) = fs::read(dir.join("meta.json")) else {
-                continue;
+            let meta = match TraceMeta::read(&dir) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // Listed all the same: its segments may still be read.
+                Err(_) => TraceMeta::default(),
             };
-            let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap_or_default();
             let mut ended = false;
             let mut events = 0u64;
             let _ = TraceReader::open(&dir).poll(|r| {
@@ -273,7 +270,7 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
             });
             let state = if ended {
                 "exited"
-            } else if shim_alive(&dir) {
+            } else if shim_alive(&meta) {
                 "live"
             } else {
                 "incomplete"
@@ -285,7 +282,7 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
                     "container": e.file_name().to_string_lossy(),
                     "state": state,
                     "events": events,
-                    "annotation": meta["annotation"],
+                    "annotation": meta.annotation,
                 });
                 println!("{row}");
                 continue;
@@ -295,7 +292,7 @@ pub fn list(a: LsArgs) -> Result<ExitCode> {
                 escape::escape(e.file_name().as_encoded_bytes()),
                 state,
                 events,
-                escape::escape(meta["annotation"].as_str().unwrap_or("").as_bytes()),
+                escape::escape(meta.annotation.as_bytes()),
             ));
         }
     }

@@ -134,10 +134,14 @@ impl Api {
     }
 
     fn catalog(&self) -> Catalog<'_> {
+        // Ingest reads the shims' files every moment; a status change is
+        // not left waiting for it.
+        self.ingest.read_node_files_if_changed();
         Catalog {
             tenants: &self.ingest.tenants,
             store: &self.ingest.store,
             stats: &self.ingest.stats,
+            files: self.ingest.node.snapshot(),
             state_dir: self.state_dir.clone(),
         }
     }

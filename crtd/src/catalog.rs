@@ -1,18 +1,220 @@
 //! The containers crtd knows: those the shims run now (their state files
-//! under `<state_dir>/containers/`) and those whose history is stored.
-//! Topology, processes, CPU and memory are read on demand.
+//! under `<state_dir>/containers/`), those whose history is stored and those
+//! deleted since. Ingest keeps what the shims' files say in memory
+//! ([`NodeFiles`]) and requests answer from that: they read a file again
+//! only when a shim changed it. Processes, CPU and memory are read on demand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crt_tracer::escape;
+use crt_tracer::node_files::{
+    self, CgroupDescription, ContainerRecord, TraceMeta, CONTAINERS_DIR, TRACES_DIR,
+};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::stats::Stats;
 use crate::store::{Store, Stream};
 use crate::tenants::{Scope, Tenants};
+
+/// What the shims' files said when ingest last read them.
+#[derive(Debug, Default)]
+pub struct NodeSnapshot {
+    /// Every container state file, by its path.
+    pub records: BTreeMap<PathBuf, Arc<ContainerRecord>>,
+    /// Every trace's `meta.json`, by its trace directory.
+    pub traces: BTreeMap<PathBuf, Arc<TraceMeta>>,
+}
+
+/// When a file was last seen as it is: a shim replaces its files whole (a
+/// rename: a new inode), so any change shows in one of these.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        }
+    }
+}
+
+/// Parsed files by path, each parsed again only when it changed.
+struct FileCache<T> {
+    files: HashMap<PathBuf, (Stamp, Arc<T>)>,
+}
+
+impl<T> Default for FileCache<T> {
+    fn default() -> Self {
+        FileCache {
+            files: HashMap::new(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> FileCache<T> {
+    /// Brings the cache to the files `paths` (those that exist now);
+    /// `file_of` maps a path to the file to read. Returns whether anything
+    /// changed, and how many files were parsed. A file that does not parse
+    /// (yet) is left out, and read again at the next call.
+    fn refresh(
+        &mut self,
+        paths: impl Iterator<Item = PathBuf>,
+        file_of: impl Fn(&Path) -> PathBuf,
+    ) -> (bool, u64) {
+        let mut changed = false;
+        let mut parsed_files = 0;
+        let mut now: HashMap<PathBuf, (Stamp, Arc<T>)> = HashMap::new();
+        for path in paths {
+            let file = file_of(&path);
+            let Ok(stamp) = fs::metadata(&file).map(|m| Stamp::of(&m)) else {
+                continue;
+            };
+            match self.files.remove(&path) {
+                Some((known, parsed)) if known == stamp => {
+                    now.insert(path, (known, parsed));
+                }
+                _ => {
+                    changed = true;
+                    parsed_files += 1;
+                    match node_files::read_json::<T>(&file) {
+                        Ok(parsed) => {
+                            now.insert(path, (stamp, Arc::new(parsed)));
+                        }
+                        Err(e) => tracing::debug!("catalog: {e}"),
+                    }
+                }
+            }
+        }
+        changed |= !self.files.is_empty();
+        self.files = now;
+        (changed, parsed_files)
+    }
+
+    fn current(&self) -> BTreeMap<PathBuf, Arc<T>> {
+        self.files
+            .iter()
+            .map(|(p, (_, v))| (p.clone(), Arc::clone(v)))
+            .collect()
+    }
+}
+
+/// The directories a shim changes when it writes or removes a state file
+/// (renamed into `containers/<namespace>/`) or starts a trace (a new
+/// directory in `traces/<namespace>/`), as they are now.
+fn watched_dirs_now(state_dir: &Path) -> Vec<(PathBuf, Stamp)> {
+    let mut out = Vec::new();
+    for root in [state_dir.join(CONTAINERS_DIR), state_dir.join(TRACES_DIR)] {
+        if let Ok(m) = fs::metadata(&root) {
+            out.push((root.clone(), Stamp::of(&m)));
+        }
+        for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_dir() {
+                    out.push((e.path(), Stamp::of(&m)));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The shims' files as ingest keeps them: looked at again at each ingest
+/// rescan (and at a request, if their directories changed), parsing only
+/// the files that changed; requests take the last snapshot.
+#[derive(Default)]
+pub struct NodeFiles {
+    snapshot: RwLock<Arc<NodeSnapshot>>,
+    records: Mutex<FileCache<ContainerRecord>>,
+    traces: Mutex<FileCache<TraceMeta>>,
+    /// The directories shims change, as the last rescan found them.
+    watched_dirs: Mutex<Vec<(PathBuf, Stamp)>>,
+    /// Files parsed since start.
+    parsed: AtomicU64,
+}
+
+impl NodeFiles {
+    /// What the files said at the last rescan (cheap: one `Arc`).
+    pub fn snapshot(&self) -> Arc<NodeSnapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// State files and trace metas parsed since start.
+    #[cfg(test)]
+    pub fn files_parsed(&self) -> u64 {
+        self.parsed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a shim wrote or removed a state file or started a trace
+    /// since the last rescan, as the directories say (a few `stat`s, no file
+    /// read). A change within the clock tick of the last rescan may show
+    /// only at the next one.
+    pub fn changed(&self, state_dir: &Path) -> bool {
+        *self
+            .watched_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            != watched_dirs_now(state_dir)
+    }
+
+    /// Reads the state files and trace metas under `state_dir` that changed
+    /// since the last rescan; publishes a new snapshot if any did.
+    pub fn rescan(&self, state_dir: &Path) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut traces = self.traces.lock().unwrap_or_else(PoisonError::into_inner);
+        // Before the files: a write meanwhile shows at the next look.
+        let dirs = watched_dirs_now(state_dir);
+        let (records_changed, records_parsed) = records.refresh(
+            node_files::container_files(&state_dir.join(CONTAINERS_DIR)),
+            Path::to_path_buf,
+        );
+        let (traces_changed, traces_parsed) = traces
+            .refresh(node_files::trace_dirs(&state_dir.join(TRACES_DIR)), |dir| {
+                dir.join(node_files::META_FILE)
+            });
+        self.parsed
+            .fetch_add(records_parsed + traces_parsed, Ordering::Relaxed);
+        if records_changed || traces_changed {
+            let next = Arc::new(NodeSnapshot {
+                records: records.current(),
+                traces: traces.current(),
+            });
+            *self
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = next;
+        }
+        *self
+            .watched_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = dirs;
+    }
+}
+
+/// What the node last said of a container.
+#[derive(Clone)]
+pub enum Known {
+    /// Its shim's state file, or the last one it left when deleted.
+    Record(Arc<ContainerRecord>),
+    /// Only its trace's `meta.json` (a container that just ran, say).
+    Trace(Arc<TraceMeta>),
+    /// Only its stored history.
+    History,
+}
 
 /// One container, as crtd shows it.
 #[derive(Clone)]
@@ -20,9 +222,10 @@ pub struct ContainerView {
     pub namespace: String,
     pub id: String,
     pub tenant: Option<String>,
-    /// created, running, stopped (the shim says so) or gone (only history left).
+    /// created, running, stopped (the shim says so), unknown (its shim is
+    /// gone without a word) or gone (only history left).
     pub status: String,
-    pub record: Value,
+    pub known: Known,
     /// Its stored instances, oldest first.
     pub streams: Vec<Arc<Stream>>,
     /// Its Kubernetes identity, where it can be trusted (see
@@ -31,27 +234,38 @@ pub struct ContainerView {
 }
 
 impl ContainerView {
-    /// A container that no longer runs, known from `record` (its last state,
+    /// A container that no longer runs, known from `known` (its last state,
     /// or what its trace says); streams and trust are added by the caller.
-    fn gone(namespace: &str, id: &str, record: Value) -> ContainerView {
+    fn gone(namespace: &str, id: &str, known: Known) -> ContainerView {
         ContainerView {
             namespace: namespace.to_string(),
             id: id.to_string(),
             tenant: None,
             status: "gone".into(),
-            record,
+            known,
             streams: Vec::new(),
             trusted_kubernetes: Value::Null,
+        }
+    }
+
+    /// The shim's record of it, if there is one.
+    pub fn record(&self) -> Option<&ContainerRecord> {
+        match &self.known {
+            Known::Record(r) => Some(r),
+            _ => None,
         }
     }
 
     /// What the shim or the stored history says of the container's
     /// Kubernetes identity, before deciding whether to believe it.
     fn claimed_kubernetes(&self) -> Value {
-        self.record
-            .get("kubernetes")
-            .filter(|v| !v.is_null())
-            .cloned()
+        let claimed = match &self.known {
+            Known::Record(r) => r.kubernetes.as_ref(),
+            Known::Trace(m) => m.kubernetes.as_ref(),
+            Known::History => None,
+        };
+        claimed
+            .and_then(|k| serde_json::to_value(k).ok())
             .or_else(|| self.streams.last().map(|s| s.meta.kubernetes.clone()))
             .unwrap_or(Value::Null)
     }
@@ -88,77 +302,30 @@ pub struct Catalog<'a> {
     pub tenants: &'a Tenants,
     pub store: &'a Store,
     pub stats: &'a Stats,
+    /// The shims' files, as ingest last read them.
+    pub files: Arc<NodeSnapshot>,
     pub state_dir: PathBuf,
-}
-
-fn read_records(state_dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    let Ok(namespaces) = fs::read_dir(state_dir.join("containers")) else {
-        return out;
-    };
-    for ns in namespaces.filter_map(|e| e.ok()) {
-        let Ok(files) = fs::read_dir(ns.path()) else {
-            continue;
-        };
-        for f in files.filter_map(|e| e.ok()) {
-            let p = f.path();
-            if p.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            if let Ok(v) = fs::read(&p)
-                .map_err(|_| ())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|_| ()))
-            {
-                out.push(v);
-            }
-        }
-    }
-    out
-}
-
-fn read_trace_metas(root: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    let Ok(namespaces) = fs::read_dir(root) else {
-        return out;
-    };
-    for ns in namespaces.filter_map(|e| e.ok()) {
-        for c in fs::read_dir(ns.path())
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-        {
-            if let Ok(b) = fs::read(c.path().join("meta.json")) {
-                if let Ok(v) = serde_json::from_slice::<Value>(&b) {
-                    out.push(v);
-                }
-            }
-        }
-    }
-    out
 }
 
 impl Catalog<'_> {
     /// Every container the scope may see.
     pub fn containers(&self, scope: &Scope) -> Vec<ContainerView> {
         let mut by_key: BTreeMap<(String, String), ContainerView> = BTreeMap::new();
-        for rec in read_records(&self.state_dir) {
-            let (Some(ns), Some(id)) = (rec["namespace"].as_str(), rec["id"].as_str()) else {
-                continue;
-            };
-            let mut status = rec["status"].as_str().unwrap_or("unknown").to_string();
+        for rec in self.files.records.values() {
+            let mut status = rec.status.as_str().to_string();
             // A shim killed outright leaves its last word behind: with the
             // shim gone, nobody can say the container still runs.
-            if status != "stopped" && !shim_alive(&rec) {
+            if status != "stopped" && !shim_alive(rec) {
                 status = "unknown".into();
             }
             by_key.insert(
-                (ns.to_string(), id.to_string()),
+                (rec.namespace.clone(), rec.id.clone()),
                 ContainerView {
-                    namespace: ns.to_string(),
-                    id: id.to_string(),
+                    namespace: rec.namespace.clone(),
+                    id: rec.id.clone(),
                     tenant: None,
                     status,
-                    record: rec.clone(),
+                    known: Known::Record(Arc::clone(rec)),
                     streams: Vec::new(),
                     trusted_kubernetes: Value::Null,
                 },
@@ -167,31 +334,29 @@ impl Catalog<'_> {
         // Containers deleted since: how they ended. A live one of the same
         // id (created again) is the one shown.
         for rec in self.store.ended.all() {
-            let (Some(ns), Some(id)) = (rec["namespace"].as_str(), rec["id"].as_str()) else {
-                continue;
-            };
             by_key
-                .entry((ns.to_string(), id.to_string()))
-                .or_insert_with(|| ContainerView::gone(ns, id, rec.clone()));
-        }
-        // Traces on disk that ingest has not reached yet (a container that
-        // just ran): known at once, their events follow within moments.
-        for meta in read_trace_metas(&self.state_dir.join("traces")) {
-            let (Some(ns), Some(id)) = (meta["namespace"].as_str(), meta["container"].as_str())
-            else {
-                continue;
-            };
-            by_key
-                .entry((ns.to_string(), id.to_string()))
+                .entry((rec.namespace.clone(), rec.id.clone()))
                 .or_insert_with(|| {
-                    let record = json!({"kubernetes": meta["kubernetes"], "traced": true});
-                    ContainerView::gone(ns, id, record)
+                    ContainerView::gone(&rec.namespace, &rec.id, Known::Record(Arc::clone(&rec)))
+                });
+        }
+        // Traces on disk whose history is not stored yet (a container that
+        // just ran): known at once, their events follow within moments.
+        for meta in self.files.traces.values() {
+            by_key
+                .entry((meta.namespace.clone(), meta.container.clone()))
+                .or_insert_with(|| {
+                    ContainerView::gone(
+                        &meta.namespace,
+                        &meta.container,
+                        Known::Trace(Arc::clone(meta)),
+                    )
                 });
         }
         for s in self.store.streams() {
             let key = (s.meta.namespace.clone(), s.meta.container.clone());
             let v = by_key.entry(key).or_insert_with(|| {
-                ContainerView::gone(&s.meta.namespace, &s.meta.container, Value::Null)
+                ContainerView::gone(&s.meta.namespace, &s.meta.container, Known::History)
             });
             v.streams.push(s);
         }
@@ -238,15 +403,19 @@ impl Catalog<'_> {
             rate += snap.rate;
         }
         let stored: u64 = v.streams.iter().map(|s| s.events()).sum();
+        let record = v.record();
         // A cgroup outlives nothing: once gone, its path may be someone else's.
-        let (cpu, mem) = if v.status == "gone" {
-            (None, None)
-        } else {
-            usage(&v.record)
+        let (cpu, mem) = match record.and_then(|r| r.cgroup.as_ref()) {
+            Some(cgroup) if v.status != "gone" => usage(cgroup),
+            _ => (None, None),
         };
         // Whether its history is being stored now (a full disk stops it;
         // the events wait in the shim's trace meanwhile).
-        let trace_dir = self.state_dir.join("traces").join(&v.namespace).join(&v.id);
+        let trace_dir = self
+            .state_dir
+            .join(TRACES_DIR)
+            .join(&v.namespace)
+            .join(&v.id);
         let blocked = v
             .streams
             .iter()
@@ -261,19 +430,24 @@ impl Catalog<'_> {
             }),
             None => json!({"ok": true}),
         };
+        let traced = match &v.known {
+            Known::Record(r) => r.traced,
+            Known::Trace(_) => true,
+            Known::History => !v.streams.is_empty(),
+        };
         json!({
             "storing": storing,
             "namespace": v.namespace,
             "id": v.id,
             "tenant": v.tenant,
             "status": v.status,
-            "pid": v.record.get("pid"),
-            "exit_code": v.record.get("exit_code"),
-            "image": v.record.get("image"),
-            "traced": v.record.get("traced").and_then(Value::as_bool).unwrap_or(!v.streams.is_empty()),
+            "pid": record.map(|r| r.pid),
+            "exit_code": record.and_then(|r| r.exit_code),
+            "image": record.and_then(|r| r.image.as_deref()),
+            "traced": traced,
             "kubernetes": v.kubernetes(),
-            "created": v.record.get("created"),
-            "exited": v.record.get("exited"),
+            "created": record.map(|r| r.created.as_str()).filter(|c| !c.is_empty()),
+            "exited": record.and_then(|r| r.exited.as_deref()),
             "cpu_usage_ns": cpu,
             "memory_bytes": mem,
             "syscall_rate": (rate * 10.0).round() / 10.0,
@@ -289,8 +463,8 @@ impl Catalog<'_> {
         if v.status != "running" && v.status != "created" {
             return Vec::new();
         }
-        let pids = match v.record.get("pid").and_then(Value::as_i64) {
-            Some(init) if init > 0 => container_pids(&ProcTable::recent(), init as i32),
+        let pids = match v.record().map(|r| r.pid) {
+            Some(init) if init > 0 => container_pids(&ProcTable::recent(), init),
             _ => Vec::new(),
         };
         let mut rate_by_pid: BTreeMap<i32, f64> = BTreeMap::new();
@@ -330,8 +504,8 @@ impl Catalog<'_> {
 }
 
 /// Is the shim that wrote this record still running?
-fn shim_alive(rec: &Value) -> bool {
-    let Some(pid) = rec.get("shim_pid").and_then(Value::as_u64) else {
+fn shim_alive(rec: &ContainerRecord) -> bool {
+    let Some(pid) = rec.shim_pid else {
         // Records without one predate the field: believe them.
         return true;
     };
@@ -346,28 +520,36 @@ fn tgid_of(tid: u32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn cgroup_dir(rec: &Value, key: &str) -> Option<PathBuf> {
-    rec.get("cgroup")?.get(key)?.as_str().map(PathBuf::from)
-}
-
 fn read_num(p: &Path) -> Option<u64> {
     fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
 /// CPU time (ns) and memory (bytes) from the container's cgroup.
-fn usage(rec: &Value) -> (Option<u64>, Option<u64>) {
-    if let Some(u) = cgroup_dir(rec, "unified") {
-        let cpu = fs::read_to_string(u.join("cpu.stat")).ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|us| us * 1000)
-        });
-        return (cpu, read_num(&u.join("memory.current")));
+fn usage(cgroup: &CgroupDescription) -> (Option<u64>, Option<u64>) {
+    match cgroup {
+        CgroupDescription::V2 { unified } => {
+            let cpu = fs::read_to_string(unified.join("cpu.stat"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("usage_usec "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|us| us * 1000)
+                });
+            (cpu, read_num(&unified.join("memory.current")))
+        }
+        CgroupDescription::V1 {
+            memory, cpuacct, ..
+        } => {
+            let cpu = cpuacct
+                .as_ref()
+                .and_then(|d| read_num(&d.join("cpuacct.usage")));
+            let mem = memory
+                .as_ref()
+                .and_then(|d| read_num(&d.join("memory.usage_in_bytes")));
+            (cpu, mem)
+        }
     }
-    let cpu = cgroup_dir(rec, "cpuacct").and_then(|d| read_num(&d.join("cpuacct.usage")));
-    let mem = cgroup_dir(rec, "memory").and_then(|d| read_num(&d.join("memory.usage_in_bytes")));
-    (cpu, mem)
 }
 
 /// What `/proc` says of every process now: its parent and its pid namespace.
@@ -415,7 +597,6 @@ impl ProcTable {
 
 /// The inode of a process's pid namespace.
 fn pid_namespace(pid: i32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
     fs::metadata(format!("/proc/{pid}/ns/pid"))
         .ok()
         .map(|m| m.ino())

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crt_tracer::node_files::{self, ContainerRecord};
 use crt_tracer::record::{self, KIND_GAP};
 use crt_tracer::render::parse_rfc3339_utc;
 use crt_tracer::segment::{Gap, TraceReader};
-use serde_json::Value;
 
 use crate::live::Live;
 use crate::stats::Stats;
@@ -25,7 +25,8 @@ use crate::tenants::Tenants;
 
 /// Records read from one trace per turn.
 const BUDGET: u64 = 32_768;
-/// How often new traces are looked for.
+/// How often new traces are looked for, and the shims' files read again
+/// (the catalog crtd answers from is at most this old).
 const DISCOVER_EVERY: Duration = Duration::from_millis(250);
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 const RETENTION_EVERY: Duration = Duration::from_secs(30);
@@ -91,10 +92,8 @@ pub struct Ingest {
     pub export: Option<Arc<crate::otlp::ExportStats>>,
     /// The files of `ended/` already taken in (loaded from the store first).
     pub ended_seen: std::sync::Mutex<Option<std::collections::HashSet<String>>>,
-}
-
-fn read_meta(dir: &Path) -> Option<Value> {
-    serde_json::from_slice(&fs::read(dir.join("meta.json")).ok()?).ok()
+    /// The shims' state files and trace metas, as last read.
+    pub node: crate::catalog::NodeFiles,
 }
 
 impl Ingest {
@@ -106,7 +105,7 @@ impl Ingest {
     /// the shim's `StateDir::retire`), each once. The files stay: the shims
     /// keep the newest few thousand, for every reader of the node.
     fn take_ended(&self) {
-        let dir = self.traces_root.with_file_name("ended");
+        let dir = self.traces_root.with_file_name(node_files::ENDED_DIR);
         let Ok(entries) = fs::read_dir(&dir) else {
             return;
         };
@@ -130,11 +129,8 @@ impl Ingest {
             if seen.contains(name) {
                 continue;
             }
-            let rec = fs::read(dir.join(name))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-            let Some(rec) = rec else {
-                // Not (yet) a whole record: looked at again next time.
+            let Ok(rec) = node_files::read_json::<ContainerRecord>(&dir.join(name)) else {
+                // Not a whole record: looked at again next time.
                 continue;
             };
             match self.store.ended.add(name, rec) {
@@ -157,71 +153,78 @@ impl Ingest {
         self.store.health.recovered("ended containers");
     }
 
+    /// Reads again the shims' files that changed: the catalog's source.
+    pub fn read_node_files(&self) {
+        if let Some(state_dir) = self.traces_root.parent() {
+            self.node.rescan(state_dir);
+        }
+    }
+
+    /// [`Ingest::read_node_files`], only if a shim wrote or removed a state
+    /// file or started a trace since: what a request calls, so that a new
+    /// container or a status change shows at once, and an unchanged node
+    /// costs a few `stat`s.
+    pub fn read_node_files_if_changed(&self) {
+        if let Some(state_dir) = self.traces_root.parent() {
+            if self.node.changed(state_dir) {
+                self.node.rescan(state_dir);
+            }
+        }
+    }
+
     /// Finds traces not yet followed.
     fn discover(&self, sources: &mut HashMap<PathBuf, Source>) {
+        // State files before ended ones: a container deleted in between is
+        // then seen twice for a moment, never missed.
+        self.read_node_files();
         self.take_ended();
-        let Ok(namespaces) = fs::read_dir(&self.traces_root) else {
-            return;
-        };
-        for ns in namespaces.filter_map(|e| e.ok()) {
-            let Ok(containers) = fs::read_dir(ns.path()) else {
-                continue;
-            };
-            for c in containers.filter_map(|e| e.ok()) {
-                let dir = c.path();
-                let Some(meta) = read_meta(&dir) else {
-                    continue;
-                };
-                let instance = meta["created"]
-                    .as_str()
-                    .and_then(parse_rfc3339_utc)
-                    .unwrap_or(0);
-                // A re-created container starts a new trace in the same directory.
-                if let Some(s) = sources.get(&dir) {
-                    if s.stream.meta.instance == instance {
-                        continue;
-                    }
-                }
-                let sm = StreamMeta {
-                    namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
-                    container: meta["container"].as_str().unwrap_or_default().to_string(),
-                    instance,
-                    // Stored only where it can be believed, so nothing
-                    // downstream (pods, export, retention) sees a forgery.
-                    kubernetes: self.tenants.trusted_kubernetes(
-                        meta["namespace"].as_str().unwrap_or_default(),
-                        &meta["kubernetes"],
-                    ),
-                    source: dir.clone(),
-                };
-                if self.store.is_retired(&crate::store::stream_id(&sm)) {
+        let node = self.node.snapshot();
+        for (dir, meta) in &node.traces {
+            let instance = meta.created_ns;
+            // A re-created container starts a new trace in the same directory.
+            if let Some(s) = sources.get(dir) {
+                if s.stream.meta.instance == instance {
                     continue;
                 }
-                let stream = match self.store.stream(sm) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Tried again at every discovery; said once.
-                        if self.store.health.failed(&dir.to_string_lossy(), &e) {
-                            tracing::warn!("ingest: {}: {e}", dir.display());
-                        }
-                        continue;
-                    }
-                };
-                self.store.health.recovered(&dir.to_string_lossy());
-                let cp = stream.checkpoint();
-                let reader = reader_at_checkpoint(&stream);
-                let owner = self.owner(&stream.meta);
-                sources.insert(
-                    dir,
-                    Source {
-                        stream,
-                        reader,
-                        owner,
-                        done: cp.ended,
-                        retry: None,
-                    },
-                );
             }
+            let sm = StreamMeta {
+                namespace: meta.namespace.clone(),
+                container: meta.container.clone(),
+                instance,
+                // Stored only where it can be believed, so nothing
+                // downstream (pods, export, retention) sees a forgery.
+                kubernetes: self
+                    .tenants
+                    .trusted_identity(&meta.namespace, meta.kubernetes.as_ref()),
+                source: dir.clone(),
+            };
+            if self.store.is_retired(&crate::store::stream_id(&sm)) {
+                continue;
+            }
+            let stream = match self.store.stream(sm) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Tried again at every discovery; said once.
+                    if self.store.health.failed(&dir.to_string_lossy(), &e) {
+                        tracing::warn!("ingest: {}: {e}", dir.display());
+                    }
+                    continue;
+                }
+            };
+            self.store.health.recovered(&dir.to_string_lossy());
+            let cp = stream.checkpoint();
+            let reader = reader_at_checkpoint(&stream);
+            let owner = self.owner(&stream.meta);
+            sources.insert(
+                dir.clone(),
+                Source {
+                    stream,
+                    reader,
+                    owner,
+                    done: cp.ended,
+                    retry: None,
+                },
+            );
         }
         // Traces deleted by the shims' own bound: nothing more will come.
         sources.retain(|dir, _| dir.join("meta.json").exists());
@@ -333,17 +336,18 @@ impl Ingest {
     fn retention(&self) {
         self.store.prune_retired();
         let now = crt_tracer::render::now_ns();
-        let forgot = self.store.ended.retain(|v| {
-            let ns = v["namespace"].as_str().unwrap_or_default();
-            let k8s = self.tenants.trusted_kubernetes(ns, &v["kubernetes"]);
+        let forgot = self.store.ended.retain(|rec| {
+            let ns = rec.namespace.as_str();
+            let k8s = self.tenants.trusted_identity(ns, rec.kubernetes.as_ref());
             let age = self
                 .tenants
                 .owner(ns, k8s["namespace"].as_str())
                 .and_then(|t| self.tenants.get(t))
                 .map(|t| t.max_age)
                 .unwrap_or(self.default_max_age);
-            let ended = v["exited"]
-                .as_str()
+            let ended = rec
+                .exited
+                .as_deref()
                 .and_then(parse_rfc3339_utc)
                 .unwrap_or(now);
             now.saturating_sub(ended) <= age.as_nanos() as u64

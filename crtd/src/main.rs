@@ -143,6 +143,7 @@ fn run(config: NodeConfig) -> Result<()> {
             .as_ref()
             .map(|_| Arc::new(otlp::ExportStats::default())),
         ended_seen: Default::default(),
+        node: Default::default(),
     });
     let mut api = Api::new(Arc::clone(&ingest), config.trace.state_dir.clone());
     if config.debug.enabled {

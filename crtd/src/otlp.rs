@@ -1153,6 +1153,7 @@ mod tests {
             default_max_bytes: 1 << 30,
             export: None,
             ended_seen: Default::default(),
+            node: Default::default(),
         })
     }
 

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crt_config::Tenant;
+use crt_tracer::node_files::KubernetesIdentity;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -76,6 +77,18 @@ impl Tenants {
         } else {
             Value::Null
         }
+    }
+
+    /// [`Tenants::trusted_kubernetes`] of the identity a shim's file claims.
+    pub fn trusted_identity(
+        &self,
+        containerd_ns: &str,
+        claimed: Option<&KubernetesIdentity>,
+    ) -> Value {
+        let claimed = claimed
+            .and_then(|k| serde_json::to_value(k).ok())
+            .unwrap_or(Value::Null);
+        self.trusted_kubernetes(containerd_ns, &claimed)
     }
 
     pub fn get(&self, name: &str) -> Option<&Tenant> {

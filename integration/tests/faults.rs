@@ -64,7 +64,17 @@ fn restart_containerd() {
     assert!(wait_for(Duration::from_secs(10), || {
         run(Command::new("pgrep").args(["-x", "containerd"]), None).code != 0
     }));
-    let mut containerd = Command::new("setsid")
+    let mut containerd = Command::new("setsid");
+    // containerd (and every shim it starts) must not keep what this test was
+    // given, such as a caller's lock file: it would hold it for good.
+    // SAFETY: between fork and exec only close_range, async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut containerd, || {
+            libc::close_range(3, libc::c_uint::MAX, 0);
+            Ok(())
+        });
+    }
+    let mut containerd = containerd
         .arg("containerd")
         .env(
             "PATH",

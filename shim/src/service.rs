@@ -19,7 +19,7 @@ use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::types::task::{ProcessInfo, Status as TaskStatus};
 use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
 use crt_config::{parse_trace, NodeConfig, TRACE_ANNOTATION};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cgroup::{CgroupPaths, OomWatcher};
 use crate::container::{Container, ContainerState, EarlyExits, Process, Status};
@@ -29,10 +29,11 @@ use crate::options::{self, RuntimeChoice};
 use crate::profile;
 use crate::reaper::{reaper, Exit};
 use crate::runtime::{read_pid_file, resolve_binary, ChildStdio, Runtime};
-use crate::state_file::{self, ContainerRecord, StateDir};
+use crate::state_file::{self, ContainerRecord, ContainerStatus, StateDir};
 use crate::stdio::{self, ConsoleSocket, ProcessIo, StdioPaths};
 use crate::trace::notify_loop::EXEC_SYSCALLS;
 use crate::trace::{SessionOptions, TraceHub, TraceSession};
+use crt_tracer::node_files::TraceMeta;
 
 #[cfg(test)]
 mod tests;
@@ -121,12 +122,6 @@ fn timestamp_now() -> containerd_shim::protos::protobuf::well_known_types::times
         at: std::time::SystemTime::now(),
     }
     .timestamp()
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("crt-tmp");
-    fs::write(&tmp, data)?;
-    fs::rename(&tmp, path)
 }
 
 /// The container has a pid namespace of its own (not a shared or host one).
@@ -297,12 +292,12 @@ impl Service {
         init.io = Arc::new(pio);
         let mut record = ContainerRecord::new(&self.namespace, id, pid);
         record.traced = trace.is_some();
-        record.kubernetes = state_file::kubernetes(annotations);
+        record.kubernetes = Some(state_file::kubernetes(annotations));
         record.image = annotations
             .get("io.kubernetes.cri.image-name")
             .and_then(Value::as_str)
             .map(str::to_string);
-        record.cgroup = state_file::cgroup_json(cgroup.as_ref());
+        record.cgroup = state_file::cgroup_description(cgroup.as_ref());
         record.runtime = runtime.binary().to_string_lossy().into_owned();
         state_dir.update(&record);
         let container = Arc::new(Container {
@@ -396,7 +391,7 @@ impl Service {
         filter.extend(EXEC_SYSCALLS);
         let merged = profile::merge(spec, &filter, &listener.to_string_lossy(), id)
             .map_err(|e| ShimError::FailedPrecondition(e.to_string()))?;
-        write_atomic(
+        crt_tracer::node_files::write_private(
             &bundle.join("config.json"),
             &serde_json::to_vec(&*spec).unwrap_or_default(),
         )
@@ -419,20 +414,20 @@ impl Service {
                 denied.join(",")
             );
         }
-        let meta = json!({
-            "namespace": self.namespace,
-            "container": id,
-            "annotation": value,
-            "traced": recorded,
-            "denied_by_profile": denied,
-            "runtime": runtime.binary(),
-            "bundle": bundle,
-            "shim_pid": std::process::id(),
-            "created": crt_tracer::render::rfc3339_utc(
-                crt_tracer::render::now_ns(),
-            ),
-            "kubernetes": state_file::kubernetes(&annotations),
-        });
+        let created_ns = crt_tracer::render::now_ns();
+        let meta = TraceMeta {
+            namespace: self.namespace.clone(),
+            container: id.to_string(),
+            annotation: value,
+            traced: recorded.clone(),
+            denied_by_profile: denied,
+            runtime: runtime.binary().to_string_lossy().into_owned(),
+            bundle: bundle.to_string_lossy().into_owned(),
+            shim_pid: std::process::id(),
+            created: crt_tracer::render::rfc3339_utc(created_ns),
+            created_ns,
+            kubernetes: Some(state_file::kubernetes(&annotations)),
+        };
         let session = TraceSession::start(SessionOptions {
             namespace: &self.namespace,
             container: id,
@@ -468,7 +463,7 @@ impl Service {
             }
             c.runtime.start(&c.id)?;
             st.init.status = Status::Running;
-            st.record.status = "running";
+            st.record.status = ContainerStatus::Running;
             st.state_dir.update(&st.record);
             let pid = st.init.pid;
             events::send(

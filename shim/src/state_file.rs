@@ -7,106 +7,58 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use crt_tracer::node_files::{self, CgroupDescription, KubernetesIdentity};
 use serde_json::Value;
 
 use crate::cgroup::CgroupPaths;
 
-/// The file describing one container.
-#[derive(Clone, Debug, Serialize)]
-pub struct ContainerRecord {
-    pub namespace: String,
-    pub id: String,
-    /// created, running, stopped
-    pub status: &'static str,
-    pub pid: i32,
-    pub exit_code: Option<i32>,
-    pub created: String,
-    pub exited: Option<String>,
-    pub traced: bool,
-    pub image: Option<String>,
-    pub kubernetes: Value,
-    pub cgroup: Value,
-    pub shim_pid: u32,
-    pub runtime: String,
-}
-
-fn rfc3339_now() -> String {
-    crt_tracer::render::rfc3339_utc(crt_tracer::render::now_ns())
-}
+pub use crt_tracer::node_files::{ContainerRecord, ContainerStatus};
 
 /// The Kubernetes identity CRI wrote into the spec (CRI sets these itself:
 /// pod_annotations only passes crt.dev/* through, so a tenant cannot).
-pub fn kubernetes(annotations: &serde_json::Map<String, Value>) -> Value {
-    let a = |k: &str| annotations.get(k).and_then(Value::as_str).unwrap_or("");
-    serde_json::json!({
-        "namespace": a("io.kubernetes.cri.sandbox-namespace"),
-        "pod": a("io.kubernetes.cri.sandbox-name"),
-        "pod_uid": a("io.kubernetes.cri.sandbox-uid"),
-        "container": a("io.kubernetes.cri.container-name"),
-        "sandbox_id": a("io.kubernetes.cri.sandbox-id"),
-        "container_type": a("io.kubernetes.cri.container-type"),
-    })
+pub fn kubernetes(annotations: &serde_json::Map<String, Value>) -> KubernetesIdentity {
+    let a = |k: &str| {
+        annotations
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    KubernetesIdentity {
+        namespace: a("io.kubernetes.cri.sandbox-namespace"),
+        pod: a("io.kubernetes.cri.sandbox-name"),
+        pod_uid: a("io.kubernetes.cri.sandbox-uid"),
+        container: a("io.kubernetes.cri.container-name"),
+        sandbox_id: a("io.kubernetes.cri.sandbox-id"),
+        container_type: a("io.kubernetes.cri.container-type"),
+    }
 }
 
-pub fn cgroup_json(c: Option<&CgroupPaths>) -> Value {
-    match c {
-        Some(CgroupPaths::V1 {
+pub fn cgroup_description(c: Option<&CgroupPaths>) -> Option<CgroupDescription> {
+    Some(match c? {
+        CgroupPaths::V1 {
             memory,
             cpuacct,
             pids,
-        }) => serde_json::json!({"version": 1, "memory": memory, "cpuacct": cpuacct, "pids": pids}),
-        Some(CgroupPaths::V2(p)) => serde_json::json!({"version": 2, "unified": p}),
-        None => Value::Null,
-    }
-}
-
-impl ContainerRecord {
-    pub fn new(namespace: &str, id: &str, pid: i32) -> Self {
-        ContainerRecord {
-            namespace: namespace.to_string(),
-            id: id.to_string(),
-            status: "created",
-            pid,
-            exit_code: None,
-            created: rfc3339_now(),
-            exited: None,
-            traced: false,
-            image: None,
-            kubernetes: Value::Null,
-            cgroup: Value::Null,
-            shim_pid: std::process::id(),
-            runtime: String::new(),
-        }
-    }
-
-    pub fn exited(&mut self, code: i32) {
-        self.status = "stopped";
-        self.exit_code = Some(code);
-        self.exited = Some(rfc3339_now());
-    }
+        } => CgroupDescription::V1 {
+            memory: memory.clone(),
+            cpuacct: cpuacct.clone(),
+            pids: pids.clone(),
+        },
+        CgroupPaths::V2(p) => CgroupDescription::V2 { unified: p.clone() },
+    })
 }
 
 /// Ended records kept for crtd at most (a node without crtd keeps only these).
 pub const MAX_ENDED: usize = 4096;
 
-/// Writes `rec` to `path` (mode 0600) through a temporary file and a rename:
-/// crtd sees the old file or the new one, never half of one.
-fn write_private(path: &std::path::Path, rec: &impl Serialize) -> io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        io::Write::write_all(&mut f, &serde_json::to_vec_pretty(rec)?)?;
-    }
-    fs::rename(&tmp, path)
+/// Writes `rec` to `path` (mode 0600) whole: crtd sees the old file or the
+/// new one, never half of one.
+fn write_private(path: &std::path::Path, rec: &ContainerRecord) -> io::Result<()> {
+    node_files::write_private(path, &serde_json::to_vec_pretty(rec)?)
 }
 
 /// Where container records of a node live.
@@ -116,7 +68,7 @@ pub struct StateDir(pub PathBuf);
 impl StateDir {
     fn path(&self, namespace: &str, id: &str) -> PathBuf {
         self.0
-            .join("containers")
+            .join(node_files::CONTAINERS_DIR)
             .join(namespace)
             .join(format!("{id}.json"))
     }
@@ -148,29 +100,21 @@ impl StateDir {
     /// last record, as the dead shim left it, is retired with `code` (as
     /// containerd reports it) and the time now.
     pub fn retire_killed(&self, namespace: &str, id: &str, code: i32) {
-        let Some(mut rec) = fs::read(self.path(namespace, id))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        let Ok(mut rec) = node_files::read_json::<ContainerRecord>(&self.path(namespace, id))
         else {
             self.remove(namespace, id);
             return;
         };
-        if rec["exit_code"].is_null() {
-            rec["status"] = "stopped".into();
-            rec["exit_code"] = code.into();
-            rec["exited"] = rfc3339_now().into();
+        if rec.exit_code.is_none() {
+            rec.exited(code);
         }
         self.retire_keeping(&rec, MAX_ENDED);
         self.remove(namespace, id);
     }
 
-    fn retire_keeping(&self, rec: &impl Serialize, keep: usize) {
-        let dir = self.0.join("ended");
-        let v = serde_json::to_value(rec).unwrap_or_default();
-        let (namespace, id) = (
-            v["namespace"].as_str().unwrap_or_default(),
-            v["id"].as_str().unwrap_or_default(),
-        );
+    fn retire_keeping(&self, rec: &ContainerRecord, keep: usize) {
+        let dir = self.0.join(node_files::ENDED_DIR);
+        let (namespace, id) = (rec.namespace.as_str(), rec.id.as_str());
         let name = format!("{:020}-{namespace}-{id}.json", crt_tracer::render::now_ns(),);
         let written = fs::DirBuilder::new()
             .recursive(true)
@@ -237,6 +181,45 @@ mod tests {
         assert_eq!(v["exit_code"], 3);
         sd.remove("ns", "c1");
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_state_file_the_shim_writes_parses_in_crtds_reader() {
+        let d = tempfile::tempdir().unwrap();
+        let sd = StateDir(d.path().to_path_buf());
+        let annotations = serde_json::json!({
+            "io.kubernetes.cri.sandbox-namespace": "shop",
+            "io.kubernetes.cri.sandbox-name": "web-0",
+            "io.kubernetes.cri.container-name": "app",
+        });
+        let mut rec = ContainerRecord::new("k8s.io", "c1", 42);
+        rec.traced = true;
+        rec.kubernetes = Some(kubernetes(annotations.as_object().unwrap()));
+        rec.cgroup = cgroup_description(Some(&CgroupPaths::V1 {
+            memory: Some("/sys/fs/cgroup/memory/c1".into()),
+            cpuacct: None,
+            pids: Some("/sys/fs/cgroup/pids/c1".into()),
+        }));
+        rec.runtime = "/usr/sbin/runc".into();
+        sd.write(&rec).unwrap();
+        let p = d.path().join("containers/k8s.io/c1.json");
+        // crtd reads state files with this very function and type.
+        let read: ContainerRecord = node_files::read_json(&p).unwrap();
+        assert_eq!(read, rec);
+        let k8s = read.kubernetes.unwrap();
+        assert_eq!(
+            (k8s.namespace.as_str(), k8s.pod.as_str()),
+            ("shop", "web-0")
+        );
+        assert_eq!(k8s.pod_uid, "");
+        // The cgroup in the JSON shape crtd has always read.
+        let v: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(
+            v["cgroup"],
+            serde_json::json!({"version": 1, "memory": "/sys/fs/cgroup/memory/c1",
+                "cpuacct": null, "pids": "/sys/fs/cgroup/pids/c1"})
+        );
+        assert_eq!(v["shim_pid"], std::process::id());
     }
 
     #[test]

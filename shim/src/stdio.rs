@@ -607,16 +607,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         mkfifo(&out);
-        let reader = std::thread::spawn({
-            let out = out.clone();
-            move || fs::read(out).unwrap()
-        });
+        // The client's end is open before the shim's, as containerd's is: a
+        // fifo whose last writer closed before any reader came would lose what
+        // it held, and a reader opening after that would wait forever.
+        let client = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&out)
+            .unwrap();
+        set_blocking(&client).unwrap();
         let paths = StdioPaths {
             stdout: out.to_string_lossy().into(),
             ..Default::default()
         };
         let sink = Arc::new(Collect::default());
         let (child, pio) = setup_pipes(&paths, "t", Some(sink.clone())).unwrap();
+        // Read once the shim's end is open (with no writer, a read is EOF).
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut &client, &mut got).unwrap();
+            got
+        });
         // Both streams are logged, though the client reads only stdout.
         assert_eq!(*sink.open.lock().unwrap(), 2);
         let ChildStdio { stdout, stderr, .. } = child;

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod escape;
 pub mod flags;
 pub mod latency;
+pub mod node_files;
 pub mod record;
 pub mod render;
 pub mod segment;

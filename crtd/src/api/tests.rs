@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crt_config::Tenant;
+use crt_tracer::node_files::{self, ContainerRecord, ContainerStatus};
 use crt_tracer::render::now_ns;
 use crt_tracer::segment::Position;
 use serde_json::{json, Value};
@@ -110,7 +111,10 @@ pub(crate) fn world() -> World {
         default_max_bytes: 1 << 30,
         export: None,
         ended_seen: Default::default(),
+        node: Default::default(),
     });
+    // What ingest does at each rescan: the API answers from what it read.
+    ingest.read_node_files();
     let api = Arc::new(Api::new(ingest, state));
     World { _dir: dir, api }
 }
@@ -328,6 +332,146 @@ fn root_sees_every_tenant_and_can_narrow_to_one() {
         request("/v1/whoami", None, Peer::Unix { uid: 1000, pid: 1 }),
     );
     assert_eq!(r.status, 401);
+}
+
+/// Writes a state file as the shim does.
+fn shim_writes(w: &World, rec: &ContainerRecord) {
+    let dir = w.api.state_dir.join("containers").join(&rec.namespace);
+    fs::create_dir_all(&dir).unwrap();
+    node_files::write_private(
+        &dir.join(format!("{}.json", rec.id)),
+        &serde_json::to_vec_pretty(rec).unwrap(),
+    )
+    .unwrap();
+}
+
+fn scrape(w: &World) -> String {
+    let r = w
+        .api
+        .handle(Listener::Metrics, request("/metrics", None, tcp()));
+    match &r.body {
+        Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Body::Events(_) => String::new(),
+    }
+}
+
+fn status_of(w: &World, ns: &str, id: &str) -> (u16, Value) {
+    let (s, v) = w.root(&format!("/v1/containers/{ns}/{id}"));
+    (s, v["status"].clone())
+}
+
+#[test]
+fn requests_read_no_state_file_unless_a_shim_wrote_one() {
+    let w = world();
+    let parsed = || w.api.ingest.node.files_parsed();
+    let before = parsed();
+    let nobodys_running = "crt_containers{tenant=\"\",status=\"running\"} 1";
+    for _ in 0..3 {
+        assert_eq!(status_of(&w, "default", "d1"), (200, json!("running")));
+        let (_, list) = w.root("/v1/containers");
+        assert_eq!(list["containers"].as_array().unwrap().len(), 4);
+        assert!(scrape(&w).contains(nobodys_running));
+    }
+    assert_eq!(parsed(), before, "requests read state files");
+    // A shim writes one (a new namespace, so that the directories say so
+    // whatever the clock's resolution): the next request reads it, and only it.
+    let mut rec = ContainerRecord::new("initech", "i1", 4242);
+    rec.shim_pid = None;
+    shim_writes(&w, &rec);
+    assert_eq!(status_of(&w, "initech", "i1"), (200, json!("created")));
+    assert_eq!(parsed(), before + 1);
+    // A trace started (a container that ran and went before any request):
+    // known at once from its meta.json.
+    let trace = w.api.state_dir.join("traces/globex/g2");
+    fs::create_dir_all(&trace).unwrap();
+    let meta = node_files::TraceMeta {
+        namespace: "globex".into(),
+        container: "g2".into(),
+        created_ns: 7,
+        ..Default::default()
+    };
+    node_files::write_private(
+        &trace.join(node_files::META_FILE),
+        &serde_json::to_vec(&meta).unwrap(),
+    )
+    .unwrap();
+    let (s, v) = w.root("/v1/containers/globex/g2");
+    assert_eq!(
+        (s, &v["status"], &v["traced"]),
+        (200, &json!("gone"), &json!(true))
+    );
+    assert_eq!(parsed(), before + 2);
+    // Gone with its namespace: at once too.
+    fs::remove_dir_all(w.api.state_dir.join("containers/default")).unwrap();
+    assert_eq!(status_of(&w, "default", "d1").0, 404);
+    assert!(!scrape(&w).contains(nobodys_running));
+    // A file changed in place (no shim does that) leaves the directories
+    // as they were: requests keep what was read, until ingest's next rescan.
+    rec.status = ContainerStatus::Running;
+    fs::write(
+        w.api.state_dir.join("containers/initech/i1.json"),
+        serde_json::to_vec_pretty(&rec).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status_of(&w, "initech", "i1"), (200, json!("created")));
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "initech", "i1"), (200, json!("running")));
+}
+
+#[test]
+fn each_ingest_rescan_brings_a_containers_changes() {
+    let w = world();
+    // Created, started, stopped, deleted: each change in the next rescan.
+    let mut rec = ContainerRecord::new("acme", "a2", 4242);
+    rec.shim_pid = None;
+    shim_writes(&w, &rec);
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a2"), (200, json!("created")));
+    // "running" is as long as "created": the file changed all the same.
+    rec.status = ContainerStatus::Running;
+    shim_writes(&w, &rec);
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a2"), (200, json!("running")));
+    rec.exited(3);
+    shim_writes(&w, &rec);
+    w.api.ingest.read_node_files();
+    let (_, v) = w.root("/v1/containers/acme/a2");
+    assert_eq!(
+        (&v["status"], &v["exit_code"]),
+        (&json!("stopped"), &json!(3))
+    );
+    fs::remove_file(w.api.state_dir.join("containers/acme/a2.json")).unwrap();
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a2").0, 404);
+    // a1 has a history: only that is left of it.
+    fs::remove_file(w.api.state_dir.join("containers/acme/a1.json")).unwrap();
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "acme", "a1"), (200, json!("gone")));
+}
+
+#[test]
+fn a_container_whose_shim_is_gone_is_unknown_unless_it_had_stopped() {
+    let w = world();
+    // A pid no process has; and this test's own, which is no shim.
+    for (id, shim_pid) in [("dead", 0x3fff_fff0), ("recycled", std::process::id())] {
+        let mut rec = ContainerRecord::new("default", id, 4242);
+        rec.status = ContainerStatus::Running;
+        rec.shim_pid = Some(shim_pid);
+        shim_writes(&w, &rec);
+    }
+    let mut stopped = ContainerRecord::new("default", "ended", 4242);
+    stopped.shim_pid = Some(0x3fff_fff0);
+    stopped.exited(0);
+    shim_writes(&w, &stopped);
+    w.api.ingest.read_node_files();
+    assert_eq!(status_of(&w, "default", "dead"), (200, json!("unknown")));
+    assert_eq!(
+        status_of(&w, "default", "recycled"),
+        (200, json!("unknown"))
+    );
+    assert_eq!(status_of(&w, "default", "ended"), (200, json!("stopped")));
+    // Files older than shim_pid are believed.
+    assert_eq!(status_of(&w, "default", "d1"), (200, json!("running")));
 }
 
 #[test]

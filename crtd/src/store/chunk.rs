@@ -191,7 +191,7 @@ fn write_index(dir: &Path, idx: &ChunkIndex) -> io::Result<()> {
     for b in &idx.blocks {
         b.write_to(&mut out);
     }
-    super::write_private_atomic(&index_path(dir, idx.seq), &out)
+    crt_tracer::node_files::write_private(&index_path(dir, idx.seq), &out)
 }
 
 /// Reads `len` bytes at `offset` of a chunk.

@@ -92,29 +92,10 @@ fn private_dir(p: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, so a
-/// reader sees the old file or the new one, never half of one. Only crtd
-/// reads what it stores: files are 0600 whatever the umask.
-pub(crate) fn write_private_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // A file left by an older crtd keeps its mode on reopen.
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        f.write_all(data)?;
-    }
-    fs::rename(tmp, path)
-}
-
-/// [`write_private_atomic`] of `value` as JSON.
+/// Writes `value` as JSON to `path`, whole and 0600 (only crtd reads what
+/// it stores; see [`crt_tracer::node_files::write_private`]).
 pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
-    write_private_atomic(path, &serde_json::to_vec(value)?)
+    crt_tracer::node_files::write_private(path, &serde_json::to_vec(value)?)
 }
 
 /// An exclusive hold on something only one crtd may use (its store, its

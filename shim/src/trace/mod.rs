@@ -10,8 +10,8 @@ mod writer;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +45,7 @@ pub struct SessionOptions<'a> {
     pub syscalls: Vec<String>,
     pub config: &'a TraceConfig,
     /// Written to `meta.json` beside the segments.
-    pub meta: serde_json::Value,
+    pub meta: crt_tracer::node_files::TraceMeta,
 }
 
 pub struct TraceSession {
@@ -123,12 +123,12 @@ impl TraceSession {
             fs::remove_dir_all(&opts.dir)?;
         }
         private_dirs(&opts.dir)?;
-        let mut meta = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(opts.dir.join("meta.json"))?;
-        meta.write_all(serde_json::to_string_pretty(&opts.meta)?.as_bytes())?;
+        // Whole or not at all: a reader of a half-written meta.json would
+        // take the trace for another one, or for one without a shim.
+        crt_tracer::node_files::write_private(
+            &opts.dir.join(crt_tracer::node_files::META_FILE),
+            &serde_json::to_vec_pretty(&opts.meta)?,
+        )?;
         let segments = SegmentWriter::create(
             &opts.dir,
             Limits {
@@ -509,7 +509,7 @@ mod tests {
             traces_root: dir.path().join("traces"),
             syscalls: vec!["openat".into()],
             config: &config,
-            meta: serde_json::json!({}),
+            meta: Default::default(),
         })
         .unwrap();
         // serve() pushes the process record first; the 10th push is an openat.

@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crt_tracer::node_files::{self, TraceMeta};
+
 struct Trace {
     dir: PathBuf,
     bytes: u64,
@@ -14,48 +16,37 @@ struct Trace {
     live: bool,
 }
 
-fn shim_alive(meta: &serde_json::Value) -> bool {
-    let pid = meta.get("shim_pid").and_then(|p| p.as_u64()).unwrap_or(0);
+fn shim_alive(meta: &TraceMeta) -> bool {
+    let pid = meta.shim_pid;
     // SAFETY: signal 0 only checks that the process exists.
     pid > 0 && unsafe { libc::kill(pid as i32, 0) } == 0
 }
 
 fn scan(traces_root: &Path) -> Vec<Trace> {
     let mut out = Vec::new();
-    let Ok(namespaces) = fs::read_dir(traces_root) else {
-        return out;
-    };
-    for ns in namespaces.filter_map(|e| e.ok()) {
-        let Ok(containers) = fs::read_dir(ns.path()) else {
-            continue;
-        };
-        for c in containers.filter_map(|e| e.ok()) {
-            let dir = c.path();
-            let Ok(meta) = fs::read(dir.join("meta.json")) else {
-                continue;
-            };
-            let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap_or_default();
-            let mut bytes = 0;
-            let mut written = SystemTime::UNIX_EPOCH;
-            for f in fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok())
-            {
-                if let Ok(m) = f.metadata() {
-                    bytes += m.len();
-                    if let Ok(t) = m.modified() {
-                        written = written.max(t);
-                    }
+    for dir in node_files::trace_dirs(traces_root) {
+        // A meta.json that does not parse has no shim to protect it.
+        let meta = TraceMeta::read(&dir).unwrap_or_default();
+        let mut bytes = 0;
+        let mut written = SystemTime::UNIX_EPOCH;
+        for f in fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+        {
+            if let Ok(m) = f.metadata() {
+                bytes += m.len();
+                if let Ok(t) = m.modified() {
+                    written = written.max(t);
                 }
             }
-            out.push(Trace {
-                dir,
-                bytes,
-                written,
-                live: shim_alive(&meta),
-            });
         }
+        out.push(Trace {
+            dir,
+            bytes,
+            written,
+            live: shim_alive(&meta),
+        });
     }
     out
 }
