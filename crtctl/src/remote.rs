@@ -367,6 +367,10 @@ fn container_line(out: &mut String, c: &Value, indent: &str) {
         Some(k) => format!("{} ({name})", escape::escape(k.as_bytes())),
         None => name,
     };
+    let label = match c["clone_of"].as_str() {
+        Some(src) => format!("{label} (clone of {})", escape::escape(src.as_bytes())),
+        None => label,
+    };
     // How it ended, for those that did: crtd keeps the exit code of a
     // container CRI has long deleted.
     let status = c["status"].as_str().unwrap_or("?");

@@ -444,6 +444,7 @@ impl Catalog<'_> {
             "pid": record.map(|r| r.pid),
             "exit_code": record.and_then(|r| r.exit_code),
             "image": record.and_then(|r| r.image.as_deref()),
+            "clone_of": record.and_then(|r| r.clone_of.as_deref()),
             "traced": traced,
             "kubernetes": v.kubernetes(),
             "created": record.map(|r| r.created.as_str()).filter(|c| !c.is_empty()),

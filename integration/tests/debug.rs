@@ -127,6 +127,12 @@ fn a_clone_keeps_the_files_of_the_freeze_while_its_source_goes_on(runtime: &str)
             .stdout
             .contains("\"/etc/crt-test-release\"")
     }));
+    // Shown as a clone of its source in the tenant's topology.
+    assert!(wait_for(Duration::from_secs(10), || {
+        crtd.crtctl(ALPHA.2, &["ps"])
+            .stdout
+            .contains(&format!("(clone of {}/{})", src.ns, src.id))
+    }));
     // Listed as a clone of its source; removed with everything of it.
     let ls = crtd.crtctl(ALPHA.2, &["debug", "ls"]);
     assert!(

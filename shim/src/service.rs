@@ -298,6 +298,11 @@ impl Service {
             .and_then(Value::as_str)
             .map(str::to_string);
         record.cgroup = state_file::cgroup_description(cgroup.as_ref());
+        // crtd marks the clones it makes (crt.dev/clone-of = namespace/id).
+        record.clone_of = annotations
+            .get("crt.dev/clone-of")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         record.runtime = runtime.binary().to_string_lossy().into_owned();
         state_dir.update(&record);
         let container = Arc::new(Container {

@@ -257,6 +257,9 @@ pub struct ContainerRecord {
     /// The OCI runtime binary.
     #[serde(default)]
     pub runtime: String,
+    /// `namespace/id` of the container this one is a debug clone of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<String>,
 }
 
 impl ContainerRecord {
@@ -276,6 +279,7 @@ impl ContainerRecord {
             cgroup: None,
             shim_pid: Some(std::process::id()),
             runtime: String::new(),
+            clone_of: None,
         }
     }
 
