@@ -11,6 +11,8 @@
 #   4. resident memory (VmRSS) of the shim for one running container
 #   5. crtd: ingest rate beside the tracer's fastest rate, history query
 #      latency over 10 million events, and crtd's memory (scripts/bench-crtd.sh)
+#   6. debug clones: how long the source stays frozen for writable layers of
+#      1 MB, 100 MB and 1 GB, beside pause-copy-resume (scripts/bench-debug.sh)
 #
 # Every figure is the median of several runs; the variants are interleaved
 # round by round (in a rotating order) so drift on a noisy machine hits all
@@ -354,6 +356,11 @@ log "crtd: ingest rate, query latency and memory (scripts/bench-crtd.sh)"
 BENCH_CRTD_OUT=$tmp/crtd.md RUN_TIMEOUT=$((RUN_TIMEOUT > 180 ? RUN_TIMEOUT : 180)) "$repo/scripts/bench-crtd.sh" \
   || die "scripts/bench-crtd.sh failed"
 
+# 6. debug clones: freeze windows (its own script, its own section).
+log "debug clones: freeze windows (scripts/bench-debug.sh)"
+BENCH_DEBUG_OUT=$tmp/debug.md RUN_TIMEOUT=$((RUN_TIMEOUT > 180 ? RUN_TIMEOUT : 180)) "$repo/scripts/bench-debug.sh" \
+  || die "scripts/bench-debug.sh failed"
+
 {
   cat <<EOF
 # CRT benchmarks
@@ -419,6 +426,8 @@ EOF
   if [ -n "$floor_warn" ]; then printf -- '- Warning: %s.\n' "$floor_warn"; fi
   printf '\n'
   cat "$tmp/crtd.md"
+  echo
+  cat "$tmp/debug.md"
 } >"$tmp/BENCHMARKS.md"
 mv -f -- "$tmp/BENCHMARKS.md" "$BENCH_OUT"
 log "wrote $BENCH_OUT"
