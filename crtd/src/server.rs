@@ -33,7 +33,6 @@ use axum::Router;
 use futures_util::{FutureExt, StreamExt};
 use hyper::body::Body as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
@@ -163,11 +162,12 @@ pub async fn serve(
         })
     };
     let router = Router::new().fallback(handle).with_state(Arc::clone(&ctx));
-    let graceful = GracefulShutdown::new();
+    // One per open connection: the drain waits until only this one is left.
+    let open = Arc::new(());
     loop {
         let accepted = tokio::select! {
             a = accept(&bound) => a,
-            _ = stop.wait_for(|s| *s) => break,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
         let (io, peer) = match accepted {
             Ok(a) => a,
@@ -194,7 +194,8 @@ pub async fn serve(
             Bound::Tcp(_, tls) => tls.clone(),
             Bound::Unix(_) => None,
         };
-        let watcher = graceful.watcher();
+        let open_conn = Arc::clone(&open);
+        let mut conn_stop = stop.clone();
         let router = router.clone();
         let limits = Arc::clone(&limits);
         let noise = Arc::clone(&noise);
@@ -231,10 +232,22 @@ pub async fn serve(
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
                     .max_buf_size(limits.max_head_bytes.max(8192))
-                    .serve_connection(TokioIo::new(io), service);
-                if watcher.watch(conn).await.is_err() {
+                    .serve_connection(TokioIo::new(io), service)
+                    // A WebSocket takes the connection over once it is answered.
+                    .with_upgrades();
+                tokio::pin!(conn);
+                let served = tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = async { let _ = conn_stop.wait_for(|s| *s).await; } => {
+                        // Stopping: finish the request in hand, take no other.
+                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().await
+                    }
+                };
+                if served.is_err() {
                     Noise::count(&noise.broken);
                 }
+                drop(open_conn);
             };
             tokio::select! {
                 _ = conn => {}
@@ -245,7 +258,12 @@ pub async fn serve(
     drop(bound);
     reporter.abort();
     noise.report(&name, limits.noise_period);
-    let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;
+    let _ = tokio::time::timeout(limits.drain, async {
+        while Arc::strong_count(&open) > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -400,7 +418,16 @@ async fn handle(
     Extension(conn): Extension<Conn>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // A live stream may also be asked for as a WebSocket.
+    let websocket = if wants_websocket(&parts.headers) {
+        use axum::extract::FromRequestParts;
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+    } else {
+        None
+    };
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -465,7 +492,69 @@ async fn handle(
         };
     span.record("status", resp.status);
     tracing::debug!(parent: &span, duration = ?started.elapsed(), "answered");
-    into_axum(resp, &shared)
+    match (websocket, resp.body) {
+        (Some(ws), Body::Events(events)) => {
+            let (stop, every) = (shared.stop.clone(), shared.limits.sse_keep_alive);
+            ws.on_upgrade(move |socket| websocket_feed(socket, events, stop, every))
+        }
+        (_, body) => into_axum(
+            Response {
+                status: resp.status,
+                content_type: resp.content_type,
+                body,
+            },
+            &shared,
+        ),
+    }
+}
+
+fn wants_websocket(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// A live stream over a WebSocket: one text message per event,
+/// `{"type": "event", "id": ..., "data": {event}}`, or `{"type": "drops", "data":
+/// {"event": "stream-drops", "dropped": N}}`; a ping after `every` of silence. Ends when
+/// the client closes, or with a close message when the server stops.
+async fn websocket_feed(
+    mut socket: axum::extract::ws::WebSocket,
+    mut events: crate::web::SseStream,
+    mut stop: watch::Receiver<bool>,
+    every: Duration,
+) {
+    use axum::extract::ws::Message;
+    let text = |kind: &str, id: Option<String>, data: &str| {
+        let data: serde_json::Value = serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
+        let mut m = serde_json::json!({"type": kind, "data": data});
+        if let Some(id) = id {
+            m["id"] = serde_json::Value::String(id);
+        }
+        Message::Text(m.to_string().into())
+    };
+    loop {
+        let msg = tokio::select! {
+            item = events.next() => match item {
+                None => break,
+                Some(SseItem::Comment(_)) => continue,
+                Some(SseItem::Event { id, data }) => text("event", Some(id), &data),
+                Some(SseItem::Named(name, data)) => text(name, None, &data),
+            },
+            got = socket.recv() => match got {
+                // Pings are answered by the socket itself; anything else is ignored.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = tokio::time::sleep(every) => Message::Ping(Vec::new().into()),
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        };
+        if socket.send(msg).await.is_err() {
+            return;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 /// A request refused on its head: counted for the listener's summary, not logged.

@@ -617,3 +617,70 @@ fn refused_requests_are_summed_up_not_logged_one_by_one() {
         "{line}"
     );
 }
+
+#[test]
+fn a_live_stream_also_comes_as_a_websocket_with_the_token_checked_on_its_headers() {
+    use tungstenite::client::IntoClientRequest;
+    let srv = start(Limits::default(), None);
+    let url = format!("ws://{}/v1/events/stream?container=a1", srv.addr);
+    // Without a token: refused before any upgrade.
+    let refused = tungstenite::connect(url.as_str()).unwrap_err();
+    match refused {
+        tungstenite::Error::Http(r) => assert_eq!(r.status().as_u16(), 401),
+        other => panic!("{other}"),
+    }
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {ACME}").parse().unwrap());
+    let (mut ws, answer) = tungstenite::connect(req).unwrap();
+    assert_eq!(answer.status().as_u16(), 101);
+    let live = &srv.world.api.ingest.live;
+    assert!(wait(|| live.subscribers() == 1));
+    let a1 = srv
+        .world
+        .api
+        .ingest
+        .store
+        .streams()
+        .into_iter()
+        .find(|s| s.meta.container == "a1")
+        .unwrap();
+    crate::live::store_and_publish(
+        live,
+        &a1,
+        Some("acme"),
+        &crate::store::tests::rec(9_001, 1, "openat", b"/over-ws"),
+    );
+    let msg = loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => break t.to_string(),
+            _ => continue,
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(v["type"], "event", "{v}");
+    assert!(v["id"].as_str().unwrap().starts_with("1:"), "{v}");
+    assert_eq!(v["data"]["args"][1], "\"/over-ws\"", "{v}");
+    // The server stops: the socket is closed, the subscription freed.
+    srv.stop.send(true).unwrap();
+    let closed = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break true,
+            Ok(_) => continue,
+        }
+    };
+    assert!(closed);
+    assert!(wait(|| live.subscribers() == 0));
+}
+
+/// Whether `f` holds within a few seconds.
+fn wait(mut f: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
