@@ -66,7 +66,11 @@ fn a_tenant_reaches_only_its_own_containers_over_http() {
         }
         let call = |path: &str, token: Option<&str>| crtd.request(method, path, token);
         assert_eq!(call(&concrete, None).0, 401, "{method} {p}");
-        assert_eq!(call(&concrete, Some("beta-token-wrong")).0, 401, "{method} {p}");
+        assert_eq!(
+            call(&concrete, Some("beta-token-wrong")).0,
+            401,
+            "{method} {p}"
+        );
         let theirs = if p.contains("{id}") {
             Some(concrete.clone())
         } else if p.starts_with("/v1/events") {
