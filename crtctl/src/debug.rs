@@ -31,6 +31,10 @@ struct CloneArgs {
     /// How long the clone lives (10s to 168h; default 2h).
     #[arg(long)]
     ttl: Option<String>,
+    /// Clone processes and memory too (needs a CRIU that passes `criu check`:
+    /// 4.2 or newer on Linux 6.13+).
+    #[arg(long)]
+    live: bool,
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -153,6 +157,9 @@ pub fn run(a: DebugArgs, server: &ServerArgs) -> Result<ExitCode> {
             }
             if let Some(t) = &c.ttl {
                 q.push(("ttl", t));
+            }
+            if c.live {
+                q.push(("live", "true"));
             }
             let v = client.post(
                 &format!(

@@ -103,6 +103,16 @@ impl Api {
             )));
         }
         let ttl = ttl(req)?;
+        match req.query_one("live") {
+            None | Some("") | Some("false") | Some("0") => {}
+            Some("true") | Some("1") => return Err(Fail(409, debug::live_clone_refusal())),
+            Some(other) => {
+                return Err(bad(format!(
+                    "live={} is not a boolean; expected true or false",
+                    escape::quote(other.as_bytes(), false)
+                )))
+            }
+        }
         let name = req
             .query_one("name")
             .filter(|n| !n.is_empty())

@@ -916,6 +916,16 @@ fn debug_endpoints_treat_another_tenants_container_as_absent_before_anything_els
     assert!(b["error"].as_str().unwrap().contains("ttl=\"2s\""), "{b}");
     let (status, b) = call("POST", "/v1/containers/acme/a1/clones?name=..");
     assert_eq!(status, 400, "{b}");
+    // A live clone says what it needs, and what this node lacks.
+    let (status, b) = call("POST", "/v1/containers/acme/a1/clones?live=true");
+    assert_eq!(status, 409, "{b}");
+    let msg = b["error"].as_str().unwrap();
+    assert!(
+        msg.contains("criu check") && msg.contains("4.2") && msg.contains("Without --live"),
+        "{msg}"
+    );
+    let (status, b) = call("POST", "/v1/containers/acme/a1/clones?live=maybe");
+    assert_eq!(status, 400, "{b}");
     let (status, b) = call("POST", "/v1/containers/acme/a1/clones");
     assert_eq!(status, 503, "{b}");
     assert!(
@@ -928,7 +938,7 @@ fn debug_endpoints_treat_another_tenants_container_as_absent_before_anything_els
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 6, "{audit}");
+    assert_eq!(lines.len(), 8, "{audit}");
     assert!(lines.iter().all(|l| l["tenant"] == "acme"));
     assert_eq!(lines[0]["container"], "g1");
     assert!(lines[0]["outcome"]

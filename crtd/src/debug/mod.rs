@@ -64,6 +64,42 @@ impl From<anyhow::Error> for DebugError {
 
 type Res<T> = std::result::Result<T, DebugError>;
 
+/// Why a live clone (process memory too, through CRIU) cannot be made here:
+/// what this node's CRIU says, and what a live clone needs.
+pub fn live_clone_refusal() -> String {
+    const NEED: &str = "a live clone (processes and memory too) needs a CRIU that passes `criu check` (4.2 or newer on Linux 6.13+)";
+    let out = std::process::Command::new("criu").arg("check").output();
+    let why = match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "this node has no criu".to_string(),
+        Err(e) => format!("criu could not be run ({e})"),
+        Ok(o) if !o.status.success() => {
+            let said = String::from_utf8_lossy(&o.stderr);
+            let line = said
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            format!(
+                "this node's criu fails `criu check`{}",
+                if line.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        crt_tracer::escape::escape(&line.as_bytes()[..line.len().min(200)])
+                    )
+                }
+            )
+        }
+        Ok(_) => {
+            "this crtd does not make live clones yet, though this node's criu passes `criu check`"
+                .to_string()
+        }
+    };
+    format!("{NEED}; {why}. Without --live the clone copies the filesystem (processes start anew in it)")
+}
+
 /// What was asked for.
 pub struct CloneRequest {
     pub namespace: String,
