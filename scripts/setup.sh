@@ -192,7 +192,8 @@ else
   if [ $crtd_changed = 1 ] && crtd_up; then
     say "restarting crtd (new binary)"
     pkill -x crtd || true
-    for _ in $(seq 50); do pgrep -x crtd >/dev/null || break; sleep 0.1; done
+    # It finishes the requests in hand (up to 5 s) and its ingest turn first.
+    for _ in $(seq 300); do pgrep -x crtd >/dev/null || break; sleep 0.1; done
   fi
   if ! crtd_up; then
     say "starting crtd (log: /var/log/crtd.log)"

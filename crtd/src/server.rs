@@ -162,8 +162,9 @@ pub async fn serve(
         })
     };
     let router = Router::new().fallback(handle).with_state(Arc::clone(&ctx));
-    // One per open connection: the drain waits until only this one is left.
-    let open = Arc::new(());
+    // Connections being served over HTTP (a TLS handshake not yet done does
+    // not count): a stopping server waits for them, not for strangers.
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             a = accept(&bound) => a,
@@ -194,7 +195,7 @@ pub async fn serve(
             Bound::Tcp(_, tls) => tls.clone(),
             Bound::Unix(_) => None,
         };
-        let open_conn = Arc::clone(&open);
+        let open_count = Arc::clone(&open);
         let mut conn_stop = stop.clone();
         let router = router.clone();
         let limits = Arc::clone(&limits);
@@ -222,6 +223,7 @@ pub async fn serve(
                     (Accepted::Tcp(s), None) => Box::new(s),
                     (Accepted::Unix(s), _) => Box::new(s),
                 };
+                let open_conn = Open::count(open_count);
                 let conn_info = Conn { peer, ticket };
                 let service = hyper::service::service_fn(move |mut req| {
                     req.extensions_mut().insert(conn_info.clone());
@@ -259,11 +261,27 @@ pub async fn serve(
     reporter.abort();
     noise.report(&name, limits.noise_period);
     let _ = tokio::time::timeout(limits.drain, async {
-        while Arc::strong_count(&open) > 1 {
+        while open.load(Ordering::Relaxed) > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
+}
+
+/// One connection counted as open while this lives.
+struct Open(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Open {
+    fn count(n: Arc<std::sync::atomic::AtomicUsize>) -> Open {
+        n.fetch_add(1, Ordering::Relaxed);
+        Open(n)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
