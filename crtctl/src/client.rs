@@ -24,6 +24,8 @@ const MAX_ANSWER_BYTES: u64 = 64 << 20;
 const STREAM_SILENCE: Duration = Duration::from_secs(35);
 /// The longest line of a live stream read (an event with long arguments).
 const MAX_STREAM_LINE: u64 = 4 << 20;
+/// What the JSON endpoints answer.
+const JSON: &str = "application/json";
 /// crtd's port when a URL names none.
 const DEFAULT_PORT: u16 = 7420;
 
@@ -177,47 +179,44 @@ impl Client {
         }
     }
 
-    /// GETs a JSON document; error statuses become errors a person can act on.
-    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let mut request = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Accept", "application/json");
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every request crtctl makes: what it accepts, its query, and the token if any.
+    fn prepare<B>(
+        &self,
+        mut request: ureq::RequestBuilder<B>,
+        accept: &str,
+        query: &[(&str, &str)],
+    ) -> ureq::RequestBuilder<B> {
+        request = request.header("Accept", accept);
         for (k, v) in query {
             request = request.query(k, v);
         }
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
+        request
+    }
+
+    /// GETs a JSON document; error statuses become errors a person can act on.
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let request = self.prepare(self.agent.get(self.url(path)), JSON, query);
         let answer = request.call().map_err(|e| self.unreachable(e))?;
         self.json_answer(answer)
     }
 
     /// POSTs with no body (what to do is in the query); the JSON answer.
     pub fn post(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let mut request = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Accept", "application/json");
-        for (k, v) in query {
-            request = request.query(k, v);
-        }
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
+        let request = self.prepare(self.agent.post(self.url(path)), JSON, query);
         let answer = request.send_empty().map_err(|e| self.unreachable(e))?;
         self.json_answer(answer)
     }
 
     /// DELETEs; the JSON answer.
     pub fn delete(&self, path: &str) -> Result<Value> {
-        let mut request = self
-            .agent
-            .delete(format!("{}{path}", self.base))
-            .header("Accept", "application/json");
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
+        let request = self.prepare(self.agent.delete(self.url(path)), JSON, &[]);
         let answer = request.call().map_err(|e| self.unreachable(e))?;
         self.json_answer(answer)
     }
@@ -265,16 +264,7 @@ impl Client {
     /// Opens a server-sent event stream. `Err(Lost)` when crtd could not be
     /// reached (worth trying again), `Err(Refused)` when it answered no.
     pub fn events(&self, path: &str, query: &[(&str, &str)]) -> Result<EventStream, StreamError> {
-        let mut request = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Accept", "text/event-stream");
-        for (k, v) in query {
-            request = request.query(k, v);
-        }
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
+        let request = self.prepare(self.agent.get(self.url(path)), "text/event-stream", query);
         // A stream has no end to wait for, but crtd sends something at least
         // every few seconds (a keep-alive comment): silence means it is gone.
         let request = request
