@@ -42,6 +42,8 @@ pub struct Client {
     via: Via,
     /// Shown in errors: what we tried to reach.
     describe: String,
+    /// The CA an https server's certificate must chain to (else the system's).
+    ca: Option<PathBuf>,
 }
 
 /// A `--server` URL, checked: `base` is what request paths are appended to.
@@ -163,6 +165,7 @@ impl Client {
             token: Some(token),
             via: Via::Server { https: url.https },
             describe: server.to_string(),
+            ca: ca.map(Path::to_path_buf),
         })
     }
 
@@ -176,6 +179,7 @@ impl Client {
             token: None,
             describe: path.display().to_string(),
             via: Via::RootSocket(path),
+            ca: None,
         }
     }
 
@@ -296,6 +300,85 @@ impl Client {
         Ok(EventStream { frames: rx })
     }
 
+    /// Opens a WebSocket to `path` (crtd's exec and archive sessions).
+    pub fn websocket(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<tungstenite::WebSocket<Conn>> {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query {
+            q.append_pair(k, v);
+        }
+        let url = format!("{}{path}?{}", self.base, q.finish());
+        let ws_url = url
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        let mut request =
+            tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str())
+                .with_context(|| format!("{url} is not a URL crtctl can open"))?;
+        if let Some(token) = &self.token {
+            request.headers_mut().insert(
+                "Authorization",
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| anyhow!("the token holds characters a header cannot"))?,
+            );
+        }
+        let conn = self.connect()?;
+        match tungstenite::client::client(request, conn) {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
+                let status = answer.status().as_u16();
+                let body = answer.body().clone().unwrap_or_default();
+                Err(self.refusal(status, &body))
+            }
+            Err(e) => Err(anyhow!("opening a WebSocket to {}: {e}", self.describe)),
+        }
+    }
+
+    /// A connection to crtd for a WebSocket.
+    fn connect(&self) -> Result<Conn> {
+        match &self.via {
+            Via::RootSocket(p) => std::os::unix::net::UnixStream::connect(p)
+                .map(Conn::Unix)
+                .map_err(|e| self.unreachable(ureq::Error::Io(e))),
+            Via::Server { https } => {
+                let uri: ureq::http::Uri = self.base.parse().context("crtd's URL")?;
+                let host = uri.host().unwrap_or("localhost").trim_matches(['[', ']']);
+                let port = uri.port_u16().unwrap_or(DEFAULT_PORT);
+                let tcp = std::net::TcpStream::connect((host, port))
+                    .map_err(|e| self.unreachable(ureq::Error::Io(e)))?;
+                let _ = tcp.set_nodelay(true);
+                if !*https {
+                    return Ok(Conn::Tcp(tcp));
+                }
+                let roots = rustls_roots(self.ca.as_deref())?;
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .context("TLS versions")?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .with_context(|| format!("{host:?} is not a TLS server name"))?;
+                let tls = rustls::ClientConnection::new(Arc::new(config), name)
+                    .context("starting TLS")?;
+                let mut stream = rustls::StreamOwned::new(tls, tcp);
+                while stream.conn.is_handshaking() {
+                    stream.conn.complete_io(&mut stream.sock).map_err(|e| {
+                        anyhow!(
+                            "TLS with {} failed: {e}; if its certificate is signed by a private CA, give that CA's certificate with --ca FILE",
+                            self.describe
+                        )
+                    })?;
+                }
+                Ok(Conn::Tls(Box::new(stream)))
+            }
+        }
+    }
+
     /// Why no answer came, and what to do about it.
     fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
         match &self.via {
@@ -322,6 +405,79 @@ impl Client {
                 "crtd is not reachable at {}: {e} (is crtd running there? systemctl status crtd)",
                 self.describe
             ),
+        }
+    }
+}
+
+/// The roots for a WebSocket over TLS: the CA file, else the system's.
+fn rustls_roots(ca: Option<&Path>) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<rustls::pki_types::CertificateDer<'static>> = match ca {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?;
+            ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(PemItem::Certificate(c)) => {
+                        Some(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+        None => rustls_native_certs::load_native_certs().certs,
+    };
+    for c in certs {
+        let _ = roots.add(c);
+    }
+    if roots.is_empty() {
+        bail!("no CA certificate to verify crtd's TLS certificate with; give one with --ca FILE");
+    }
+    Ok(roots)
+}
+
+/// A connection a WebSocket runs over.
+pub enum Conn {
+    Unix(std::os::unix::net::UnixStream),
+    Tcp(std::net::TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl Conn {
+    /// Reads give up after `d` (`WouldBlock`), so one thread can also write.
+    pub fn set_read_timeout(&self, d: Duration) -> std::io::Result<()> {
+        match self {
+            Conn::Unix(s) => s.set_read_timeout(Some(d)),
+            Conn::Tcp(s) => s.set_read_timeout(Some(d)),
+            Conn::Tls(s) => s.sock.set_read_timeout(Some(d)),
+        }
+    }
+}
+
+impl std::io::Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.read(buf),
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.write(buf),
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Unix(s) => s.flush(),
+            Conn::Tcp(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `crtctl debug`: clones of a running container to look into and change
 //! while the original keeps serving (crtd makes them through containerd).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -38,8 +39,14 @@ struct CloneArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Make the clone and return, without a shell in it.
+    #[arg(short = 'd', long)]
+    detach: bool,
     /// The running container to clone.
     container: Option<String>,
+    /// What to run in the clone (default: its shell), after `--`.
+    #[arg(last = true)]
+    command: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -61,7 +68,7 @@ enum DebugCommand {
 }
 
 /// The namespace a container is in: as given, else the only one crtd knows it in.
-fn namespace_of(client: &Client, given: Option<&str>, id: &str) -> Result<String> {
+pub fn namespace_of(client: &Client, given: Option<&str>, id: &str) -> Result<String> {
     if let Some(ns) = given {
         return Ok(ns.to_string());
     }
@@ -87,7 +94,7 @@ fn namespace_of(client: &Client, given: Option<&str>, id: &str) -> Result<String
     }
 }
 
-fn path_part(s: &str) -> String {
+pub fn path_part(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -174,7 +181,27 @@ pub fn run(a: DebugArgs, server: &ServerArgs) -> Result<ExitCode> {
             } else {
                 print_clone(&v);
             }
-            Ok(ExitCode::SUCCESS)
+            let terminal = std::io::stdin().is_terminal();
+            if c.detach || (c.command.is_empty() && !terminal) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let clone = v["id"].as_str().unwrap_or_default();
+            let exit =
+                crate::exec::run_in_clone(&client, &ns, clone, &c.command, true, terminal, &[])?;
+            if let Some(e) = &exit.error {
+                eprintln!("crtctl: {e}");
+            }
+            if !c.json {
+                eprintln!(
+                    "the clone {}/{} stays until {} (crtctl exec -it {} to get back in, crtctl debug rm {} to remove it)",
+                    escape::escape(ns.as_bytes()),
+                    escape::escape(clone.as_bytes()),
+                    escape::escape(v["expires"].as_str().unwrap_or("").as_bytes()),
+                    escape::escape(clone.as_bytes()),
+                    escape::escape(clone.as_bytes())
+                );
+            }
+            Ok(exit.status())
         }
     }
 }

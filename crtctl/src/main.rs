@@ -8,6 +8,7 @@
 
 mod client;
 mod debug;
+mod exec;
 mod remote;
 mod settings;
 #[cfg(test)]
@@ -44,6 +45,10 @@ enum Command {
     Ls(trace::LsArgs),
     /// Clone a running container to debug the copy (`ls`, `rm CLONE` to manage clones).
     Debug(debug::DebugArgs),
+    /// Run a command in a debug clone (`-it` for a shell).
+    Exec(exec::ExecArgs),
+    /// Copy files between a debug clone and here: CLONE:PATH LOCAL, or LOCAL CLONE:DIR.
+    Cp(exec::CpArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::Top(a) => remote::top(a, &cli.server),
         Command::Ls(a) => trace::list(a),
         Command::Debug(a) => debug::run(a, &cli.server),
+        Command::Exec(a) => exec::exec(a, &cli.server),
+        Command::Cp(a) => exec::cp(a, &cli.server),
     };
     match result {
         Ok(code) => code,

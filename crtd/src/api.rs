@@ -42,6 +42,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/containers/{namespace}/{id}/clones"),
     ("GET", "/v1/clones"),
     ("DELETE", "/v1/clones/{namespace}/{id}"),
+    ("GET", "/v1/clones/{namespace}/{id}/exec"),
+    ("GET", "/v1/clones/{namespace}/{id}/archive"),
     ("GET", "/metrics"),
 ];
 
@@ -241,6 +243,8 @@ impl Api {
             ["", "v1", "events"] => self.events(&scope, &req),
             ["", "v1", "events", "stream"] => self.stream(&scope, &req),
             ["", "v1", "clones"] => self.clones(&scope, &req),
+            ["", "v1", "clones", ns, id, "exec"] => self.exec(&scope, &req, ns, id),
+            ["", "v1", "clones", ns, id, "archive"] => self.archive(&scope, &req, ns, id),
             ["", "metrics"] if scope == Scope::Root && listener == Listener::Root => {
                 Ok(self.metrics())
             }

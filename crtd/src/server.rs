@@ -515,6 +515,10 @@ async fn handle(
             let (stop, every) = (shared.stop.clone(), shared.limits.sse_keep_alive);
             ws.on_upgrade(move |socket| websocket_feed(socket, events, stop, every))
         }
+        (Some(ws), Body::Session(session)) => {
+            let stop = shared.stop.clone();
+            ws.on_upgrade(move |socket| session(socket, stop))
+        }
         (_, body) => into_axum(
             Response {
                 status: resp.status,
@@ -607,6 +611,13 @@ fn into_axum(resp: Response, shared: &Shared) -> axum::response::Response {
                 .interval(shared.limits.sse_keep_alive)
                 .text("keep-alive");
             (status, Sse::new(events).keep_alive(keep_alive)).into_response()
+        }
+        Body::Session(_) => {
+            let r = Response::error(
+                400,
+                "this endpoint is a WebSocket: ask for it with `Connection: Upgrade` and `Upgrade: websocket`",
+            );
+            into_axum(r, shared)
         }
     }
 }

@@ -120,11 +120,23 @@ pub enum SseItem {
 /// dropping it (the client went away) releases what it holds.
 pub type SseStream = Pin<Box<dyn Stream<Item = SseItem> + Send>>;
 
+/// What runs over a WebSocket once the request is upgraded; the receiver
+/// turns true when the server stops.
+pub type Session = Box<
+    dyn FnOnce(
+            axum::extract::ws::WebSocket,
+            tokio::sync::watch::Receiver<bool>,
+        ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send,
+>;
+
 /// A response body.
 pub enum Body {
     Bytes(Vec<u8>),
     /// Server-sent events (`text/event-stream`), with keep-alive comments added by the server.
     Events(SseStream),
+    /// A WebSocket session (the request must ask for `Upgrade: websocket`).
+    Session(Session),
 }
 
 impl fmt::Debug for Body {
@@ -132,6 +144,7 @@ impl fmt::Debug for Body {
         match self {
             Body::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             Body::Events(_) => f.write_str("Events(..)"),
+            Body::Session(_) => f.write_str("Session(..)"),
         }
     }
 }
@@ -165,6 +178,15 @@ impl Response {
             status,
             &serde_json::json!({ "error": message, "status": status }),
         )
+    }
+
+    /// A WebSocket session: `101` once upgraded.
+    pub fn session(session: Session) -> Response {
+        Response {
+            status: 101,
+            content_type: "application/octet-stream",
+            body: Body::Session(session),
+        }
     }
 
     /// A `200` stream of server-sent events.

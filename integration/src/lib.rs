@@ -699,3 +699,165 @@ impl Drop for Crtd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A program run on a pseudo-terminal of its own, as a person at a terminal
+/// runs it: what it prints is read from the terminal, keys are typed into it,
+/// and the window can be resized (the program gets SIGWINCH).
+pub struct Pty {
+    master: std::fs::File,
+    child: std::process::Child,
+    seen: Vec<u8>,
+}
+
+impl Pty {
+    pub fn spawn(cmd: &mut Command, cols: u16, rows: u16) -> Pty {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds into the given locals; the name and
+        // termios pointers may be null; `ws` is a valid winsize.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &ws,
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just returned these fds, owned by nobody else.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::fs::File::from_raw_fd(slave),
+            )
+        };
+        cmd.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave.try_clone().unwrap());
+        let master_fd = master.try_clone().unwrap().into_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls: setsid,
+        // ioctl and close.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::close(master_fd);
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawning on a pty");
+        // SAFETY: our copy of the fd given to the child only.
+        unsafe { libc::close(master_fd) };
+        drop(slave);
+        Pty {
+            master,
+            child,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Types `keys`.
+    pub fn send(&mut self, keys: &str) {
+        self.master.write_all(keys.as_bytes()).unwrap();
+    }
+
+    /// Reads until what was printed since the last match holds `text`;
+    /// everything read up to and including it, or a panic after `timeout`.
+    pub fn expect(&mut self, text: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(i) = find(&self.seen, text.as_bytes()) {
+                let upto: Vec<u8> = self.seen.drain(..i + text.len()).collect();
+                return String::from_utf8_lossy(&upto).into_owned();
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{text:?} did not appear within {timeout:?}; the terminal shows: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.master),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(200) as i32) };
+            if n > 0 {
+                let mut buf = [0u8; 4096];
+                match self.master.read(&mut buf) {
+                    Ok(0) | Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(k) => self.seen.extend_from_slice(&buf[..k]),
+                }
+            }
+        }
+    }
+
+    /// Resizes the window; the program is sent SIGWINCH by the kernel.
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a valid winsize.
+        let r = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&self.master),
+                libc::TIOCSWINSZ,
+                &ws,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// The program's exit code, waiting up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            // Drain what it prints, so it is never blocked on the terminal.
+            let _ = self.expect_nothing();
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn expect_nothing(&mut self) -> Option<()> {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 {
+            let mut buf = [0u8; 4096];
+            let k = self.master.read(&mut buf).ok()?;
+            self.seen.extend_from_slice(&buf[..k]);
+        }
+        Some(())
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

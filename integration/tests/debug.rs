@@ -1,6 +1,7 @@
 //! Debug clones end to end: `crtctl debug` against a crtd of the test's own,
 //! real containerd 1.6 and the crt runtime over runc and crun.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -315,4 +316,207 @@ fn src_pid(t: &NsTask) -> i32 {
         .find(|l| l.split_whitespace().next() == Some(t.id.as_str()))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .expect("the source's pid")
+}
+
+/// `crtctl` as a tenant on a terminal of its own.
+fn crtctl_on_a_pty(crtd: &Crtd, token: &str, args: &[&str], cols: u16, rows: u16) -> Pty {
+    Pty::spawn(
+        Command::new("crtctl")
+            .env("CRT_TOKEN", token)
+            .env("CRT_SERVER", crtd.server())
+            .env("TERM", "xterm")
+            .args(args),
+        cols,
+        rows,
+    )
+}
+
+#[test]
+fn crtctl_debug_opens_a_shell_in_the_clone_that_follows_the_window_takes_ctrl_c_and_passes_on_its_exit_status(
+) {
+    let crtd = Crtd::start("debug-shell");
+    let src = counter("runc");
+    let clone = id_for("shell-clone");
+    let _guard = CloneGuard {
+        ns: src.ns.clone(),
+        id: clone.clone(),
+    };
+    let t = Duration::from_secs(30);
+    let mut term = crtctl_on_a_pty(
+        &crtd,
+        ALPHA.2,
+        &["debug", "--name", &clone, &src.id],
+        120,
+        40,
+    );
+    // The freeze window is reported before the shell comes.
+    let said = term.expect(" ms (", t);
+    assert!(said.contains("was frozen for"), "{said}");
+    // A shell of the clone: its hostname is the clone's name.
+    term.send("echo host-$(hostname)-$((40+2))\r");
+    term.expect(&format!("host-{clone}-42"), t);
+    term.send("stty size\r");
+    term.expect("40 120", t);
+    // The window grows: so does the clone's terminal.
+    term.resize(150, 50);
+    std::thread::sleep(Duration::from_millis(500));
+    term.send("stty size\r");
+    term.expect("50 150", t);
+    // Ctrl-C ends what runs in the clone, not the session.
+    term.send("sleep 30\r");
+    std::thread::sleep(Duration::from_millis(500));
+    term.send("\x03");
+    term.send("echo status-$?\r");
+    term.expect("status-130", t);
+    term.send("exit 7\r");
+    assert_eq!(
+        term.wait(t),
+        Some(7),
+        "crtctl passes on the shell's exit status"
+    );
+    // The clone stays for another session.
+    assert!(containerd_has(&src.ns, "container", &clone));
+}
+
+#[test]
+fn exec_and_cp_reach_a_clone_of_the_tenants_own_and_nothing_else() {
+    let crtd = Crtd::start("debug-exec");
+    let src = counter("crun");
+    let (out, v) = debug_json(&crtd, ALPHA.2, &[&src.id]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let clone = v["id"].as_str().unwrap().to_string();
+    let _guard = CloneGuard {
+        ns: src.ns.clone(),
+        id: clone.clone(),
+    };
+    // A command: its output, its errors and its exit status, kept apart.
+    let out = crtd.crtctl(
+        ALPHA.2,
+        &[
+            "exec",
+            &clone,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "out\n", "err\n"),
+        "{out:?}"
+    );
+    // Input, with -i.
+    let out = run(
+        Command::new("crtctl")
+            .env("CRT_TOKEN", ALPHA.2)
+            .env("CRT_SERVER", crtd.server())
+            .args(["exec", "-i", &clone, "--", "sed", "s/hello/hi/"]),
+        Some(b"hello clone\n"),
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "hi clone\n"),
+        "{out:?}"
+    );
+
+    // Files out of the clone and into it.
+    let dir = std::env::temp_dir().join(id_for("cp"));
+    std::fs::create_dir_all(dir.join("up/sub")).unwrap();
+    std::fs::write(dir.join("up/a.txt"), "alpha\n").unwrap();
+    std::fs::write(dir.join("up/sub/b.txt"), "beta\n").unwrap();
+    let local = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let out = crtd.crtctl(ALPHA.2, &["cp", &format!("{clone}:/kept"), &local("kept")]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(dir.join("kept")).unwrap(), "base\n");
+    let out = crtd.crtctl(ALPHA.2, &["cp", &local("up"), &format!("{clone}:/tmp")]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = crtd.crtctl(
+        ALPHA.2,
+        &[
+            "exec",
+            &clone,
+            "--",
+            "cat",
+            "/tmp/up/a.txt",
+            "/tmp/up/sub/b.txt",
+        ],
+    );
+    assert_eq!(out.stdout, "alpha\nbeta\n", "{out:?}");
+    let out = crtd.crtctl(
+        ALPHA.2,
+        &["cp", &format!("{clone}:/tmp/up"), &local("back")],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("back/sub/b.txt")).unwrap(),
+        "beta\n"
+    );
+    // A symlink comes out as a link: what it points to is the clone's business.
+    let out = crtd.crtctl(
+        ALPHA.2,
+        &["exec", &clone, "--", "ln", "-s", "/etc/shadow", "/tmp/link"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = crtd.crtctl(
+        ALPHA.2,
+        &["cp", &format!("{clone}:/tmp/link"), &local("link")],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_link(dir.join("link")).unwrap(),
+        Path::new("/etc/shadow")
+    );
+    // A missing file is named.
+    let out = crtd.crtctl(
+        ALPHA.2,
+        &["cp", &format!("{clone}:/no/such"), &local("none")],
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("/no/such"), "{out:?}");
+    // None of it reached the source.
+    assert_ne!(exec_in(&src.ns, &src.id, &["cat", "/tmp/up/a.txt"]).code, 0);
+
+    // The source is not a clone: no exec into it, even for its owner.
+    let out = crtd.crtctl(ALPHA.2, &["exec", "-n", &src.ns, &src.id, "--", "true"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not a debug clone"), "{out:?}");
+    // Another tenant: not found, as if absent.
+    for args in [
+        vec!["exec", "-n", src.ns.as_str(), clone.as_str(), "--", "true"],
+        vec![
+            "cp",
+            "-n",
+            src.ns.as_str(),
+            &format!("{clone}:/kept"),
+            "/tmp/x",
+        ],
+    ] {
+        let out = crtd.crtctl(BETA.2, &args.iter().map(|s| &**s).collect::<Vec<&str>>());
+        assert_ne!(out.code, 0, "{args:?}");
+        assert!(out.stderr.contains("not found"), "{args:?}: {out:?}");
+    }
+    // The endpoint is a WebSocket; a plain request is told so.
+    let (code, body) = crtd.request(
+        "GET",
+        &format!("/v1/clones/{}/{clone}/exec?cmd=true", src.ns),
+        Some(ALPHA.2),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("WebSocket"),
+        "{body}"
+    );
+    let audit = std::fs::read_to_string(crtd.dir.join("store/audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"action\":\"exec\"")
+            && l.contains("\"tenant\":\"alpha\"")
+            && l.contains("exited 3")),
+        "{audit}"
+    );
+    assert!(
+        audit.lines().any(|l| l.contains("\"action\":\"cp in\"")),
+        "{audit}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

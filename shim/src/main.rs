@@ -5,6 +5,7 @@
 
 mod cgroup;
 mod clone_init;
+mod clone_tools;
 mod container;
 mod error;
 mod events;
@@ -29,6 +30,12 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some(clone_init::ARG) {
         clone_init::run();
+    }
+    if args.get(1).map(String::as_str) == Some(clone_tools::SHELL_ARG) {
+        clone_tools::shell(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some(clone_tools::TAR_ARG) {
+        clone_tools::tar(&args[2..]);
     }
     if args
         .iter()

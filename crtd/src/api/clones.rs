@@ -8,6 +8,7 @@ use crt_tracer::escape;
 use serde_json::{json, Value};
 
 use super::{bad, not_found, Api, Fail, Res};
+use crate::debug::exec::ExecSpec;
 use crate::debug::{self, CloneRequest, DebugError, Service};
 use crate::tenants::Scope;
 use crate::web::{Request, Response};
@@ -49,6 +50,86 @@ fn ttl(req: &Request) -> Res<Duration> {
             "ttl={} is out of range; expected a span from 10s to {}h, like 30m or 2h",
             escape::quote(v.as_bytes(), false),
             debug::MAX_TTL.as_secs() / 3600
+        ))),
+    }
+}
+
+/// A boolean query parameter.
+fn flag(req: &Request, key: &str) -> Res<bool> {
+    match req.query_one(key) {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(bad(format!(
+            "{key}={} is not a boolean; expected true or false",
+            escape::quote(other.as_bytes(), false)
+        ))),
+    }
+}
+
+/// A terminal dimension: 1 to 10000, `default` when absent.
+fn dimension(req: &Request, key: &str, default: u16) -> Res<u16> {
+    match req.query_one(key).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{key}={} is not a terminal size; expected a number from 1 to 10000",
+                    escape::quote(v.as_bytes(), false)
+                ))
+            }),
+    }
+}
+
+/// What to run, from `cmd=` (repeated, in order; none: the clone's shell),
+/// `tty=`, `cols=`, `rows=` and `env=KEY=VALUE` (repeated).
+fn exec_spec(req: &Request) -> Res<ExecSpec> {
+    let args: Vec<String> = req.query_all("cmd").iter().map(|s| s.to_string()).collect();
+    if args.len() > 1024 || args.iter().any(|a| a.contains('\0')) {
+        return Err(bad(
+            "cmd= is not a command; expected at most 1024 arguments, none holding a NUL byte",
+        ));
+    }
+    if args.first().is_some_and(|a| a.is_empty()) {
+        return Err(bad(
+            "cmd= starts with an empty program name; expected the program to run",
+        ));
+    }
+    let mut env = Vec::new();
+    for kv in req.query_all("env") {
+        match kv.split_once('=') {
+            Some((k, _)) if !k.is_empty() && !kv.contains('\0') => env.push(kv.to_string()),
+            _ => {
+                return Err(bad(format!(
+                    "env={} is not an environment variable; expected KEY=VALUE",
+                    escape::quote(kv.as_bytes(), false)
+                )))
+            }
+        }
+    }
+    Ok(ExecSpec {
+        args: if args.is_empty() {
+            ExecSpec::shell()
+        } else {
+            args
+        },
+        tty: flag(req, "tty")?,
+        cols: dimension(req, "cols", 80)?,
+        rows: dimension(req, "rows", 24)?,
+        env,
+        as_root: false,
+    })
+}
+
+/// `path=`: an absolute path in the clone.
+fn clone_path(req: &Request) -> Res<String> {
+    match req.query_one("path") {
+        Some(p) if p.starts_with('/') && p.len() <= 4096 && !p.contains('\0') => Ok(p.to_string()),
+        other => Err(bad(format!(
+            "path={} is not a path in the clone; expected an absolute path such as /etc/hosts",
+            escape::quote(other.unwrap_or("").as_bytes(), false)
         ))),
     }
 }
@@ -189,5 +270,145 @@ impl Api {
             Value::Null,
         );
         r
+    }
+}
+
+impl Api {
+    /// A clone of the caller's that runs: the clone's debugger, or why not.
+    fn running_clone(
+        &self,
+        service: &Service,
+        scope: &Scope,
+        ns: &str,
+        id: &str,
+    ) -> Res<std::sync::Arc<debug::Debugger>> {
+        let absent = || {
+            not_found(&format!(
+                "clone {}/{}",
+                escape::escape(ns.as_bytes()),
+                escape::escape(id.as_bytes())
+            ))
+        };
+        if !self.visible(scope, ns, id) {
+            return Err(absent());
+        }
+        self.block_on(async {
+            let d = service
+                .debugger()
+                .await
+                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let c = d
+                .containerd
+                .container(ns, id)
+                .await
+                .map_err(|e| failed(e.into()))?
+                .ok_or_else(absent)?;
+            if !c.labels.contains_key(debug::LABEL_CLONE_OF) {
+                return Err(Fail(
+                    409,
+                    format!(
+                        "{}/{} is not a debug clone: commands and copies go into clones only, so the original keeps serving untouched; make one with `crtctl debug -n {} {}`",
+                        escape::escape(ns.as_bytes()),
+                        escape::escape(id.as_bytes()),
+                        escape::escape(ns.as_bytes()),
+                        escape::escape(id.as_bytes())
+                    ),
+                ));
+            }
+            match d.containerd.task(ns, id).await.map_err(|e| failed(e.into()))? {
+                Some((_, debug::containerd::TASK_RUNNING)) => Ok(d),
+                _ => Err(Fail(
+                    409,
+                    format!(
+                        "the clone {}/{} is not running; remove it with `crtctl debug rm` and make another",
+                        escape::escape(ns.as_bytes()),
+                        escape::escape(id.as_bytes())
+                    ),
+                )),
+            }
+        })
+    }
+
+    /// A session running `spec` in the clone, audited when it ends.
+    fn exec_session(
+        &self,
+        scope: &Scope,
+        action: &'static str,
+        ns: &str,
+        id: &str,
+        spec: ExecSpec,
+        detail: Value,
+    ) -> Res<Response> {
+        let service = std::sync::Arc::clone(
+            self.debug
+                .as_ref()
+                .ok_or_else(|| Fail(503, "debugging is not available on this node".into()))?,
+        );
+        let d = match self.running_clone(&service, scope, ns, id) {
+            Ok(d) => d,
+            Err(f) => {
+                service.audit(
+                    tenant_of(scope),
+                    action,
+                    ns,
+                    id,
+                    &outcome::<()>(&Err(Fail(f.0, f.1.clone()))),
+                    detail,
+                );
+                return Err(f);
+            }
+        };
+        let (ns, id) = (ns.to_string(), id.to_string());
+        let tenant = tenant_of(scope).map(str::to_string);
+        Ok(Response::session(Box::new(move |socket, stop| {
+            Box::pin(async move {
+                let ended =
+                    debug::exec::session(d, ns.clone(), id.clone(), spec, socket, stop).await;
+                let outcome = match (&ended.exit_code, &ended.error) {
+                    (_, Some(e)) => format!("failed: {e}"),
+                    (Some(c), None) => format!("exited {c}"),
+                    (None, None) => "ended".to_string(),
+                };
+                let mut detail = detail;
+                detail["ended"] = json!(ended);
+                service.audit(tenant.as_deref(), action, &ns, &id, &outcome, detail);
+            })
+        })))
+    }
+
+    /// `GET /v1/clones/{ns}/{id}/exec?cmd=&tty=&cols=&rows=&env=` (WebSocket)
+    pub(super) fn exec(&self, scope: &Scope, req: &Request, ns: &str, id: &str) -> Res<Response> {
+        self.debug_service()?;
+        let spec = exec_spec(req)?;
+        let detail = json!({"cmd": spec.args, "tty": spec.tty});
+        self.exec_session(scope, "exec", ns, id, spec, detail)
+    }
+
+    /// `GET /v1/clones/{ns}/{id}/archive?path=[&extract=true]` (WebSocket):
+    /// a tar stream of `path` out of the clone, or one unpacked into it.
+    pub(super) fn archive(
+        &self,
+        scope: &Scope,
+        req: &Request,
+        ns: &str,
+        id: &str,
+    ) -> Res<Response> {
+        self.debug_service()?;
+        let path = clone_path(req)?;
+        let extract = flag(req, "extract")?;
+        let spec = ExecSpec {
+            args: if extract {
+                ExecSpec::tar_in(&path)
+            } else {
+                ExecSpec::tar_out(&path)
+            },
+            tty: false,
+            cols: 80,
+            rows: 24,
+            env: Vec::new(),
+            as_root: true,
+        };
+        let action = if extract { "cp in" } else { "cp out" };
+        self.exec_session(scope, action, ns, id, spec, json!({"path": path}))
     }
 }

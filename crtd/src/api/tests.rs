@@ -156,7 +156,7 @@ fn root() -> Peer {
 fn body(r: &Response) -> Value {
     match &r.body {
         Body::Bytes(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
-        Body::Events(_) => Value::Null,
+        Body::Events(_) | Body::Session(_) => Value::Null,
     }
 }
 
@@ -351,7 +351,7 @@ fn scrape(w: &World) -> String {
         .handle(Listener::Metrics, request("/metrics", None, tcp()));
     match &r.body {
         Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Body::Events(_) => String::new(),
+        Body::Events(_) | Body::Session(_) => String::new(),
     }
 }
 

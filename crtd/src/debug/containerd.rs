@@ -14,11 +14,11 @@ use containerd_client::services::v1::snapshots::{
 };
 use containerd_client::services::v1::{
     containers_client::ContainersClient, leases_client::LeasesClient,
-    namespaces_client::NamespacesClient, tasks_client::TasksClient, Container,
+    namespaces_client::NamespacesClient, tasks_client::TasksClient, CloseIoRequest, Container,
     CreateContainerRequest, CreateRequest as CreateLease, CreateTaskRequest,
-    DeleteContainerRequest, DeleteRequest as DeleteLease, DeleteTaskRequest, GetContainerRequest,
-    GetRequest, KillRequest, ListContainersRequest, ListNamespacesRequest, StartRequest,
-    WaitRequest,
+    DeleteContainerRequest, DeleteProcessRequest, DeleteRequest as DeleteLease, DeleteTaskRequest,
+    ExecProcessRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
+    ListNamespacesRequest, ResizePtyRequest, StartRequest, WaitRequest,
 };
 use containerd_client::tonic::{self, transport::Channel, Code, Request};
 use containerd_client::types::Mount;
@@ -305,6 +305,159 @@ impl Containerd {
                 .with_context(|| format!("{}: removing the snapshot {key}", self.what()))?;
         }
         Ok(())
+    }
+
+    /// Adds a process to a running task and starts it; returns its pid.
+    /// `process` is an OCI runtime-spec process; stdio are FIFO paths.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exec(
+        &self,
+        ns: &str,
+        id: &str,
+        exec_id: &str,
+        process: &serde_json::Value,
+        stdio: [&Path; 3],
+        terminal: bool,
+    ) -> Result<u32> {
+        let mut tasks = TasksClient::new(self.channel.clone());
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        tasks
+            .exec(request(
+                ns,
+                ExecProcessRequest {
+                    container_id: id.into(),
+                    stdin: path(stdio[0]),
+                    stdout: path(stdio[1]),
+                    stderr: if terminal {
+                        String::new()
+                    } else {
+                        path(stdio[2])
+                    },
+                    terminal,
+                    spec: Some(prost_types::Any {
+                        type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process"
+                            .into(),
+                        value: serde_json::to_vec(process)?,
+                    }),
+                    exec_id: exec_id.into(),
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: adding a process to {ns}/{id}", self.what()))?;
+        let started = tasks
+            .start(request(
+                ns,
+                StartRequest {
+                    container_id: id.into(),
+                    exec_id: exec_id.into(),
+                },
+            )?)
+            .await;
+        match started {
+            Ok(s) => Ok(s.into_inner().pid),
+            Err(e) => {
+                self.delete_exec(ns, id, exec_id).await;
+                Err(anyhow!(e).context(format!(
+                    "{}: starting the process in {ns}/{id}",
+                    self.what()
+                )))
+            }
+        }
+    }
+
+    /// Waits for a process of a task to end; its exit status.
+    pub async fn wait_exec(&self, ns: &str, id: &str, exec_id: &str) -> Result<u32> {
+        Ok(TasksClient::new(self.channel.clone())
+            .wait(request(
+                ns,
+                WaitRequest {
+                    container_id: id.into(),
+                    exec_id: exec_id.into(),
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: waiting for a process of {ns}/{id}", self.what()))?
+            .into_inner()
+            .exit_status)
+    }
+
+    pub async fn resize_exec(
+        &self,
+        ns: &str,
+        id: &str,
+        exec_id: &str,
+        cols: u32,
+        rows: u32,
+    ) -> Result<()> {
+        TasksClient::new(self.channel.clone())
+            .resize_pty(request(
+                ns,
+                ResizePtyRequest {
+                    container_id: id.into(),
+                    exec_id: exec_id.into(),
+                    width: cols,
+                    height: rows,
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: resizing a terminal of {ns}/{id}", self.what()))?;
+        Ok(())
+    }
+
+    /// The process sees the end of its input.
+    pub async fn close_exec_stdin(&self, ns: &str, id: &str, exec_id: &str) -> Result<()> {
+        TasksClient::new(self.channel.clone())
+            .close_io(request(
+                ns,
+                CloseIoRequest {
+                    container_id: id.into(),
+                    exec_id: exec_id.into(),
+                    stdin: true,
+                },
+            )?)
+            .await
+            .with_context(|| {
+                format!(
+                    "{}: closing the input of a process of {ns}/{id}",
+                    self.what()
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn signal_exec(&self, ns: &str, id: &str, exec_id: &str, signal: i32) -> Result<()> {
+        let r = TasksClient::new(self.channel.clone())
+            .kill(request(
+                ns,
+                KillRequest {
+                    container_id: id.into(),
+                    exec_id: exec_id.into(),
+                    signal: signal as u32,
+                    all: false,
+                },
+            )?)
+            .await;
+        absent(r).with_context(|| format!("{}: signalling a process of {ns}/{id}", self.what()))?;
+        Ok(())
+    }
+
+    /// Forgets an ended process of a task (what is already gone is skipped).
+    pub async fn delete_exec(&self, ns: &str, id: &str, exec_id: &str) {
+        let Ok(req) = request(
+            ns,
+            DeleteProcessRequest {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+            },
+        ) else {
+            return;
+        };
+        let r = TasksClient::new(self.channel.clone())
+            .delete_process(req)
+            .await;
+        if let Err(e) = absent(r) {
+            tracing::warn!("debug: deleting the process {exec_id} of {ns}/{id}: {e}");
+        }
     }
 
     pub async fn namespaces(&self) -> Result<Vec<String>> {

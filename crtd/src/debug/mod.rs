@@ -13,6 +13,7 @@
 
 pub mod containerd;
 pub mod copy;
+pub mod exec;
 pub mod freeze;
 
 use std::collections::HashMap;
