@@ -39,6 +39,14 @@ struct CloneArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// What to trace in the clone (as the crt.dev/trace annotation:
+    /// `%file,%network`, `openat,connect`, `off`); default: what the source traces.
+    #[arg(long)]
+    trace: Option<String>,
+    /// The clone's network: `loopback` (its own, with lo up) or `none`
+    /// (no interface up). Never the source's.
+    #[arg(long, value_name = "none|loopback", default_value = "loopback")]
+    keep_network: String,
     /// Make the clone and return, without a shell in it.
     #[arg(short = 'd', long)]
     detach: bool,
@@ -168,6 +176,10 @@ pub fn run(a: DebugArgs, server: &ServerArgs) -> Result<ExitCode> {
             if c.live {
                 q.push(("live", "true"));
             }
+            if let Some(t) = &c.trace {
+                q.push(("trace", t));
+            }
+            q.push(("network", &c.keep_network));
             let v = client.post(
                 &format!(
                     "/v1/containers/{}/{}/clones",

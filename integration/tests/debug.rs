@@ -520,3 +520,44 @@ fn exec_and_cp_reach_a_clone_of_the_tenants_own_and_nothing_else() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_clone_can_trace_what_its_source_does_not_and_have_no_network_at_all() {
+    let crtd = Crtd::start("debug-net");
+    let src = counter("runc");
+    let (out, v) = debug_json(
+        &crtd,
+        ALPHA.2,
+        &["--trace", "%network", "--keep-network", "none", &src.id],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let clone = v["id"].as_str().unwrap().to_string();
+    let _guard = CloneGuard {
+        ns: src.ns.clone(),
+        id: clone.clone(),
+    };
+    // lo is there but down (IFF_UP is flag 0x1): nothing to talk to, not even itself.
+    let flags = exec_in(&src.ns, &clone, &["cat", "/sys/class/net/lo/flags"]).stdout;
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 0, "lo is up: {flags:#x}");
+    let netns = format!("/run/crt/netns/{}-{clone}", src.ns);
+    assert!(Path::new(&netns).exists());
+    // Traced as asked (%network), where its source traces only openat.
+    let out = exec_in(&src.ns, &clone, &["nc", "-w", "1", "127.0.0.1", "9"]);
+    assert_ne!(out.code, 0, "nothing is reachable: {out:?}");
+    assert!(wait_for(Duration::from_secs(20), || {
+        crtd.crtctl(ALPHA.2, &["trace", "--syscall", "connect", &clone])
+            .stdout
+            .contains("connect(")
+    }));
+    let bad = debug_json(&crtd, ALPHA.2, &["--keep-network", "host", &src.id]).0;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("network=\"host\""), "{bad:?}");
+    let bad = debug_json(&crtd, ALPHA.2, &["--trace", "%bogus", &src.id]).0;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("%bogus"), "{bad:?}");
+    // Removed with the clone.
+    let rm = crtd.crtctl(ALPHA.2, &["debug", "rm", &clone]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    assert!(!Path::new(&netns).exists(), "{netns} outlived the clone");
+}

@@ -201,6 +201,22 @@ impl Api {
         if let Some(n) = &name {
             debug::check_name(n).map_err(bad)?;
         }
+        let trace = match req.query_one("trace").filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => {
+                crt_config::annotation::parse_trace(t).map_err(|e| bad(format!("trace: {e}")))?;
+                Some(t.to_string())
+            }
+        };
+        let network = match req.query_one("network").filter(|n| !n.is_empty()) {
+            None => debug::CloneNetwork::Loopback,
+            Some(n) => debug::CloneNetwork::parse(n).ok_or_else(|| {
+                bad(format!(
+                    "network={} is not a clone network; expected loopback (a network of its own with lo up) or none (no interface up)",
+                    escape::quote(n.as_bytes(), false)
+                ))
+            })?,
+        };
         let report = self.block_on(async {
             let d = service
                 .debugger()
@@ -211,6 +227,8 @@ impl Api {
                 source: id.to_string(),
                 name,
                 ttl,
+                trace,
+                network,
             })
             .await
             .map_err(failed)

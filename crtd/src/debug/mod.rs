@@ -15,6 +15,7 @@ pub mod containerd;
 pub mod copy;
 pub mod exec;
 pub mod freeze;
+pub mod netns;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,12 @@ use containerd::{Containerd, TASK_RUNNING};
 pub const LABEL_CLONE_OF: &str = "crt.dev/clone-of";
 pub const LABEL_EXPIRES: &str = "crt.dev/clone-expires";
 pub const LABEL_FREEZE_US: &str = "crt.dev/clone-freeze-us";
+/// The network namespace crtd made for a clone with no network at all.
+pub const LABEL_NETNS: &str = "crt.dev/clone-netns";
+/// The annotation that selects what is traced.
+pub const TRACE_ANNOTATION: &str = "crt.dev/trace";
+/// Where crtd keeps the network namespaces it makes.
+pub const NETNS_DIR: &str = "/run/crt/netns";
 /// Where the clone's init is mounted (on the clone's own /dev tmpfs, so
 /// nothing of it lands in the clone's writable layer).
 pub const INIT_PATH: &str = "/dev/.crt-init";
@@ -101,12 +108,34 @@ pub fn live_clone_refusal() -> String {
     format!("{NEED}; {why}. Without --live the clone copies the filesystem (processes start anew in it)")
 }
 
+/// The network a clone gets: never the source's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneNetwork {
+    /// A network namespace of its own with `lo` up (the runtime's default).
+    Loopback,
+    /// A network namespace with no interface up at all.
+    None,
+}
+
+impl CloneNetwork {
+    pub fn parse(v: &str) -> Option<CloneNetwork> {
+        match v {
+            "loopback" => Some(CloneNetwork::Loopback),
+            "none" => Some(CloneNetwork::None),
+            _ => None,
+        }
+    }
+}
+
 /// What was asked for.
 pub struct CloneRequest {
     pub namespace: String,
     pub source: String,
     pub name: Option<String>,
     pub ttl: Duration,
+    /// What to trace in the clone, instead of what the source traces.
+    pub trace: Option<String>,
+    pub network: CloneNetwork,
 }
 
 /// What was made, and what it cost the source.
@@ -308,13 +337,37 @@ impl Debugger {
             .ok_or_else(|| anyhow!("{ns}/{src_id} has no runtime spec"))?;
         let spec: Value = serde_json::from_slice(&spec_any.value)
             .with_context(|| format!("the runtime spec of {ns}/{src_id} is not JSON"))?;
-        let spec = clone_spec(spec, ns, src_id, &id, &self.init_binary);
+        let mut spec = clone_spec(spec, ns, src_id, &id, &self.init_binary);
+        if let Some(t) = &r.trace {
+            if src.runtime.as_ref().is_none_or(|rt| rt.name != CRT_RUNTIME) {
+                return Err(DebugError::Conflict(format!(
+                    "{ns}/{src_id} runs under {}, not {CRT_RUNTIME}: its clone cannot be traced (run the source with the crt runtime)",
+                    src.runtime.as_ref().map_or("no runtime", |rt| rt.name.as_str())
+                )));
+            }
+            spec["annotations"][TRACE_ANNOTATION] = json!(t);
+        }
+        let netns = match r.network {
+            CloneNetwork::Loopback => None,
+            CloneNetwork::None => {
+                let path = Path::new(NETNS_DIR).join(format!("{ns}-{id}"));
+                netns::create(&path).with_context(|| {
+                    format!(
+                        "making a network namespace for the clone at {}",
+                        path.display()
+                    )
+                })?;
+                set_network_path(&mut spec, &path);
+                Some(path)
+            }
+        };
         let expires_ns = crt_tracer::render::now_ns() + r.ttl.as_nanos() as u64;
         let expires = crt_tracer::render::rfc3339_utc(expires_ns);
 
         let lease = self.containerd.lease(ns, &id, 10).await?;
         let made = self
             .make(
+                netns.as_deref(),
                 ns,
                 src_id,
                 &id,
@@ -336,6 +389,9 @@ impl Debugger {
                 if let Err(c) = self.containerd.remove(ns, &id, &snapshotter, &id).await {
                     tracing::warn!("debug: cleaning up the failed clone {ns}/{id}: {c:#}");
                 }
+                if let Some(p) = &netns {
+                    netns::remove(p);
+                }
                 Err(e)
             }
         }
@@ -344,6 +400,7 @@ impl Debugger {
     #[allow(clippy::too_many_arguments)]
     async fn make(
         &self,
+        netns: Option<&Path>,
         ns: &str,
         src_id: &str,
         id: &str,
@@ -375,7 +432,7 @@ impl Debugger {
         let copied = tokio::task::spawn_blocking(move || copy_frozen(pid, &from, &to, hold))
             .await
             .map_err(|e| anyhow!("the copy stopped: {e}"))??;
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_CLONE_OF.to_string(), src_id.to_string()),
             (LABEL_EXPIRES.to_string(), expires.to_string()),
             (
@@ -383,6 +440,9 @@ impl Debugger {
                 copied.freeze.as_micros().to_string(),
             ),
         ]);
+        if let Some(p) = netns {
+            labels.insert(LABEL_NETNS.to_string(), p.to_string_lossy().into_owned());
+        }
         let container = containerd::ContainerRecord {
             id: id.to_string(),
             labels,
@@ -452,6 +512,12 @@ impl Debugger {
                 self.containerd
                     .remove(ns, id, &c.snapshotter, &c.snapshot_key)
                     .await?;
+                // Only a namespace crtd made, in its own directory.
+                if let Some(p) = c.labels.get(LABEL_NETNS).map(Path::new) {
+                    if p.parent() == Some(Path::new(NETNS_DIR)) {
+                        netns::remove(p);
+                    }
+                }
                 tracing::info!("debug: removed the clone {ns}/{id}");
                 Ok(())
             }
@@ -519,6 +585,18 @@ fn copy_frozen(pid: u32, from: &Path, to: &Path, hold: Duration) -> Res<FrozenCo
         frozen: frozen_copy,
         freeze,
     })
+}
+
+/// The runtime of the crt shim: only its containers can be traced.
+pub const CRT_RUNTIME: &str = "io.containerd.crt.v2";
+
+/// Makes the clone join the network namespace at `path`.
+fn set_network_path(spec: &mut Value, path: &Path) {
+    if let Some(nss) = spec["linux"]["namespaces"].as_array_mut() {
+        for n in nss.iter_mut().filter(|n| n["type"] == "network") {
+            n["path"] = json!(path);
+        }
+    }
 }
 
 /// The source's runtime spec, made into its clone's: new namespaces of every
