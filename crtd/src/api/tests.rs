@@ -39,6 +39,7 @@ fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
         token_sha256: vec![Sha256::digest(token.as_bytes()).into()],
         max_age: Duration::from_secs(3600),
         max_bytes: 1 << 30,
+        registry: None,
     }
 }
 
