@@ -14,6 +14,9 @@
 pub mod containerd;
 pub mod copy;
 pub mod freeze;
+pub mod image;
+pub mod redeploy;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

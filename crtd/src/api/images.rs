@@ -1,0 +1,282 @@
+//! The image endpoints (issue 7): commit a debug clone into an image, push
+//! it to the tenant's registry, and redeploy a plain container on an image.
+//! A tenant reaches only its own containers (others' are "not found", like
+//! absent ones) and pushes only under its registry; every action is audited.
+
+use crt_tracer::escape;
+use serde_json::{json, Value};
+
+use super::clones::{failed, outcome, tenant_of};
+use super::{bad, not_found, Api, Fail, Res};
+use crate::debug::image::{self, ImageRef};
+use crate::debug::{check_name, redeploy, registry, Service};
+use crate::tenants::Scope;
+use crate::web::{Request, Response};
+
+/// `image=` as an image reference.
+fn image_param(req: &Request) -> Res<ImageRef> {
+    match req.query_one("image").filter(|v| !v.is_empty()) {
+        None => Err(bad(
+            "image= is missing; expected the image reference to make, like registry.local:5000/team/app:fix",
+        )),
+        Some(v) => ImageRef::parse(v).map_err(bad),
+    }
+}
+
+fn bool_param(req: &Request, key: &str) -> Res<bool> {
+    match req.query_one(key) {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(bad(format!(
+            "{key}={} is not a boolean; expected true or false",
+            escape::quote(other.as_bytes(), false)
+        ))),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    h == "localhost" || h.starts_with("127.") || h == "[::1]"
+}
+
+fn shown(ns: &str, id: &str) -> String {
+    format!(
+        "{}/{}",
+        escape::escape(ns.as_bytes()),
+        escape::escape(id.as_bytes())
+    )
+}
+
+impl Api {
+    /// Where `r` may be pushed from `ns` by `scope`: a tenant only under
+    /// its own registry; root anywhere (with the credentials of the
+    /// namespace's tenant when the image is under its registry).
+    fn push_target(&self, scope: &Scope, ns: &str, r: &ImageRef) -> Res<registry::Target> {
+        let tenant = match scope {
+            Scope::Tenant(t) => Some(t.as_str()),
+            Scope::Root => self.ingest.tenants.owner(ns, None),
+        };
+        let registry = tenant
+            .and_then(|t| self.ingest.tenants.get(t))
+            .and_then(|t| t.registry.as_ref());
+        let registry = match (scope, registry) {
+            (Scope::Tenant(t), None) => {
+                return Err(Fail(
+                    409,
+                    format!("tenant {t:?} has no registry to push to; the node config's [[tenants]] entry for it needs registry = \"host[:port]/prefix\""),
+                ))
+            }
+            (Scope::Tenant(_), Some(reg)) if !r.is_under(&reg.location()) => {
+                return Err(bad(format!(
+                    "image={} is not under your registry; expected a reference that starts with {}/",
+                    escape::quote(r.to_string().as_bytes(), false),
+                    reg.location()
+                )))
+            }
+            (_, Some(reg)) if r.is_under(&reg.location()) => Some(reg),
+            _ => None,
+        };
+        let https = match registry {
+            Some(reg) => !reg.insecure,
+            // Like docker, a registry on this machine is spoken to in plain HTTP.
+            None => !is_loopback(&r.domain),
+        };
+        let auth = match registry {
+            Some(reg) => match (&reg.username, &reg.password_file) {
+                (Some(user), Some(file)) => {
+                    let pw = std::fs::read_to_string(file).map_err(|e| {
+                        Fail(
+                            500,
+                            format!(
+                                "registry_password_file {} (tenant {}) cannot be read: {e}",
+                                file.display(),
+                                tenant.unwrap_or("?")
+                            ),
+                        )
+                    })?;
+                    Some((user.clone(), pw.trim_end_matches(['\r', '\n']).to_string()))
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        Ok(registry::Target {
+            base: format!("{}://{}", if https { "https" } else { "http" }, r.domain),
+            host: r.domain.clone(),
+            repository: r.path.clone(),
+            reference: r.reference().to_string(),
+            auth,
+        })
+    }
+
+    /// `POST /v1/clones/{ns}/{id}/commit?image=REF[&push=true]`
+    pub(super) fn commit_clone(
+        &self,
+        scope: &Scope,
+        req: &Request,
+        ns: &str,
+        id: &str,
+    ) -> Res<Response> {
+        let service = self.debug_service()?;
+        let asked = req.query_one("image").unwrap_or("").to_string();
+        let checked = self.commit_check(scope, req, ns, id);
+        let committed = checked.and_then(|(r, target)| {
+            let d = self
+                .block_on(service.debugger())
+                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let (report, made) = self
+                .block_on(image::commit(&d.containerd, ns, id, &r))
+                .map_err(failed)?;
+            Ok((d, report, made, r, target))
+        });
+        let detail = match &committed {
+            Ok((_, report, ..)) => json!(report),
+            Err(_) => json!({ "image": asked }),
+        };
+        service.audit(
+            tenant_of(scope),
+            "commit",
+            ns,
+            id,
+            &outcome(&committed),
+            detail,
+        );
+        let (d, mut report, made, r, target) = committed?;
+        if let Some(target) = target {
+            let pushed = self.push(&d, ns, &made, &target);
+            service.audit(
+                tenant_of(scope),
+                "push",
+                ns,
+                id,
+                &outcome(&pushed),
+                json!({ "image": r.to_string(), "digest": report.digest }),
+            );
+            match pushed {
+                Ok(p) => report.pushed = Some(p),
+                Err(Fail(_, msg)) => {
+                    return Err(Fail(
+                        502,
+                        format!(
+                            "committed {} as {} ({}), but the push failed: {msg}",
+                            shown(ns, id),
+                            report.image,
+                            report.digest
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(Response::json(201, &json!(report)))
+    }
+
+    /// What a commit needs, checked before anything is made: a visible
+    /// container, a valid reference, a push target the caller may use.
+    fn commit_check(
+        &self,
+        scope: &Scope,
+        req: &Request,
+        ns: &str,
+        id: &str,
+    ) -> Res<(ImageRef, Option<registry::Target>)> {
+        if !self.visible(scope, ns, id) {
+            return Err(not_found(&format!("clone {}", shown(ns, id))));
+        }
+        let r = image_param(req)?;
+        let target = if bool_param(req, "push")? {
+            Some(self.push_target(scope, ns, &r)?)
+        } else {
+            None
+        };
+        Ok((r, target))
+    }
+
+    fn push(
+        &self,
+        d: &crate::debug::Debugger,
+        ns: &str,
+        made: &image::Resolved,
+        target: &registry::Target,
+    ) -> Res<Value> {
+        let fail = |e: anyhow::Error| Fail(500, format!("{e:#}"));
+        let mut digests: Vec<String> = made
+            .layers()
+            .map_err(fail)?
+            .into_iter()
+            .map(|l| l.digest)
+            .collect();
+        digests.push(made.config_desc.digest.clone());
+        let manifest = self
+            .block_on(d.containerd.read_blob(ns, &made.manifest_desc.digest))
+            .map_err(fail)?;
+        let pushed = registry::push(
+            target,
+            &digests,
+            &made.manifest_desc.media_type,
+            &manifest,
+            &mut |digest| {
+                self.block_on(d.containerd.read_blob(ns, digest))
+                    .map_err(|e| format!("{e:#}"))
+            },
+        )
+        .map_err(|e| Fail(502, e))?;
+        Ok(json!({
+            "to": format!("{}/{}:{}", target.host, target.repository, target.reference),
+            "uploaded": pushed.uploaded.len(),
+            "present": pushed.present.len(),
+        }))
+    }
+
+    /// `POST /v1/containers/{ns}/{id}/redeploy?image=REF[&name=NEW]`
+    pub(super) fn redeploy(
+        &self,
+        scope: &Scope,
+        req: &Request,
+        ns: &str,
+        id: &str,
+    ) -> Res<Response> {
+        let service = self.debug_service()?;
+        let asked = req.query_one("image").unwrap_or("").to_string();
+        let r = self.redeploy_inner(service, scope, req, ns, id);
+        let detail = match &r {
+            Ok(v) => v.clone(),
+            Err(_) => json!({ "image": asked }),
+        };
+        service.audit(tenant_of(scope), "redeploy", ns, id, &outcome(&r), detail);
+        Ok(Response::json(201, &r?))
+    }
+
+    fn redeploy_inner(
+        &self,
+        service: &Service,
+        scope: &Scope,
+        req: &Request,
+        ns: &str,
+        id: &str,
+    ) -> Res<Value> {
+        if !self.visible(scope, ns, id) {
+            return Err(not_found(&format!("container {}", shown(ns, id))));
+        }
+        let r = image_param(req)?;
+        let name = req
+            .query_one("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        if let Some(n) = &name {
+            check_name(n).map_err(bad)?;
+        }
+        let report = self.block_on(async {
+            let d = service
+                .debugger()
+                .await
+                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            redeploy::redeploy(&d.containerd, ns, id, &r, name)
+                .await
+                .map_err(failed)
+        })?;
+        Ok(json!(report))
+    }
+}
