@@ -7,6 +7,7 @@
 //! `crtctl trace --local` and `crtctl ls` read this node's traces directly.
 
 mod client;
+mod commit;
 mod debug;
 mod remote;
 mod settings;
@@ -44,6 +45,10 @@ enum Command {
     Ls(trace::LsArgs),
     /// Clone a running container to debug the copy (`ls`, `rm CLONE` to manage clones).
     Debug(debug::DebugArgs),
+    /// Commit a debug clone into an image (and push it with --push).
+    Commit(commit::CommitArgs),
+    /// Replace a plain containerd container by one on another image.
+    Redeploy(commit::RedeployArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::Top(a) => remote::top(a, &cli.server),
         Command::Ls(a) => trace::list(a),
         Command::Debug(a) => debug::run(a, &cli.server),
+        Command::Commit(a) => commit::commit(a, &cli.server),
+        Command::Redeploy(a) => commit::redeploy(a, &cli.server),
     };
     match result {
         Ok(code) => code,
