@@ -389,6 +389,8 @@ pub struct CommitReport {
     pub image: String,
     /// The new manifest's digest.
     pub digest: String,
+    /// The new config's digest (it carries the unpacked snapshot's label).
+    pub config_digest: String,
     pub layer_digest: String,
     pub layer_size: i64,
     pub diff_id: String,
@@ -914,6 +916,7 @@ async fn make(
             source_image: String::new(),
             image: name,
             digest: manifest_desc.digest,
+            config_digest: image.config_desc.digest.clone(),
             layer_digest: layer.digest,
             layer_size: layer.size,
             diff_id,

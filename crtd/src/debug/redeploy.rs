@@ -69,19 +69,10 @@ pub fn kubernetes_refusal(c: &ContainerRecord, spec: &Value, image: &str) -> Opt
     ))
 }
 
-/// The names a successor of `id` may take, in order: `<base>-2`, `-3`, ...
-/// where base is `id` without the `-N` a former redeploy gave it.
+/// The names a successor of `id` may take, in order: `<id>-2`, `-3`, ...
 pub fn successor_names(id: &str) -> impl Iterator<Item = String> + '_ {
-    let base = match id.rsplit_once('-') {
-        Some((b, n)) if !b.is_empty() && !n.is_empty() && n.bytes().all(|x| x.is_ascii_digit()) => {
-            b
-        }
-        _ => id,
-    };
-    let base: String = base.chars().take(70).collect();
-    (2..1000)
-        .map(move |n| format!("{base}-{n}"))
-        .filter(move |n| n != id)
+    let base: String = id.chars().take(70).collect();
+    (2..1000).map(move |n| format!("{base}-{n}"))
 }
 
 /// The old spec, for the new container: its cgroup is its own.
@@ -363,8 +354,7 @@ mod tests {
         };
         assert_eq!(first("web", &[]), "web-2");
         assert_eq!(first("web", &["web-2"]), "web-3");
-        assert_eq!(first("web-2", &[]), "web-3");
-        assert_eq!(first("web-v1", &[]), "web-v1-2");
+        assert_eq!(first("web-2", &[]), "web-2-2");
     }
 
     #[test]
