@@ -274,8 +274,15 @@ pub async fn redeploy(
             return Err(e);
         }
     };
-    let old_stopped = cd.stop_task(ns, id).await?;
-    cd.set_label(ns, id, LABEL_REPLACED_BY, &new).await?;
+    let half_done = |e: anyhow::Error| {
+        DebugError::Failed(e.context(format!(
+            "the new container {ns}/{new} runs on {image_name}, but the old one was not retired"
+        )))
+    };
+    let old_stopped = cd.stop_task(ns, id).await.map_err(half_done)?;
+    cd.set_label(ns, id, LABEL_REPLACED_BY, &new)
+        .await
+        .map_err(half_done)?;
     tracing::info!(
         "debug: redeployed {ns}/{id} as {ns}/{new} on {image_name} (old one: {old_stopped})"
     );
