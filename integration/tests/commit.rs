@@ -123,6 +123,19 @@ fn a_clone_committed_runs_as_an_image_and_its_source_is_redeployed_on_it(runtime
     assert_eq!(v["image"], image.as_str(), "{v}");
     assert_eq!(v["source_image"], IMAGE);
     assert!(v["layer_size"].as_i64().unwrap() > 0, "{v}");
+    // Committed again to the same name after another change: the name moves.
+    let again = exec_in(&src.ns, &clone, &["sh", "-c", "echo fixed2 > /kept"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let out = crtd.crtctl(ALPHA.2, &["commit", "--json", &clone, &image]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v2 = json_of(&out);
+    assert_ne!(v2["digest"], v["digest"]);
+    let v = v2;
+    // Everything the image needs survives containerd's garbage collector
+    // (a lease removed with --sync runs it at once).
+    let lease = run_in(&src.ns, &["leases", "create"]).stdout;
+    let lease = lease.split_whitespace().next().expect("a lease id");
+    assert_eq!(run_in(&src.ns, &["leases", "rm", "--sync", lease]).code, 0);
     // Unpacked by crtd (not left to ctr): the config names its top snapshot,
     // and that snapshot exists.
     let config = v["config_digest"].as_str().unwrap();
@@ -150,7 +163,7 @@ fn a_clone_committed_runs_as_an_image_and_its_source_is_redeployed_on_it(runtime
     assert_eq!(ran.code, 0, "{ran:?}");
     assert_eq!(
         ran.stdout.split_whitespace().collect::<Vec<_>>(),
-        ["fixed", "new"],
+        ["fixed2", "new"],
         "{ran:?}"
     );
 
@@ -168,7 +181,7 @@ fn a_clone_committed_runs_as_an_image_and_its_source_is_redeployed_on_it(runtime
             .stdout
             .split_whitespace()
             .collect::<Vec<_>>(),
-        ["fixed", "new"]
+        ["fixed2", "new"]
     );
     assert_eq!(task_listed(&src.ns, &src.id), None, "the old task is gone");
     assert_eq!(r["old_stopped"], "SIGTERM", "{r}");

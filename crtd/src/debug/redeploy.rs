@@ -223,7 +223,7 @@ pub async fn redeploy(
     }
     let Some(resolved) = cd.resolve(ns, &image_name).await? else {
         return Err(DebugError::NotFound(format!(
-            "image {image_name} in namespace {ns} (commit a clone to it or pull it first);"
+            "image {image_name} in namespace {ns}"
         )));
     };
     let new = match name {
