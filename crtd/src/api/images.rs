@@ -202,23 +202,27 @@ impl Api {
         target: &registry::Target,
     ) -> Res<Value> {
         let fail = |e: anyhow::Error| Fail(500, format!("{e:#}"));
-        let mut digests: Vec<String> = made
+        let mut blobs: Vec<(String, u64)> = made
             .layers()
             .map_err(fail)?
             .into_iter()
-            .map(|l| l.digest)
+            .map(|l| (l.digest, l.size.max(0) as u64))
             .collect();
-        digests.push(made.config_desc.digest.clone());
+        blobs.push((
+            made.config_desc.digest.clone(),
+            made.config_desc.size.max(0) as u64,
+        ));
         let manifest = self
             .block_on(d.containerd.read_blob(ns, &made.manifest_desc.digest))
             .map_err(fail)?;
         let pushed = registry::push(
             target,
-            &digests,
+            &blobs,
             &made.manifest_desc.media_type,
             &manifest,
             &mut |digest| {
-                self.block_on(d.containerd.read_blob(ns, digest))
+                self.block_on(d.containerd.blob_reader(ns, digest))
+                    .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>)
                     .map_err(|e| format!("{e:#}"))
             },
         )

@@ -399,6 +399,39 @@ pub struct CommitReport {
     pub pushed: Option<Value>,
 }
 
+/// A blob streamed from containerd, read from a blocking thread: a push
+/// holds one chunk of it at a time, not the blob.
+pub struct BlobReader {
+    runtime: tokio::runtime::Handle,
+    stream:
+        containerd_client::tonic::Streaming<containerd_client::services::v1::ReadContentResponse>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.runtime.block_on(self.stream.message()) {
+                Ok(Some(m)) => {
+                    self.chunk = m.data;
+                    self.at = 0;
+                }
+                Ok(None) => return Ok(0),
+                Err(s) => {
+                    return Err(std::io::Error::other(format!(
+                        "reading a blob from containerd: {s}"
+                    )))
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 fn random_suffix() -> String {
     super::random_suffix()
 }
@@ -427,6 +460,29 @@ impl Containerd {
             data.extend_from_slice(&chunk.data);
         }
         Ok(data)
+    }
+
+    /// A blob of the content store as a reader, for a blocking thread
+    /// (its reads wait on the runtime it was opened on).
+    pub async fn blob_reader(&self, ns: &str, digest: &str) -> Result<BlobReader> {
+        let stream = ContentClient::new(self.channel())
+            .read(request(
+                ns,
+                ReadContentRequest {
+                    digest: digest.into(),
+                    offset: 0,
+                    size: 0,
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: reading the blob {digest}", self.what()))?
+            .into_inner();
+        Ok(BlobReader {
+            runtime: tokio::runtime::Handle::current(),
+            stream,
+            chunk: Vec::new(),
+            at: 0,
+        })
     }
 
     pub async fn blob_info(&self, ns: &str, digest: &str) -> Result<Info> {

@@ -4,6 +4,7 @@
 //! PUT under its tag. Basic authentication when credentials are configured;
 //! registries that only hand out bearer tokens are not spoken to yet.
 
+use std::io::Read;
 use std::time::Duration;
 
 use ureq::Agent;
@@ -72,6 +73,18 @@ struct Session<'a> {
 
 type Answer = (u16, Option<String>, String);
 
+/// What a request carries.
+enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// A blob streamed from its reader, of a known size.
+    Stream(Box<dyn Read + Send>, u64),
+}
+
+/// Where a blob's bytes come from: a reader, opened only for a blob the
+/// registry lacks.
+pub type Fetch<'a> = dyn FnMut(&str) -> Result<Box<dyn Read + Send>, String> + 'a;
+
 impl Session<'_> {
     fn url(&self, path: &str) -> String {
         format!("{}/v2/{}/{path}", self.t.base, self.t.repository)
@@ -83,7 +96,7 @@ impl Session<'_> {
         method: &str,
         url: &str,
         content_type: Option<&str>,
-        body: Option<&[u8]>,
+        body: Body,
     ) -> Result<Answer, String> {
         let mut req = ureq::http::Request::builder().method(method).uri(url);
         if let Some((u, p)) = &self.t.auth {
@@ -98,10 +111,15 @@ impl Session<'_> {
         let bad =
             |e: ureq::http::Error| format!("registry {}: a bad request to {url}: {e}", self.t.host);
         let sent = match body {
-            None => self
+            Body::Empty => self
                 .agent
                 .run(req.body(ureq::SendBody::none()).map_err(bad)?),
-            Some(b) => self.agent.run(req.body(b).map_err(bad)?),
+            Body::Bytes(b) => self.agent.run(req.body(b).map_err(bad)?),
+            Body::Stream(reader, size) => self.agent.run(
+                req.header("Content-Length", size)
+                    .body(ureq::SendBody::from_owned_reader(reader))
+                    .map_err(bad)?,
+            ),
         };
         let mut resp = sent.map_err(|e| format!("registry {} unreachable: {e}", self.t.host))?;
         let status = resp.status().as_u16();
@@ -157,9 +175,9 @@ impl Session<'_> {
         )
     }
 
-    fn upload(&self, digest: &str, data: &[u8]) -> Result<(), String> {
+    fn upload(&self, digest: &str, data: Box<dyn Read + Send>, size: u64) -> Result<(), String> {
         let start = self.url("blobs/uploads/");
-        let a = self.send("POST", &start, None, None)?;
+        let a = self.send("POST", &start, None, Body::Empty)?;
         let location = match (&a, &a.1) {
             ((202, _, _), Some(l)) => l.clone(),
             _ => return Err(self.unexpected("POST", &start, &a)),
@@ -171,7 +189,12 @@ impl Session<'_> {
         };
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{sep}digest={}", digest.replace(':', "%3A"));
-        let a = self.send("PUT", &put, Some("application/octet-stream"), Some(data))?;
+        let a = self.send(
+            "PUT",
+            &put,
+            Some("application/octet-stream"),
+            Body::Stream(data, size),
+        )?;
         if a.0 != 201 {
             return Err(self.unexpected("PUT", &put, &a));
         }
@@ -185,32 +208,32 @@ fn snippet(s: &str) -> String {
     crt_tracer::escape::escape(cut.as_bytes())
 }
 
-/// Pushes the blobs `digests` (read through `fetch` only when the registry
-/// lacks them), then the manifest.
+/// Pushes the blobs `(digest, size)` (streamed from `fetch` only when the
+/// registry lacks them), then the manifest.
 pub fn push(
     t: &Target,
-    digests: &[String],
+    blobs: &[(String, u64)],
     manifest_type: &str,
     manifest: &[u8],
-    fetch: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    fetch: &mut Fetch,
 ) -> Result<Pushed, String> {
     let s = Session { agent: agent(), t };
     let mut pushed = Pushed::default();
-    for d in digests {
+    for (d, size) in blobs {
         let url = s.url(&format!("blobs/{d}"));
-        let a = s.send("HEAD", &url, None, None)?;
+        let a = s.send("HEAD", &url, None, Body::Empty)?;
         match a.0 {
             200 => pushed.present.push(d.clone()),
             404 => {
                 let data = fetch(d)?;
-                s.upload(d, &data)?;
+                s.upload(d, data, *size)?;
                 pushed.uploaded.push(d.clone());
             }
             _ => return Err(s.unexpected("HEAD", &url, &a)),
         }
     }
     let url = s.url(&format!("manifests/{}", t.reference));
-    let a = s.send("PUT", &url, Some(manifest_type), Some(manifest))?;
+    let a = s.send("PUT", &url, Some(manifest_type), Body::Bytes(manifest))?;
     if a.0 != 201 {
         return Err(s.unexpected("PUT", &url, &a));
     }
@@ -298,12 +321,14 @@ mod tests {
         let mut fetched = Vec::new();
         let pushed = push(
             &target(&addr, Some(("user", "pw"))),
-            &["sha256:layer".into(), "sha256:cfg".into()],
+            &[("sha256:layer".into(), 21), ("sha256:cfg".into(), 3)],
             "application/vnd.oci.image.manifest.v1+json",
             b"{manifest}",
             &mut |d| {
                 fetched.push(d.to_string());
-                Ok(format!("bytes of {d}").into_bytes())
+                Ok(Box::new(std::io::Cursor::new(
+                    format!("bytes of {d}").into_bytes(),
+                )))
             },
         )
         .unwrap();
@@ -338,17 +363,20 @@ mod tests {
         let (addr, _) = registry("x", true);
         let e = push(
             &target(&addr, Some(("user", "wrong"))),
-            &["sha256:a".into()],
+            &[("sha256:a".into(), 0)],
             "m",
             b"{}",
-            &mut |_| Ok(vec![]),
+            &mut |_| Ok(Box::new(std::io::empty())),
         )
         .unwrap_err();
         assert!(e.contains("refused the credentials of \"user\""), "{e}");
         let closed = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
-        let e = push(&target(&addr, None), &[], "m", b"{}", &mut |_| Ok(vec![])).unwrap_err();
+        let e = push(&target(&addr, None), &[], "m", b"{}", &mut |_| {
+            Ok(Box::new(std::io::empty()))
+        })
+        .unwrap_err();
         assert!(
             e.starts_with(&format!("registry {addr} unreachable")),
             "{e}"
