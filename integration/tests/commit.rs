@@ -221,24 +221,32 @@ struct Registry {
 }
 
 impl Registry {
-    fn start() -> Registry {
+    /// With `auth`, it asks for that user and password (basic authentication).
+    fn start(auth: Option<(&str, &str)>) -> Registry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let dir = std::env::temp_dir().join(format!("crt-it-registry-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("crt-it-registry-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        );
+        if let Some((user, password)) = auth {
+            let htpasswd = dir.join("htpasswd");
+            let hash = bcrypt::hash(password, 4).unwrap();
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: crt-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
@@ -269,7 +277,7 @@ impl Drop for Registry {
 
 #[test]
 fn a_committed_image_is_pushed_to_the_tenants_registry_and_pulled_back() {
-    let registry = Registry::start();
+    let registry = Registry::start(None);
     let location = format!("127.0.0.1:{}/alpha", registry.port);
     let mut crtd = Crtd::start("commit-push");
     // Alpha's entry gets its registry.
@@ -423,6 +431,59 @@ fn kubernetes_containers_non_clones_and_other_tenants_are_refused() {
         audit.lines().any(|l| l.contains("\"tenant\":\"beta\"")
             && l.contains("\"action\":\"redeploy\"")
             && l.contains("failed (404)")),
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_push_authenticates_with_the_tenants_credentials_and_says_when_they_are_refused() {
+    let registry = Registry::start(Some(("alpha-bot", "s3cret")));
+    let location = format!("127.0.0.1:{}/alpha", registry.port);
+    let mut crtd = Crtd::start("commit-push-auth");
+    let password = crtd.dir.join("registry-password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let config = std::fs::read_to_string(&crtd.config).unwrap();
+    let config = config.replacen(
+        "name = \"alpha\"\n",
+        &format!(
+            "name = \"alpha\"\nregistry = \"{location}\"\nregistry_insecure = true\nregistry_username = \"alpha-bot\"\nregistry_password_file = \"{}\"\n",
+            password.display()
+        ),
+        1,
+    );
+    std::fs::write(&crtd.config, config).unwrap();
+    crtd.restart();
+    let src = source("runc");
+    let image = format!("{location}/fixed:auth");
+    let mut left = Leftover {
+        ns: src.ns.clone(),
+        containers: vec![],
+        images: vec![image.clone()],
+    };
+    let clone = changed_clone(&crtd, &src, &mut left);
+    let out = crtd.crtctl(ALPHA.2, &["commit", "--push", &clone, &image]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("pushed to {image}")),
+        "{out:?}"
+    );
+    // The password file is read at each push: a wrong one is refused, named.
+    std::fs::write(&password, "wrong\n").unwrap();
+    let out = crtd.crtctl(ALPHA.2, &["commit", "--push", &clone, &image]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("but the push failed")
+            && out.stderr.contains(&format!(
+                "registry 127.0.0.1:{} refused the credentials of \"alpha-bot\"",
+                registry.port
+            )),
+        "{out:?}"
+    );
+    let audit = std::fs::read_to_string(crtd.dir.join("store/audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"action\":\"push\"")
+            && l.contains("failed (502)")
+            && l.contains("refused the credentials")),
         "{audit}"
     );
 }
