@@ -3,6 +3,7 @@
 //! A tenant reaches only its own containers (others' are "not found", like
 //! absent ones) and pushes only under its registry; every action is audited.
 
+use crt_config::Registry;
 use crt_tracer::escape;
 use serde_json::{json, Value};
 
@@ -50,10 +51,67 @@ fn shown(ns: &str, id: &str) -> String {
     )
 }
 
+/// Where `r` may be pushed by `scope`, given the tenant concerned (the
+/// caller, or for root the namespace's owner) and its registry: a tenant
+/// only under its own registry; root anywhere, with the tenant's settings
+/// and credentials when the image is under its registry.
+fn push_target(
+    scope: &Scope,
+    tenant: Option<&str>,
+    registry: Option<&Registry>,
+    r: &ImageRef,
+) -> Res<registry::Target> {
+    let registry = match (scope, registry) {
+        (Scope::Tenant(t), None) => {
+            return Err(Fail(
+                409,
+                format!("tenant {t:?} has no registry to push to; the node config's [[tenants]] entry for it needs registry = \"host[:port]/prefix\""),
+            ))
+        }
+        (Scope::Tenant(_), Some(reg)) if !r.is_under(&reg.location()) => {
+            return Err(bad(format!(
+                "image={} is not under your registry; expected a reference that starts with {}/",
+                escape::quote(r.to_string().as_bytes(), false),
+                reg.location()
+            )))
+        }
+        (_, Some(reg)) if r.is_under(&reg.location()) => Some(reg),
+        _ => None,
+    };
+    let https = match registry {
+        Some(reg) => !reg.insecure,
+        // Like docker, a registry on this machine is spoken to in plain HTTP.
+        None => !is_loopback(&r.domain),
+    };
+    let auth = match registry {
+        Some(reg) => match (&reg.username, &reg.password_file) {
+            (Some(user), Some(file)) => {
+                let pw = std::fs::read_to_string(file).map_err(|e| {
+                    Fail(
+                        500,
+                        format!(
+                            "registry_password_file {} (tenant {}) cannot be read: {e}",
+                            file.display(),
+                            tenant.unwrap_or("?")
+                        ),
+                    )
+                })?;
+                Some((user.clone(), pw.trim_end_matches(['\r', '\n']).to_string()))
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    Ok(registry::Target {
+        base: format!("{}://{}", if https { "https" } else { "http" }, r.domain),
+        host: r.domain.clone(),
+        repository: r.path.clone(),
+        reference: r.reference().to_string(),
+        auth,
+    })
+}
+
 impl Api {
-    /// Where `r` may be pushed from `ns` by `scope`: a tenant only under
-    /// its own registry; root anywhere (with the credentials of the
-    /// namespace's tenant when the image is under its registry).
     fn push_target(&self, scope: &Scope, ns: &str, r: &ImageRef) -> Res<registry::Target> {
         let tenant = match scope {
             Scope::Tenant(t) => Some(t.as_str()),
@@ -62,54 +120,7 @@ impl Api {
         let registry = tenant
             .and_then(|t| self.ingest.tenants.get(t))
             .and_then(|t| t.registry.as_ref());
-        let registry = match (scope, registry) {
-            (Scope::Tenant(t), None) => {
-                return Err(Fail(
-                    409,
-                    format!("tenant {t:?} has no registry to push to; the node config's [[tenants]] entry for it needs registry = \"host[:port]/prefix\""),
-                ))
-            }
-            (Scope::Tenant(_), Some(reg)) if !r.is_under(&reg.location()) => {
-                return Err(bad(format!(
-                    "image={} is not under your registry; expected a reference that starts with {}/",
-                    escape::quote(r.to_string().as_bytes(), false),
-                    reg.location()
-                )))
-            }
-            (_, Some(reg)) if r.is_under(&reg.location()) => Some(reg),
-            _ => None,
-        };
-        let https = match registry {
-            Some(reg) => !reg.insecure,
-            // Like docker, a registry on this machine is spoken to in plain HTTP.
-            None => !is_loopback(&r.domain),
-        };
-        let auth = match registry {
-            Some(reg) => match (&reg.username, &reg.password_file) {
-                (Some(user), Some(file)) => {
-                    let pw = std::fs::read_to_string(file).map_err(|e| {
-                        Fail(
-                            500,
-                            format!(
-                                "registry_password_file {} (tenant {}) cannot be read: {e}",
-                                file.display(),
-                                tenant.unwrap_or("?")
-                            ),
-                        )
-                    })?;
-                    Some((user.clone(), pw.trim_end_matches(['\r', '\n']).to_string()))
-                }
-                _ => None,
-            },
-            None => None,
-        };
-        Ok(registry::Target {
-            base: format!("{}://{}", if https { "https" } else { "http" }, r.domain),
-            host: r.domain.clone(),
-            repository: r.path.clone(),
-            reference: r.reference().to_string(),
-            auth,
-        })
+        push_target(scope, tenant, registry, r)
     }
 
     /// `POST /v1/clones/{ns}/{id}/commit?image=REF[&push=true]`
@@ -282,5 +293,160 @@ impl Api {
                 .map_err(failed)
         })?;
         Ok(json!(report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(dir: &std::path::Path, password: Option<&str>) -> Registry {
+        let password_file = password.map(|p| {
+            let f = dir.join("pw");
+            std::fs::write(&f, format!("{p}\n")).unwrap();
+            f
+        });
+        Registry {
+            host: "reg.example.com:5000".into(),
+            prefix: "acme".into(),
+            insecure: false,
+            username: password.map(|_| "bot".to_string()),
+            password_file,
+        }
+    }
+
+    trait Outcome {
+        fn target(self) -> registry::Target;
+        fn fail(self) -> Fail;
+    }
+
+    impl Outcome for Res<registry::Target> {
+        fn target(self) -> registry::Target {
+            match self {
+                Ok(t) => t,
+                Err(Fail(status, msg)) => panic!("{status}: {msg}"),
+            }
+        }
+        fn fail(self) -> Fail {
+            match self {
+                Ok(t) => panic!("{t:?}"),
+                Err(f) => f,
+            }
+        }
+    }
+
+    fn image(s: &str) -> ImageRef {
+        ImageRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_tenant_pushes_only_under_its_registry_with_its_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = Scope::Tenant("acme".into());
+        let r = reg(dir.path(), Some("s3cret"));
+        let t = push_target(
+            &acme,
+            Some("acme"),
+            Some(&r),
+            &image("reg.example.com:5000/acme/web:fix"),
+        )
+        .target();
+        assert_eq!(t.base, "https://reg.example.com:5000");
+        assert_eq!(
+            (t.repository.as_str(), t.reference.as_str()),
+            ("acme/web", "fix")
+        );
+        assert_eq!(t.auth, Some(("bot".to_string(), "s3cret".to_string())));
+        let Fail(status, msg) = push_target(
+            &acme,
+            Some("acme"),
+            Some(&r),
+            &image("reg.example.com:5000/globex/web:1"),
+        )
+        .fail();
+        assert_eq!(status, 400);
+        assert!(
+            msg.contains("starts with reg.example.com:5000/acme/"),
+            "{msg}"
+        );
+        let Fail(status, msg) =
+            push_target(&acme, Some("acme"), None, &image("localhost/x:1")).fail();
+        assert_eq!(status, 409);
+        assert!(msg.contains("registry = "), "{msg}");
+        let insecure = Registry {
+            insecure: true,
+            ..reg(dir.path(), None)
+        };
+        let t = push_target(
+            &acme,
+            Some("acme"),
+            Some(&insecure),
+            &image("reg.example.com:5000/acme/web:fix"),
+        )
+        .target();
+        assert_eq!(
+            (t.base.as_str(), t.auth),
+            ("http://reg.example.com:5000", None)
+        );
+    }
+
+    #[test]
+    fn root_pushes_anywhere_with_the_tenants_settings_under_its_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = reg(dir.path(), Some("s3cret"));
+        let t = push_target(
+            &Scope::Root,
+            Some("acme"),
+            Some(&r),
+            &image("other.example.com/team/app:1"),
+        )
+        .target();
+        assert_eq!(
+            (t.base.as_str(), t.auth),
+            ("https://other.example.com", None)
+        );
+        let t = push_target(
+            &Scope::Root,
+            None,
+            None,
+            &image("127.0.0.1:5000/team/app:1"),
+        )
+        .target();
+        assert_eq!(
+            t.base, "http://127.0.0.1:5000",
+            "a registry on this machine: plain HTTP"
+        );
+        let t = push_target(
+            &Scope::Root,
+            Some("acme"),
+            Some(&r),
+            &image("reg.example.com:5000/acme/app:1"),
+        )
+        .target();
+        assert_eq!(t.auth.map(|a| a.0).as_deref(), Some("bot"));
+    }
+
+    #[test]
+    fn an_unreadable_password_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry {
+            password_file: Some(dir.path().join("missing")),
+            username: Some("bot".into()),
+            ..reg(dir.path(), None)
+        };
+        let Fail(status, msg) = push_target(
+            &Scope::Tenant("acme".into()),
+            Some("acme"),
+            Some(&r),
+            &image("reg.example.com:5000/acme/web:fix"),
+        )
+        .fail();
+        assert_eq!(status, 500);
+        assert!(
+            msg.contains("registry_password_file")
+                && msg.contains("missing")
+                && msg.contains("tenant acme"),
+            "{msg}"
+        );
     }
 }
