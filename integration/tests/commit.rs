@@ -410,6 +410,25 @@ fn kubernetes_containers_non_clones_and_other_tenants_are_refused() {
             .contains("image=\"Bad/Ref\""),
         "{body}"
     );
+    // A commit makes new content: a reference by digest cannot name it.
+    let (code, body) = crtd.request(
+        "POST",
+        &format!(
+            "/v1/clones/{}/{}/commit?image=localhost/x@sha256:{}",
+            src.ns,
+            src.id,
+            "a".repeat(64)
+        ),
+        Some(ALPHA.2),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected a reference with a tag"),
+        "{body}"
+    );
     // Another tenant: not found, as if absent; nothing changes.
     for path in [
         format!(

@@ -197,6 +197,12 @@ impl Api {
             return Err(not_found(&format!("clone {}", shown(ns, id))));
         }
         let r = image_param(req)?;
+        if let Some(d) = &r.digest {
+            return Err(bad(format!(
+                "image={} names a digest ({d}), but a commit makes new content whose digest is not known before; expected a reference with a tag and no @digest",
+                escape::quote(r.to_string().as_bytes(), false)
+            )));
+        }
         let target = if bool_param(req, "push")? {
             Some(self.push_target(scope, ns, &r)?)
         } else {

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::containerd::{absent, leased, request, Containerd};
-use super::{DebugError, LABEL_CLONE_OF};
+use super::{random_suffix, DebugError, LABEL_CLONE_OF};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -430,10 +430,6 @@ impl std::io::Read for BlobReader {
         self.at += n;
         Ok(n)
     }
-}
-
-fn random_suffix() -> String {
-    super::random_suffix()
 }
 
 impl Containerd {
