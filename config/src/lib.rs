@@ -8,4 +8,4 @@ pub mod supervisor;
 
 pub use annotation::{parse_trace, AnnotationError, TraceSpec, TRACE_ANNOTATION};
 pub use node::{ConfigError, DebugConfig, KubernetesConfig, NodeConfig};
-pub use supervisor::{ApiConfig, OtlpConfig, StoreConfig, Tenant};
+pub use supervisor::{ApiConfig, OtlpConfig, Registry, StoreConfig, Tenant};

@@ -663,6 +663,51 @@ namespaces = ["globex"]
     }
 
     #[test]
+    fn a_tenants_registry_is_read_and_checked() {
+        let c = parse(
+            "[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\nregistry = \"reg.local:5000/team/a\"\nregistry_insecure = true\nregistry_username = \"bot\"\nregistry_password_file = \"/etc/crt/reg-pass\"\n",
+        )
+        .unwrap();
+        let r = c.tenants[0].registry.as_ref().unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.prefix.as_str()),
+            ("reg.local:5000", "team/a")
+        );
+        assert!(r.insecure);
+        assert_eq!(r.username.as_deref(), Some("bot"));
+        assert_eq!(r.location(), "reg.local:5000/team/a");
+        for bad in [
+            "https://reg.local/a",
+            "reg.local:port/a",
+            "reg.local/Upper",
+            "",
+        ] {
+            let e = parse(&format!(
+                "[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\nregistry = \"{bad}\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.message.contains("registry = ")
+                    && e.message.contains("expected \"host[:port]/prefix\""),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse(
+            "[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\nregistry = \"r/a\"\nregistry_username = \"bot\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("registry_password_file"), "{e}");
+        let e =
+            parse("[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\nregistry_username = \"bot\"\n")
+                .unwrap_err();
+        assert!(
+            e.message
+                .contains("registry_username is set without registry"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_api_defaults_to_loopback_and_a_root_socket() {
         let c = parse("").unwrap();
         assert_eq!(c.api.listen, Some("127.0.0.1:7420".parse().unwrap()));

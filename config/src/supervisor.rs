@@ -89,6 +89,34 @@ pub struct Tenant {
     pub token_sha256: Vec<[u8; 32]>,
     pub max_age: Duration,
     pub max_bytes: u64,
+    /// `registry`: where this tenant's committed images may be pushed.
+    pub registry: Option<Registry>,
+}
+
+/// A tenant's image registry: `registry = "host[:port]/prefix"`, with
+/// `registry_insecure` (plain HTTP), `registry_username` and
+/// `registry_password_file` (read at each push, so it can be rotated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registry {
+    /// `host[:port]` of the registry.
+    pub host: String,
+    /// The repository prefix under it (may be empty): every image ref the
+    /// tenant pushes starts with `host/prefix/`.
+    pub prefix: String,
+    pub insecure: bool,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl Registry {
+    /// `host[:port]/prefix`, as configured.
+    pub fn location(&self) -> String {
+        if self.prefix.is_empty() {
+            self.host.clone()
+        } else {
+            format!("{}/{}", self.host, self.prefix)
+        }
+    }
 }
 
 /// `[export.otlp]`: events and log lines sent as OpenTelemetry log records
@@ -165,6 +193,10 @@ pub(crate) struct RawTenant {
     token_sha256: Option<Spanned<Vec<String>>>,
     max_age: Option<Spanned<String>>,
     max_bytes: Option<Spanned<crate::node::Size>>,
+    registry: Option<Spanned<String>>,
+    registry_insecure: Option<bool>,
+    registry_username: Option<Spanned<String>>,
+    registry_password_file: Option<Spanned<String>>,
 }
 
 /// Parses `7d`, `12h`, `30m`, `90s`.
@@ -311,6 +343,7 @@ pub(crate) fn tenants(
                 format!("tenants.name = {name:?} is declared twice; expected each tenant once"),
             ));
         }
+        let registry = registry(&t, &name, err)?;
         let namespaces = t
             .namespaces
             .map(|n| (n.span(), n.into_inner()))
@@ -377,9 +410,74 @@ pub(crate) fn tenants(
             token_sha256: hashes,
             max_age,
             max_bytes,
+            registry,
         });
     }
     Ok(out)
+}
+
+/// A tenant's `registry` keys: the location must be `host[:port]/prefix`;
+/// credentials come as a username and a password file, both or neither.
+fn registry(t: &RawTenant, name: &str, err: ErrFn) -> Result<Option<Registry>, crate::ConfigError> {
+    let Some(loc) = &t.registry else {
+        for (key, span) in [
+            (
+                "registry_username",
+                t.registry_username.as_ref().map(|v| v.span()),
+            ),
+            (
+                "registry_password_file",
+                t.registry_password_file.as_ref().map(|v| v.span()),
+            ),
+        ] {
+            if let Some(span) = span {
+                return Err(err(
+                    Some(span),
+                    format!("tenant {name:?}: {key} is set without registry; expected registry = \"host[:port]/prefix\" beside it"),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let v = loc.get_ref().trim().trim_end_matches('/');
+    let (host, prefix) = v.split_once('/').unwrap_or((v, ""));
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && host
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_ok());
+    let prefix_ok = prefix.split('/').all(|c| {
+        prefix.is_empty()
+            || (!c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)))
+    });
+    if v.contains("://") || !host_ok || !prefix_ok {
+        return Err(err(
+            Some(loc.span()),
+            format!("tenant {name:?}: registry = {:?} is not a registry location; expected \"host[:port]/prefix\" (no scheme; lowercase path), like \"registry.example.com:5000/acme\"", loc.get_ref()),
+        ));
+    }
+    let username = t.registry_username.as_ref().map(|u| u.get_ref().clone());
+    let password_file = t
+        .registry_password_file
+        .as_ref()
+        .map(|p| PathBuf::from(p.get_ref()));
+    if username.is_some() != password_file.is_some() {
+        return Err(err(
+            Some(loc.span()),
+            format!("tenant {name:?}: registry_username and registry_password_file go together; expected both or neither"),
+        ));
+    }
+    Ok(Some(Registry {
+        host: host.to_string(),
+        prefix: prefix.to_string(),
+        insecure: t.registry_insecure.unwrap_or(false),
+        username,
+        password_file,
+    }))
 }
 
 /// Splits `http://host:port/path` (port defaults to 4318, path to `/v1/logs`).

@@ -76,7 +76,7 @@ enum DebugCommand {
 }
 
 /// The namespace a container is in: as given, else the only one crtd knows it in.
-pub fn namespace_of(client: &Client, given: Option<&str>, id: &str) -> Result<String> {
+pub(crate) fn namespace_of(client: &Client, given: Option<&str>, id: &str) -> Result<String> {
     if let Some(ns) = given {
         return Ok(ns.to_string());
     }
@@ -102,7 +102,7 @@ pub fn namespace_of(client: &Client, given: Option<&str>, id: &str) -> Result<St
     }
 }
 
-pub fn path_part(s: &str) -> String {
+pub(crate) fn path_part(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -7,6 +7,7 @@
 //! `crtctl trace --local` and `crtctl ls` read this node's traces directly.
 
 mod client;
+mod commit;
 mod debug;
 mod exec;
 mod remote;
@@ -49,6 +50,10 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Copy files between a debug clone and here: CLONE:PATH LOCAL, or LOCAL CLONE:DIR.
     Cp(exec::CpArgs),
+    /// Commit a debug clone into an image (and push it with --push).
+    Commit(commit::CommitArgs),
+    /// Replace a plain containerd container by one on another image.
+    Redeploy(commit::RedeployArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::Debug(a) => debug::run(a, &cli.server),
         Command::Exec(a) => exec::exec(a, &cli.server),
         Command::Cp(a) => exec::cp(a, &cli.server),
+        Command::Commit(a) => commit::commit(a, &cli.server),
+        Command::Redeploy(a) => commit::redeploy(a, &cli.server),
     };
     match result {
         Ok(code) => code,

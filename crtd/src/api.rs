@@ -44,10 +44,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/clones/{namespace}/{id}"),
     ("GET", "/v1/clones/{namespace}/{id}/exec"),
     ("GET", "/v1/clones/{namespace}/{id}/archive"),
+    ("POST", "/v1/clones/{namespace}/{id}/commit"),
+    ("POST", "/v1/containers/{namespace}/{id}/redeploy"),
     ("GET", "/metrics"),
 ];
 
 mod clones;
+mod images;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -226,11 +229,17 @@ impl Api {
                 return self.clone_container(&scope, &req, ns, id)
             }
             ("DELETE", ["", "v1", "clones", ns, id]) => return self.remove_clone(&scope, ns, id),
+            ("POST", ["", "v1", "clones", ns, id, "commit"]) => {
+                return self.commit_clone(&scope, &req, ns, id)
+            }
+            ("POST", ["", "v1", "containers", ns, id, "redeploy"]) => {
+                return self.redeploy(&scope, &req, ns, id)
+            }
             ("GET" | "HEAD", _) => {}
             (method, _) => {
                 return Err(Fail(
                     405,
-                    format!("{method} is not supported here; every endpoint but POST /v1/containers/{{namespace}}/{{id}}/clones and DELETE /v1/clones/{{namespace}}/{{id}} is GET"),
+                    format!("{method} is not supported here; every endpoint but POST /v1/containers/{{namespace}}/{{id}}/clones, POST /v1/clones/{{namespace}}/{{id}}/commit, POST /v1/containers/{{namespace}}/{{id}}/redeploy and DELETE /v1/clones/{{namespace}}/{{id}} is GET"),
                 ))
             }
         }

@@ -144,6 +144,7 @@ mod tests {
             token_sha256: vec![Sha256::digest(token.as_bytes()).into()],
             max_age: Duration::from_secs(60),
             max_bytes: 1 << 20,
+            registry: None,
         }
     }
 

@@ -13,14 +13,14 @@ use crate::debug::{self, CloneRequest, DebugError, Service};
 use crate::tenants::Scope;
 use crate::web::{Request, Response};
 
-fn tenant_of(scope: &Scope) -> Option<&str> {
+pub(super) fn tenant_of(scope: &Scope) -> Option<&str> {
     match scope {
         Scope::Root => None,
         Scope::Tenant(t) => Some(t),
     }
 }
 
-fn failed(e: DebugError) -> Fail {
+pub(super) fn failed(e: DebugError) -> Fail {
     match e {
         DebugError::NotFound(what) => not_found(&what),
         DebugError::Conflict(msg) => Fail(409, msg),
@@ -32,7 +32,7 @@ fn failed(e: DebugError) -> Fail {
     }
 }
 
-fn outcome<T>(r: &Res<T>) -> String {
+pub(super) fn outcome<T>(r: &Res<T>) -> String {
     match r {
         Ok(_) => "ok".to_string(),
         Err(Fail(status, msg)) => format!("failed ({status}): {msg}"),
@@ -135,7 +135,7 @@ fn clone_path(req: &Request) -> Res<String> {
 }
 
 impl Api {
-    fn debug_service(&self) -> Res<&Service> {
+    pub(super) fn debug_service(&self) -> Res<&Service> {
         self.debug.as_deref().ok_or_else(|| {
             Fail(
                 503,
@@ -145,11 +145,11 @@ impl Api {
     }
 
     /// Runs an async debug action from the request's (blocking) thread.
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+    pub(super) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Handle::current().block_on(f)
     }
 
-    fn visible(&self, scope: &Scope, ns: &str, id: &str) -> bool {
+    pub(super) fn visible(&self, scope: &Scope, ns: &str, id: &str) -> bool {
         !self.catalog().container(scope, Some(ns), id).is_empty()
     }
 

@@ -34,7 +34,7 @@ pub struct Containerd {
     address: PathBuf,
 }
 
-fn request<T>(namespace: &str, msg: T) -> Result<Request<T>> {
+pub(super) fn request<T>(namespace: &str, msg: T) -> Result<Request<T>> {
     let mut r = Request::new(msg);
     r.metadata_mut().insert(
         "containerd-namespace",
@@ -47,7 +47,7 @@ fn request<T>(namespace: &str, msg: T) -> Result<Request<T>> {
 
 /// A request made under a lease: what it creates is not garbage collected
 /// while the lease lives.
-fn leased<T>(namespace: &str, lease: &str, msg: T) -> Result<Request<T>> {
+pub(super) fn leased<T>(namespace: &str, lease: &str, msg: T) -> Result<Request<T>> {
     let mut r = request(namespace, msg)?;
     r.metadata_mut().insert(
         "containerd-lease",
@@ -58,7 +58,7 @@ fn leased<T>(namespace: &str, lease: &str, msg: T) -> Result<Request<T>> {
     Ok(r)
 }
 
-fn absent<T>(
+pub(super) fn absent<T>(
     r: std::result::Result<T, tonic::Status>,
 ) -> std::result::Result<Option<T>, tonic::Status> {
     match r {
@@ -79,7 +79,12 @@ impl Containerd {
         })
     }
 
-    fn what(&self) -> String {
+    /// The connection, for the calls other modules of `debug` make.
+    pub(super) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub(super) fn what(&self) -> String {
         format!("containerd at {}", self.address.display())
     }
 

@@ -15,7 +15,10 @@ pub mod containerd;
 pub mod copy;
 pub mod exec;
 pub mod freeze;
+pub mod image;
 pub mod netns;
+pub mod redeploy;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
