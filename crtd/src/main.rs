@@ -245,6 +245,7 @@ fn run(config: NodeConfig) -> Result<()> {
             cfg,
             ingest: Arc::clone(&ingest),
             state: config.store.dir.join("export-otlp.json"),
+            audit: Some(config.store.dir.join("audit.jsonl")),
         };
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()

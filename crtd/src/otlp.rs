@@ -21,6 +21,13 @@
 //! (`syscall`, `log`, `drops`, `gap`) and, by kind, `thread.id`,
 //! `process.command`, `crt.syscall.name`, `log.iostream`, `crt.dropped`,
 //! `crt.gap.lost`, `crt.gap.exact`.
+//!
+//! The debug actions of the audit log (clone, exec, cp, commit, push,
+//! redeploy, rm) go out too, from the lines added to it since the export
+//! began: one resource per tenant (`service.name` crtd, `crt.tenant`),
+//! records with `crt.event` `audit`, `crt.audit.action`,
+//! `crt.audit.outcome`, `crt.containerd.namespace`, `container.id` and
+//! `crt.audit.detail` (JSON); failures are WARN.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -449,6 +456,8 @@ pub struct Exporter {
     pub ingest: Arc<Ingest>,
     /// Where the cursor is kept between runs.
     pub state: PathBuf,
+    /// The audit log of debug actions, exported as it grows.
+    pub audit: Option<PathBuf>,
 }
 
 /// What is kept between runs.
@@ -457,6 +466,119 @@ struct State {
     /// When the export began: older events are not sent.
     since_ns: u64,
     cursor: Cursor,
+    /// How far into the audit log has been sent (absent: from its end now).
+    #[serde(default)]
+    audit_offset: Option<u64>,
+}
+
+/// Whole lines of the audit log past `offset` (at most `max`), and the
+/// offset after them. A log shorter than `offset` was replaced: read anew.
+fn audit_lines(path: &Path, offset: u64, max: usize) -> (Vec<Value>, u64) {
+    use std::io::{BufRead, Seek};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (Vec::new(), offset);
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut at = if len < offset { 0 } else { offset };
+    if f.seek(std::io::SeekFrom::Start(at)).is_err() {
+        return (Vec::new(), offset);
+    }
+    let mut r = std::io::BufReader::new(f);
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    while out.len() < max {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(n) if n > 0 && line.ends_with(b"\n") => {
+                at += n as u64;
+                if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                    out.push(v);
+                }
+            }
+            _ => break,
+        }
+    }
+    (out, at)
+}
+
+/// An audit line as an OTLP log record.
+fn audit_record(v: &Value, observed_ns: u64) -> LogRecord {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let outcome = s("outcome");
+    let ok = outcome == "ok" || outcome.starts_with("exited") || outcome == "ended";
+    let body = format!(
+        "{} {}/{} by {}: {outcome}",
+        s("action"),
+        s("namespace"),
+        s("container"),
+        v["tenant"].as_str().unwrap_or("root")
+    );
+    let (severity_number, severity_text) = if ok {
+        (SeverityNumber::Info as i32, "INFO")
+    } else {
+        (SeverityNumber::Warn as i32, "WARN")
+    };
+    LogRecord {
+        time_unix_nano: render::parse_rfc3339_utc(&s("ts")).unwrap_or(observed_ns),
+        observed_time_unix_nano: observed_ns,
+        severity_number,
+        severity_text: severity_text.into(),
+        body: Some(AnyValue {
+            value: Some(text(body)),
+        }),
+        attributes: vec![
+            attr("crt.event", text("audit")),
+            attr("crt.audit.action", text(s("action"))),
+            attr("crt.audit.outcome", text(outcome)),
+            attr("crt.containerd.namespace", text(s("namespace"))),
+            attr("container.id", text(s("container"))),
+            attr("crt.audit.detail", text(v["detail"].to_string())),
+        ],
+        ..Default::default()
+    }
+}
+
+/// A request of audit lines: one resource per tenant (root's have none).
+fn audit_request(lines: &[Value], host: &str) -> ExportLogsServiceRequest {
+    let observed = now_ns();
+    let mut groups: Vec<(Option<String>, Vec<LogRecord>)> = Vec::new();
+    for v in lines {
+        let tenant = v["tenant"].as_str().map(str::to_string);
+        let lr = audit_record(v, observed);
+        match groups.iter_mut().find(|(t, _)| *t == tenant) {
+            Some((_, g)) => g.push(lr),
+            None => groups.push((tenant, vec![lr])),
+        }
+    }
+    let resource_logs = groups
+        .into_iter()
+        .map(|(tenant, log_records)| {
+            let mut attributes = vec![
+                attr("service.name", text("crtd")),
+                attr("host.name", text(host)),
+            ];
+            if let Some(t) = tenant {
+                attributes.push(attr("crt.tenant", text(t)));
+            }
+            ResourceLogs {
+                resource: Some(OtlpResource {
+                    attributes,
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: "crt.audit".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
 }
 
 impl Exporter {
@@ -495,11 +617,17 @@ impl Exporter {
     }
 
     /// The saved state, or a new one that starts now, at the end of
-    /// everything stored.
-    fn load(&self) -> (Filter, Cursor) {
+    /// everything stored; and how far the audit log was sent.
+    fn load(&self) -> (Filter, Cursor, u64) {
         let saved = std::fs::read(&self.state)
             .ok()
             .and_then(|b| serde_json::from_slice::<State>(&b).ok());
+        let audit_end = || {
+            self.audit
+                .as_deref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len())
+        };
         if let Some(st) = saved {
             let filter = self.filter(st.since_ns);
             // Positions saved before gap records were exported were taken
@@ -511,7 +639,8 @@ impl Exporter {
             let digest = |f: &Filter| Cursor::at(f, Order::Asc, BTreeMap::new()).filter;
             if st.cursor.filter == digest(&filter) || st.cursor.filter == digest(&before_gaps) {
                 let cursor = Cursor::at(&filter, Order::Asc, st.cursor.positions);
-                return (filter, cursor);
+                let audit = st.audit_offset.unwrap_or_else(audit_end);
+                return (filter, cursor, audit);
             }
             tracing::warn!(
                 "otlp export: the saved position was for other settings; starting from now"
@@ -524,14 +653,16 @@ impl Exporter {
             .map(|s| (s.id.clone(), Self::end_of(s)))
             .collect();
         let cursor = Cursor::at(&filter, Order::Asc, positions);
-        self.save(&filter, &cursor);
-        (filter, cursor)
+        let audit = audit_end();
+        self.save(&filter, &cursor, audit);
+        (filter, cursor, audit)
     }
 
-    fn save(&self, filter: &Filter, cursor: &Cursor) {
+    fn save(&self, filter: &Filter, cursor: &Cursor, audit_offset: u64) {
         let st = State {
             since_ns: filter.since.unwrap_or(0),
             cursor: cursor.clone(),
+            audit_offset: Some(audit_offset),
         };
         if let Err(e) = crate::store::write_json_atomic(&self.state, &st) {
             tracing::warn!(
@@ -541,8 +672,57 @@ impl Exporter {
         }
     }
 
+    /// Sends what the audit log gained since `offset`; the offset reached
+    /// (unchanged when the collector could not be reached: tried again).
+    fn export_audit(&self, agent: &Agent, host: &str, offset: u64, stats: &ExportStats) -> u64 {
+        let Some(path) = &self.audit else {
+            return offset;
+        };
+        let (lines, next) = audit_lines(path, offset, BATCH);
+        if next == offset {
+            return offset;
+        }
+        let lines: Vec<Value> = lines
+            .into_iter()
+            .filter(|v| {
+                self.cfg.tenants.is_empty()
+                    || v["tenant"]
+                        .as_str()
+                        .is_some_and(|t| self.cfg.tenants.iter().any(|c| c == t))
+            })
+            .collect();
+        if lines.is_empty() {
+            return next;
+        }
+        let n = lines.len() as u64;
+        match post(
+            agent,
+            &self.cfg,
+            &body(&self.cfg, &audit_request(&lines, host)),
+        ) {
+            Sent::Ok { rejected, .. } => {
+                let rejected = rejected.min(n);
+                stats.exported.fetch_add(n - rejected, Ordering::Relaxed);
+                stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+                next
+            }
+            Sent::Rejected(code) => {
+                stats.rejected.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!(
+                    "otlp export: the collector refused {n} audit records (HTTP {code}); skipping them"
+                );
+                next
+            }
+            Sent::Retry { why, .. } => {
+                stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("otlp export: audit records not sent ({why}); retrying");
+                offset
+            }
+        }
+    }
+
     pub fn run(self, stats: Arc<ExportStats>, stop: Arc<AtomicBool>) {
-        let (filter, mut cursor) = self.load();
+        let (filter, mut cursor, mut audit_offset) = self.load();
         let host = hostname();
         let mut backoff = Duration::from_secs(1);
         let mut failing = false;
@@ -653,8 +833,10 @@ impl Exporter {
                 positions,
                 ..page.next
             };
-            if !page.hits.is_empty() {
-                self.save(&filter, &cursor);
+            let audit = self.export_audit(&agent, &host, audit_offset, &stats);
+            if !page.hits.is_empty() || audit != audit_offset {
+                audit_offset = audit;
+                self.save(&filter, &cursor, audit_offset);
             }
             if !more {
                 sleep_unless_stopped(POLL, &stop);
@@ -1192,6 +1374,7 @@ mod tests {
         let saved = State {
             since_ns: 0,
             cursor: Cursor::at(&before_gaps, Order::Asc, BTreeMap::new()),
+            audit_offset: None,
         };
         std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
 
@@ -1200,6 +1383,7 @@ mod tests {
             cfg: cfg(port),
             ingest,
             state: state.clone(),
+            audit: None,
         };
         let stats = run_until(exporter, |s| s.exported.load(Ordering::Relaxed) >= 3);
         // Not restarted from now: the three stored records went out,
@@ -1252,6 +1436,7 @@ mod tests {
         let saved = State {
             since_ns: 0,
             cursor: Cursor::at(&everything, Order::Asc, BTreeMap::new()),
+            audit_offset: None,
         };
         std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
         let exporter = Exporter {
@@ -1262,10 +1447,90 @@ mod tests {
             },
             ingest: ingest_with(dir.path(), &records),
             state,
+            audit: None,
         };
         let stats = run_until(exporter, |s| s.failed_requests.load(Ordering::Relaxed) >= 2);
         assert!(stats.failed_requests.load(Ordering::Relaxed) >= 2);
         assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
         assert!(seen.lock().unwrap().requests.is_empty());
+    }
+
+    #[test]
+    fn debug_actions_of_the_audit_log_go_out_from_when_the_export_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let ingest = ingest_with(
+            dir.path(),
+            &crate::store::tests::rec(1_000, 42, "openat", b"/a"),
+        );
+        let audit = dir.path().join("audit.jsonl");
+        let line = |tenant: &str, action: &str, outcome: &str| {
+            format!(
+                "{}\n",
+                serde_json::json!({"ts": "2026-11-28T05:00:00.000000000Z", "tenant": tenant,
+                    "action": action, "namespace": "crt-alpha", "container": "web-debug-1",
+                    "outcome": outcome, "detail": {"cmd": ["sh"]}})
+            )
+        };
+        std::fs::write(&audit, line("alpha", "debug", "ok")).unwrap();
+        let (port, seen) = tcp_collector(vec![("200 OK", "", vec![]); 4]);
+        let exporter = Exporter {
+            cfg: cfg(port),
+            ingest,
+            state: dir.path().join("export-otlp.json"),
+            audit: Some(audit.clone()),
+        };
+        let appender = {
+            let audit = audit.clone();
+            let (a, b) = (
+                line("alpha", "exec", "exited 0"),
+                line("beta", "commit", "failed (404): clone x"),
+            );
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(700));
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&audit)
+                    .unwrap();
+                f.write_all(a.as_bytes()).unwrap();
+                f.write_all(b.as_bytes()).unwrap();
+            })
+        };
+        let stats = run_until(exporter, |s| s.exported.load(Ordering::Relaxed) >= 2);
+        appender.join().unwrap();
+        assert_eq!(
+            stats.exported.load(Ordering::Relaxed),
+            2,
+            "the line from before the export stays"
+        );
+        let seen = seen.lock().unwrap();
+        let req = ExportLogsServiceRequest::decode(&gunzip(&seen.requests[0].1)[..]).unwrap();
+        let by_tenant: HashMap<String, (String, i32, any_value::Value)> = req
+            .resource_logs
+            .iter()
+            .map(|rl| {
+                let res = flat(&rl.resource.as_ref().unwrap().attributes);
+                let tenant = match &res["crt.tenant"] {
+                    any_value::Value::StringValue(t) => t.clone(),
+                    _ => panic!(),
+                };
+                assert_eq!(res["service.name"], text("crtd"));
+                let lr = &rl.scope_logs[0].log_records[0];
+                let a = flat(&lr.attributes);
+                assert_eq!(a["crt.event"], text("audit"));
+                assert_eq!(a["container.id"], text("web-debug-1"));
+                (
+                    tenant,
+                    (
+                        lr.severity_text.clone(),
+                        lr.severity_number,
+                        a["crt.audit.action"].clone(),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(by_tenant["alpha"].0, "INFO");
+        assert_eq!(by_tenant["alpha"].2, text("exec"));
+        assert_eq!(by_tenant["beta"].0, "WARN", "a failure is a warning");
+        assert_eq!(by_tenant["beta"].2, text("commit"));
     }
 }
