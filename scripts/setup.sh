@@ -17,7 +17,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
-          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl
+          protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl python3
           prometheus openssl docker-registry)
 # prometheus: for promtool, which checks crtd's metrics; docker-registry: a
 # local registry the commit tests push to (started by the tests themselves).

@@ -166,6 +166,20 @@ fn forward_stdin(tx: SyncSender<Input>) {
     });
 }
 
+/// Sends a message; a signal (SIGWINCH, SIGINT) interrupting the write is
+/// not an error: what is queued is written on.
+fn send(ws: &mut tungstenite::WebSocket<Conn>, m: Message) -> tungstenite::Result<()> {
+    let mut r = ws.send(m);
+    loop {
+        match r {
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                r = ws.flush();
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Carries a session: input from `input`, output to `stdout`/`stderr`,
 /// the window's size (with a terminal) or Ctrl-C (without) passed on.
 fn carry(
@@ -190,12 +204,11 @@ fn carry(
                 break;
             }
             match input.try_recv() {
-                Ok(Input::Data(d)) => ws.send(Message::Binary(d.into()))?,
+                Ok(Input::Data(d)) => send(&mut ws, Message::Binary(d.into()))?,
                 Ok(Input::Close) | Err(TryRecvError::Disconnected) => {
                     input_open = false;
-                    ws.send(Message::Text(
-                        json!({"type": "stdin-close"}).to_string().into(),
-                    ))?;
+                    let m = json!({"type": "stdin-close"});
+                    send(&mut ws, Message::Text(m.to_string().into()))?;
                 }
                 Err(TryRecvError::Empty) => break,
             }
@@ -203,12 +216,12 @@ fn carry(
         if tty && WINCH.swap(false, Ordering::Relaxed) {
             if let Some((cols, rows)) = window_size() {
                 let m = json!({"type": "resize", "cols": cols, "rows": rows});
-                ws.send(Message::Text(m.to_string().into()))?;
+                send(&mut ws, Message::Text(m.to_string().into()))?;
             }
         }
         if !tty && INTERRUPT.swap(false, Ordering::Relaxed) {
             let m = json!({"type": "signal", "signal": "INT"});
-            ws.send(Message::Text(m.to_string().into()))?;
+            send(&mut ws, Message::Text(m.to_string().into()))?;
         }
         match ws.read() {
             Ok(Message::Binary(b)) => {
@@ -235,7 +248,9 @@ fn carry(
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
             Err(e) => {
