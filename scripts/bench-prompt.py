@@ -42,7 +42,9 @@ def main():
         if not chunk:
             sys.exit("bench-prompt: the command ended before a prompt; it printed: %r" % seen)
         seen += chunk
-        text = seen.decode(errors="replace")
+        # Terminal queries and colours after the prompt (busybox asks where the
+        # cursor is) are not text.
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
         if "}" in text and re.search(r"[#$] $", text.split("}")[-1]):
             prompt_ms = (time.monotonic() - start) * 1000
     os.write(fd, b"exit\r")
