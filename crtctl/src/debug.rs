@@ -47,6 +47,10 @@ struct CloneArgs {
     /// (no interface up). Never the source's.
     #[arg(long, value_name = "none|loopback", default_value = "loopback")]
     keep_network: String,
+    /// Copy the source's volume mounted at this path into the clone,
+    /// writable there (repeatable); the others are mounted read-only.
+    #[arg(long = "copy-volume", value_name = "PATH")]
+    copy_volume: Vec<String>,
     /// Make the clone and return, without a shell in it.
     #[arg(short = 'd', long)]
     detach: bool,
@@ -180,6 +184,9 @@ pub fn run(a: DebugArgs, server: &ServerArgs) -> Result<ExitCode> {
                 q.push(("trace", t));
             }
             q.push(("network", &c.keep_network));
+            for v in &c.copy_volume {
+                q.push(("copy_volume", v));
+            }
             let v = client.post(
                 &format!(
                     "/v1/containers/{}/{}/clones",

@@ -561,3 +561,76 @@ fn a_clone_can_trace_what_its_source_does_not_and_have_no_network_at_all() {
     assert_eq!(rm.code, 0, "{rm:?}");
     assert!(!Path::new(&netns).exists(), "{netns} outlived the clone");
 }
+
+#[test]
+fn a_volume_asked_for_is_copied_writable_into_the_clone_and_the_others_stay_read_only() {
+    let crtd = Crtd::start("debug-volumes");
+    let host = std::env::temp_dir().join(id_for("crt-volumes"));
+    for d in ["data", "cache"] {
+        std::fs::create_dir_all(host.join(d)).unwrap();
+        std::fs::write(host.join(d).join("seed"), "seed\n").unwrap();
+    }
+    let mount = |d: &str| {
+        format!(
+            "type=bind,src={},dst=/{d},options=rbind:rw",
+            host.join(d).display()
+        )
+    };
+    let (data, cache) = (mount("data"), mount("cache"));
+    let src = NsTask::start(
+        ALPHA.1,
+        &["--mount", &data, "--mount", &cache],
+        &[
+            "sh",
+            "-c",
+            "echo v1 > /data/state; while true; do sleep 1; done",
+        ],
+    );
+    assert!(wait_for(Duration::from_secs(10), || host
+        .join("data/state")
+        .exists()));
+    let (out, v) = debug_json(&crtd, ALPHA.2, &["--copy-volume", "/data", &src.id]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let clone = v["id"].as_str().unwrap().to_string();
+    let _guard = CloneGuard {
+        ns: src.ns.clone(),
+        id: clone.clone(),
+    };
+    // The copy holds what the volume held, and takes writes that stay in it.
+    assert_eq!(
+        exec_in(&src.ns, &clone, &["cat", "/data/state"]).stdout,
+        "v1\n"
+    );
+    let w = exec_in(&src.ns, &clone, &["sh", "-c", "echo changed > /data/state"]);
+    assert_eq!(w.code, 0, "{w:?}");
+    assert_eq!(
+        exec_in(&src.ns, &clone, &["cat", "/data/state"]).stdout,
+        "changed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("data/state")).unwrap(),
+        "v1\n"
+    );
+    // A volume not asked for is there, read-only: never writable into the source's data.
+    assert_eq!(
+        exec_in(&src.ns, &clone, &["cat", "/cache/seed"]).stdout,
+        "seed\n"
+    );
+    let w = exec_in(&src.ns, &clone, &["touch", "/cache/new"]);
+    assert_ne!(w.code, 0, "{w:?}");
+    assert!(!host.join("cache/new").exists());
+    let copies = crtd.dir.join(format!("store/clones/{}/{clone}", src.ns));
+    assert!(copies.join("volume-0/state").exists());
+    // A destination that is no volume is named with the ones there are.
+    let bad = debug_json(&crtd, ALPHA.2, &["--copy-volume", "/nope", &src.id]).0;
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("/nope") && bad.stderr.contains("/data"),
+        "{bad:?}"
+    );
+    // The copies go with the clone.
+    let rm = crtd.crtctl(ALPHA.2, &["debug", "rm", &clone]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    assert!(!copies.exists(), "{} outlived the clone", copies.display());
+    let _ = std::fs::remove_dir_all(&host);
+}

@@ -229,6 +229,12 @@ impl Api {
                 ttl,
                 trace,
                 network,
+                copy_volumes: req
+                    .query_all("copy_volume")
+                    .into_iter()
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             })
             .await
             .map_err(failed)

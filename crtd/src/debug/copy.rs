@@ -42,6 +42,14 @@ pub struct Copied {
     pub removed: u64,
 }
 
+impl Copied {
+    pub fn add(&mut self, o: Copied) {
+        self.entries += o.entries;
+        self.bytes += o.bytes;
+        self.removed += o.removed;
+    }
+}
+
 /// A copy of one tree into another, kept in step by repeated passes.
 pub struct TreeCopy {
     from: PathBuf,

@@ -37,6 +37,8 @@ pub const LABEL_FREEZE_US: &str = "crt.dev/clone-freeze-us";
 pub const LABEL_NETNS: &str = "crt.dev/clone-netns";
 /// The annotation that selects what is traced.
 pub const TRACE_ANNOTATION: &str = "crt.dev/trace";
+/// Where a clone's copies of its source's volumes are.
+pub const LABEL_VOLUMES: &str = "crt.dev/clone-volumes";
 /// Where crtd keeps the network namespaces it makes.
 pub const NETNS_DIR: &str = "/run/crt/netns";
 /// Where the clone's init is mounted (on the clone's own /dev tmpfs, so
@@ -139,6 +141,9 @@ pub struct CloneRequest {
     /// What to trace in the clone, instead of what the source traces.
     pub trace: Option<String>,
     pub network: CloneNetwork,
+    /// Destinations of the source's volumes (bind mounts) to copy into the
+    /// clone, writable there; the others are mounted read-only.
+    pub copy_volumes: Vec<String>,
 }
 
 /// What was made, and what it cost the source.
@@ -176,6 +181,8 @@ pub struct Debugger {
     /// A test hook (`CRTD_TEST_HOLD_FROZEN_MS`): how long to keep a source
     /// frozen after its copy, so a test can kill crtd in the freeze window.
     pub hold_frozen: Duration,
+    /// Where copies of volumes are kept, a directory per clone.
+    pub clones_dir: PathBuf,
 }
 
 /// Debugging as crtd offers it: containerd is reached on first use (it may
@@ -210,6 +217,11 @@ impl Service {
             containerd: Containerd::connect(&self.containerd_address).await?,
             init_binary: self.init_binary.clone(),
             hold_frozen,
+            clones_dir: self
+                .audit
+                .parent()
+                .unwrap_or(Path::new("/var/lib/crt"))
+                .join("clones"),
         });
         *c = Some(std::sync::Arc::clone(&d));
         Ok(d)
@@ -340,7 +352,12 @@ impl Debugger {
             .ok_or_else(|| anyhow!("{ns}/{src_id} has no runtime spec"))?;
         let spec: Value = serde_json::from_slice(&spec_any.value)
             .with_context(|| format!("the runtime spec of {ns}/{src_id} is not JSON"))?;
+        let volumes_dir = self.clones_dir.join(ns).join(&id);
+        let volumes = volume_copies(&spec, &r.copy_volumes, &volumes_dir)?;
         let mut spec = clone_spec(spec, ns, src_id, &id, &self.init_binary);
+        for v in &volumes {
+            writable_copy(&mut spec, &v.destination, &v.copy);
+        }
         if let Some(t) = &r.trace {
             if src.runtime.as_ref().is_none_or(|rt| rt.name != CRT_RUNTIME) {
                 return Err(DebugError::Conflict(format!(
@@ -371,6 +388,8 @@ impl Debugger {
         let made = self
             .make(
                 netns.as_deref(),
+                &volumes,
+                (!volumes.is_empty()).then_some(volumes_dir.as_path()),
                 ns,
                 src_id,
                 &id,
@@ -395,6 +414,9 @@ impl Debugger {
                 if let Some(p) = &netns {
                     netns::remove(p);
                 }
+                if !volumes.is_empty() {
+                    let _ = std::fs::remove_dir_all(&volumes_dir);
+                }
                 Err(e)
             }
         }
@@ -404,6 +426,8 @@ impl Debugger {
     async fn make(
         &self,
         netns: Option<&Path>,
+        volumes: &[VolumeCopy],
+        volumes_dir: Option<&Path>,
         ns: &str,
         src_id: &str,
         id: &str,
@@ -430,9 +454,35 @@ impl Debugger {
             .await?;
         let upper = containerd::upper_dir(&mounts)
             .ok_or_else(|| anyhow!("the clone's snapshot has no writable layer"))?;
-        let (from, to) = (src_upper.to_path_buf(), upper.clone());
+        let mut trees = vec![(
+            src_upper.to_path_buf(),
+            upper.clone(),
+            "the writable layer".to_string(),
+        )];
+        for v in volumes {
+            std::fs::create_dir_all(&v.copy)
+                .with_context(|| format!("creating {}", v.copy.display()))?;
+            // The copy's root is owned and moded as the volume's.
+            {
+                use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                let m = std::fs::metadata(&v.source)
+                    .with_context(|| format!("reading {}", v.source.display()))?;
+                std::os::unix::fs::chown(&v.copy, Some(m.uid()), Some(m.gid()))
+                    .with_context(|| format!("chown {}", v.copy.display()))?;
+                std::fs::set_permissions(
+                    &v.copy,
+                    std::fs::Permissions::from_mode(m.mode() & 0o7777),
+                )
+                .with_context(|| format!("chmod {}", v.copy.display()))?;
+            }
+            trees.push((
+                v.source.clone(),
+                v.copy.clone(),
+                format!("the volume at {}", v.destination),
+            ));
+        }
         let hold = self.hold_frozen;
-        let copied = tokio::task::spawn_blocking(move || copy_frozen(pid, &from, &to, hold))
+        let copied = tokio::task::spawn_blocking(move || copy_frozen(pid, &trees, hold))
             .await
             .map_err(|e| anyhow!("the copy stopped: {e}"))??;
         let mut labels = HashMap::from([
@@ -445,6 +495,9 @@ impl Debugger {
         ]);
         if let Some(p) = netns {
             labels.insert(LABEL_NETNS.to_string(), p.to_string_lossy().into_owned());
+        }
+        if let Some(d) = volumes_dir {
+            labels.insert(LABEL_VOLUMES.to_string(), d.to_string_lossy().into_owned());
         }
         let container = containerd::ContainerRecord {
             id: id.to_string(),
@@ -521,6 +574,25 @@ impl Debugger {
                         netns::remove(p);
                     }
                 }
+                // Only copies under crtd's own directory for them.
+                if let Some(d) = c.labels.get(LABEL_VOLUMES).map(PathBuf::from) {
+                    if d.starts_with(&self.clones_dir)
+                        && !d.components().any(|c| c == std::path::Component::ParentDir)
+                    {
+                        let removed =
+                            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&d))
+                                .await
+                                .map_err(|e| anyhow!("removing the volume copies: {e}"))?;
+                        if let Err(e) = removed {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                return Err(anyhow!(
+                                    "removing the volume copies of {ns}/{id}: {e}"
+                                )
+                                .into());
+                            }
+                        }
+                    }
+                }
                 tracing::info!("debug: removed the clone {ns}/{id}");
                 Ok(())
             }
@@ -561,33 +633,127 @@ struct FrozenCopy {
     freeze: Duration,
 }
 
-/// Copies `from` into `to`: once while the container runs, then what changed,
-/// with the container of `pid` frozen.
-fn copy_frozen(pid: u32, from: &Path, to: &Path, hold: Duration) -> Res<FrozenCopy> {
+/// Copies each tree `(from, to, what)`: once while the container runs,
+/// then what changed, with the container of `pid` frozen.
+fn copy_frozen(pid: u32, trees: &[(PathBuf, PathBuf, String)], hold: Duration) -> Res<FrozenCopy> {
     let freezer = freeze::Freezer::of_pid(pid as i32)
         .with_context(|| format!("finding the freezer of pid {pid}"))?;
-    let mut tree = copy::TreeCopy::new(from, to);
+    let mut copies: Vec<copy::TreeCopy> = trees
+        .iter()
+        .map(|(from, to, _)| copy::TreeCopy::new(from, to))
+        .collect();
     let t = Instant::now();
-    let precopy = tree.pass().with_context(|| {
-        format!(
-            "copying the writable layer {} to {}",
-            from.display(),
-            to.display()
-        )
-    })?;
+    let mut precopy = copy::Copied::default();
+    for (c, (from, to, what)) in copies.iter_mut().zip(trees) {
+        let done = c
+            .pass()
+            .with_context(|| format!("copying {what} {} to {}", from.display(), to.display()))?;
+        precopy.add(done);
+    }
     let precopy_time = t.elapsed();
     let frozen =
         freeze::Frozen::freeze(&freezer, FREEZE_LIMIT).context("freezing the container")?;
-    let delta = tree.pass();
+    let mut delta = Ok(copy::Copied::default());
+    for (c, (_, _, what)) in copies.iter_mut().zip(trees) {
+        match c.pass() {
+            Ok(done) => {
+                if let Ok(d) = delta.as_mut() {
+                    d.add(done);
+                }
+            }
+            Err(e) => {
+                delta = Err(anyhow::Error::from(e)
+                    .context(format!("copying what changed in {what} while frozen")));
+                break;
+            }
+        }
+    }
     std::thread::sleep(hold);
     let freeze = frozen.thaw().context("thawing the container")?;
-    let frozen_copy = delta.context("copying what changed while frozen")?;
     Ok(FrozenCopy {
         precopy,
         precopy_time,
-        frozen: frozen_copy,
+        frozen: delta?,
         freeze,
     })
+}
+
+/// A volume of the source copied for its clone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeCopy {
+    pub destination: String,
+    /// The source's directory on the node.
+    pub source: PathBuf,
+    /// Its copy, mounted in the clone instead.
+    pub copy: PathBuf,
+}
+
+/// The volumes to copy: each asked-for destination must be a bind mount of
+/// a directory in the source's spec.
+pub fn volume_copies(spec: &Value, asked: &[String], dir: &Path) -> Res<Vec<VolumeCopy>> {
+    let binds: Vec<(&str, &str)> = spec["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["type"] == "bind"
+                || m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+        })
+        .filter_map(|m| Some((m["destination"].as_str()?, m["source"].as_str()?)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, want) in asked.iter().enumerate() {
+        let want_trimmed = want.trim_end_matches('/');
+        let Some((dest, source)) = binds
+            .iter()
+            .find(|(d, _)| d.trim_end_matches('/') == want_trimmed)
+        else {
+            let have: Vec<&str> = binds.iter().map(|(d, _)| *d).collect();
+            return Err(DebugError::BadInput(format!(
+                "copy_volume={} is not a volume of the container; expected the destination of one of its bind mounts: {}",
+                crt_tracer::escape::quote(want.as_bytes(), false),
+                if have.is_empty() { "it has none".to_string() } else { have.join(", ") }
+            )));
+        };
+        if !Path::new(source).is_dir() {
+            return Err(DebugError::BadInput(format!(
+                "copy_volume={}: the volume is a file ({source}), not a directory; only directories are copied (files stay read-only)",
+                crt_tracer::escape::quote(want.as_bytes(), false)
+            )));
+        }
+        if out.iter().any(|v: &VolumeCopy| v.destination == *dest) {
+            continue;
+        }
+        out.push(VolumeCopy {
+            destination: dest.to_string(),
+            source: PathBuf::from(source),
+            copy: dir.join(format!("volume-{i}")),
+        });
+    }
+    Ok(out)
+}
+
+/// Mounts `copy` writable at `destination` instead of the source's volume.
+fn writable_copy(spec: &mut Value, destination: &str, copy: &Path) {
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m["destination"] == destination)
+        {
+            m["source"] = json!(copy);
+            let opts: Vec<Value> = m["options"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| o != "ro")
+                .chain([json!("rw")])
+                .collect();
+            m["options"] = Value::Array(opts);
+        }
+    }
 }
 
 /// The runtime of the crt shim: only its containers can be traced.
@@ -749,6 +915,48 @@ mod tests {
             .iter()
             .any(|n| n["type"] == "network"));
         assert_eq!(c["linux"]["cgroupsPath"], "/crt-debug/default/b");
+    }
+
+    #[test]
+    fn asked_for_volumes_are_copied_writable_and_others_stay_read_only() {
+        let vol = tempfile::tempdir().unwrap();
+        let src = json!({
+            "process": {"args": ["x"]},
+            "mounts": [
+                {"destination": "/data", "type": "bind", "source": vol.path(), "options": ["rbind", "rw"]},
+                {"destination": "/cache", "type": "bind", "source": vol.path(), "options": ["rbind"]},
+                {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind"]}
+            ],
+            "linux": {"namespaces": []}
+        });
+        let dir = Path::new("/var/lib/crt/clones/ns/c");
+        let v = volume_copies(&src, &["/data/".to_string()], dir).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].destination, "/data");
+        assert_eq!(v[0].copy, dir.join("volume-0"));
+        let mut c = clone_spec(src.clone(), "ns", "a", "c", Path::new("/init"));
+        writable_copy(&mut c, &v[0].destination, &v[0].copy);
+        assert_eq!(c["mounts"][0]["source"], json!(dir.join("volume-0")));
+        assert_eq!(c["mounts"][0]["options"], json!(["rbind", "rw"]));
+        assert_eq!(
+            c["mounts"][1]["options"],
+            json!(["rbind", "ro"]),
+            "not asked for: read-only"
+        );
+
+        let e = volume_copies(&src, &["/nope".to_string()], dir).unwrap_err();
+        let DebugError::BadInput(msg) = e else {
+            panic!()
+        };
+        assert!(
+            msg.contains("copy_volume=\"/nope\"") && msg.contains("/data, /cache, /etc/hosts"),
+            "{msg}"
+        );
+        let e = volume_copies(&src, &["/etc/hosts".to_string()], dir).unwrap_err();
+        let DebugError::BadInput(msg) = e else {
+            panic!()
+        };
+        assert!(msg.contains("not a directory"), "{msg}");
     }
 
     #[test]
