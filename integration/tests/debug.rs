@@ -634,3 +634,44 @@ fn a_volume_asked_for_is_copied_writable_into_the_clone_and_the_others_stay_read
     assert!(!copies.exists(), "{} outlived the clone", copies.display());
     let _ = std::fs::remove_dir_all(&host);
 }
+
+#[test]
+fn a_clone_that_fills_the_disk_is_refused_with_the_reason_and_leaves_nothing() {
+    // crtd keeps volume copies in its store: a small disk of its own.
+    let mut disk = None;
+    let crtd = Crtd::start_prepared("debug-full", "", |dir| {
+        disk = Some(Tmpfs::mount(&dir.join("store"), "3m"));
+    });
+    let _disk = disk.unwrap();
+    let host = std::env::temp_dir().join(id_for("crt-big-volume"));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("big"), vec![7u8; 8 << 20]).unwrap();
+    let volume = format!("type=bind,src={},dst=/big,options=rbind:ro", host.display());
+    let src = NsTask::start(ALPHA.1, &["--mount", &volume], &["sleep", "600"]);
+    let clone = id_for("full-clone");
+    let (out, _) = debug_json(
+        &crtd,
+        ALPHA.2,
+        &["--name", &clone, "--copy-volume", "/big", &src.id],
+    );
+    let _guard = CloneGuard {
+        ns: src.ns.clone(),
+        id: clone.clone(),
+    };
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("disk is full"), "{out:?}");
+    assert!(!containerd_has(&src.ns, "container", &clone));
+    assert!(!containerd_has(&src.ns, "snapshot", &clone));
+    assert!(!crtd
+        .dir
+        .join(format!("store/clones/{}/{clone}", src.ns))
+        .exists());
+    assert_eq!(task_status_in(&src.ns, &src.id).as_deref(), Some("RUNNING"));
+    // Audited: in crtd's log at least (the audit file is on the full disk too).
+    let log = crtd.log();
+    assert!(
+        log.contains("\"action\":\"debug\"") && log.contains("failed (507)"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&host);
+}

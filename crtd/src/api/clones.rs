@@ -25,11 +25,30 @@ pub(super) fn failed(e: DebugError) -> Fail {
         DebugError::NotFound(what) => not_found(&what),
         DebugError::Conflict(msg) => Fail(409, msg),
         DebugError::BadInput(msg) => bad(msg),
+        DebugError::Failed(e) if disk_full(&e) => {
+            tracing::warn!("debug: {e:#}");
+            Fail(
+                507,
+                format!("the node's disk is full, so nothing was made (what was begun is removed, and a source keeps running): {e:#}"),
+            )
+        }
         DebugError::Failed(e) => {
             tracing::warn!("debug: {e:#}");
             Fail(500, format!("{e:#}"))
         }
     }
+}
+
+/// Whether `e` comes of a full disk: ours (ENOSPC), or containerd's (its
+/// gRPC errors carry the message only).
+fn disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
+            || c.to_string()
+                .to_ascii_lowercase()
+                .contains("no space left on device")
+    })
 }
 
 pub(super) fn outcome<T>(r: &Res<T>) -> String {
@@ -55,7 +74,7 @@ fn ttl(req: &Request) -> Res<Duration> {
 }
 
 /// A boolean query parameter.
-fn flag(req: &Request, key: &str) -> Res<bool> {
+pub(super) fn flag(req: &Request, key: &str) -> Res<bool> {
     match req.query_one(key) {
         None | Some("") | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
@@ -298,6 +317,20 @@ impl Api {
 }
 
 impl Api {
+    /// Another tenant's container is not found, before anything of the
+    /// request is looked at.
+    fn visible_clone(&self, scope: &Scope, ns: &str, id: &str) -> Res<()> {
+        if self.visible(scope, ns, id) {
+            Ok(())
+        } else {
+            Err(not_found(&format!(
+                "clone {}/{}",
+                escape::escape(ns.as_bytes()),
+                escape::escape(id.as_bytes())
+            )))
+        }
+    }
+
     /// A clone of the caller's that runs: the clone's debugger, or why not.
     fn running_clone(
         &self,
@@ -306,6 +339,7 @@ impl Api {
         ns: &str,
         id: &str,
     ) -> Res<std::sync::Arc<debug::Debugger>> {
+        self.visible_clone(scope, ns, id)?;
         let absent = || {
             not_found(&format!(
                 "clone {}/{}",
@@ -313,9 +347,6 @@ impl Api {
                 escape::escape(id.as_bytes())
             ))
         };
-        if !self.visible(scope, ns, id) {
-            return Err(absent());
-        }
         self.block_on(async {
             let d = service
                 .debugger()
@@ -403,6 +434,7 @@ impl Api {
     /// `GET /v1/clones/{ns}/{id}/exec?cmd=&tty=&cols=&rows=&env=` (WebSocket)
     pub(super) fn exec(&self, scope: &Scope, req: &Request, ns: &str, id: &str) -> Res<Response> {
         self.debug_service()?;
+        self.visible_clone(scope, ns, id)?;
         let spec = exec_spec(req)?;
         let detail = json!({"cmd": spec.args, "tty": spec.tty});
         self.exec_session(scope, "exec", ns, id, spec, detail)
@@ -418,6 +450,7 @@ impl Api {
         id: &str,
     ) -> Res<Response> {
         self.debug_service()?;
+        self.visible_clone(scope, ns, id)?;
         let path = clone_path(req)?;
         let extract = flag(req, "extract")?;
         let spec = ExecSpec {

@@ -7,7 +7,7 @@ use crt_config::Registry;
 use crt_tracer::escape;
 use serde_json::{json, Value};
 
-use super::clones::{failed, outcome, tenant_of};
+use super::clones::{failed, flag, outcome, tenant_of};
 use super::{bad, not_found, Api, Fail, Res};
 use crate::debug::image::{self, ImageRef};
 use crate::debug::{check_name, redeploy, registry, Service};
@@ -21,17 +21,6 @@ fn image_param(req: &Request) -> Res<ImageRef> {
             "image= is missing; expected the image reference to make, like registry.local:5000/team/app:fix",
         )),
         Some(v) => ImageRef::parse(v).map_err(bad),
-    }
-}
-
-fn bool_param(req: &Request, key: &str) -> Res<bool> {
-    match req.query_one(key) {
-        None | Some("") | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(bad(format!(
-            "{key}={} is not a boolean; expected true or false",
-            escape::quote(other.as_bytes(), false)
-        ))),
     }
 }
 
@@ -203,7 +192,7 @@ impl Api {
                 escape::quote(r.to_string().as_bytes(), false)
             )));
         }
-        let target = if bool_param(req, "push")? {
+        let target = if flag(req, "push")? {
             Some(self.push_target(scope, ns, &r)?)
         } else {
             None
