@@ -298,21 +298,16 @@ fn a_committed_image_is_pushed_to_the_tenants_registry_and_pulled_back() {
     };
     let clone = changed_clone(&crtd, &src, &mut left);
     // Outside the tenant's registry: refused before anything is made.
-    let (code, body) = crtd.request(
+    assert_refused(
+        &crtd,
         "POST",
         &format!(
             "/v1/clones/{}/{clone}/commit?image=127.0.0.1:{}/beta/x:1&push=true",
             src.ns, registry.port
         ),
         Some(ALPHA.2),
-    );
-    assert_eq!(code, 400, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("starts with {location}/")),
-        "{body}"
+        400,
+        &format!("starts with {location}/"),
     );
     let out = crtd.crtctl(ALPHA.2, &["commit", "--push", &clone, &image]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -377,41 +372,32 @@ fn kubernetes_containers_non_clones_and_other_tenants_are_refused() {
     );
     assert_eq!(task_listed(&k8s.ns, &k8s.id).as_deref(), Some("RUNNING"));
     // Only clones are committed.
-    let (code, body) = crtd.request(
+    assert_refused(
+        &crtd,
         "POST",
         &format!(
             "/v1/clones/{}/{}/commit?image=localhost/x:1",
             src.ns, src.id
         ),
         Some(ALPHA.2),
-    );
-    assert_eq!(code, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a debug clone"),
-        "{body}"
+        409,
+        "not a debug clone",
     );
     // A bad reference is named with what is expected.
-    let (code, body) = crtd.request(
+    assert_refused(
+        &crtd,
         "POST",
         &format!(
             "/v1/containers/{}/{}/redeploy?image=Bad/Ref",
             src.ns, src.id
         ),
         Some(ALPHA.2),
-    );
-    assert_eq!(code, 400, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("image=\"Bad/Ref\""),
-        "{body}"
+        400,
+        "image=\"Bad/Ref\"",
     );
     // A commit makes new content: a reference by digest cannot name it.
-    let (code, body) = crtd.request(
+    assert_refused(
+        &crtd,
         "POST",
         &format!(
             "/v1/clones/{}/{}/commit?image=localhost/x@sha256:{}",
@@ -420,14 +406,8 @@ fn kubernetes_containers_non_clones_and_other_tenants_are_refused() {
             "a".repeat(64)
         ),
         Some(ALPHA.2),
-    );
-    assert_eq!(code, 400, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("expected a reference with a tag"),
-        "{body}"
+        400,
+        "expected a reference with a tag",
     );
     // Another tenant: not found, as if absent; nothing changes.
     for path in [
@@ -505,4 +485,19 @@ fn a_push_authenticates_with_the_tenants_credentials_and_says_when_they_are_refu
             && l.contains("refused the credentials")),
         "{audit}"
     );
+}
+
+/// A request answered `status` with an error that says `says`.
+fn assert_refused(
+    crtd: &Crtd,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    status: u16,
+    says: &str,
+) {
+    let (code, body) = crtd.request(method, path, token);
+    assert_eq!(code, status, "{method} {path}: {body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains(says), "{method} {path}: {body}");
 }

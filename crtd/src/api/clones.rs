@@ -13,6 +13,23 @@ use crate::debug::{self, CloneRequest, DebugError, Service};
 use crate::tenants::Scope;
 use crate::web::{Request, Response};
 
+/// `ns/id` as shown in a message: escaped.
+pub(super) fn shown(ns: &str, id: &str) -> String {
+    format!(
+        "{}/{}",
+        escape::escape(ns.as_bytes()),
+        escape::escape(id.as_bytes())
+    )
+}
+
+/// The debugger, or 503 when containerd cannot be reached.
+pub(super) async fn connected(service: &Service) -> Res<std::sync::Arc<debug::Debugger>> {
+    service
+        .debugger()
+        .await
+        .map_err(|e| Fail(503, format!("{e:#}")))
+}
+
 pub(super) fn tenant_of(scope: &Scope) -> Option<&str> {
     match scope {
         Scope::Root => None,
@@ -196,11 +213,7 @@ impl Api {
         id: &str,
     ) -> Res<Value> {
         if !self.visible(scope, ns, id) {
-            return Err(not_found(&format!(
-                "container {}/{}",
-                escape::escape(ns.as_bytes()),
-                escape::escape(id.as_bytes())
-            )));
+            return Err(not_found(&format!("container {}", shown(ns, id))));
         }
         let ttl = ttl(req)?;
         match req.query_one("live") {
@@ -237,10 +250,7 @@ impl Api {
             })?,
         };
         let report = self.block_on(async {
-            let d = service
-                .debugger()
-                .await
-                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let d = connected(service).await?;
             d.clone_container(CloneRequest {
                 namespace: ns.to_string(),
                 source: id.to_string(),
@@ -266,10 +276,7 @@ impl Api {
         let service = self.debug_service()?;
         let only = req.query_one("namespace").filter(|n| !n.is_empty());
         let clones = self.block_on(async {
-            let d = service
-                .debugger()
-                .await
-                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let d = connected(service).await?;
             let mut namespaces = d
                 .containerd
                 .namespaces()
@@ -289,17 +296,10 @@ impl Api {
     pub(super) fn remove_clone(&self, scope: &Scope, ns: &str, id: &str) -> Res<Response> {
         let service = self.debug_service()?;
         let r = if !self.visible(scope, ns, id) {
-            Err(not_found(&format!(
-                "clone {}/{}",
-                escape::escape(ns.as_bytes()),
-                escape::escape(id.as_bytes())
-            )))
+            Err(not_found(&format!("clone {}", shown(ns, id))))
         } else {
             self.block_on(async {
-                let d = service
-                    .debugger()
-                    .await
-                    .map_err(|e| Fail(503, format!("{e:#}")))?;
+                let d = connected(service).await?;
                 d.remove(ns, id).await.map_err(failed)
             })
             .map(|()| Response::json(200, &json!({"removed": {"namespace": ns, "id": id}})))
@@ -323,11 +323,7 @@ impl Api {
         if self.visible(scope, ns, id) {
             Ok(())
         } else {
-            Err(not_found(&format!(
-                "clone {}/{}",
-                escape::escape(ns.as_bytes()),
-                escape::escape(id.as_bytes())
-            )))
+            Err(not_found(&format!("clone {}", shown(ns, id))))
         }
     }
 
@@ -340,18 +336,9 @@ impl Api {
         id: &str,
     ) -> Res<std::sync::Arc<debug::Debugger>> {
         self.visible_clone(scope, ns, id)?;
-        let absent = || {
-            not_found(&format!(
-                "clone {}/{}",
-                escape::escape(ns.as_bytes()),
-                escape::escape(id.as_bytes())
-            ))
-        };
+        let absent = || not_found(&format!("clone {}", shown(ns, id)));
         self.block_on(async {
-            let d = service
-                .debugger()
-                .await
-                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let d = connected(service).await?;
             let c = d
                 .containerd
                 .container(ns, id)

@@ -7,7 +7,7 @@ use crt_config::Registry;
 use crt_tracer::escape;
 use serde_json::{json, Value};
 
-use super::clones::{failed, flag, outcome, tenant_of};
+use super::clones::{connected, failed, flag, outcome, shown, tenant_of};
 use super::{bad, not_found, Api, Fail, Res};
 use crate::debug::image::{self, ImageRef};
 use crate::debug::{check_name, redeploy, registry, Service};
@@ -30,14 +30,6 @@ fn is_loopback(host: &str) -> bool {
         .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
         .map_or(host, |(h, _)| h);
     h == "localhost" || h.starts_with("127.") || h == "[::1]"
-}
-
-fn shown(ns: &str, id: &str) -> String {
-    format!(
-        "{}/{}",
-        escape::escape(ns.as_bytes()),
-        escape::escape(id.as_bytes())
-    )
 }
 
 /// Where `r` may be pushed by `scope`, given the tenant concerned (the
@@ -279,10 +271,7 @@ impl Api {
             check_name(n).map_err(bad)?;
         }
         let report = self.block_on(async {
-            let d = service
-                .debugger()
-                .await
-                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let d = connected(service).await?;
             redeploy::redeploy(&d.containerd, ns, id, &r, name)
                 .await
                 .map_err(failed)

@@ -281,16 +281,7 @@ impl Containerd {
             if let Ok(w) = waited {
                 absent(w).with_context(|| format!("{}: waiting for {ns}/{id}", self.what()))?;
             }
-            let deleted = tasks
-                .delete(request(
-                    ns,
-                    DeleteTaskRequest {
-                        container_id: id.into(),
-                    },
-                )?)
-                .await;
-            absent(deleted)
-                .with_context(|| format!("{}: deleting the task of {ns}/{id}", self.what()))?;
+            self.delete_task(ns, id).await?;
         }
         let deleted = ContainersClient::new(self.channel.clone())
             .delete(request(ns, DeleteContainerRequest { id: id.into() })?)
@@ -463,6 +454,20 @@ impl Containerd {
         if let Err(e) = absent(r) {
             tracing::warn!("debug: deleting the process {exec_id} of {ns}/{id}: {e}");
         }
+    }
+
+    /// Deletes an ended task (one already gone is skipped).
+    pub async fn delete_task(&self, ns: &str, id: &str) -> Result<()> {
+        let r = TasksClient::new(self.channel.clone())
+            .delete(request(
+                ns,
+                DeleteTaskRequest {
+                    container_id: id.into(),
+                },
+            )?)
+            .await;
+        absent(r).with_context(|| format!("{}: deleting the task of {ns}/{id}", self.what()))?;
+        Ok(())
     }
 
     pub async fn namespaces(&self) -> Result<Vec<String>> {

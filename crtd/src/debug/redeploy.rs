@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use containerd_client::services::v1::{
-    containers_client::ContainersClient, tasks_client::TasksClient, DeleteTaskRequest, KillRequest,
+    containers_client::ContainersClient, tasks_client::TasksClient, KillRequest,
     UpdateContainerRequest, WaitRequest,
 };
 use serde_json::{json, Value};
@@ -146,15 +146,7 @@ impl Containerd {
             }
             Some(_) => "not running",
         };
-        let r = TasksClient::new(self.channel())
-            .delete(request(
-                ns,
-                DeleteTaskRequest {
-                    container_id: id.into(),
-                },
-            )?)
-            .await;
-        absent(r).with_context(|| format!("{}: deleting the task of {ns}/{id}", self.what()))?;
+        self.delete_task(ns, id).await?;
         Ok(how)
     }
 
