@@ -129,6 +129,9 @@ pub struct DebugConfig {
     pub enabled: bool,
     /// containerd's gRPC socket.
     pub containerd_address: PathBuf,
+    /// The CRIU binary live clones use (checkpoint and restore through
+    /// runc); `None`: `criu` from the PATH.
+    pub criu: Option<PathBuf>,
 }
 
 impl Default for DebugConfig {
@@ -136,6 +139,7 @@ impl Default for DebugConfig {
         DebugConfig {
             enabled: true,
             containerd_address: PathBuf::from("/run/containerd/containerd.sock"),
+            criu: None,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Default for DebugConfig {
 struct RawDebug {
     enabled: Option<bool>,
     containerd_address: Option<Spanned<String>>,
+    criu: Option<Spanned<String>>,
 }
 
 /// A config that could not be used: which file, which line, what is wrong.
@@ -415,6 +420,15 @@ impl NodeConfig {
                 ));
             }
             cfg.debug.containerd_address = PathBuf::from(a.get_ref());
+        }
+        if let Some(c) = raw.debug.criu {
+            if !c.get_ref().starts_with('/') {
+                return Err(err(
+                    Some(c.span()),
+                    format!("debug.criu = {:?} is not an absolute path; expected the CRIU binary live clones use, like \"/usr/local/sbin/criu\"", c.get_ref()),
+                ));
+            }
+            cfg.debug.criu = Some(PathBuf::from(c.get_ref()));
         }
         cfg.api = supervisor::api(raw.api, &err)?;
         cfg.store = supervisor::store(raw.store, &err, &size)?;
@@ -773,6 +787,14 @@ namespaces = ["globex"]
             e.message.contains("debug.containerd_address = \"c.sock\""),
             "{e}"
         );
+        assert_eq!(parse("").unwrap().debug.criu, None);
+        let d = parse("[debug]\ncriu = \"/opt/criu/sbin/criu\"\n")
+            .unwrap()
+            .debug;
+        assert_eq!(d.criu.as_deref(), Some(Path::new("/opt/criu/sbin/criu")));
+        let e = parse("[debug]\ncriu = \"criu\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("debug.criu = \"criu\""), "{e}");
         let c = parse("[kubernetes]\ncri_namespace = \"cri\"\n").unwrap();
         assert_eq!(c.kubernetes.cri_namespace, "cri");
         let e = parse("[kubernetes]\ncri_namespace = \"a/b\"\n").unwrap_err();

@@ -152,11 +152,13 @@ fn run(config: NodeConfig) -> Result<()> {
             .ok()
             .and_then(|e| Some(e.parent()?.join("containerd-shim-crt-v2")))
             .unwrap_or_else(|| PathBuf::from("/usr/local/bin/containerd-shim-crt-v2"));
-        api.debug = Some(Arc::new(debug::Service::new(
+        let mut service = debug::Service::new(
             config.debug.containerd_address.clone(),
             init,
             config.store.dir.join("audit.jsonl"),
-        )));
+        );
+        service.criu = config.debug.criu.clone();
+        api.debug = Some(Arc::new(service));
     }
     let api = Arc::new(api);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -675,3 +675,32 @@ fn a_clone_that_fills_the_disk_is_refused_with_the_reason_and_leaves_nothing() {
     );
     let _ = std::fs::remove_dir_all(&host);
 }
+
+#[test]
+fn a_live_clone_without_a_working_criu_is_refused_saying_what_it_needs() {
+    // This node's CRIU (none, or Debian's 3.17) does not pass `criu check`
+    // on Linux 6.13+; scripts/verify-live-clone.sh checks the live path
+    // where one does.
+    let crtd = Crtd::start("debug-live");
+    let src = NsTask::start(ALPHA.1, &[], &["sleep", "600"]);
+    let clone = id_for("live-clone");
+    let _guard = CloneGuard {
+        ns: src.ns.clone(),
+        id: clone.clone(),
+    };
+    let (out, _) = debug_json(&crtd, ALPHA.2, &["--live", "--name", &clone, &src.id]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("criu check") && out.stderr.contains("4.2 or newer"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Without --live"), "{out:?}");
+    assert!(!containerd_has(&src.ns, "container", &clone));
+    // What cannot go with --live is named, whatever the node's CRIU.
+    let (out, _) = debug_json(&crtd, ALPHA.2, &["--live", "--trace", "%file", &src.id]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("trace= cannot go with live=true"),
+        "{out:?}"
+    );
+}

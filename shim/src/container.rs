@@ -142,6 +142,10 @@ pub struct ContainerState {
     /// What the node is told about this container (state_file.rs).
     pub record: ContainerRecord,
     pub state_dir: StateDir,
+    /// Created from a checkpoint: its init already runs (Start only says so).
+    pub restored: bool,
+    /// The CRIU binary the node config names for checkpoints (else PATH's).
+    pub criu: Option<PathBuf>,
 }
 
 impl Container {

@@ -257,6 +257,69 @@ impl Runtime {
         self.run_with_stdio("create", id, &args, stdio)
     }
 
+    /// Saves the running container's processes into `image` (CRIU through
+    /// the runtime), leaving them running.
+    pub fn checkpoint(
+        &self,
+        id: &str,
+        image: &Path,
+        work: &Path,
+        criu: Option<&Path>,
+    ) -> Result<(), RuntimeError> {
+        let (image_s, work_s) = (image.to_string_lossy(), work.to_string_lossy());
+        let criu_s = criu.map(|c| c.to_string_lossy().into_owned());
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(c) = &criu_s {
+            args.extend(["--criu", c]);
+        }
+        args.extend([
+            "checkpoint",
+            "--leave-running",
+            "--image-path",
+            &image_s,
+            "--work-path",
+            &work_s,
+            id,
+        ]);
+        self.run("checkpoint", id, &args).map(drop)
+    }
+
+    /// Creates the container from a checkpoint: its processes run again,
+    /// restored, once this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        image: &Path,
+        work: &Path,
+        criu: Option<&Path>,
+        stdio: ChildStdio,
+    ) -> Result<(), RuntimeError> {
+        let (bundle_s, pid_s) = (bundle.to_string_lossy(), pid_file.to_string_lossy());
+        let (image_s, work_s) = (image.to_string_lossy(), work.to_string_lossy());
+        let criu_s = criu.map(|c| c.to_string_lossy().into_owned());
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(c) = &criu_s {
+            args.extend(["--criu", c]);
+        }
+        args.extend([
+            "restore",
+            "--detach",
+            "--bundle",
+            &bundle_s,
+            "--pid-file",
+            &pid_s,
+            "--image-path",
+            &image_s,
+            "--work-path",
+            &work_s,
+            id,
+        ]);
+        self.run_with_stdio("restore", id, &args, stdio)
+    }
+
     pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
         self.run("start", id, &["start", id]).map(drop)
     }

@@ -167,11 +167,6 @@ impl Service {
                 "container {id} already exists"
             )));
         }
-        if !req.checkpoint.is_empty() {
-            return Err(ShimError::Unimplemented(
-                "restoring from a checkpoint is not supported by io.containerd.crt.v2".into(),
-            ));
-        }
         let bundle = PathBuf::from(&req.bundle);
         let overrides = options::parse(req.options.as_ref())?;
         let config = self.config(&overrides)?;
@@ -195,6 +190,16 @@ impl Service {
         let own_pid_ns = has_own_pid_ns(&spec);
 
         let trace = self.prepare_trace(&id, &bundle, &mut spec, &config, &runtime)?;
+        if trace.is_some() && !req.checkpoint.is_empty() {
+            if let Some(t) = &trace {
+                self.hub.remove(&id);
+                t.close(TRACE_CLOSE);
+                let _ = fs::remove_dir_all(&t.dir);
+            }
+            return Err(ShimError::FailedPrecondition(format!(
+                "container {id}: a container restored from a checkpoint cannot be traced (its processes keep the seccomp filters they were saved with); remove {TRACE_ANNOTATION}"
+            )));
+        }
 
         let annotations = spec
             .get("annotations")
@@ -208,7 +213,7 @@ impl Service {
             &runtime,
             own_pid_ns,
             trace.clone(),
-            (&annotations, state_dir),
+            (&annotations, state_dir, config.debug.criu.clone()),
         );
         if result.is_err() {
             if let Some(t) = trace {
@@ -228,7 +233,11 @@ impl Service {
         runtime: &Runtime,
         own_pid_ns: bool,
         trace: Option<Arc<TraceSession>>,
-        (annotations, state_dir): (&serde_json::Map<String, Value>, StateDir),
+        (annotations, state_dir, criu): (
+            &serde_json::Map<String, Value>,
+            StateDir,
+            Option<PathBuf>,
+        ),
     ) -> Result<api::CreateTaskResponse> {
         let id = &req.id;
         let rootfs_dir = bundle.join("rootfs");
@@ -264,11 +273,24 @@ impl Service {
             e
         };
         let log = trace.clone().map(|t| t as Arc<dyn stdio::LineSink>);
+        if !req.checkpoint.is_empty() {
+            fs::create_dir_all(bundle.join("criu-work"))
+                .map_err(|e| fail(ShimError::internal("create the CRIU work dir", e)))?;
+        }
         let pio = run_with_stdio(
             &paths,
             &format!("init-{}", short(id)),
             log,
-            |console, child| runtime.create(id, bundle, &pid_file, console, false, child),
+            |console, child| {
+                if req.checkpoint.is_empty() {
+                    runtime.create(id, bundle, &pid_file, console, false, child)
+                } else {
+                    // Restored processes keep the terminals they had: none given.
+                    let work = bundle.join("criu-work");
+                    let image = Path::new(&req.checkpoint);
+                    runtime.restore(id, bundle, &pid_file, image, &work, criu.as_deref(), child)
+                }
+            },
         )
         .map_err(fail)?;
         let pid =
@@ -321,6 +343,8 @@ impl Service {
                 next_exec_file: 0,
                 record,
                 state_dir,
+                restored: !req.checkpoint.is_empty(),
+                criu,
             }),
         });
         self.containers
@@ -447,6 +471,37 @@ impl Service {
         Ok(Some(session))
     }
 
+    /// Saves the container's processes into `req.path` with CRIU, leaving
+    /// them running (what a live debug clone is restored from). A traced
+    /// container is refused: CRIU cannot save a seccomp notification.
+    fn checkpoint(&self, req: &api::CheckpointTaskRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        let st = c.inner.lock().unwrap();
+        if st.init.status != Status::Running || st.init.exited().is_some() {
+            return Err(ShimError::FailedPrecondition(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if st.trace.is_some() {
+            return Err(ShimError::FailedPrecondition(format!(
+                "container {} is traced: CRIU cannot checkpoint a process whose seccomp filter notifies a supervisor",
+                c.id
+            )));
+        }
+        if req.path.is_empty() {
+            return Err(ShimError::InvalidArgument(
+                "checkpoint has no image path".into(),
+            ));
+        }
+        let work = c.bundle.join("criu-work");
+        fs::create_dir_all(&work)
+            .map_err(|e| ShimError::internal("create the CRIU work dir", e))?;
+        c.runtime
+            .checkpoint(&c.id, Path::new(&req.path), &work, st.criu.as_deref())?;
+        Ok(())
+    }
+
     fn start(&self, req: &api::StartRequest) -> Result<api::StartResponse> {
         let c = self.container(&req.id)?;
         let mut st = c.inner.lock().unwrap();
@@ -466,7 +521,9 @@ impl Service {
                     )))
                 }
             }
-            c.runtime.start(&c.id)?;
+            if !st.restored {
+                c.runtime.start(&c.id)?;
+            }
             st.init.status = Status::Running;
             st.record.status = ContainerStatus::Running;
             st.state_dir.update(&st.record);
@@ -1076,10 +1133,7 @@ impl Task for TaskService {
     ) -> TtrpcResult<api::Empty> {
         rpc!(
             format!("checkpoint {}", req.id),
-            Err::<api::Empty, _>(ShimError::Unimplemented(
-                "checkpoint is not supported by io.containerd.crt.v2 (it needs a working CRIU)"
-                    .into()
-            ))
+            self.0.checkpoint(&req).map(|_| api::Empty::new())
         )
     }
 

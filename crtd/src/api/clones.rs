@@ -216,16 +216,7 @@ impl Api {
             return Err(not_found(&format!("container {}", shown(ns, id))));
         }
         let ttl = ttl(req)?;
-        match req.query_one("live") {
-            None | Some("") | Some("false") | Some("0") => {}
-            Some("true") | Some("1") => return Err(Fail(409, debug::live_clone_refusal())),
-            Some(other) => {
-                return Err(bad(format!(
-                    "live={} is not a boolean; expected true or false",
-                    escape::quote(other.as_bytes(), false)
-                )))
-            }
-        }
+        let live = flag(req, "live")?;
         let name = req
             .query_one("name")
             .filter(|n| !n.is_empty())
@@ -264,6 +255,7 @@ impl Api {
                     .filter(|v| !v.is_empty())
                     .map(str::to_string)
                     .collect(),
+                live,
             })
             .await
             .map_err(failed)
@@ -334,7 +326,7 @@ impl Api {
         scope: &Scope,
         ns: &str,
         id: &str,
-    ) -> Res<std::sync::Arc<debug::Debugger>> {
+    ) -> Res<(std::sync::Arc<debug::Debugger>, bool)> {
         self.visible_clone(scope, ns, id)?;
         let absent = || not_found(&format!("clone {}", shown(ns, id)));
         self.block_on(async {
@@ -358,7 +350,9 @@ impl Api {
                 ));
             }
             match d.containerd.task(ns, id).await.map_err(|e| failed(e.into()))? {
-                Some((_, debug::containerd::TASK_RUNNING)) => Ok(d),
+                Some((_, debug::containerd::TASK_RUNNING)) => {
+                    Ok((d, c.labels.contains_key(debug::LABEL_LIVE)))
+                }
                 _ => Err(Fail(
                     409,
                     format!(
@@ -378,15 +372,36 @@ impl Api {
         action: &'static str,
         ns: &str,
         id: &str,
-        spec: ExecSpec,
-        detail: Value,
+        mut spec: ExecSpec,
+        mut detail: Value,
     ) -> Res<Response> {
         let service = std::sync::Arc::clone(
             self.debug
                 .as_ref()
                 .ok_or_else(|| Fail(503, "debugging is not available on this node".into()))?,
         );
-        let d = match self.running_clone(&service, scope, ns, id) {
+        // A live clone is its source's processes restored by CRIU: the
+        // helper mounted into filesystem clones is not in it.
+        let checked = self
+            .running_clone(&service, scope, ns, id)
+            .and_then(|(d, live)| {
+                if live && spec.args.first().map(String::as_str) == Some(debug::INIT_PATH) {
+                    if spec.args == ExecSpec::shell() {
+                        spec.args = vec!["/bin/sh".into()];
+                        detail["cmd"] = json!(spec.args);
+                    } else {
+                        return Err(Fail(
+                            409,
+                            format!(
+                                "the clone {} is a live one (its processes restored by CRIU): copies need crtd's helper, which only filesystem clones have; use crtctl exec with the clone's own tar or cat",
+                                shown(ns, id)
+                            ),
+                        ));
+                    }
+                }
+                Ok(d)
+            });
+        let d = match checked {
             Ok(d) => d,
             Err(f) => {
                 service.audit(

@@ -14,16 +14,21 @@ use containerd_client::services::v1::snapshots::{
 };
 use containerd_client::services::v1::{
     containers_client::ContainersClient, leases_client::LeasesClient,
-    namespaces_client::NamespacesClient, tasks_client::TasksClient, CloseIoRequest, Container,
-    CreateContainerRequest, CreateRequest as CreateLease, CreateTaskRequest,
-    DeleteContainerRequest, DeleteProcessRequest, DeleteRequest as DeleteLease, DeleteTaskRequest,
-    ExecProcessRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
-    ListNamespacesRequest, ResizePtyRequest, StartRequest, WaitRequest,
+    namespaces_client::NamespacesClient, tasks_client::TasksClient, CheckpointTaskRequest,
+    CloseIoRequest, Container, CreateContainerRequest, CreateRequest as CreateLease,
+    CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest, DeleteRequest as DeleteLease,
+    DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest, KillRequest,
+    ListContainersRequest, ListNamespacesRequest, ResizePtyRequest, StartRequest, WaitRequest,
 };
 use containerd_client::tonic::{self, transport::Channel, Code, Request};
+pub use containerd_client::types::Descriptor;
 use containerd_client::types::Mount;
 
 pub use containerd_client::services::v1::Container as ContainerRecord;
+
+/// What containerd stores a task's checkpoint (CRIU's images, as a tar) as.
+pub const CHECKPOINT_MEDIA_TYPE: &str =
+    "application/vnd.containerd.container.criu.checkpoint.criu.tar";
 
 /// containerd's task states (containerd.v1.types.Status).
 pub const TASK_RUNNING: i32 = 2;
@@ -225,6 +230,18 @@ impl Containerd {
 
     /// Creates and starts a container's task with no stdio; returns its pid.
     pub async fn start_task(&self, ns: &str, id: &str, rootfs: Vec<Mount>) -> Result<u32> {
+        self.start_task_from(ns, id, rootfs, None).await
+    }
+
+    /// Like `start_task`, the task's processes restored from `checkpoint`
+    /// (a checkpoint in the content store) when given.
+    pub async fn start_task_from(
+        &self,
+        ns: &str,
+        id: &str,
+        rootfs: Vec<Mount>,
+        checkpoint: Option<Descriptor>,
+    ) -> Result<u32> {
         let mut tasks = TasksClient::new(self.channel.clone());
         tasks
             .create(request(
@@ -232,6 +249,7 @@ impl Containerd {
                 CreateTaskRequest {
                     container_id: id.into(),
                     rootfs,
+                    checkpoint,
                     ..Default::default()
                 },
             )?)
@@ -454,6 +472,33 @@ impl Containerd {
         if let Err(e) = absent(r) {
             tracing::warn!("debug: deleting the process {exec_id} of {ns}/{id}: {e}");
         }
+    }
+
+    /// Checkpoints a running task's processes (CRIU, through the runtime;
+    /// they keep running) into the content store, under `lease`; the
+    /// checkpoint's descriptor.
+    pub async fn checkpoint(&self, ns: &str, lease: &str, id: &str) -> Result<Descriptor> {
+        let r = TasksClient::new(self.channel.clone())
+            .checkpoint(leased(
+                ns,
+                lease,
+                CheckpointTaskRequest {
+                    container_id: id.into(),
+                    ..Default::default()
+                },
+            )?)
+            .await
+            .with_context(|| format!("{}: checkpointing {ns}/{id}", self.what()))?;
+        r.into_inner()
+            .descriptors
+            .into_iter()
+            .find(|d| d.media_type == CHECKPOINT_MEDIA_TYPE)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: the checkpoint of {ns}/{id} has no process image",
+                    self.what()
+                )
+            })
     }
 
     /// Deletes an ended task (one already gone is skipped).

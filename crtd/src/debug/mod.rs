@@ -39,6 +39,8 @@ pub const LABEL_NETNS: &str = "crt.dev/clone-netns";
 pub const TRACE_ANNOTATION: &str = "crt.dev/trace";
 /// Where a clone's copies of its source's volumes are.
 pub const LABEL_VOLUMES: &str = "crt.dev/clone-volumes";
+/// A clone restored from a checkpoint of its source's processes.
+pub const LABEL_LIVE: &str = "crt.dev/clone-live";
 /// Where crtd keeps the network namespaces it makes.
 pub const NETNS_DIR: &str = "/run/crt/netns";
 /// Where the clone's init is mounted (on the clone's own /dev tmpfs, so
@@ -77,14 +79,19 @@ impl From<anyhow::Error> for DebugError {
 
 type Res<T> = std::result::Result<T, DebugError>;
 
-/// Why a live clone (process memory too, through CRIU) cannot be made here:
-/// what this node's CRIU says, and what a live clone needs.
-pub fn live_clone_refusal() -> String {
-    const NEED: &str = "a live clone (processes and memory too) needs a CRIU that passes `criu check` (4.2 or newer on Linux 6.13+)";
-    let out = std::process::Command::new("criu").arg("check").output();
+/// What a live clone needs of the node.
+const LIVE_NEEDS: &str = "a live clone (processes and memory too) needs a CRIU that passes `criu check` (4.2 or newer on Linux 6.13+; debug.criu in the node config names it, else `criu` from the PATH)";
+
+/// Whether this node's CRIU can make live clones: `Err` says why not and
+/// what a live clone needs.
+pub fn criu_ready(criu: Option<&Path>) -> Result<(), String> {
+    let binary = criu.unwrap_or(Path::new("criu"));
+    let out = std::process::Command::new(binary).arg("check").output();
     let why = match out {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "this node has no criu".to_string(),
-        Err(e) => format!("criu could not be run ({e})"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("this node has no {}", binary.display())
+        }
+        Err(e) => format!("{} could not be run ({e})", binary.display()),
         Ok(o) if !o.status.success() => {
             let said = String::from_utf8_lossy(&o.stderr);
             let line = said
@@ -94,7 +101,8 @@ pub fn live_clone_refusal() -> String {
                 .unwrap_or("")
                 .trim();
             format!(
-                "this node's criu fails `criu check`{}",
+                "this node's {} fails `criu check`{}",
+                binary.display(),
                 if line.is_empty() {
                     String::new()
                 } else {
@@ -105,12 +113,9 @@ pub fn live_clone_refusal() -> String {
                 }
             )
         }
-        Ok(_) => {
-            "this crtd does not make live clones yet, though this node's criu passes `criu check`"
-                .to_string()
-        }
+        Ok(_) => return Ok(()),
     };
-    format!("{NEED}; {why}. Without --live the clone copies the filesystem (processes start anew in it)")
+    Err(format!("{LIVE_NEEDS}; {why}. Without --live the clone copies the filesystem (processes start anew in it)"))
 }
 
 /// The network a clone gets: never the source's.
@@ -144,6 +149,9 @@ pub struct CloneRequest {
     /// Destinations of the source's volumes (bind mounts) to copy into the
     /// clone, writable there; the others are mounted read-only.
     pub copy_volumes: Vec<String>,
+    /// Clone the processes too (CRIU): they go on in the clone from where
+    /// the source was at the freeze.
+    pub live: bool,
 }
 
 /// What was made, and what it cost the source.
@@ -155,6 +163,8 @@ pub struct CloneReport {
     pub expires: String,
     /// How long the source was frozen, in ms.
     pub freeze_ms: f64,
+    /// Whether the processes were cloned too (CRIU).
+    pub live: bool,
     /// The first copy, made while the source ran.
     pub precopy_ms: f64,
     pub precopy_bytes: u64,
@@ -183,6 +193,8 @@ pub struct Debugger {
     pub hold_frozen: Duration,
     /// Where copies of volumes are kept, a directory per clone.
     pub clones_dir: PathBuf,
+    /// The CRIU of live clones (`None`: PATH's).
+    pub criu: Option<PathBuf>,
 }
 
 /// Debugging as crtd offers it: containerd is reached on first use (it may
@@ -191,6 +203,8 @@ pub struct Service {
     pub containerd_address: PathBuf,
     pub init_binary: PathBuf,
     pub audit: PathBuf,
+    /// The CRIU of live clones (`None`: PATH's).
+    pub criu: Option<PathBuf>,
     connected: tokio::sync::Mutex<Option<std::sync::Arc<Debugger>>>,
 }
 
@@ -200,6 +214,7 @@ impl Service {
             containerd_address,
             init_binary,
             audit,
+            criu: None,
             connected: Default::default(),
         }
     }
@@ -222,6 +237,7 @@ impl Service {
                 .parent()
                 .unwrap_or(Path::new("/var/lib/crt"))
                 .join("clones"),
+            criu: self.criu.clone(),
         });
         *c = Some(std::sync::Arc::clone(&d));
         Ok(d)
@@ -352,6 +368,9 @@ impl Debugger {
             .ok_or_else(|| anyhow!("{ns}/{src_id} has no runtime spec"))?;
         let spec: Value = serde_json::from_slice(&spec_any.value)
             .with_context(|| format!("the runtime spec of {ns}/{src_id} is not JSON"))?;
+        if r.live {
+            live_preconditions(&r, &src, &spec, self.criu.as_deref())?;
+        }
         let volumes_dir = self.clones_dir.join(ns).join(&id);
         let volumes = volume_copies(&spec, &r.copy_volumes, &volumes_dir)?;
         let mut spec = clone_spec(spec, ns, src_id, &id, &self.init_binary);
@@ -387,6 +406,7 @@ impl Debugger {
         let lease = self.containerd.lease(ns, &id, 10).await?;
         let made = self
             .make(
+                r.live,
                 netns.as_deref(),
                 &volumes,
                 (!volumes.is_empty()).then_some(volumes_dir.as_path()),
@@ -425,6 +445,7 @@ impl Debugger {
     #[allow(clippy::too_many_arguments)]
     async fn make(
         &self,
+        live: bool,
         netns: Option<&Path>,
         volumes: &[VolumeCopy],
         volumes_dir: Option<&Path>,
@@ -482,9 +503,28 @@ impl Debugger {
             ));
         }
         let hold = self.hold_frozen;
-        let copied = tokio::task::spawn_blocking(move || copy_frozen(pid, &trees, hold))
-            .await
-            .map_err(|e| anyhow!("the copy stopped: {e}"))??;
+        // A live clone's processes are saved in the same freeze as its files.
+        let checkpoint = {
+            let (cd, ns, lease, src_id) = (
+                self.containerd.clone(),
+                ns.to_string(),
+                lease.to_string(),
+                src_id.to_string(),
+            );
+            let handle = tokio::runtime::Handle::current();
+            move || -> anyhow::Result<Option<containerd::Descriptor>> {
+                if !live {
+                    return Ok(None);
+                }
+                handle
+                    .block_on(cd.checkpoint(&ns, &lease, &src_id))
+                    .map(Some)
+            }
+        };
+        let (copied, checkpoint) =
+            tokio::task::spawn_blocking(move || copy_frozen(pid, &trees, hold, checkpoint))
+                .await
+                .map_err(|e| anyhow!("the copy stopped: {e}"))??;
         let mut labels = HashMap::from([
             (LABEL_CLONE_OF.to_string(), src_id.to_string()),
             (LABEL_EXPIRES.to_string(), expires.to_string()),
@@ -498,6 +538,9 @@ impl Debugger {
         }
         if let Some(d) = volumes_dir {
             labels.insert(LABEL_VOLUMES.to_string(), d.to_string_lossy().into_owned());
+        }
+        if live {
+            labels.insert(LABEL_LIVE.to_string(), "true".to_string());
         }
         let container = containerd::ContainerRecord {
             id: id.to_string(),
@@ -515,7 +558,13 @@ impl Debugger {
         self.containerd
             .create_container(ns, lease, container)
             .await?;
-        let pid = self.containerd.start_task(ns, id, mounts).await?;
+        let pid = self
+            .containerd
+            .start_task_from(ns, id, mounts, checkpoint)
+            .await?;
+        if live {
+            netns::loopback_up(pid)?;
+        }
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         tracing::info!(
             "debug: cloned {ns}/{src_id} as {ns}/{id}: frozen {:.1} ms ({} bytes copied while frozen, {} before)",
@@ -529,6 +578,7 @@ impl Debugger {
             source: src_id.to_string(),
             expires: expires.to_string(),
             freeze_ms: ms(copied.freeze),
+            live,
             precopy_ms: ms(copied.precopy_time),
             precopy_bytes: copied.precopy.bytes,
             frozen_bytes: copied.frozen.bytes,
@@ -634,8 +684,14 @@ struct FrozenCopy {
 }
 
 /// Copies each tree `(from, to, what)`: once while the container runs,
-/// then what changed, with the container of `pid` frozen.
-fn copy_frozen(pid: u32, trees: &[(PathBuf, PathBuf, String)], hold: Duration) -> Res<FrozenCopy> {
+/// then what changed, with the container of `pid` frozen; `while_frozen`
+/// runs in the same freeze (a live clone's checkpoint).
+fn copy_frozen<T>(
+    pid: u32,
+    trees: &[(PathBuf, PathBuf, String)],
+    hold: Duration,
+    while_frozen: impl FnOnce() -> anyhow::Result<T>,
+) -> Res<(FrozenCopy, T)> {
     let freezer = freeze::Freezer::of_pid(pid as i32)
         .with_context(|| format!("finding the freezer of pid {pid}"))?;
     let mut copies: Vec<copy::TreeCopy> = trees
@@ -668,14 +724,83 @@ fn copy_frozen(pid: u32, trees: &[(PathBuf, PathBuf, String)], hold: Duration) -
             }
         }
     }
+    let extra = match delta {
+        Ok(_) => Some(while_frozen()),
+        Err(_) => None,
+    };
     std::thread::sleep(hold);
     let freeze = frozen.thaw().context("thawing the container")?;
-    Ok(FrozenCopy {
-        precopy,
-        precopy_time,
-        frozen: delta?,
-        freeze,
-    })
+    let frozen_copy = delta?;
+    let extra = extra.expect("run when the copy succeeded")?;
+    Ok((
+        FrozenCopy {
+            precopy,
+            precopy_time,
+            frozen: frozen_copy,
+            freeze,
+        },
+        extra,
+    ))
+}
+
+/// What a live clone needs that a filesystem clone does not: a CRIU that
+/// works, a source under the crt runtime that is not traced (CRIU cannot
+/// save a seccomp notification) and has no volumes (CRIU would mount them
+/// again as they were, writable), and the defaults for the rest.
+fn live_preconditions(
+    r: &CloneRequest,
+    src: &containerd::ContainerRecord,
+    spec: &Value,
+    criu: Option<&Path>,
+) -> Res<()> {
+    let (ns, src_id) = (&r.namespace, &r.source);
+    if r.trace.is_some() {
+        return Err(DebugError::BadInput(
+            "trace= cannot go with live=true: restored processes keep the seccomp filters they were saved with".into(),
+        ));
+    }
+    if r.network != CloneNetwork::Loopback || !r.copy_volumes.is_empty() {
+        return Err(DebugError::BadInput(
+            "network=none and copy_volume= cannot go with live=true: a live clone gets its source's network namespace contents and mounts as CRIU saved them".into(),
+        ));
+    }
+    criu_ready(criu).map_err(DebugError::Conflict)?;
+    if src.runtime.as_ref().is_none_or(|rt| rt.name != CRT_RUNTIME) {
+        return Err(DebugError::Conflict(format!(
+            "{ns}/{src_id} runs under {}, not {CRT_RUNTIME}: crtd makes live clones of crt containers only",
+            src.runtime.as_ref().map_or("no runtime", |rt| rt.name.as_str())
+        )));
+    }
+    let traced = spec["annotations"][TRACE_ANNOTATION]
+        .as_str()
+        .is_some_and(|t| !t.trim().is_empty() && t.trim() != "off");
+    if traced {
+        return Err(DebugError::Conflict(format!(
+            "{ns}/{src_id} is traced ({TRACE_ANNOTATION}): CRIU cannot save a process whose seccomp filter notifies a supervisor; clone it without --live"
+        )));
+    }
+    let volumes: Vec<&str> = spec["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            (m["type"] == "bind"
+                || m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind")))
+                && !m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|x| x == "ro"))
+        })
+        .filter_map(|m| m["destination"].as_str())
+        .collect();
+    if !volumes.is_empty() {
+        return Err(DebugError::Conflict(format!(
+            "{ns}/{src_id} has writable volumes ({}): CRIU would mount them into a live clone as they were, writable into the source's data; clone it without --live",
+            volumes.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// A volume of the source copied for its clone.
@@ -831,7 +956,7 @@ pub fn clone_spec(mut spec: Value, ns: &str, src_id: &str, id: &str, init: &Path
         });
         a.insert(LABEL_CLONE_OF.into(), json!(format!("{ns}/{src_id}")));
     } else {
-        spec["annotations"] = json!({ LABEL_CLONE_OF: format!("{ns}/{src_id}") });
+        spec["annotations"] = json!({ (LABEL_CLONE_OF): format!("{ns}/{src_id}") });
     }
     spec
 }
@@ -909,6 +1034,10 @@ mod tests {
     fn a_host_network_source_gets_a_network_of_its_own_in_its_clone() {
         let src = json!({"process": {"args": ["x"]}, "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}, "mounts": []});
         let c = clone_spec(src, "default", "a", "b", Path::new("/init"));
+        assert_eq!(
+            c["annotations"][LABEL_CLONE_OF], "default/a",
+            "a source without annotations gets the clone's"
+        );
         assert!(c["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -957,6 +1086,85 @@ mod tests {
             panic!()
         };
         assert!(msg.contains("not a directory"), "{msg}");
+    }
+
+    fn fake_criu(dir: &Path, name: &str, script: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_live_clone_is_refused_saying_why_and_what_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = criu_ready(Some(&dir.path().join("none"))).unwrap_err();
+        assert!(e.contains("has no") && e.contains("4.2 or newer"), "{e}");
+        let broken = fake_criu(
+            dir.path(),
+            "criu-3.17",
+            "echo 'Error (criu/vdso.c:1): vdso: Unexpected rt vDSO area bounds' >&2; exit 1",
+        );
+        let e = criu_ready(Some(&broken)).unwrap_err();
+        assert!(
+            e.contains(
+                "fails `criu check`: Error (criu/vdso.c:1): vdso: Unexpected rt vDSO area bounds"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("Without --live the clone copies the filesystem"),
+            "{e}"
+        );
+        let good = fake_criu(dir.path(), "criu-4.2", "exit 0");
+        assert!(criu_ready(Some(&good)).is_ok());
+
+        let req = |trace: Option<&str>| CloneRequest {
+            namespace: "ns".into(),
+            source: "web".into(),
+            name: None,
+            ttl: DEFAULT_TTL,
+            trace: trace.map(str::to_string),
+            network: CloneNetwork::Loopback,
+            copy_volumes: vec![],
+            live: true,
+        };
+        let crt = containerd::ContainerRecord {
+            runtime: Some(containerd_client::services::v1::container::Runtime {
+                name: CRT_RUNTIME.into(),
+                options: None,
+            }),
+            ..Default::default()
+        };
+        let plain =
+            json!({"mounts": [{"destination": "/proc", "type": "proc"}], "annotations": {}});
+        assert!(live_preconditions(&req(None), &crt, &plain, Some(&good)).is_ok());
+        let conflict = |r: Res<()>| match r {
+            Err(DebugError::Conflict(m)) => m,
+            other => panic!("expected a conflict: {other:?}"),
+        };
+        let traced = json!({"annotations": {(TRACE_ANNOTATION): "openat"}});
+        let m = conflict(live_preconditions(&req(None), &crt, &traced, Some(&good)));
+        assert!(m.contains("is traced"), "{m}");
+        let volume = json!({"mounts": [{"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind", "rw"]}]});
+        let m = conflict(live_preconditions(&req(None), &crt, &volume, Some(&good)));
+        assert!(m.contains("writable volumes (/data)"), "{m}");
+        let runc = containerd::ContainerRecord {
+            runtime: Some(containerd_client::services::v1::container::Runtime {
+                name: "io.containerd.runc.v2".into(),
+                options: None,
+            }),
+            ..Default::default()
+        };
+        let m = conflict(live_preconditions(&req(None), &runc, &plain, Some(&good)));
+        assert!(m.contains("io.containerd.runc.v2"), "{m}");
+        let m = conflict(live_preconditions(&req(None), &crt, &plain, Some(&broken)));
+        assert!(m.contains("fails `criu check`"), "{m}");
+        assert!(matches!(
+            live_preconditions(&req(Some("%file")), &crt, &plain, Some(&good)),
+            Err(DebugError::BadInput(_))
+        ));
     }
 
     #[test]

@@ -64,10 +64,94 @@ pub fn remove(path: &Path) {
     }
 }
 
+/// Brings `lo` up in the network namespace of `pid` (CRIU restores a
+/// namespace with `lo` down; a clone's loopback should work).
+pub fn loopback_up(pid: u32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .with_context(|| format!("opening the network namespace of pid {pid}"))?;
+    // A thread of its own enters the namespace and ends there.
+    std::thread::spawn(move || -> std::io::Result<()> {
+        // SAFETY: setns changes only this thread's network namespace; the fd
+        // is an open nsfs file.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a plain datagram socket, closed below.
+        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `req` is a zeroed ifreq whose name is set to "lo"; the
+        // ioctls read and write only it.
+        let r = unsafe {
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
+                *d = *s as libc::c_char;
+            }
+            let mut r = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+            if r == 0 {
+                req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                r = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+            }
+            r
+        };
+        let err = std::io::Error::last_os_error();
+        // SAFETY: `sock` is ours.
+        unsafe { libc::close(sock) };
+        if r != 0 {
+            return Err(err);
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow!("the thread bringing lo up panicked"))?
+    .context("bringing lo up")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn lo_comes_up_in_a_namespace_where_it_was_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("netns/t-2");
+        create(&path).unwrap();
+        // A process in that namespace (lo down there, as CRIU restores it).
+        let mut child = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Through netlink in that namespace (sysfs would show ours).
+        let up = |pid: u32| {
+            let out = std::process::Command::new("nsenter")
+                .args([
+                    "-t",
+                    &pid.to_string(),
+                    "-n",
+                    "ip",
+                    "-o",
+                    "link",
+                    "show",
+                    "lo",
+                ])
+                .output()
+                .unwrap();
+            let s = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(s.contains("LOOPBACK"), "{s}");
+            s.contains(",UP")
+        };
+        assert!(!up(child.id()), "lo starts down");
+        loopback_up(child.id()).unwrap();
+        assert!(up(child.id()), "lo is up");
+        let _ = child.kill();
+        let _ = child.wait();
+        remove(&path);
+    }
 
     #[test]
     fn a_made_namespace_is_another_than_ours_and_goes_with_remove() {

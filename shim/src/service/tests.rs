@@ -417,6 +417,102 @@ fn a_broken_node_config_named_by_the_options_is_refused_with_its_line() {
 }
 
 #[test]
+fn a_checkpoint_leaves_the_container_running_and_a_task_created_from_it_runs_restored() {
+    let h = harness();
+    let marker = h.dir.path().join("restored-ran");
+    let cmd = format!("touch {}.$$; sleep 30", marker.display());
+    h.create("src", &cmd, "").unwrap();
+    h.start("src", "").unwrap();
+    let image = h.dir.path().join("checkpoint");
+    fs::create_dir_all(&image).unwrap();
+    h.service()
+        .checkpoint(&api::CheckpointTaskRequest {
+            id: "src".into(),
+            path: image.to_string_lossy().into_owned(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(image.join("fake-checkpoint")).unwrap(),
+        "leave-running=1\n"
+    );
+    assert_eq!(
+        h.state("src", "").unwrap().status.enum_value().unwrap(),
+        TaskStatus::RUNNING,
+        "the source runs on"
+    );
+
+    let b = h.bundle("clone", "exit 99", json!({}));
+    let created = h
+        .service()
+        .create(api::CreateTaskRequest {
+            id: "clone".into(),
+            bundle: b.to_string_lossy().into_owned(),
+            checkpoint: image.to_string_lossy().into_owned(),
+            ..Default::default()
+        })
+        .unwrap();
+    // Start only says so: the fake runtime refuses `start` of a restored container.
+    let started = h.start("clone", "").unwrap();
+    assert_eq!(started.pid, created.pid);
+    assert_eq!(
+        h.state("clone", "").unwrap().status.enum_value().unwrap(),
+        TaskStatus::RUNNING
+    );
+    let ran = |pid: u32| h.dir.path().join(format!("restored-ran.{pid}")).exists();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ran(created.pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        ran(created.pid),
+        "the checkpoint's command runs in the clone"
+    );
+    for id in ["src", "clone"] {
+        h.kill(id, "", 9).unwrap();
+        h.wait(id, "");
+        h.delete(id, "").unwrap();
+    }
+}
+
+#[test]
+fn a_traced_container_is_neither_checkpointed_nor_restored() {
+    let h = harness();
+    let b = h.bundle("t", "sleep 30", json!({"crt.dev/trace": "openat"}));
+    let r = h.service().create(api::CreateTaskRequest {
+        id: "t".into(),
+        bundle: b.to_string_lossy().into_owned(),
+        checkpoint: h.dir.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    });
+    match r {
+        Err(ShimError::FailedPrecondition(m)) => assert!(m.contains("cannot be traced"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let b = h.bundle("t2", "sleep 30", json!({"crt.dev/trace": "openat"}));
+    h.service()
+        .create(api::CreateTaskRequest {
+            id: "t".into(),
+            bundle: b.to_string_lossy().into_owned(),
+            ..Default::default()
+        })
+        .unwrap();
+    h.start("t", "").unwrap();
+    let r = h.service().checkpoint(&api::CheckpointTaskRequest {
+        id: "t".into(),
+        path: h.dir.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    });
+    match r {
+        Err(ShimError::FailedPrecondition(m)) => assert!(m.contains("is traced"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    h.kill("t", "", 9).unwrap();
+    h.wait("t", "");
+    h.delete("t", "").unwrap();
+}
+
+#[test]
 fn shutdown_waits_for_the_last_container() {
     let h = harness();
     h.create("s1", "sleep 30", "").unwrap();
