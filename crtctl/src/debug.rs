@@ -243,4 +243,9 @@ fn print_clone(v: &Value) {
         v["precopy_bytes"].as_u64().unwrap_or(0),
         f("precopy_ms"),
     );
+    if v["live"] == true {
+        println!(
+            "its processes were cloned too (CRIU): they go on in the clone from where they were"
+        );
+    }
 }

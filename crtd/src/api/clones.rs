@@ -217,6 +217,11 @@ impl Api {
         }
         let ttl = ttl(req)?;
         let live = flag(req, "live")?;
+        if live {
+            // Said before containerd is asked anything: a node without a
+            // working CRIU cannot make one at all.
+            debug::criu_ready(service.criu.as_deref()).map_err(|m| Fail(409, m))?;
+        }
         let name = req
             .query_one("name")
             .filter(|n| !n.is_empty())
