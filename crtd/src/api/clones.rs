@@ -217,11 +217,6 @@ impl Api {
         }
         let ttl = ttl(req)?;
         let live = flag(req, "live")?;
-        if live {
-            // Said before containerd is asked anything: a node without a
-            // working CRIU cannot make one at all.
-            debug::criu_ready(service.criu.as_deref()).map_err(|m| Fail(409, m))?;
-        }
         let name = req
             .query_one("name")
             .filter(|n| !n.is_empty())
@@ -245,6 +240,18 @@ impl Api {
                 ))
             })?,
         };
+        let copy_volumes: Vec<String> = req
+            .query_all("copy_volume")
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect();
+        if live {
+            debug::live_input(trace.as_deref(), network, &copy_volumes).map_err(bad)?;
+            // Said before containerd is asked anything: a node without a
+            // working CRIU cannot make one at all.
+            debug::criu_ready(service.criu.as_deref()).map_err(|m| Fail(409, m))?;
+        }
         let report = self.block_on(async {
             let d = connected(service).await?;
             d.clone_container(CloneRequest {
@@ -254,12 +261,7 @@ impl Api {
                 ttl,
                 trace,
                 network,
-                copy_volumes: req
-                    .query_all("copy_volume")
-                    .into_iter()
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                copy_volumes,
                 live,
             })
             .await

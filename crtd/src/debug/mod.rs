@@ -743,6 +743,21 @@ fn copy_frozen<T>(
     ))
 }
 
+/// What cannot be asked of a live clone, whatever the node.
+pub fn live_input(
+    trace: Option<&str>,
+    network: CloneNetwork,
+    copy_volumes: &[String],
+) -> Result<(), String> {
+    if trace.is_some() {
+        return Err("trace= cannot go with live=true: restored processes keep the seccomp filters they were saved with".into());
+    }
+    if network != CloneNetwork::Loopback || !copy_volumes.is_empty() {
+        return Err("network=none and copy_volume= cannot go with live=true: a live clone gets its source's network namespace contents and mounts as CRIU saved them".into());
+    }
+    Ok(())
+}
+
 /// What a live clone needs that a filesystem clone does not: a CRIU that
 /// works, a source under the crt runtime that is not traced (CRIU cannot
 /// save a seccomp notification) and has no volumes (CRIU would mount them
@@ -754,16 +769,7 @@ fn live_preconditions(
     criu: Option<&Path>,
 ) -> Res<()> {
     let (ns, src_id) = (&r.namespace, &r.source);
-    if r.trace.is_some() {
-        return Err(DebugError::BadInput(
-            "trace= cannot go with live=true: restored processes keep the seccomp filters they were saved with".into(),
-        ));
-    }
-    if r.network != CloneNetwork::Loopback || !r.copy_volumes.is_empty() {
-        return Err(DebugError::BadInput(
-            "network=none and copy_volume= cannot go with live=true: a live clone gets its source's network namespace contents and mounts as CRIU saved them".into(),
-        ));
-    }
+    live_input(r.trace.as_deref(), r.network, &r.copy_volumes).map_err(DebugError::BadInput)?;
     criu_ready(criu).map_err(DebugError::Conflict)?;
     if src.runtime.as_ref().is_none_or(|rt| rt.name != CRT_RUNTIME) {
         return Err(DebugError::Conflict(format!(
