@@ -257,6 +257,23 @@ impl Runtime {
         self.run_with_stdio("create", id, &args, stdio)
     }
 
+    /// `[--criu PATH] SUBCOMMAND --image-path IMAGE --work-path WORK`: what
+    /// checkpoint and restore share.
+    fn criu_command(sub: &str, image: &Path, work: &Path, criu: Option<&Path>) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(c) = criu {
+            args.extend(["--criu".to_string(), c.to_string_lossy().into_owned()]);
+        }
+        args.extend([
+            sub.to_string(),
+            "--image-path".to_string(),
+            image.to_string_lossy().into_owned(),
+            "--work-path".to_string(),
+            work.to_string_lossy().into_owned(),
+        ]);
+        args
+    }
+
     /// Saves the running container's processes into `image` (CRIU through
     /// the runtime), leaving them running.
     pub fn checkpoint(
@@ -266,21 +283,9 @@ impl Runtime {
         work: &Path,
         criu: Option<&Path>,
     ) -> Result<(), RuntimeError> {
-        let (image_s, work_s) = (image.to_string_lossy(), work.to_string_lossy());
-        let criu_s = criu.map(|c| c.to_string_lossy().into_owned());
-        let mut args: Vec<&str> = Vec::new();
-        if let Some(c) = &criu_s {
-            args.extend(["--criu", c]);
-        }
-        args.extend([
-            "checkpoint",
-            "--leave-running",
-            "--image-path",
-            &image_s,
-            "--work-path",
-            &work_s,
-            id,
-        ]);
+        let mut args = Self::criu_command("checkpoint", image, work, criu);
+        args.extend(["--leave-running".to_string(), id.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run("checkpoint", id, &args).map(drop)
     }
 
@@ -297,26 +302,16 @@ impl Runtime {
         criu: Option<&Path>,
         stdio: ChildStdio,
     ) -> Result<(), RuntimeError> {
-        let (bundle_s, pid_s) = (bundle.to_string_lossy(), pid_file.to_string_lossy());
-        let (image_s, work_s) = (image.to_string_lossy(), work.to_string_lossy());
-        let criu_s = criu.map(|c| c.to_string_lossy().into_owned());
-        let mut args: Vec<&str> = Vec::new();
-        if let Some(c) = &criu_s {
-            args.extend(["--criu", c]);
-        }
+        let mut args = Self::criu_command("restore", image, work, criu);
         args.extend([
-            "restore",
-            "--detach",
-            "--bundle",
-            &bundle_s,
-            "--pid-file",
-            &pid_s,
-            "--image-path",
-            &image_s,
-            "--work-path",
-            &work_s,
-            id,
+            "--detach".to_string(),
+            "--bundle".to_string(),
+            bundle.to_string_lossy().into_owned(),
+            "--pid-file".to_string(),
+            pid_file.to_string_lossy().into_owned(),
+            id.to_string(),
         ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run_with_stdio("restore", id, &args, stdio)
     }
 
