@@ -450,8 +450,8 @@ fn copy_out(client: &Client, ns: &str, clone: &str, path: &str, to: Place) -> Re
     let path = absolute(path)?;
     let url = format!("/v1/clones/{}/{}/archive", path_part(ns), path_part(clone));
     let ws = client.websocket(&url, &[("path", path)])?;
-    let (_tx, rx) = std::sync::mpsc::sync_channel(1);
-    drop(_tx);
+    // No input: the sender is dropped at once, so the clone's tar sees EOF.
+    let (_, rx) = std::sync::mpsc::sync_channel(1);
     let mut errors = Vec::new();
     let exit = match to {
         Place::Stdio => {

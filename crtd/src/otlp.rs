@@ -235,28 +235,40 @@ fn request(
     }
     let resource_logs = groups
         .into_iter()
-        .map(|(stream, log_records)| ResourceLogs {
-            resource: Some(OtlpResource {
-                attributes: resource_of(stream)
-                    .attrs
-                    .into_iter()
-                    .map(|(k, v)| attr(k, text(v)))
-                    .collect(),
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "crt".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                log_records,
-                ..Default::default()
-            }],
-            ..Default::default()
+        .map(|(stream, log_records)| {
+            let attributes = resource_of(stream)
+                .attrs
+                .into_iter()
+                .map(|(k, v)| attr(k, text(v)))
+                .collect();
+            resource_logs(attributes, "crt", log_records)
         })
         .collect();
     ExportLogsServiceRequest { resource_logs }
+}
+
+/// One resource's records, under one scope of ours.
+fn resource_logs(
+    attributes: Vec<KeyValue>,
+    scope: &str,
+    log_records: Vec<LogRecord>,
+) -> ResourceLogs {
+    ResourceLogs {
+        resource: Some(OtlpResource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_logs: vec![ScopeLogs {
+            scope: Some(InstrumentationScope {
+                name: scope.into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            }),
+            log_records,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// The request body: protobuf, gzipped when the config says so.
@@ -560,22 +572,7 @@ fn audit_request(lines: &[Value], host: &str) -> ExportLogsServiceRequest {
             if let Some(t) = tenant {
                 attributes.push(attr("crt.tenant", text(t)));
             }
-            ResourceLogs {
-                resource: Some(OtlpResource {
-                    attributes,
-                    ..Default::default()
-                }),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: "crt.audit".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        ..Default::default()
-                    }),
-                    log_records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }
+            resource_logs(attributes, "crt.audit", log_records)
         })
         .collect();
     ExportLogsServiceRequest { resource_logs }

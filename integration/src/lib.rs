@@ -714,12 +714,7 @@ impl Pty {
         use std::os::fd::{FromRawFd, IntoRawFd};
         use std::os::unix::process::CommandExt;
         let (mut master, mut slave) = (0, 0);
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let ws = winsize(cols, rows);
         // SAFETY: openpty writes two fds into the given locals; the name and
         // termios pointers may be null; `ws` is a valid winsize.
         let r = unsafe {
@@ -804,12 +799,7 @@ impl Pty {
 
     /// Resizes the window; the program is sent SIGWINCH by the kernel.
     pub fn resize(&mut self, cols: u16, rows: u16) {
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let ws = winsize(cols, rows);
         // SAFETY: TIOCSWINSZ reads a valid winsize.
         let r = unsafe {
             libc::ioctl(
@@ -855,6 +845,15 @@ impl Drop for Pty {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn winsize(cols: u16, rows: u16) -> libc::winsize {
+    libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
     }
 }
 

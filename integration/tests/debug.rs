@@ -69,6 +69,21 @@ fn debug_json(crtd: &Crtd, token: &str, args: &[&str]) -> (Out, serde_json::Valu
     (out, v)
 }
 
+/// A clone of `src` made by `crtctl debug --json ARGS` as alpha, removed
+/// with the guard; and what crtctl printed of it.
+fn made_clone(crtd: &Crtd, src: &NsTask, args: &[&str]) -> (CloneGuard, serde_json::Value) {
+    let (out, v) = debug_json(crtd, ALPHA.2, args);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = v["id"].as_str().expect("the clone's id").to_string();
+    (
+        CloneGuard {
+            ns: src.ns.clone(),
+            id,
+        },
+        v,
+    )
+}
+
 fn containerd_has(ns: &str, what: &str, id: &str) -> bool {
     run_in(ns, &[what, "ls", "-q"])
         .stdout
@@ -79,13 +94,8 @@ fn containerd_has(ns: &str, what: &str, id: &str) -> bool {
 fn a_clone_keeps_the_files_of_the_freeze_while_its_source_goes_on(runtime: &str) {
     let crtd = Crtd::start(&format!("debug-{runtime}"));
     let src = counter(runtime);
-    let (out, v) = debug_json(&crtd, ALPHA.2, &[&src.id]);
-    assert_eq!(out.code, 0, "{out:?}");
-    let clone = v["id"].as_str().expect("the clone's id").to_string();
-    let _guard = CloneGuard {
-        ns: src.ns.clone(),
-        id: clone.clone(),
-    };
+    let (guard, v) = made_clone(&crtd, &src, &[&src.id]);
+    let clone = guard.id.clone();
     assert_eq!(v["source"], src.id.as_str());
     let freeze_ms = v["freeze_ms"].as_f64().unwrap();
     assert!(freeze_ms > 0.0, "{v}");
@@ -173,13 +183,8 @@ fn a_clone_keeps_the_files_of_the_freeze_while_its_source_goes_on_crun() {
 fn another_tenant_can_neither_clone_nor_see_nor_remove_a_clone() {
     let crtd = Crtd::start("debug-tenants");
     let src = counter("runc");
-    let (out, v) = debug_json(&crtd, ALPHA.2, &[&src.id]);
-    assert_eq!(out.code, 0, "{out:?}");
-    let clone = v["id"].as_str().unwrap().to_string();
-    let _guard = CloneGuard {
-        ns: src.ns.clone(),
-        id: clone.clone(),
-    };
+    let (guard, _) = made_clone(&crtd, &src, &[&src.id]);
+    let clone = guard.id.clone();
     // Beta, naming alpha's namespace outright: not found, as if absent.
     let (code, body) = crtd.request(
         "POST",
@@ -229,13 +234,8 @@ fn another_tenant_can_neither_clone_nor_see_nor_remove_a_clone() {
 fn a_clone_ends_at_its_ttl_with_everything_of_it() {
     let crtd = Crtd::start("debug-ttl");
     let src = counter("runc");
-    let (out, v) = debug_json(&crtd, ALPHA.2, &["--ttl", "10s", &src.id]);
-    assert_eq!(out.code, 0, "{out:?}");
-    let clone = v["id"].as_str().unwrap().to_string();
-    let _guard = CloneGuard {
-        ns: src.ns.clone(),
-        id: clone.clone(),
-    };
+    let (guard, _) = made_clone(&crtd, &src, &["--ttl", "10s", &src.id]);
+    let clone = guard.id.clone();
     assert!(containerd_has(&src.ns, "container", &clone));
     let cgroup = format!("/sys/fs/cgroup/memory/{}/{clone}", src.ns);
     assert!(
@@ -382,13 +382,8 @@ fn crtctl_debug_opens_a_shell_in_the_clone_that_follows_the_window_takes_ctrl_c_
 fn exec_and_cp_reach_a_clone_of_the_tenants_own_and_nothing_else() {
     let crtd = Crtd::start("debug-exec");
     let src = counter("crun");
-    let (out, v) = debug_json(&crtd, ALPHA.2, &[&src.id]);
-    assert_eq!(out.code, 0, "{out:?}");
-    let clone = v["id"].as_str().unwrap().to_string();
-    let _guard = CloneGuard {
-        ns: src.ns.clone(),
-        id: clone.clone(),
-    };
+    let (guard, _) = made_clone(&crtd, &src, &[&src.id]);
+    let clone = guard.id.clone();
     // A command: its output, its errors and its exit status, kept apart.
     let out = crtd.crtctl(
         ALPHA.2,
@@ -525,17 +520,12 @@ fn exec_and_cp_reach_a_clone_of_the_tenants_own_and_nothing_else() {
 fn a_clone_can_trace_what_its_source_does_not_and_have_no_network_at_all() {
     let crtd = Crtd::start("debug-net");
     let src = counter("runc");
-    let (out, v) = debug_json(
+    let (guard, _) = made_clone(
         &crtd,
-        ALPHA.2,
+        &src,
         &["--trace", "%network", "--keep-network", "none", &src.id],
     );
-    assert_eq!(out.code, 0, "{out:?}");
-    let clone = v["id"].as_str().unwrap().to_string();
-    let _guard = CloneGuard {
-        ns: src.ns.clone(),
-        id: clone.clone(),
-    };
+    let clone = guard.id.clone();
     // lo is there but down (IFF_UP is flag 0x1): nothing to talk to, not even itself.
     let flags = exec_in(&src.ns, &clone, &["cat", "/sys/class/net/lo/flags"]).stdout;
     let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
@@ -589,13 +579,8 @@ fn a_volume_asked_for_is_copied_writable_into_the_clone_and_the_others_stay_read
     assert!(wait_for(Duration::from_secs(10), || host
         .join("data/state")
         .exists()));
-    let (out, v) = debug_json(&crtd, ALPHA.2, &["--copy-volume", "/data", &src.id]);
-    assert_eq!(out.code, 0, "{out:?}");
-    let clone = v["id"].as_str().unwrap().to_string();
-    let _guard = CloneGuard {
-        ns: src.ns.clone(),
-        id: clone.clone(),
-    };
+    let (guard, _) = made_clone(&crtd, &src, &["--copy-volume", "/data", &src.id]);
+    let clone = guard.id.clone();
     // The copy holds what the volume held, and takes writes that stay in it.
     assert_eq!(
         exec_in(&src.ns, &clone, &["cat", "/data/state"]).stdout,

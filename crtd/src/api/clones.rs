@@ -56,6 +56,23 @@ pub(super) fn failed(e: DebugError) -> Fail {
     }
 }
 
+/// Writes how a debug action of `scope` ended to the audit log, and
+/// passes the result on: the outcome, and what it made (`made`) or, when
+/// it failed, what was asked.
+pub(super) fn audit_ended<T>(
+    service: &Service,
+    scope: &Scope,
+    action: &str,
+    (ns, id): (&str, &str),
+    r: Res<T>,
+    made: impl FnOnce(&T) -> Value,
+    asked: Value,
+) -> Res<T> {
+    let detail = r.as_ref().map_or(asked, made);
+    service.audit(tenant_of(scope), action, ns, id, &outcome(&r), detail);
+    r
+}
+
 /// Whether `e` comes of a full disk: ours (ENOSPC), or containerd's (its
 /// gRPC errors carry the message only).
 fn disk_full(e: &anyhow::Error) -> bool {
@@ -99,6 +116,16 @@ pub(super) fn flag(req: &Request, key: &str) -> Res<bool> {
             "{key}={} is not a boolean; expected true or false",
             escape::quote(other.as_bytes(), false)
         ))),
+    }
+}
+
+/// `name=`: a container name, if given.
+pub(super) fn name_param(req: &Request) -> Res<Option<String>> {
+    match req.query_one("name").filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(n) => debug::check_name(n)
+            .map(|()| Some(n.to_string()))
+            .map_err(bad),
     }
 }
 
@@ -199,9 +226,16 @@ impl Api {
     ) -> Res<Response> {
         let service = self.debug_service()?;
         let r = self.clone_inner(service, scope, req, ns, id);
-        let detail = r.as_ref().cloned().unwrap_or(Value::Null);
-        service.audit(tenant_of(scope), "debug", ns, id, &outcome(&r), detail);
-        Ok(Response::json(201, &r?))
+        let made = audit_ended(
+            service,
+            scope,
+            "debug",
+            (ns, id),
+            r,
+            Value::clone,
+            Value::Null,
+        )?;
+        Ok(Response::json(201, &made))
     }
 
     fn clone_inner(
@@ -212,18 +246,10 @@ impl Api {
         ns: &str,
         id: &str,
     ) -> Res<Value> {
-        if !self.visible(scope, ns, id) {
-            return Err(not_found(&format!("container {}", shown(ns, id))));
-        }
+        self.seen(scope, "container", ns, id)?;
         let ttl = ttl(req)?;
         let live = flag(req, "live")?;
-        let name = req
-            .query_one("name")
-            .filter(|n| !n.is_empty())
-            .map(str::to_string);
-        if let Some(n) = &name {
-            debug::check_name(n).map_err(bad)?;
-        }
+        let name = name_param(req)?;
         let trace = match req.query_one("trace").filter(|t| !t.is_empty()) {
             None => None,
             Some(t) => {
@@ -294,35 +320,35 @@ impl Api {
     /// `DELETE /v1/clones/{ns}/{id}`
     pub(super) fn remove_clone(&self, scope: &Scope, ns: &str, id: &str) -> Res<Response> {
         let service = self.debug_service()?;
-        let r = if !self.visible(scope, ns, id) {
-            Err(not_found(&format!("clone {}", shown(ns, id))))
-        } else {
-            self.block_on(async {
-                let d = connected(service).await?;
-                d.remove(ns, id).await.map_err(failed)
+        let r = self
+            .seen(scope, "clone", ns, id)
+            .and_then(|()| {
+                self.block_on(async {
+                    let d = connected(service).await?;
+                    d.remove(ns, id).await.map_err(failed)
+                })
             })
-            .map(|()| Response::json(200, &json!({"removed": {"namespace": ns, "id": id}})))
-        };
-        service.audit(
-            tenant_of(scope),
+            .map(|()| Response::json(200, &json!({"removed": {"namespace": ns, "id": id}})));
+        audit_ended(
+            service,
+            scope,
             "debug rm",
-            ns,
-            id,
-            &outcome(&r),
+            (ns, id),
+            r,
+            |_| Value::Null,
             Value::Null,
-        );
-        r
+        )
     }
 }
 
 impl Api {
     /// Another tenant's container is not found, before anything of the
-    /// request is looked at.
-    fn visible_clone(&self, scope: &Scope, ns: &str, id: &str) -> Res<()> {
+    /// request is looked at, exactly as an absent one (`what`: the word for it).
+    pub(super) fn seen(&self, scope: &Scope, what: &str, ns: &str, id: &str) -> Res<()> {
         if self.visible(scope, ns, id) {
             Ok(())
         } else {
-            Err(not_found(&format!("clone {}", shown(ns, id))))
+            Err(not_found(&format!("{what} {}", shown(ns, id))))
         }
     }
 
@@ -334,7 +360,7 @@ impl Api {
         ns: &str,
         id: &str,
     ) -> Res<(std::sync::Arc<debug::Debugger>, bool)> {
-        self.visible_clone(scope, ns, id)?;
+        self.seen(scope, "clone", ns, id)?;
         let absent = || not_found(&format!("clone {}", shown(ns, id)));
         self.block_on(async {
             let d = connected(service).await?;
@@ -408,18 +434,20 @@ impl Api {
                 }
                 Ok(d)
             });
+        // A session that ends is audited when it ends; one refused, now.
         let d = match checked {
             Ok(d) => d,
             Err(f) => {
-                service.audit(
-                    tenant_of(scope),
+                let r = Err(f);
+                return audit_ended(
+                    &service,
+                    scope,
                     action,
-                    ns,
-                    id,
-                    &outcome::<()>(&Err(Fail(f.0, f.1.clone()))),
+                    (ns, id),
+                    r,
+                    |_| Value::Null,
                     detail,
                 );
-                return Err(f);
             }
         };
         let (ns, id) = (ns.to_string(), id.to_string());
@@ -443,7 +471,7 @@ impl Api {
     /// `GET /v1/clones/{ns}/{id}/exec?cmd=&tty=&cols=&rows=&env=` (WebSocket)
     pub(super) fn exec(&self, scope: &Scope, req: &Request, ns: &str, id: &str) -> Res<Response> {
         self.debug_service()?;
-        self.visible_clone(scope, ns, id)?;
+        self.seen(scope, "clone", ns, id)?;
         let spec = exec_spec(req)?;
         let detail = json!({"cmd": spec.args, "tty": spec.tty});
         self.exec_session(scope, "exec", ns, id, spec, detail)
@@ -459,7 +487,7 @@ impl Api {
         id: &str,
     ) -> Res<Response> {
         self.debug_service()?;
-        self.visible_clone(scope, ns, id)?;
+        self.seen(scope, "clone", ns, id)?;
         let path = clone_path(req)?;
         let extract = flag(req, "extract")?;
         let spec = ExecSpec {

@@ -7,10 +7,10 @@ use crt_config::Registry;
 use crt_tracer::escape;
 use serde_json::{json, Value};
 
-use super::clones::{connected, failed, flag, outcome, shown, tenant_of};
-use super::{bad, not_found, Api, Fail, Res};
+use super::clones::{audit_ended, connected, failed, flag, name_param, outcome, shown, tenant_of};
+use super::{bad, Api, Fail, Res};
 use crate::debug::image::{self, ImageRef};
-use crate::debug::{check_name, redeploy, registry, Service};
+use crate::debug::{redeploy, registry, Service};
 use crate::tenants::Scope;
 use crate::web::{Request, Response};
 
@@ -116,27 +116,21 @@ impl Api {
         let asked = req.query_one("image").unwrap_or("").to_string();
         let checked = self.commit_check(scope, req, ns, id);
         let committed = checked.and_then(|(r, target)| {
-            let d = self
-                .block_on(service.debugger())
-                .map_err(|e| Fail(503, format!("{e:#}")))?;
+            let d = self.block_on(connected(service))?;
             let (report, made) = self
                 .block_on(image::commit(&d.containerd, ns, id, &r))
                 .map_err(failed)?;
             Ok((d, report, made, r, target))
         });
-        let detail = match &committed {
-            Ok((_, report, ..)) => json!(report),
-            Err(_) => json!({ "image": asked }),
-        };
-        service.audit(
-            tenant_of(scope),
+        let (d, mut report, made, r, target) = audit_ended(
+            service,
+            scope,
             "commit",
-            ns,
-            id,
-            &outcome(&committed),
-            detail,
-        );
-        let (d, mut report, made, r, target) = committed?;
+            (ns, id),
+            committed,
+            |(_, report, ..)| json!(report),
+            json!({ "image": asked }),
+        )?;
         if let Some(target) = target {
             let pushed = self.push(&d, ns, &made, &target);
             service.audit(
@@ -174,9 +168,7 @@ impl Api {
         ns: &str,
         id: &str,
     ) -> Res<(ImageRef, Option<registry::Target>)> {
-        if !self.visible(scope, ns, id) {
-            return Err(not_found(&format!("clone {}", shown(ns, id))));
-        }
+        self.seen(scope, "clone", ns, id)?;
         let r = image_param(req)?;
         if let Some(d) = &r.digest {
             return Err(bad(format!(
@@ -243,11 +235,8 @@ impl Api {
         let service = self.debug_service()?;
         let asked = req.query_one("image").unwrap_or("").to_string();
         let r = self.redeploy_inner(service, scope, req, ns, id);
-        let detail = match &r {
-            Ok(v) => v.clone(),
-            Err(_) => json!({ "image": asked }),
-        };
-        service.audit(tenant_of(scope), "redeploy", ns, id, &outcome(&r), detail);
+        let asked = json!({ "image": asked });
+        let r = audit_ended(service, scope, "redeploy", (ns, id), r, Value::clone, asked);
         Ok(Response::json(201, &r?))
     }
 
@@ -259,17 +248,9 @@ impl Api {
         ns: &str,
         id: &str,
     ) -> Res<Value> {
-        if !self.visible(scope, ns, id) {
-            return Err(not_found(&format!("container {}", shown(ns, id))));
-        }
+        self.seen(scope, "container", ns, id)?;
         let r = image_param(req)?;
-        let name = req
-            .query_one("name")
-            .filter(|n| !n.is_empty())
-            .map(str::to_string);
-        if let Some(n) = &name {
-            check_name(n).map_err(bad)?;
-        }
+        let name = name_param(req)?;
         let report = self.block_on(async {
             let d = connected(service).await?;
             redeploy::redeploy(&d.containerd, ns, id, &r, name)

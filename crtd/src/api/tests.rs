@@ -634,7 +634,7 @@ impl Reader {
     }
 }
 
-fn stream_of(w: &World, container: &str) -> Arc<crate::store::Stream> {
+pub(crate) fn stream_of(w: &World, container: &str) -> Arc<crate::store::Stream> {
     w.api
         .ingest
         .store

@@ -73,12 +73,12 @@ impl ExecSpec {
 
 /// The process to add to the clone: the clone's own (user, environment,
 /// capabilities, limits) with the command, terminal and environment asked for.
-pub fn process_spec(mut process: Value, e: &ExecSpec) -> Value {
-    let p = process
-        .as_object_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let mut p = Value::Object(p);
+pub fn process_spec(process: Value, e: &ExecSpec) -> Value {
+    let mut p = if process.is_object() {
+        process
+    } else {
+        json!({})
+    };
     p["args"] = json!(e.args);
     p["terminal"] = json!(e.tty);
     if e.tty {
@@ -102,8 +102,7 @@ pub fn process_spec(mut process: Value, e: &ExecSpec) -> Value {
         p["user"] = json!({"uid": 0, "gid": 0});
         p["cwd"] = json!("/");
     }
-    process = p;
-    process
+    p
 }
 
 /// The signals a client may send by name.

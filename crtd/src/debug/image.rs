@@ -433,9 +433,15 @@ impl std::io::Read for BlobReader {
 }
 
 impl Containerd {
-    /// A blob of the content store, whole.
-    pub async fn read_blob(&self, ns: &str, digest: &str) -> Result<Vec<u8>> {
-        let mut stream = ContentClient::new(self.channel())
+    /// A blob of the content store as the stream of chunks containerd sends.
+    async fn blob_stream(
+        &self,
+        ns: &str,
+        digest: &str,
+    ) -> Result<
+        containerd_client::tonic::Streaming<containerd_client::services::v1::ReadContentResponse>,
+    > {
+        Ok(ContentClient::new(self.channel())
             .read(request(
                 ns,
                 ReadContentRequest {
@@ -446,7 +452,12 @@ impl Containerd {
             )?)
             .await
             .with_context(|| format!("{}: reading the blob {digest}", self.what()))?
-            .into_inner();
+            .into_inner())
+    }
+
+    /// A blob of the content store, whole.
+    pub async fn read_blob(&self, ns: &str, digest: &str) -> Result<Vec<u8>> {
+        let mut stream = self.blob_stream(ns, digest).await?;
         let mut data = Vec::new();
         while let Some(chunk) = stream
             .message()
@@ -461,18 +472,7 @@ impl Containerd {
     /// A blob of the content store as a reader, for a blocking thread
     /// (its reads wait on the runtime it was opened on).
     pub async fn blob_reader(&self, ns: &str, digest: &str) -> Result<BlobReader> {
-        let stream = ContentClient::new(self.channel())
-            .read(request(
-                ns,
-                ReadContentRequest {
-                    digest: digest.into(),
-                    offset: 0,
-                    size: 0,
-                },
-            )?)
-            .await
-            .with_context(|| format!("{}: reading the blob {digest}", self.what()))?
-            .into_inner();
+        let stream = self.blob_stream(ns, digest).await?;
         Ok(BlobReader {
             runtime: tokio::runtime::Handle::current(),
             stream,

@@ -290,15 +290,7 @@ fn a_live_stream_sends_events_and_ends_when_the_server_stops() {
         "{head:?}"
     );
     let live = &srv.world.api.ingest.live;
-    let a1 = srv
-        .world
-        .api
-        .ingest
-        .store
-        .streams()
-        .into_iter()
-        .find(|s| s.meta.container == "a1")
-        .unwrap();
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
     crate::live::store_and_publish(
         live,
         &a1,
@@ -336,15 +328,7 @@ fn a_live_reader_that_stops_reading_is_cut_off_and_its_queue_freed() {
     .unwrap();
     assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
     let live = &srv.world.api.ingest.live;
-    let a1 = srv
-        .world
-        .api
-        .ingest
-        .store
-        .streams()
-        .into_iter()
-        .find(|s| s.meta.container == "a1")
-        .unwrap();
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
     // Events far beyond what the sockets and the queue hold, and nobody reading them.
     let path = vec![b'x'; 2000];
     let deadline = std::time::Instant::now() + GUARD;
@@ -394,15 +378,7 @@ fn a_live_reader_that_reads_slowly_but_steadily_is_kept_and_told_of_its_drops() 
     .unwrap();
     assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
     let live = Arc::clone(&srv.world.api.ingest.live);
-    let a1 = srv
-        .world
-        .api
-        .ingest
-        .store
-        .streams()
-        .into_iter()
-        .find(|s| s.meta.container == "a1")
-        .unwrap();
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
     // A writer far faster than the reader, for six seconds.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -636,15 +612,7 @@ fn a_live_stream_also_comes_as_a_websocket_with_the_token_checked_on_its_headers
     assert_eq!(answer.status().as_u16(), 101);
     let live = &srv.world.api.ingest.live;
     assert!(wait(|| live.subscribers() == 1));
-    let a1 = srv
-        .world
-        .api
-        .ingest
-        .store
-        .streams()
-        .into_iter()
-        .find(|s| s.meta.container == "a1")
-        .unwrap();
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
     crate::live::store_and_publish(
         live,
         &a1,
