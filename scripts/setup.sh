@@ -18,9 +18,10 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
           protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl python3
-          prometheus openssl docker-registry)
+          prometheus openssl docker-registry chromium)
 # prometheus: for promtool, which checks crtd's metrics; docker-registry: a
-# local registry the commit tests push to (started by the tests themselves).
+# local registry the commit tests push to (started by the tests themselves);
+# chromium: the browser the web UI's tests drive (Playwright never downloads one).
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -63,6 +64,13 @@ fi
 # The node profile links glibc statically (for the host triple, so build
 # scripts and proc macros stay dynamic): a shim beside every container
 # should map as little as it can.
+# crtd embeds the web UI: it is built first (npm, from ui/package-lock.json),
+# with the machine's Node.js (20.19+); Debian's own is tried where there is none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "installing Node.js and npm from Debian's packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+"$repo/scripts/build-ui.sh"
 say "building containerd-shim-crt-v2, crtd and crtctl"
 triple=$(rustc -vV | sed -n 's/^host: //p')
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \

@@ -428,7 +428,8 @@ pub const TENANTS: [(&str, &str, &str); 2] = [
     ("beta", "crt-beta", "beta-token-91c2"),
 ];
 
-fn sha256_hex(s: &str) -> String {
+/// The SHA-256 of `s` in hex, as the node config takes tokens.
+pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(s.as_bytes())
         .iter()
@@ -466,13 +467,18 @@ impl Crtd {
         prepare: impl FnOnce(&Path) -> String,
         nofile: Option<u64>,
     ) -> Crtd {
-        Crtd::start_full(name, prepare, nofile, false)
+        Crtd::start_full(name, prepare, nofile, false, "")
+    }
+
+    /// A crtd with `api_keys` (TOML lines) added to its `[api]` table.
+    pub fn start_api(name: &str, api_keys: &str) -> Crtd {
+        Crtd::start_full(name, |_| String::new(), None, false, api_keys)
     }
 
     /// A crtd serving tenants over HTTPS with the node's certificate (made
     /// by scripts/setup.sh from its local CA, [`NODE_CA`]).
     pub fn start_tls(name: &str) -> Crtd {
-        Crtd::start_full(name, |_| String::new(), None, true)
+        Crtd::start_full(name, |_| String::new(), None, true, "")
     }
 
     fn start_full(
@@ -480,6 +486,7 @@ impl Crtd {
         prepare: impl FnOnce(&Path) -> String,
         nofile: Option<u64>,
         tls: bool,
+        api_keys: &str,
     ) -> Crtd {
         setup();
         let dir = std::env::temp_dir().join(format!("crt-it-crtd-{name}-{}", std::process::id()));
@@ -499,7 +506,7 @@ impl Crtd {
             ""
         };
         let mut text = format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\n{tls_keys}\n[store]\ndir = \"{}\"\n",
+            "[api]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\n{tls_keys}{api_keys}\n[store]\ndir = \"{}\"\n",
             socket.display(),
             dir.join("store").display()
         );

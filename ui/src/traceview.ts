@@ -1,0 +1,146 @@
+// The trace view: a virtualised list. Only the rows in sight (and a few
+// around them) exist in the DOM, so 100 000 lines scroll as smoothly as 100.
+// Each row's text is set with textContent: a traced program's paths, argv and
+// log lines are shown as they are, never interpreted.
+
+import { h } from './dom';
+import type { TraceEvent } from './api';
+
+export interface Line {
+  kind: string;
+  text: string;
+}
+
+const ROW = 18;
+const OVERSCAN = 20;
+/** Lines kept; beyond it the oldest tenth goes at once (one copy, not one per line). */
+export const MAX_LINES = 200_000;
+
+export class TraceView {
+  readonly el: HTMLElement;
+  private spacer: HTMLElement;
+  private rows: HTMLElement;
+  private pool: HTMLElement[] = [];
+  private lines: Line[] = [];
+  private discarded = 0;
+  private follow = true;
+  private scheduled = false;
+  private onCount: (shown: number, discarded: number) => void;
+
+  constructor(label: string, onCount: (shown: number, discarded: number) => void = () => {}) {
+    this.onCount = onCount;
+    this.spacer = h('div', { class: 'trace-spacer' });
+    this.rows = h('div', { class: 'trace-rows' });
+    this.el = h(
+      'div',
+      { class: 'trace', role: 'region', 'aria-label': label, tabindex: 0, 'data-testid': 'trace' },
+      this.spacer,
+      this.rows,
+    );
+    this.el.addEventListener('scroll', () => {
+      const atBottom = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - ROW * 2;
+      this.follow = atBottom;
+      this.schedule();
+    });
+    new ResizeObserver(() => this.schedule()).observe(this.el);
+  }
+
+  clear(): void {
+    this.lines = [];
+    this.discarded = 0;
+    this.follow = true;
+    this.schedule();
+  }
+
+  push(events: TraceEvent[]): void {
+    for (const e of events) this.lines.push(lineOf(e));
+    if (this.lines.length > MAX_LINES) {
+      const cut = this.lines.length - MAX_LINES + Math.floor(MAX_LINES / 10);
+      this.lines = this.lines.slice(cut);
+      this.discarded += cut;
+    }
+    this.schedule();
+  }
+
+  /** Lines held now. */
+  get length(): number {
+    return this.lines.length;
+  }
+
+  /** The text of every line held (for copying a trace out). */
+  text(): string {
+    return this.lines.map((l) => l.text).join('\n');
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  private render(): void {
+    const total = this.lines.length;
+    this.spacer.style.height = `${total * ROW}px`;
+    if (this.follow) this.el.scrollTop = this.el.scrollHeight;
+    const top = this.el.scrollTop;
+    const height = this.el.clientHeight || 400;
+    const start = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+    const end = Math.min(total, Math.ceil((top + height) / ROW) + OVERSCAN);
+    const count = Math.max(0, end - start);
+    while (this.pool.length < count) {
+      const row = h('div', { class: 'line' });
+      this.pool.push(row);
+      this.rows.appendChild(row);
+    }
+    for (let i = 0; i < this.pool.length; i++) {
+      const row = this.pool[i];
+      if (i < count) {
+        const line = this.lines[start + i];
+        if (row.textContent !== line.text) row.textContent = line.text;
+        const cls = `line ${line.kind}`;
+        if (row.className !== cls) row.className = cls;
+        row.hidden = false;
+      } else {
+        row.hidden = true;
+      }
+    }
+    this.rows.style.transform = `translateY(${start * ROW}px)`;
+    this.onCount(total, this.discarded);
+  }
+}
+
+/** `08:01:02.123456` from an RFC 3339 time. */
+export function clock(ts: string): string {
+  const m = /T(\d\d:\d\d:\d\d)(\.\d{1,6})?/.exec(ts);
+  if (!m) return ts;
+  return m[1] + (m[2] ?? '.').padEnd(7, '0');
+}
+
+/** One event as one line, strace-style for syscalls. */
+export function lineOf(e: TraceEvent): Line {
+  const t = clock(e.ts);
+  switch (e.event) {
+    case 'syscall':
+      return {
+        kind: 'sys',
+        text: `${t} ${e.pid ?? '?'} ${e.comm ?? ''} ${e.syscall}(${(e.args ?? []).join(', ')}) = ${e.ret ?? '?'}${e.stale ? ' (arguments may have changed)' : ''}`,
+      };
+    case 'log':
+      return { kind: `log ${e.stream === 'stderr' ? 'stderr' : 'stdout'}`, text: `${t} ${e.stream ?? 'log'}| ${e.line ?? ''}${e.cut ? ' [cut]' : ''}` };
+    case 'drops':
+      return { kind: 'note', text: `${t} --- ${e.dropped} events dropped by the tracer (its queue was full) ---` };
+    case 'gap':
+      return { kind: 'note', text: `${t} --- ${e.lost ?? '?'} events lost from the stored history ---` };
+    case 'end':
+      return { kind: 'note', text: `${t} --- the container ended ---` };
+    case 'process':
+      return { kind: 'note', text: `${t} ${e.pid} ${e.comm ?? ''} +++ process ${e.init ? 'started (init)' : 'started'} +++` };
+    case 'skipped':
+      return { kind: 'note', text: `${t} --- more of the last minute than is shown here: choose a time range to see all of it ---` };
+    default:
+      return { kind: 'note', text: `${t} ${e.event}` };
+  }
+}
