@@ -126,7 +126,7 @@ export function lineOf(e: TraceEvent): Line {
     case 'syscall':
       return {
         kind: 'sys',
-        text: `${t} ${e.pid ?? '?'} ${e.comm ?? ''} ${e.syscall}(${(e.args ?? []).join(', ')}) = ${e.ret ?? '?'}${e.stale ? ' (arguments may have changed)' : ''}`,
+        text: `${t} [pid ${e.pid ?? '?'}] ${e.syscall}(${(e.args ?? []).join(', ')}) = ${e.ret ?? '?'}${e.stale ? ' (arguments may have changed)' : ''}`,
       };
     case 'log':
       return { kind: `log ${e.stream === 'stderr' ? 'stderr' : 'stdout'}`, text: `${t} ${e.stream ?? 'log'}| ${e.line ?? ''}${e.cut ? ' [cut]' : ''}` };
@@ -137,7 +137,7 @@ export function lineOf(e: TraceEvent): Line {
     case 'end':
       return { kind: 'note', text: `${t} --- the container ended ---` };
     case 'process':
-      return { kind: 'note', text: `${t} ${e.pid} ${e.comm ?? ''} +++ process ${e.init ? 'started (init)' : 'started'} +++` };
+      return { kind: 'note', text: `${t} [pid ${e.pid}] +++ ${e.comm ?? ''}: process ${e.init ? 'started (init)' : 'started'} +++` };
     case 'skipped':
       return { kind: 'note', text: `${t} --- more of the last minute than is shown here: choose a time range to see all of it ---` };
     default:
