@@ -196,9 +196,10 @@ impl Api {
     /// What the server checks on a request's headers before anything else
     /// (its body is never read first): who it comes from. `Ok(Some(scope))`
     /// when it proved who it is (a tenant's token, or root on the socket);
-    /// `Ok(None)` on the metrics listener, which asks nobody.
+    /// `Ok(None)` on the metrics listener, which asks nobody, and for the web UI's
+    /// files, which are public.
     pub fn admit(&self, listener: Listener, req: &Request) -> Result<Option<Scope>, Response> {
-        if listener == Listener::Metrics {
+        if listener == Listener::Metrics || crate::ui::is_ui_request(req) {
             return Ok(None);
         }
         match self.scope(listener, req) {
@@ -221,6 +222,10 @@ impl Api {
                 ("GET", _) => Err(not_found("endpoint")),
                 _ => Err(Fail(405, "only GET is supported".into())),
             };
+        }
+        // The UI's files are public: the sign-in page loads before anyone has a token.
+        if let Some(page) = crate::ui::answer(&crate::ui::Embedded, &req) {
+            return Ok(page);
         }
         let scope = self.scope(listener, &req)?;
         let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();

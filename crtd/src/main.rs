@@ -16,6 +16,7 @@ mod stats;
 mod store;
 mod tenants;
 mod tls;
+mod ui;
 mod web;
 
 use std::fs;

@@ -523,6 +523,7 @@ async fn handle(
             Response {
                 status: resp.status,
                 content_type: resp.content_type,
+                headers: resp.headers,
                 body,
             },
             &shared,
@@ -586,12 +587,38 @@ fn refuse(resp: Response, shared: &Shared) -> axum::response::Response {
 }
 
 fn into_axum(resp: Response, shared: &Shared) -> axum::response::Response {
-    let status =
-        http::StatusCode::from_u16(resp.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    match resp.body {
-        Body::Bytes(b) => {
-            (status, [(http::header::CONTENT_TYPE, resp.content_type)], b).into_response()
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &resp.headers {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.append(*name, value);
         }
+    }
+    // An API answer is data: a browser must neither sniff it into a page nor frame it.
+    if !headers.contains_key(http::header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            http::header::CONTENT_SECURITY_POLICY,
+            http::HeaderValue::from_static(crate::ui::API_CSP),
+        );
+    }
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    let mut answer = into_axum_body(resp.status, resp.content_type, resp.body, shared);
+    answer.headers_mut().extend(headers);
+    answer
+}
+
+fn into_axum_body(
+    status: u16,
+    content_type: &'static str,
+    body: Body,
+    shared: &Shared,
+) -> axum::response::Response {
+    let status =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    match body {
+        Body::Bytes(b) => (status, [(http::header::CONTENT_TYPE, content_type)], b).into_response(),
         Body::Events(stream) => {
             let mut stop = shared.stop.clone();
             let stopped = async move {

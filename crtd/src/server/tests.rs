@@ -652,3 +652,89 @@ fn wait(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A whole exchange on a fresh connection: the raw head and the body.
+fn exchange(srv: &Running, method: &str, path: &str, token: Option<&str>) -> (String, String) {
+    let mut s = srv.connect();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn the_ui_page_loads_without_a_token_and_the_api_still_asks_for_one() {
+    let srv = start(Limits::default(), None);
+    // The UI this test build embeds, or without ui/dist a page that says how to build it.
+    let index = crate::ui::Files::file(&crate::ui::Embedded, "index.html");
+    for method in ["GET", "HEAD"] {
+        let (head, body) = exchange(&srv, method, "/", None);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-type: text/html"), "{head}");
+        assert!(
+            head.contains(&format!(
+                "content-security-policy: {}",
+                crate::ui::UI_CSP.to_ascii_lowercase()
+            )),
+            "{head}"
+        );
+        for h in [
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "cross-origin-opener-policy: same-origin",
+            "x-frame-options: deny",
+            "cache-control: no-cache",
+        ] {
+            assert!(head.contains(h), "{method}: {h} missing in {head}");
+        }
+        if method == "GET" {
+            match &index {
+                Some(page) => assert_eq!(body.as_bytes(), &page[..]),
+                None => assert!(body.contains("scripts/build-ui.sh"), "{body}"),
+            }
+        } else {
+            assert!(body.is_empty(), "HEAD sends no body: {body}");
+        }
+    }
+    // An embedded asset (when this build has any) comes as it was built.
+    if let Some(name) = crate::ui::Embedded::names().find(|n| n.starts_with("assets/")) {
+        let (head, body) = exchange(&srv, "GET", &format!("/{name}"), None);
+        assert!(head.starts_with("http/1.1 200"), "{name}: {head}");
+        assert!(
+            head.contains("cache-control: public, max-age=31536000, immutable"),
+            "{head}"
+        );
+        let want = crate::ui::Files::file(&crate::ui::Embedded, &name).unwrap();
+        assert_eq!(body.as_bytes(), &want[..]);
+    }
+    let (head, _) = exchange(&srv, "GET", "/assets/missing-1234.js", None);
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    // Traversal out of /assets is just a name the embedded set does not have.
+    let (head, body) = exchange(&srv, "GET", "/assets/%2e%2e/%2e%2e/Cargo.toml", None);
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(!body.contains("[package]"), "{body}");
+    // Only those paths are public.
+    for path in ["/v1/topology", "/openapi.json", "/favicon.ico"] {
+        let (head, _) = exchange(&srv, "GET", path, None);
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+    }
+    let (head, _) = exchange(&srv, "POST", "/", None);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    // API answers carry the API's own policy.
+    let (head, _) = exchange(&srv, "GET", "/v1/topology", Some(ACME));
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; frame-ancestors 'none'"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+}
