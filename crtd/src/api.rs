@@ -103,6 +103,79 @@ fn not_found(what: &str) -> Fail {
     Fail(404, format!("{what} not found"))
 }
 
+/// The subprotocol a browser's WebSocket offers (with its token entry) and crtd selects.
+pub const WS_PROTOCOL: &str = "crt.v1";
+/// The prefix of the `Sec-WebSocket-Protocol` entry that carries a browser's token,
+/// base64url without padding: a browser cannot set `Authorization` on a WebSocket.
+const WS_BEARER_PREFIX: &str = "crt.bearer.";
+
+/// The token a tenants' request presents: `Authorization: Bearer <token>`, or on a
+/// WebSocket upgrade alone, the `crt.bearer.<base64url(token)>` entry of
+/// `Sec-WebSocket-Protocol`.
+fn presented_token(req: &Request) -> Res<String> {
+    if req.header_all("authorization").nth(1).is_some() {
+        return Err(bad(
+            "more than one Authorization header; send exactly one: Authorization: Bearer <token>",
+        ));
+    }
+    let offered: Vec<&str> = req
+        .header_all("sec-websocket-protocol")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let in_protocol: Vec<&str> = offered
+        .iter()
+        .filter_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
+        .collect();
+    let upgrade = req
+        .header_all("upgrade")
+        .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let header = req.bearer_token();
+    if in_protocol.is_empty() || !upgrade {
+        // A token in Sec-WebSocket-Protocol is never taken from a plain request:
+        // only a browser's WebSocket has no other way to send one.
+        return match header {
+            Some(t) => Ok(t.to_string()),
+            None if !in_protocol.is_empty() => Err(Fail(
+                401,
+                format!("missing bearer token: a {WS_BEARER_PREFIX}<token> entry of Sec-WebSocket-Protocol is taken only on a WebSocket upgrade (Upgrade: websocket); send Authorization: Bearer <token>"),
+            )),
+            None => Err(Fail(
+                401,
+                "missing bearer token: send Authorization: Bearer <token>".into(),
+            )),
+        };
+    }
+    if header.is_some() || req.header_all("authorization").next().is_some() {
+        return Err(bad(format!(
+            "two tokens: both an Authorization header and a {WS_BEARER_PREFIX} entry in Sec-WebSocket-Protocol; send exactly one"
+        )));
+    }
+    let [encoded] = in_protocol.as_slice() else {
+        return Err(bad(format!(
+            "{} {WS_BEARER_PREFIX} entries in Sec-WebSocket-Protocol; send exactly one",
+            in_protocol.len()
+        )));
+    };
+    if !offered.contains(&WS_PROTOCOL) {
+        return Err(bad(format!(
+            "Sec-WebSocket-Protocol offers a {WS_BEARER_PREFIX} token but not {WS_PROTOCOL}; offer both ({WS_PROTOCOL}, {WS_BEARER_PREFIX}<token>): crtd answers with {WS_PROTOCOL}"
+        )));
+    }
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|t| !t.is_empty());
+    token.ok_or_else(|| {
+        Fail(
+            401,
+            format!("the {WS_BEARER_PREFIX} entry of Sec-WebSocket-Protocol is not a token in base64url without padding (RFC 4648 section 5, alphabet A-Z a-z 0-9 - _, no =)"),
+        )
+    })
+}
+
 /// RFC 3339 (UTC), or a span back from now: `90s`, `10m`, `2h`, `1d`.
 fn parse_time(key: &str, v: &str) -> Res<u64> {
     if let Some(t) = parse_rfc3339_utc(v) {
@@ -173,18 +246,8 @@ impl Api {
                 "only the node's root user may use this socket".into(),
             )),
             (Listener::Tenants, _) => {
-                if req.header_all("authorization").nth(1).is_some() {
-                    return Err(bad(
-                        "more than one Authorization header; send exactly one: Authorization: Bearer <token>",
-                    ));
-                }
-                let Some(token) = req.bearer_token() else {
-                    return Err(Fail(
-                        401,
-                        "missing bearer token: send Authorization: Bearer <token>".into(),
-                    ));
-                };
-                match self.ingest.tenants.authenticate(token) {
+                let token = presented_token(req)?;
+                match self.ingest.tenants.authenticate(&token) {
                     Some(t) => Ok(Scope::Tenant(t.name.clone())),
                     None => Err(Fail(401, "invalid bearer token".into())),
                 }

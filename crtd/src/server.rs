@@ -443,6 +443,9 @@ async fn handle(
         axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &())
             .await
             .ok()
+            // A browser fails the connection unless one of the protocols it offered is
+            // selected; the token it may offer as another is never echoed.
+            .map(|ws| ws.protocols([crate::api::WS_PROTOCOL]))
     } else {
         None
     };

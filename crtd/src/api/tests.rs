@@ -961,3 +961,118 @@ fn debug_endpoints_treat_another_tenants_container_as_absent_before_anything_els
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A request as a browser's WebSocket sends it: `Upgrade: websocket` (when `upgrade`)
+/// and `Sec-WebSocket-Protocol: protocols`.
+fn ws_request(path: &str, protocols: &str, upgrade: bool) -> Request {
+    let mut r = request(path, None, tcp());
+    if upgrade {
+        r.headers.push(("upgrade".into(), "websocket".into()));
+        r.headers.push(("connection".into(), "Upgrade".into()));
+    }
+    r.headers
+        .push(("sec-websocket-protocol".into(), protocols.into()));
+    r
+}
+
+fn base64url(token: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
+}
+
+#[test]
+fn a_websocket_upgrade_may_carry_its_token_as_a_subprotocol() {
+    let w = world();
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(ACME));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, true));
+    assert_eq!(r.status, 200);
+    assert_eq!(body(&r)["tenant"], "acme");
+    // Each WebSocket endpoint takes it: the clone endpoints get past the token to say
+    // that this world has no containerd.
+    for path in [
+        "/v1/clones/acme/a1/exec",
+        "/v1/clones/acme/a1/archive?path=/",
+    ] {
+        let r = w
+            .api
+            .handle(Listener::Tenants, ws_request(path, &offer, true));
+        assert_eq!(r.status, 503, "{path}: {:?}", body(&r));
+        let wrong = format!("crt.v1, crt.bearer.{}", base64url("not-a-token"));
+        let r = w
+            .api
+            .handle(Listener::Tenants, ws_request(path, &wrong, true));
+        assert_eq!(r.status, 401, "{path}");
+    }
+    let r = w.api.handle(
+        Listener::Tenants,
+        ws_request("/v1/events/stream?container=a1", &offer, true),
+    );
+    assert_eq!(r.status, 200);
+    // Offered over two headers, the way some clients split them.
+    let mut two = ws_request("/v1/whoami", "crt.v1", true);
+    two.headers.push((
+        "sec-websocket-protocol".into(),
+        format!("crt.bearer.{}", base64url(GLOBEX)),
+    ));
+    let r = w.api.handle(Listener::Tenants, two);
+    assert_eq!(body(&r)["tenant"], "globex");
+}
+
+#[test]
+fn a_subprotocol_token_is_refused_where_it_does_not_belong() {
+    let w = world();
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(ACME));
+    let error = |r: &Response| body(r)["error"].as_str().unwrap_or_default().to_string();
+    // Not a WebSocket upgrade: the token is not taken.
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, false));
+    assert_eq!(r.status, 401);
+    assert!(
+        error(&r).contains("only on a WebSocket upgrade"),
+        "{}",
+        error(&r)
+    );
+    // Two tokens, even the same one twice.
+    let mut both = ws_request("/v1/whoami", &offer, true);
+    both.headers
+        .push(("authorization".into(), format!("Bearer {ACME}")));
+    let r = w.api.handle(Listener::Tenants, both);
+    assert_eq!(r.status, 400);
+    assert!(
+        error(&r).contains("Authorization header") && error(&r).contains("Sec-WebSocket-Protocol"),
+        "{}",
+        error(&r)
+    );
+    // Malformed base64url (padding, the standard alphabet, not UTF-8).
+    for bad in [
+        format!("{}=", base64url("acme-token!")),
+        "YWJj+w".to_string(),
+        base64url("\u{0}").replace('A', "_"),
+    ] {
+        let r = w.api.handle(
+            Listener::Tenants,
+            ws_request("/v1/whoami", &format!("crt.v1, crt.bearer.{bad}"), true),
+        );
+        assert_eq!(r.status, 401, "{bad}");
+        assert!(
+            error(&r).contains("not a token in base64url"),
+            "{}",
+            error(&r)
+        );
+    }
+    // The token without crt.v1: the browser would fail the connection anyway.
+    let only = format!("crt.bearer.{}", base64url(ACME));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &only, true));
+    assert_eq!(r.status, 400);
+    assert!(error(&r).contains("not crt.v1"), "{}", error(&r));
+    let twice = format!("{offer}, crt.bearer.{}", base64url(GLOBEX));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &twice, true));
+    assert_eq!(r.status, 400);
+}

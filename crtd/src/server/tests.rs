@@ -738,3 +738,58 @@ fn the_ui_page_loads_without_a_token_and_the_api_still_asks_for_one() {
     );
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
 }
+
+#[test]
+fn a_browser_websocket_sends_its_token_as_a_subprotocol_and_gets_crt_v1() {
+    use base64::Engine as _;
+    use tungstenite::client::IntoClientRequest;
+    let srv = start(Limits::default(), None);
+    let url = format!("ws://{}/v1/events/stream?container=a1", srv.addr);
+    let offer = |token: &str| {
+        let mut req = url.as_str().into_client_request().unwrap();
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("crt.v1, crt.bearer.{encoded}").parse().unwrap(),
+        );
+        req
+    };
+    let (mut ws, answer) = tungstenite::connect(offer(ACME)).unwrap();
+    assert_eq!(answer.status().as_u16(), 101);
+    assert_eq!(
+        answer.headers().get("sec-websocket-protocol").unwrap(),
+        "crt.v1"
+    );
+    let live = &srv.world.api.ingest.live;
+    assert!(wait(|| live.subscribers() == 1));
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
+    crate::live::store_and_publish(
+        live,
+        &a1,
+        Some("acme"),
+        &crate::store::tests::rec(9_002, 1, "openat", b"/by-subprotocol"),
+    );
+    let msg = loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => break t.to_string(),
+            _ => continue,
+        }
+    };
+    assert!(msg.contains("/by-subprotocol"), "{msg}");
+    drop(ws);
+    match tungstenite::connect(offer("not-a-token")).unwrap_err() {
+        tungstenite::Error::Http(r) => assert_eq!(r.status().as_u16(), 401),
+        other => panic!("{other}"),
+    }
+    // The same header on a plain GET is not a token.
+    let mut s = srv.connect();
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ACME);
+    write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Protocol: crt.v1, crt.bearer.{encoded}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert_eq!(split(&text).0, 401, "{text}");
+}
