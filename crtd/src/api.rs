@@ -1,5 +1,6 @@
 //! The HTTP JSON API. Tenants come in over TCP with a bearer token; the
-//! node's root user comes in over the unix socket and sees every tenant.
+//! node's root user comes in over the unix socket and sees every tenant; an
+//! operator token (over TCP) sees every tenant too, and only reads.
 //! A container that belongs to someone else is answered exactly like one
 //! that does not exist (404), and a missing or wrong token with 401, on
 //! every endpoint.
@@ -97,6 +98,14 @@ type Res<T> = Result<T, Fail>;
 
 fn bad(msg: impl Into<String>) -> Fail {
     Fail(400, msg.into())
+}
+
+/// The operator token reads; `what` (method and path) would act.
+fn operator_read_only(what: &str) -> Fail {
+    Fail(
+        403,
+        format!("the operator token is read-only: {what} changes or enters a container; use a tenant's token or root on the node's socket"),
+    )
 }
 
 fn not_found(what: &str) -> Fail {
@@ -247,8 +256,10 @@ impl Api {
             )),
             (Listener::Tenants, _) => {
                 let token = presented_token(req)?;
-                match self.ingest.tenants.authenticate(&token) {
+                let tenants = &self.ingest.tenants;
+                match tenants.authenticate(&token) {
                     Some(t) => Ok(Scope::Tenant(t.name.clone())),
+                    None if tenants.is_operator(&token) => Ok(Scope::Operator),
                     None => Err(Fail(401, "invalid bearer token".into())),
                 }
             }
@@ -292,6 +303,20 @@ impl Api {
         }
         let scope = self.scope(listener, &req)?;
         let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();
+        if scope == Scope::Operator {
+            // Before any route: whatever is added later, the operator only reads.
+            let acting_socket = matches!(
+                parts.as_slice(),
+                ["", "v1", "clones", _, _, "exec" | "archive"]
+            );
+            if !matches!(req.method.as_str(), "GET" | "HEAD") || acting_socket {
+                return Err(operator_read_only(&format!(
+                    "{} {}",
+                    req.method,
+                    escape::escape(req.path.as_bytes())
+                )));
+            }
+        }
         match (req.method.as_str(), parts.as_slice()) {
             ("POST", ["", "v1", "containers", ns, id, "clones"]) => {
                 return self.clone_container(&scope, &req, ns, id)
@@ -331,8 +356,9 @@ impl Api {
 
     fn whoami(&self, scope: &Scope) -> Response {
         let body = match scope {
-            Scope::Root => json!({"root": true, "tenant": null}),
-            Scope::Tenant(t) => json!({"root": false, "tenant": t}),
+            Scope::Root => json!({"root": true, "operator": false, "tenant": null}),
+            Scope::Operator => json!({"root": false, "operator": true, "tenant": null}),
+            Scope::Tenant(t) => json!({"root": false, "operator": false, "tenant": t}),
         };
         Response::json(200, &body)
     }
@@ -399,7 +425,7 @@ impl Api {
             })
             .collect();
         let tenant = match scope {
-            Scope::Root => Value::Null,
+            Scope::Root | Scope::Operator => Value::Null,
             Scope::Tenant(t) => json!(t),
         };
         Ok(Response::json(

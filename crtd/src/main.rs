@@ -128,7 +128,8 @@ fn run(config: NodeConfig) -> Result<()> {
         })?);
     let tenants = Arc::new(
         tenants::Tenants::new(config.tenants.clone())
-            .with_cri_namespace(&config.kubernetes.cri_namespace),
+            .with_cri_namespace(&config.kubernetes.cri_namespace)
+            .with_operator_tokens(config.api.operator_token_sha256.clone()),
     );
     let ingest = Arc::new(Ingest {
         store,

@@ -485,6 +485,7 @@ async fn handle(
             conn.ticket.authenticated();
             match scope {
                 Scope::Root => span.record("tenant", "(root)"),
+                Scope::Operator => span.record("tenant", "(operator)"),
                 Scope::Tenant(t) => span.record("tenant", t.as_str()),
             };
         }

@@ -26,6 +26,7 @@ use crate::web::{Body, Peer, Request, Response, SseItem};
 
 pub(crate) const ACME: &str = "acme-token";
 const GLOBEX: &str = "globex-token";
+pub(crate) const OPERATOR: &str = "operator-token";
 
 pub(crate) struct World {
     _dir: tempfile::TempDir,
@@ -102,10 +103,13 @@ pub(crate) fn world() -> World {
         store,
         live: Arc::new(Live::default()),
         stats: Arc::new(Stats::default()),
-        tenants: Arc::new(Tenants::new(vec![
-            tenant("acme", &["acme", "acme-prod"], ACME),
-            tenant("globex", &["globex"], GLOBEX),
-        ])),
+        tenants: Arc::new(
+            Tenants::new(vec![
+                tenant("acme", &["acme", "acme-prod"], ACME),
+                tenant("globex", &["globex"], GLOBEX),
+            ])
+            .with_operator_tokens(vec![Sha256::digest(OPERATOR.as_bytes()).into()]),
+        ),
         traces_root: dir.path().join("state/traces"),
         stored: AtomicU64::new(0),
         default_max_age: Duration::from_secs(3600),
@@ -1075,4 +1079,63 @@ fn a_subprotocol_token_is_refused_where_it_does_not_belong() {
         .api
         .handle(Listener::Tenants, ws_request("/v1/whoami", &twice, true));
     assert_eq!(r.status, 400);
+}
+
+#[test]
+fn the_operator_token_sees_every_tenant_and_changes_nothing() {
+    let w = world();
+    let (status, who) = w.get("/v1/whoami", Some(OPERATOR));
+    assert_eq!(status, 200);
+    assert_eq!(
+        who,
+        json!({"root": false, "operator": true, "tenant": null})
+    );
+    assert_eq!(
+        w.get("/v1/whoami", Some(ACME)).1,
+        json!({"root": false, "operator": false, "tenant": "acme"})
+    );
+    assert_eq!(w.root("/v1/whoami").1["operator"], false);
+    // What root sees: both tenants' containers and nobody's.
+    let (_, b) = w.get("/v1/containers", Some(OPERATOR));
+    let mut ids: Vec<&str> = b["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a1", "d1", "g1", "pod-c"]);
+    assert_eq!(w.get("/v1/containers/globex/g1", Some(OPERATOR)).0, 200);
+    let (_, events) = w.get("/v1/events?container=g1&limit=1", Some(OPERATOR));
+    assert_eq!(events["events"][0]["tenant"], "globex");
+    let (status, topology) = w.get("/v1/topology", Some(OPERATOR));
+    assert_eq!(status, 200);
+    assert_eq!(topology["tenant"], Value::Null);
+    let stream = w.api.handle(
+        Listener::Tenants,
+        request("/v1/events/stream?container=g1", Some(OPERATOR), tcp()),
+    );
+    assert_eq!(stream.status, 200);
+    // Every acting request is refused before it is looked at, whatever the route.
+    for (method, path) in [
+        ("POST", "/v1/containers/globex/g1/clones"),
+        ("POST", "/v1/clones/acme/a1/commit"),
+        ("POST", "/v1/containers/acme/a1/redeploy"),
+        ("DELETE", "/v1/clones/acme/a1"),
+        ("PUT", "/v1/containers"),
+        ("GET", "/v1/clones/acme/a1/exec"),
+        ("GET", "/v1/clones/globex/g1/archive?path=/"),
+    ] {
+        let mut req = request_with(method, path, Some(OPERATOR), tcp());
+        req.headers.push(("upgrade".into(), "websocket".into()));
+        let r = w.api.handle(Listener::Tenants, req);
+        assert_eq!(r.status, 403, "{method} {path}");
+        let msg = body(&r)["error"].as_str().unwrap().to_string();
+        assert!(
+            msg.starts_with("the operator token is read-only: ") && msg.contains(method),
+            "{msg}"
+        );
+    }
+    // Tenants are still told apart from it.
+    assert_eq!(w.get("/v1/containers/globex/g1", Some(ACME)).0, 404);
 }
