@@ -25,6 +25,7 @@ use crate::metrics;
 use crate::store::query::{self, Budget};
 use crate::store::{Cursor, Filter, Order, Stream};
 use crate::tenants::Scope;
+use crate::usage_history::{self, UsageHistory};
 use crate::web::{Peer, Request, Response, SseItem, SseStream};
 
 /// The OpenAPI document served at /openapi.json (kept true by a test).
@@ -84,6 +85,8 @@ pub struct Api {
     pub streams: Arc<TenantSlots>,
     /// Debug clones; `None` where crtd is not set up for them.
     pub debug: Option<Arc<crate::debug::Service>>,
+    /// The last hour of each running container's usage.
+    pub usage: Arc<UsageHistory>,
 }
 
 pub struct Endpoint {
@@ -217,7 +220,29 @@ impl Api {
             queries: TenantSlots::new(QUERIES_PER_TENANT),
             streams: TenantSlots::new(STREAMS_PER_TENANT),
             debug: None,
+            usage: Arc::default(),
         }
+    }
+
+    /// Samples every running container's usage into [`Api::usage`] (at
+    /// [`usage_history::INTERVAL`]), and forgets the containers gone for long.
+    pub fn sample_usage(&self) {
+        let cat = self.catalog();
+        let now = now_ns();
+        for c in cat.containers(&Scope::Root) {
+            if c.status != "running" {
+                continue;
+            }
+            let (cpu, memory) = cat.usage_now(&c);
+            self.usage.record(
+                (&c.namespace, &c.id),
+                now,
+                cat.syscall_rate(&c),
+                cpu,
+                memory,
+            );
+        }
+        self.usage.forget_stale(now);
     }
 
     fn catalog(&self) -> Catalog<'_> {
@@ -341,6 +366,7 @@ impl Api {
             ["", "v1", "whoami"] => Ok(self.whoami(&scope)),
             ["", "v1", "containers"] => self.containers(&scope, &req),
             ["", "v1", "containers", ns, id] => self.container(&scope, ns, id),
+            ["", "v1", "containers", ns, id, "metrics"] => self.container_usage(&scope, ns, id),
             ["", "v1", "topology"] => self.topology(&scope, &req),
             ["", "v1", "events"] => self.events(&scope, &req),
             ["", "v1", "events", "stream"] => self.stream(&scope, &req),
@@ -388,6 +414,34 @@ impl Api {
         let mut v = cat.view_json(c);
         v["processes"] = Value::Array(cat.processes(c));
         Ok(Response::json(200, &v))
+    }
+
+    /// `GET /v1/containers/{ns}/{id}/metrics`: its last hour of samples.
+    fn container_usage(&self, scope: &Scope, ns: &str, id: &str) -> Res<Response> {
+        if self.catalog().container(scope, Some(ns), id).is_empty() {
+            return Err(not_found(&format!(
+                "container {}/{}",
+                escape::escape(ns.as_bytes()),
+                escape::escape(id.as_bytes())
+            )));
+        }
+        let samples: Vec<Value> = self
+            .usage
+            .samples(ns, id)
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "t": rfc3339_utc(s.t_ns),
+                    "syscall_rate": s.syscall_rate,
+                    "cpu_percent": s.cpu_percent,
+                    "memory_bytes": s.memory_bytes,
+                })
+            })
+            .collect();
+        Ok(Response::json(
+            200,
+            &json!({"interval_s": usage_history::INTERVAL.as_secs(), "samples": samples}),
+        ))
     }
 
     fn topology(&self, scope: &Scope, req: &Request) -> Res<Response> {

@@ -17,6 +17,7 @@ mod store;
 mod tenants;
 mod tls;
 mod ui;
+mod usage_history;
 mod web;
 
 use std::fs;
@@ -241,6 +242,19 @@ fn run(config: NodeConfig) -> Result<()> {
                     Ok(n) => tracing::info!("debug: removed {n} expired clones"),
                     Err(e) => tracing::debug!("debug: looking for expired clones: {e:#}"),
                 }
+            }
+        });
+    }
+    {
+        // The last hour of each running container's usage, for the web UI's charts.
+        let api = Arc::clone(&api);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(usage_history::INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let api = Arc::clone(&api);
+                let _ = tokio::task::spawn_blocking(move || api.sample_usage()).await;
             }
         });
     }

@@ -1139,3 +1139,78 @@ fn the_operator_token_sees_every_tenant_and_changes_nothing() {
     // Tenants are still told apart from it.
     assert_eq!(w.get("/v1/containers/globex/g1", Some(ACME)).0, 404);
 }
+
+#[test]
+fn a_containers_usage_history_is_shown_only_to_whom_may_see_it() {
+    let w = world();
+    // The sampler takes every running container (these have no cgroup to read).
+    w.api.sample_usage();
+    let (status, b) = w.get("/v1/containers/acme/a1/metrics", Some(ACME));
+    assert_eq!(status, 200);
+    assert_eq!(b["interval_s"], 5);
+    let samples = b["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{b}");
+    assert!(
+        crt_tracer::render::parse_rfc3339_utc(samples[0]["t"].as_str().unwrap()).is_some(),
+        "{b}"
+    );
+    assert_eq!(samples[0]["syscall_rate"], 0.0);
+    assert_eq!(samples[0]["cpu_percent"], Value::Null);
+    assert_eq!(samples[0]["memory_bytes"], Value::Null);
+    // Figures as the history holds them.
+    let s = 1_000_000_000u64;
+    w.api
+        .usage
+        .record(("globex", "g1"), 100 * s, 7.5, Some(10 * s), Some(4096));
+    w.api
+        .usage
+        .record(("globex", "g1"), 105 * s, 2.5, Some(11 * s), Some(8192));
+    let (status, b) = w.get("/v1/containers/globex/g1/metrics", Some(GLOBEX));
+    assert_eq!(status, 200);
+    let last = b["samples"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last,
+        json!({"t": "1970-01-01T00:01:45.000000Z", "syscall_rate": 2.5, "cpu_percent": 20.0, "memory_bytes": 8192})
+    );
+    // Another tenant's container is not found, exactly like a missing one.
+    let (status, other) = w.get("/v1/containers/globex/g1/metrics", Some(ACME));
+    assert_eq!(status, 404);
+    let (_, missing) = w.get("/v1/containers/acme/nope/metrics", Some(ACME));
+    assert_eq!(
+        other["error"].as_str().unwrap().replace("globex/g1", "X"),
+        missing["error"].as_str().unwrap().replace("acme/nope", "X")
+    );
+    assert_eq!(w.get("/v1/containers/globex/g1/metrics", None).0, 401);
+    assert_eq!(w.root("/v1/containers/globex/g1/metrics").0, 200);
+    assert_eq!(
+        w.get("/v1/containers/globex/g1/metrics", Some(OPERATOR)).0,
+        200
+    );
+}
+
+#[test]
+fn a_container_shows_the_trace_annotation_its_shim_applied() {
+    let w = world();
+    let dir = w.api.state_dir.join("traces/acme/a1");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("meta.json"),
+        json!({"namespace": "acme", "container": "a1", "annotation": "openat,connect",
+               "created": "2026-11-28T08:00:00.000000Z", "shim_pid": 0, "kubernetes": {}})
+        .to_string(),
+    )
+    .unwrap();
+    w.api.ingest.read_node_files();
+    let (_, a1) = w.get("/v1/containers/acme/a1", Some(ACME));
+    assert_eq!(a1["trace_spec"], "openat,connect", "{a1}");
+    let (_, g1) = w.get("/v1/containers/globex/g1", Some(GLOBEX));
+    assert_eq!(g1["trace_spec"], Value::Null, "{g1}");
+    let (_, list) = w.get("/v1/containers", Some(ACME));
+    let a1 = list["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "a1")
+        .unwrap();
+    assert_eq!(a1["trace_spec"], "openat,connect");
+}
