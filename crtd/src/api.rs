@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/whoami"),
     ("GET", "/v1/containers"),
     ("GET", "/v1/containers/{namespace}/{id}"),
+    ("GET", "/v1/containers/{namespace}/{id}/metrics"),
     ("GET", "/v1/topology"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
@@ -49,7 +50,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/clones/{namespace}/{id}/commit"),
     ("POST", "/v1/containers/{namespace}/{id}/redeploy"),
     ("GET", "/metrics"),
+    ("GET", "/"),
+    ("GET", "/index.html"),
+    ("GET", "/assets/{file}"),
 ];
+
+/// The routes anyone may GET without a token: the web UI's files.
+#[cfg(test)]
+pub const PUBLIC_ROUTES: &[&str] = &["/", "/index.html", "/assets/{file}"];
 
 mod clones;
 mod images;

@@ -15,7 +15,7 @@ use crt_tracer::segment::Position;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Api, Listener, ROUTES};
+use super::{Api, Listener, PUBLIC_ROUTES, ROUTES};
 use crate::ingest::Ingest;
 use crate::live::Live;
 use crate::stats::Stats;
@@ -181,9 +181,30 @@ impl World {
     }
 }
 
-/// A concrete request for every route (path parameters filled in).
+/// A concrete request for every route (path parameters filled in; for the UI's
+/// assets, a file this build embeds, if it has any).
 fn concrete(route: &str) -> String {
-    route.replace("{namespace}", "acme").replace("{id}", "a1")
+    let asset = crate::ui::Embedded::names()
+        .find_map(|n| n.strip_prefix("assets/").map(str::to_string))
+        .unwrap_or_else(|| "none-embedded.js".into());
+    route
+        .replace("{namespace}", "acme")
+        .replace("{id}", "a1")
+        .replace("{file}", &asset)
+}
+
+/// What a route answers in the test world: the debug endpoints have no containerd,
+/// and a build without the web UI has no assets.
+fn served_status(route: &str) -> u16 {
+    if route.contains("clones") || route.contains("redeploy") {
+        503
+    } else if route == "/assets/{file}"
+        && !crate::ui::Embedded::names().any(|n| n.starts_with("assets/"))
+    {
+        404
+    } else {
+        200
+    }
 }
 
 /// A request with another method than GET.
@@ -198,6 +219,16 @@ fn every_endpoint_wants_a_valid_token() {
     let w = world();
     for (method, route) in ROUTES {
         if *route == "/metrics" {
+            continue;
+        }
+        if PUBLIC_ROUTES.contains(route) {
+            // Public, but only these: the same path with another method still asks.
+            let path = concrete(route);
+            let r = w
+                .api
+                .handle(Listener::Tenants, request_with("POST", &path, None, tcp()));
+            assert_eq!(r.status, 401, "POST {route}");
+            assert_eq!(w.get(&path, None).0, served_status(route), "{route}");
             continue;
         }
         let path = concrete(route);
@@ -232,12 +263,7 @@ fn every_endpoint_wants_a_valid_token() {
         } else {
             w.get(&path, Some(ACME))
         };
-        let want = if route.contains("clones") || route.contains("redeploy") {
-            503
-        } else {
-            200
-        };
-        assert_eq!(status, want, "{route} with acme's token");
+        assert_eq!(status, served_status(route), "{route} with acme's token");
     }
 }
 
@@ -533,12 +559,7 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
             Listener::Root,
             request_with(method, &concrete(route), None, root()),
         );
-        let want = if route.contains("clones") || route.contains("redeploy") {
-            503
-        } else {
-            200
-        };
-        assert_eq!(r.status, want, "{method} {route}");
+        assert_eq!(r.status, served_status(route), "{method} {route}");
     }
 }
 
