@@ -130,7 +130,8 @@ pub const WS_PROTOCOL: &str = "crt.v1";
 const WS_BEARER_PREFIX: &str = "crt.bearer.";
 
 /// The token a tenants' request presents: `Authorization: Bearer <token>`, or on a
-/// WebSocket upgrade alone, the `crt.bearer.<base64url(token)>` entry of
+/// WebSocket upgrade alone (one the server takes as such, not any request with an
+/// `Upgrade` header), the `crt.bearer.<base64url(token)>` entry of
 /// `Sec-WebSocket-Protocol`.
 fn presented_token(req: &Request) -> Res<String> {
     if req.header_all("authorization").nth(1).is_some() {
@@ -147,11 +148,8 @@ fn presented_token(req: &Request) -> Res<String> {
         .iter()
         .filter_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
         .collect();
-    let upgrade = req
-        .header_all("upgrade")
-        .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
     let header = req.bearer_token();
-    if in_protocol.is_empty() || !upgrade {
+    if in_protocol.is_empty() || !req.websocket {
         // A token in Sec-WebSocket-Protocol is never taken from a plain request:
         // only a browser's WebSocket has no other way to send one.
         return match header {

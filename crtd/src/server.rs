@@ -476,7 +476,10 @@ async fn handle(
         headers,
         conn.peer,
     ) {
-        Ok(r) => r,
+        Ok(r) => Request {
+            websocket: websocket.is_some(),
+            ..r
+        },
         Err(msg) => return refuse(Response::error(400, &msg), &shared),
     };
     let endpoint = &shared.endpoint;

@@ -40,10 +40,14 @@ pub struct Request {
     /// Header names lower-cased, in order (repeated headers stay repeated).
     pub headers: Vec<(String, String)>,
     pub peer: Peer,
+    /// The server upgrades it to a WebSocket (a GET with the headers an upgrade
+    /// needs, all valid): only then may a token come as a subprotocol.
+    pub websocket: bool,
 }
 
 impl Request {
-    /// Builds a request from its target (`/path?query`); `Err` names what is wrong.
+    /// Builds a request from its target (`/path?query`), not a WebSocket upgrade;
+    /// `Err` names what is wrong.
     pub fn from_target(
         method: &str,
         target_path: &str,
@@ -68,6 +72,7 @@ impl Request {
             query,
             headers,
             peer,
+            websocket: false,
         })
     }
 

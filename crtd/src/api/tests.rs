@@ -147,6 +147,7 @@ fn request(path_and_query: &str, token: Option<&str>, peer: Peer) -> Request {
         query,
         headers,
         peer,
+        websocket: false,
     }
 }
 
@@ -994,6 +995,7 @@ fn ws_request(path: &str, protocols: &str, upgrade: bool) -> Request {
     if upgrade {
         r.headers.push(("upgrade".into(), "websocket".into()));
         r.headers.push(("connection".into(), "Upgrade".into()));
+        r.websocket = true;
     }
     r.headers
         .push(("sec-websocket-protocol".into(), protocols.into()));

@@ -792,4 +792,14 @@ fn a_browser_websocket_sends_its_token_as_a_subprotocol_and_gets_crt_v1() {
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     assert_eq!(split(&text).0, 401, "{text}");
+    // Nor on one that only claims to be an upgrade (no key, no version): it would be
+    // answered as a plain request.
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: crt.v1, crt.bearer.{encoded}\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 }
