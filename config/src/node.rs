@@ -430,9 +430,11 @@ impl NodeConfig {
             }
             cfg.debug.criu = Some(PathBuf::from(c.get_ref()));
         }
+        let operator_tokens = raw.api.operator_tokens_span();
         cfg.api = supervisor::api(raw.api, &err)?;
         cfg.store = supervisor::store(raw.store, &err, &size)?;
         cfg.tenants = supervisor::tenants(raw.tenants, &cfg.store, &err, &size)?;
+        supervisor::check_operator_tokens(&cfg.api, &cfg.tenants, operator_tokens, &err)?;
         cfg.otlp = match raw.export.otlp {
             Some(o) => Some(supervisor::otlp(o, &cfg.tenants, &err)?),
             None => None,
@@ -926,9 +928,11 @@ namespaces = ["globex"]
             })
             .map(|l| format!("{l}\n"))
             .collect::<String>()
-            .replace("<64 hex digits>", &"ab".repeat(32));
+            .replace("<64 hex digits>", &"ab".repeat(32))
+            .replace("<64 hex digits of an operator token>", &"cd".repeat(32));
         let c = parse(&uncommented).unwrap();
         assert_eq!(c.tenants[0].name, "acme");
+        assert_eq!(c.api.operator_token_sha256, vec![[0xcd; 32]]);
         let o = c.otlp.unwrap();
         assert_eq!(o.tenants, vec!["acme".to_string()]);
         assert!(o.https && o.gzip);

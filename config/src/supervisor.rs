@@ -26,6 +26,9 @@ pub struct ApiConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// `tls_cert` and `tls_key`: with them `listen` serves HTTPS.
     pub tls: Option<TlsFiles>,
+    /// `operator_token_sha256`: SHA-256 hashes of operator tokens, which see every
+    /// tenant (as root does) over `listen` and change nothing.
+    pub operator_token_sha256: Vec<[u8; 32]>,
 }
 
 /// A TLS certificate chain and its private key, as PEM files.
@@ -56,6 +59,7 @@ impl Default for ApiConfig {
             socket: PathBuf::from("/run/crt/crtd.sock"),
             metrics_listen: None,
             tls: None,
+            operator_token_sha256: Vec::new(),
         }
     }
 }
@@ -173,6 +177,14 @@ pub(crate) struct RawApi {
     metrics_listen: Option<Spanned<String>>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    operator_token_sha256: Option<Spanned<Vec<String>>>,
+}
+
+impl RawApi {
+    /// Where `operator_token_sha256` is written, for errors found after it is parsed.
+    pub(crate) fn operator_tokens_span(&self) -> Option<std::ops::Range<usize>> {
+        self.operator_token_sha256.as_ref().map(|t| t.span())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -300,7 +312,44 @@ pub(crate) fn api(raw: RawApi, err: ErrFn) -> Result<ApiConfig, crate::ConfigErr
             ));
         }
     };
+    if let Some(tokens) = &raw.operator_token_sha256 {
+        for h in tokens.get_ref() {
+            let hash = hex32(h).ok_or_else(|| {
+                err(
+                    Some(tokens.span()),
+                    format!("api.operator_token_sha256 entry {h:?} is not a SHA-256; expected 64 hex digits (sha256sum of the token)"),
+                )
+            })?;
+            if api.operator_token_sha256.contains(&hash) {
+                return Err(err(
+                    Some(tokens.span()),
+                    format!("api.operator_token_sha256 entry {:?} is listed twice; expected every token hash once", h.trim()),
+                ));
+            }
+            api.operator_token_sha256.push(hash);
+        }
+    }
     Ok(api)
+}
+
+/// Refuses an operator token that is also a tenant's: one token must not be both
+/// read-only over every tenant and one tenant's own.
+pub(crate) fn check_operator_tokens(
+    api: &ApiConfig,
+    tenants: &[Tenant],
+    span: Option<std::ops::Range<usize>>,
+    err: ErrFn,
+) -> Result<(), crate::ConfigError> {
+    for hash in &api.operator_token_sha256 {
+        if let Some(t) = tenants.iter().find(|t| t.token_sha256.contains(hash)) {
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            return Err(err(
+                span,
+                format!("api.operator_token_sha256 entry \"{hex}\" is also a token of tenant {:?}; expected operator tokens apart from every tenant's token_sha256", t.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn store(
@@ -642,6 +691,53 @@ mod tests {
         assert!(
             e.message
                 .contains("api.tls_cert = \"tls.crt\" is not an absolute path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn operator_tokens_are_hashes_apart_from_every_tenants() {
+        let watch = "a".repeat(64);
+        let acme = "b".repeat(64);
+        let tenant = format!(
+            "[[tenants]]\nname = \"acme\"\nnamespaces = [\"acme\"]\ntoken_sha256 = [\"{acme}\"]\n"
+        );
+        let c = parse(&format!(
+            "[api]\noperator_token_sha256 = [\"{watch}\", \"{}\"]\n{tenant}",
+            "C".repeat(64)
+        ))
+        .unwrap();
+        assert_eq!(c.api.operator_token_sha256, vec![[0xaa; 32], [0xcc; 32]]);
+        assert!(parse("").unwrap().api.operator_token_sha256.is_empty());
+        let e = parse("[api]\noperator_token_sha256 = [\"abc\"]\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message
+                .contains("api.operator_token_sha256 entry \"abc\" is not a SHA-256")
+                && e.message.contains("64 hex digits"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "[api]\noperator_token_sha256 = [\"{}\"]\n",
+            "g".repeat(64)
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("is not a SHA-256"), "{e}");
+        let e = parse(&format!(
+            "[api]\noperator_token_sha256 = [\"{watch}\", \"{watch}\"]\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
+        let e = parse(&format!(
+            "[api]\noperator_token_sha256 = [\"{}\"]\n{tenant}",
+            acme.to_uppercase()
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message.contains(&format!(
+                "api.operator_token_sha256 entry \"{acme}\" is also a token of tenant \"acme\""
+            )),
             "{e}"
         );
     }

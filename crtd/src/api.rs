@@ -1,5 +1,6 @@
 //! The HTTP JSON API. Tenants come in over TCP with a bearer token; the
-//! node's root user comes in over the unix socket and sees every tenant.
+//! node's root user comes in over the unix socket and sees every tenant; an
+//! operator token (over TCP) sees every tenant too, and only reads.
 //! A container that belongs to someone else is answered exactly like one
 //! that does not exist (404), and a missing or wrong token with 401, on
 //! every endpoint.
@@ -24,6 +25,7 @@ use crate::metrics;
 use crate::store::query::{self, Budget};
 use crate::store::{Cursor, Filter, Order, Stream};
 use crate::tenants::Scope;
+use crate::usage_history::{self, UsageHistory};
 use crate::web::{Peer, Request, Response, SseItem, SseStream};
 
 /// The OpenAPI document served at /openapi.json (kept true by a test).
@@ -36,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/whoami"),
     ("GET", "/v1/containers"),
     ("GET", "/v1/containers/{namespace}/{id}"),
+    ("GET", "/v1/containers/{namespace}/{id}/metrics"),
     ("GET", "/v1/topology"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
@@ -47,7 +50,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/clones/{namespace}/{id}/commit"),
     ("POST", "/v1/containers/{namespace}/{id}/redeploy"),
     ("GET", "/metrics"),
+    ("GET", "/"),
+    ("GET", "/index.html"),
+    ("GET", "/assets/{file}"),
 ];
+
+/// The routes anyone may GET without a token: the web UI's files.
+#[cfg(test)]
+pub const PUBLIC_ROUTES: &[&str] = &["/", "/index.html", "/assets/{file}"];
 
 mod clones;
 mod images;
@@ -83,6 +93,8 @@ pub struct Api {
     pub streams: Arc<TenantSlots>,
     /// Debug clones; `None` where crtd is not set up for them.
     pub debug: Option<Arc<crate::debug::Service>>,
+    /// The last hour of each running container's usage.
+    pub usage: Arc<UsageHistory>,
 }
 
 pub struct Endpoint {
@@ -99,8 +111,87 @@ fn bad(msg: impl Into<String>) -> Fail {
     Fail(400, msg.into())
 }
 
+/// The operator token reads; `what` (method and path) would act.
+fn operator_read_only(what: &str) -> Fail {
+    Fail(
+        403,
+        format!("the operator token is read-only: {what} changes or enters a container; use a tenant's token or root on the node's socket"),
+    )
+}
+
 fn not_found(what: &str) -> Fail {
     Fail(404, format!("{what} not found"))
+}
+
+/// The subprotocol a browser's WebSocket offers (with its token entry) and crtd selects.
+pub const WS_PROTOCOL: &str = "crt.v1";
+/// The prefix of the `Sec-WebSocket-Protocol` entry that carries a browser's token,
+/// base64url without padding: a browser cannot set `Authorization` on a WebSocket.
+const WS_BEARER_PREFIX: &str = "crt.bearer.";
+
+/// The token a tenants' request presents: `Authorization: Bearer <token>`, or on a
+/// WebSocket upgrade alone (one the server takes as such, not any request with an
+/// `Upgrade` header), the `crt.bearer.<base64url(token)>` entry of
+/// `Sec-WebSocket-Protocol`.
+fn presented_token(req: &Request) -> Res<String> {
+    if req.header_all("authorization").nth(1).is_some() {
+        return Err(bad(
+            "more than one Authorization header; send exactly one: Authorization: Bearer <token>",
+        ));
+    }
+    let offered: Vec<&str> = req
+        .header_all("sec-websocket-protocol")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let in_protocol: Vec<&str> = offered
+        .iter()
+        .filter_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
+        .collect();
+    let header = req.bearer_token();
+    if in_protocol.is_empty() || !req.websocket {
+        // A token in Sec-WebSocket-Protocol is never taken from a plain request:
+        // only a browser's WebSocket has no other way to send one.
+        return match header {
+            Some(t) => Ok(t.to_string()),
+            None if !in_protocol.is_empty() => Err(Fail(
+                401,
+                format!("missing bearer token: a {WS_BEARER_PREFIX}<token> entry of Sec-WebSocket-Protocol is taken only on a WebSocket upgrade (Upgrade: websocket); send Authorization: Bearer <token>"),
+            )),
+            None => Err(Fail(
+                401,
+                "missing bearer token: send Authorization: Bearer <token>".into(),
+            )),
+        };
+    }
+    if header.is_some() || req.header_all("authorization").next().is_some() {
+        return Err(bad(format!(
+            "two tokens: both an Authorization header and a {WS_BEARER_PREFIX} entry in Sec-WebSocket-Protocol; send exactly one"
+        )));
+    }
+    let [encoded] = in_protocol.as_slice() else {
+        return Err(bad(format!(
+            "{} {WS_BEARER_PREFIX} entries in Sec-WebSocket-Protocol; send exactly one",
+            in_protocol.len()
+        )));
+    };
+    if !offered.contains(&WS_PROTOCOL) {
+        return Err(bad(format!(
+            "Sec-WebSocket-Protocol offers a {WS_BEARER_PREFIX} token but not {WS_PROTOCOL}; offer both ({WS_PROTOCOL}, {WS_BEARER_PREFIX}<token>): crtd answers with {WS_PROTOCOL}"
+        )));
+    }
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|t| !t.is_empty());
+    token.ok_or_else(|| {
+        Fail(
+            401,
+            format!("the {WS_BEARER_PREFIX} entry of Sec-WebSocket-Protocol is not a token in base64url without padding (RFC 4648 section 5, alphabet A-Z a-z 0-9 - _, no =)"),
+        )
+    })
 }
 
 /// RFC 3339 (UTC), or a span back from now: `90s`, `10m`, `2h`, `1d`.
@@ -135,7 +226,29 @@ impl Api {
             queries: TenantSlots::new(QUERIES_PER_TENANT),
             streams: TenantSlots::new(STREAMS_PER_TENANT),
             debug: None,
+            usage: Arc::default(),
         }
+    }
+
+    /// Samples every running container's usage into [`Api::usage`] (at
+    /// [`usage_history::INTERVAL`]), and forgets the containers gone for long.
+    pub fn sample_usage(&self) {
+        let cat = self.catalog();
+        let now = now_ns();
+        for c in cat.containers(&Scope::Root) {
+            if c.status != "running" {
+                continue;
+            }
+            let (cpu, memory) = cat.usage_now(&c);
+            self.usage.record(
+                (&c.namespace, &c.id),
+                now,
+                cat.syscall_rate(&c),
+                cpu,
+                memory,
+            );
+        }
+        self.usage.forget_stale(now);
     }
 
     fn catalog(&self) -> Catalog<'_> {
@@ -173,19 +286,11 @@ impl Api {
                 "only the node's root user may use this socket".into(),
             )),
             (Listener::Tenants, _) => {
-                if req.header_all("authorization").nth(1).is_some() {
-                    return Err(bad(
-                        "more than one Authorization header; send exactly one: Authorization: Bearer <token>",
-                    ));
-                }
-                let Some(token) = req.bearer_token() else {
-                    return Err(Fail(
-                        401,
-                        "missing bearer token: send Authorization: Bearer <token>".into(),
-                    ));
-                };
-                match self.ingest.tenants.authenticate(token) {
+                let token = presented_token(req)?;
+                let tenants = &self.ingest.tenants;
+                match tenants.authenticate(&token) {
                     Some(t) => Ok(Scope::Tenant(t.name.clone())),
+                    None if tenants.is_operator(&token) => Ok(Scope::Operator),
                     None => Err(Fail(401, "invalid bearer token".into())),
                 }
             }
@@ -196,9 +301,10 @@ impl Api {
     /// What the server checks on a request's headers before anything else
     /// (its body is never read first): who it comes from. `Ok(Some(scope))`
     /// when it proved who it is (a tenant's token, or root on the socket);
-    /// `Ok(None)` on the metrics listener, which asks nobody.
+    /// `Ok(None)` on the metrics listener, which asks nobody, and for the web UI's
+    /// files, which are public.
     pub fn admit(&self, listener: Listener, req: &Request) -> Result<Option<Scope>, Response> {
-        if listener == Listener::Metrics {
+        if listener == Listener::Metrics || crate::ui::is_ui_request(req) {
             return Ok(None);
         }
         match self.scope(listener, req) {
@@ -222,8 +328,26 @@ impl Api {
                 _ => Err(Fail(405, "only GET is supported".into())),
             };
         }
+        // The UI's files are public: the sign-in page loads before anyone has a token.
+        if let Some(page) = crate::ui::answer(&crate::ui::Embedded, &req) {
+            return Ok(page);
+        }
         let scope = self.scope(listener, &req)?;
         let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').collect();
+        if scope == Scope::Operator {
+            // Before any route: whatever is added later, the operator only reads.
+            let acting_socket = matches!(
+                parts.as_slice(),
+                ["", "v1", "clones", _, _, "exec" | "archive"]
+            );
+            if !matches!(req.method.as_str(), "GET" | "HEAD") || acting_socket {
+                return Err(operator_read_only(&format!(
+                    "{} {}",
+                    req.method,
+                    escape::escape(req.path.as_bytes())
+                )));
+            }
+        }
         match (req.method.as_str(), parts.as_slice()) {
             ("POST", ["", "v1", "containers", ns, id, "clones"]) => {
                 return self.clone_container(&scope, &req, ns, id)
@@ -248,6 +372,7 @@ impl Api {
             ["", "v1", "whoami"] => Ok(self.whoami(&scope)),
             ["", "v1", "containers"] => self.containers(&scope, &req),
             ["", "v1", "containers", ns, id] => self.container(&scope, ns, id),
+            ["", "v1", "containers", ns, id, "metrics"] => self.container_usage(&scope, ns, id),
             ["", "v1", "topology"] => self.topology(&scope, &req),
             ["", "v1", "events"] => self.events(&scope, &req),
             ["", "v1", "events", "stream"] => self.stream(&scope, &req),
@@ -263,8 +388,9 @@ impl Api {
 
     fn whoami(&self, scope: &Scope) -> Response {
         let body = match scope {
-            Scope::Root => json!({"root": true, "tenant": null}),
-            Scope::Tenant(t) => json!({"root": false, "tenant": t}),
+            Scope::Root => json!({"root": true, "operator": false, "tenant": null}),
+            Scope::Operator => json!({"root": false, "operator": true, "tenant": null}),
+            Scope::Tenant(t) => json!({"root": false, "operator": false, "tenant": t}),
         };
         Response::json(200, &body)
     }
@@ -294,6 +420,34 @@ impl Api {
         let mut v = cat.view_json(c);
         v["processes"] = Value::Array(cat.processes(c));
         Ok(Response::json(200, &v))
+    }
+
+    /// `GET /v1/containers/{ns}/{id}/metrics`: its last hour of samples.
+    fn container_usage(&self, scope: &Scope, ns: &str, id: &str) -> Res<Response> {
+        if self.catalog().container(scope, Some(ns), id).is_empty() {
+            return Err(not_found(&format!(
+                "container {}/{}",
+                escape::escape(ns.as_bytes()),
+                escape::escape(id.as_bytes())
+            )));
+        }
+        let samples: Vec<Value> = self
+            .usage
+            .samples(ns, id)
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "t": rfc3339_utc(s.t_ns),
+                    "syscall_rate": s.syscall_rate,
+                    "cpu_percent": s.cpu_percent,
+                    "memory_bytes": s.memory_bytes,
+                })
+            })
+            .collect();
+        Ok(Response::json(
+            200,
+            &json!({"interval_s": usage_history::INTERVAL.as_secs(), "samples": samples}),
+        ))
     }
 
     fn topology(&self, scope: &Scope, req: &Request) -> Res<Response> {
@@ -331,7 +485,7 @@ impl Api {
             })
             .collect();
         let tenant = match scope {
-            Scope::Root => Value::Null,
+            Scope::Root | Scope::Operator => Value::Null,
             Scope::Tenant(t) => json!(t),
         };
         Ok(Response::json(

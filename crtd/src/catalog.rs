@@ -391,24 +391,58 @@ impl Catalog<'_> {
             .collect()
     }
 
+    /// The container's CPU time (ns) and memory (bytes) now, from its cgroup.
+    pub fn usage_now(&self, v: &ContainerView) -> (Option<u64>, Option<u64>) {
+        // A cgroup outlives nothing: once gone, its path may be someone else's.
+        match v.record().and_then(|r| r.cgroup.as_ref()) {
+            Some(cgroup) if v.status != "gone" => usage(cgroup),
+            _ => (None, None),
+        }
+    }
+
+    /// The container's syscalls per second, over every instance's stats window.
+    pub fn syscall_rate(&self, v: &ContainerView) -> f64 {
+        let rate: f64 = v
+            .streams
+            .iter()
+            .map(|s| self.stats.snapshot(&s.id).rate)
+            .sum();
+        (rate * 10.0).round() / 10.0
+    }
+
+    /// The `crt.dev/trace` value the shim applied to the container's trace (as the
+    /// trace's `meta.json` keeps it), or `None` when it is not traced now.
+    pub fn trace_spec(&self, v: &ContainerView) -> Option<String> {
+        let trace_dir = self
+            .state_dir
+            .join(TRACES_DIR)
+            .join(&v.namespace)
+            .join(&v.id);
+        match &v.known {
+            // A trace directory left by an earlier, traced run says nothing of this one.
+            Known::Record(r) if !r.traced => None,
+            Known::Record(_) => self
+                .files
+                .traces
+                .get(&trace_dir)
+                .map(|m| m.annotation.clone()),
+            Known::Trace(m) => Some(m.annotation.clone()),
+            Known::History => None,
+        }
+    }
+
     /// The JSON shown for a container (without processes).
     pub fn view_json(&self, v: &ContainerView) -> Value {
         let mut syscalls = 0;
         let mut dropped = 0;
-        let mut rate = 0.0;
         for s in &v.streams {
             let snap = self.stats.snapshot(&s.id);
             syscalls += snap.syscalls;
             dropped += snap.dropped;
-            rate += snap.rate;
         }
         let stored: u64 = v.streams.iter().map(|s| s.events()).sum();
         let record = v.record();
-        // A cgroup outlives nothing: once gone, its path may be someone else's.
-        let (cpu, mem) = match record.and_then(|r| r.cgroup.as_ref()) {
-            Some(cgroup) if v.status != "gone" => usage(cgroup),
-            _ => (None, None),
-        };
+        let (cpu, mem) = self.usage_now(v);
         // Whether its history is being stored now (a full disk stops it;
         // the events wait in the shim's trace meanwhile).
         let trace_dir = self
@@ -446,12 +480,13 @@ impl Catalog<'_> {
             "image": record.and_then(|r| r.image.as_deref()),
             "clone_of": record.and_then(|r| r.clone_of.as_deref()),
             "traced": traced,
+            "trace_spec": self.trace_spec(v),
             "kubernetes": v.kubernetes(),
             "created": record.map(|r| r.created.as_str()).filter(|c| !c.is_empty()),
             "exited": record.and_then(|r| r.exited.as_deref()),
             "cpu_usage_ns": cpu,
             "memory_bytes": mem,
-            "syscall_rate": (rate * 10.0).round() / 10.0,
+            "syscall_rate": self.syscall_rate(v),
             "syscalls_seen": syscalls,
             "events_stored": stored,
             "dropped": dropped,

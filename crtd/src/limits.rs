@@ -1,6 +1,6 @@
 //! Per-tenant limits on what runs at once (queries, live streams), so one
 //! tenant's load cannot take the capacity everyone shares. The node's root
-//! user is not limited. Refusals are counted per tenant for `/metrics`.
+//! user is not limited; operator tokens share one set of slots. Refusals are counted per tenant for `/metrics`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,10 +30,7 @@ impl TenantSlots {
 
     /// A slot for `scope`, or `None` when its tenant already holds them all.
     pub fn take(self: &Arc<Self>, scope: &Scope) -> Option<Slot> {
-        let tenant = match scope {
-            Scope::Root => None,
-            Scope::Tenant(t) => Some(t.clone()),
-        };
+        let tenant = scope.limited_as().map(str::to_string);
         if let Some(t) = &tenant {
             let mut used = self.used.lock().unwrap();
             let n = used.entry(t.clone()).or_default();
@@ -86,8 +83,19 @@ mod tests {
         assert!(slots.take(&b).is_some(), "another tenant still gets one");
         let roots: Vec<Slot> = (0..10).map(|_| slots.take(&Scope::Root).unwrap()).collect();
         assert_eq!(roots.len(), 10);
+        let operators: Vec<Slot> = (0..2)
+            .map(|_| slots.take(&Scope::Operator).unwrap())
+            .collect();
+        assert!(
+            slots.take(&Scope::Operator).is_none(),
+            "operators share a limit"
+        );
+        drop(operators);
         drop(first);
         assert!(slots.take(&a).is_some(), "a slot given back is free again");
-        assert_eq!(slots.refused(), vec![("a".to_string(), 1)]);
+        assert_eq!(
+            slots.refused(),
+            vec![("(operator)".to_string(), 1), ("a".to_string(), 1)]
+        );
     }
 }

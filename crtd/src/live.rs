@@ -215,10 +215,7 @@ impl Live {
             }
             if dropped > 0 {
                 s.dropped.fetch_add(dropped, Ordering::Relaxed);
-                let who = match &s.scope {
-                    Scope::Root => String::new(),
-                    Scope::Tenant(t) => t.clone(),
-                };
+                let who = s.scope.limited_as().unwrap_or_default().to_string();
                 *self.dropped.lock().unwrap().entry(who).or_default() += dropped;
             }
         }

@@ -16,6 +16,8 @@ mod stats;
 mod store;
 mod tenants;
 mod tls;
+mod ui;
+mod usage_history;
 mod web;
 
 use std::fs;
@@ -127,7 +129,8 @@ fn run(config: NodeConfig) -> Result<()> {
         })?);
     let tenants = Arc::new(
         tenants::Tenants::new(config.tenants.clone())
-            .with_cri_namespace(&config.kubernetes.cri_namespace),
+            .with_cri_namespace(&config.kubernetes.cri_namespace)
+            .with_operator_tokens(config.api.operator_token_sha256.clone()),
     );
     let ingest = Arc::new(Ingest {
         store,
@@ -239,6 +242,19 @@ fn run(config: NodeConfig) -> Result<()> {
                     Ok(n) => tracing::info!("debug: removed {n} expired clones"),
                     Err(e) => tracing::debug!("debug: looking for expired clones: {e:#}"),
                 }
+            }
+        });
+    }
+    {
+        // The last hour of each running container's usage, for the web UI's charts.
+        let api = Arc::clone(&api);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(usage_history::INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let api = Arc::clone(&api);
+                let _ = tokio::task::spawn_blocking(move || api.sample_usage()).await;
             }
         });
     }

@@ -443,6 +443,9 @@ async fn handle(
         axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &())
             .await
             .ok()
+            // A browser fails the connection unless one of the protocols it offered is
+            // selected; the token it may offer as another is never echoed.
+            .map(|ws| ws.protocols([crate::api::WS_PROTOCOL]))
     } else {
         None
     };
@@ -473,7 +476,10 @@ async fn handle(
         headers,
         conn.peer,
     ) {
-        Ok(r) => r,
+        Ok(r) => Request {
+            websocket: websocket.is_some(),
+            ..r
+        },
         Err(msg) => return refuse(Response::error(400, &msg), &shared),
     };
     let endpoint = &shared.endpoint;
@@ -482,6 +488,7 @@ async fn handle(
             conn.ticket.authenticated();
             match scope {
                 Scope::Root => span.record("tenant", "(root)"),
+                Scope::Operator => span.record("tenant", "(operator)"),
                 Scope::Tenant(t) => span.record("tenant", t.as_str()),
             };
         }
@@ -523,6 +530,7 @@ async fn handle(
             Response {
                 status: resp.status,
                 content_type: resp.content_type,
+                headers: resp.headers,
                 body,
             },
             &shared,
@@ -586,12 +594,38 @@ fn refuse(resp: Response, shared: &Shared) -> axum::response::Response {
 }
 
 fn into_axum(resp: Response, shared: &Shared) -> axum::response::Response {
-    let status =
-        http::StatusCode::from_u16(resp.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    match resp.body {
-        Body::Bytes(b) => {
-            (status, [(http::header::CONTENT_TYPE, resp.content_type)], b).into_response()
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &resp.headers {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.append(*name, value);
         }
+    }
+    // An API answer is data: a browser must neither sniff it into a page nor frame it.
+    if !headers.contains_key(http::header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            http::header::CONTENT_SECURITY_POLICY,
+            http::HeaderValue::from_static(crate::ui::API_CSP),
+        );
+    }
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    let mut answer = into_axum_body(resp.status, resp.content_type, resp.body, shared);
+    answer.headers_mut().extend(headers);
+    answer
+}
+
+fn into_axum_body(
+    status: u16,
+    content_type: &'static str,
+    body: Body,
+    shared: &Shared,
+) -> axum::response::Response {
+    let status =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    match body {
+        Body::Bytes(b) => (status, [(http::header::CONTENT_TYPE, content_type)], b).into_response(),
         Body::Events(stream) => {
             let mut stop = shared.stop.clone();
             let stopped = async move {

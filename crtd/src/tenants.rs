@@ -18,6 +18,9 @@ pub enum Scope {
     /// The node's root user (unix socket): every tenant, and containers
     /// that belong to none.
     Root,
+    /// An operator token (`api.operator_token_sha256`): sees what root sees, and
+    /// changes nothing (the API refuses it anything but reading).
+    Operator,
     Tenant(String),
 }
 
@@ -25,14 +28,26 @@ impl Scope {
     /// May this scope see a container that belongs to `owner`?
     pub fn sees(&self, owner: Option<&str>) -> bool {
         match self {
-            Scope::Root => true,
+            Scope::Root | Scope::Operator => true,
             Scope::Tenant(t) => owner == Some(t.as_str()),
+        }
+    }
+
+    /// The name per-caller limits and counts go by: the tenant, `(operator)`, or
+    /// `None` for root, which is not limited. (Tenant names cannot hold parentheses.)
+    pub fn limited_as(&self) -> Option<&str> {
+        match self {
+            Scope::Root => None,
+            Scope::Operator => Some("(operator)"),
+            Scope::Tenant(t) => Some(t),
         }
     }
 }
 
 pub struct Tenants {
     list: Vec<Tenant>,
+    /// SHA-256 hashes of the operator tokens (read-only, every tenant).
+    operators: Vec<[u8; 32]>,
     by_namespace: HashMap<String, usize>,
     /// The containerd namespace whose Kubernetes identity CRI vouches for.
     cri_namespace: String,
@@ -56,9 +71,17 @@ impl Tenants {
         }
         Tenants {
             list,
+            operators: Vec::new(),
             by_namespace,
             cri_namespace: crt_config::KubernetesConfig::default().cri_namespace,
         }
+    }
+
+    /// Takes the hashes of the operator tokens (the node config's
+    /// `api.operator_token_sha256`).
+    pub fn with_operator_tokens(mut self, hashes: Vec<[u8; 32]>) -> Tenants {
+        self.operators = hashes;
+        self
     }
 
     /// Trusts the Kubernetes identity of containers in `namespace` (the
@@ -115,6 +138,14 @@ impl Tenants {
     pub fn owner_of(&self, meta: &crate::store::StreamMeta) -> Option<&str> {
         let k8s = meta.kubernetes.get("namespace").and_then(|v| v.as_str());
         self.owner(&meta.namespace, k8s)
+    }
+
+    /// Is this an operator token?
+    pub fn is_operator(&self, token: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.operators
+            .iter()
+            .fold(false, |found, h| found | equal(h, &hash))
     }
 
     /// The tenant whose token this is.
@@ -195,9 +226,22 @@ mod tests {
     }
 
     #[test]
+    fn operator_tokens_are_told_from_tenant_tokens() {
+        let t = Tenants::new(vec![tenant("acme", &["acme"], "s3cret")])
+            .with_operator_tokens(vec![Sha256::digest(b"watch").into()]);
+        assert!(t.is_operator("watch"));
+        assert!(t.authenticate("watch").is_none());
+        assert!(!t.is_operator("s3cret"));
+        assert!(!t.is_operator("watch "));
+        assert!(!t.is_operator(""));
+    }
+
+    #[test]
     fn scopes_see_only_their_own() {
         assert!(Scope::Root.sees(None));
         assert!(Scope::Root.sees(Some("acme")));
+        assert!(Scope::Operator.sees(None));
+        assert!(Scope::Operator.sees(Some("globex")));
         let acme = Scope::Tenant("acme".into());
         assert!(acme.sees(Some("acme")));
         assert!(!acme.sees(Some("globex")));

@@ -40,10 +40,14 @@ pub struct Request {
     /// Header names lower-cased, in order (repeated headers stay repeated).
     pub headers: Vec<(String, String)>,
     pub peer: Peer,
+    /// The server upgrades it to a WebSocket (a GET with the headers an upgrade
+    /// needs, all valid): only then may a token come as a subprotocol.
+    pub websocket: bool,
 }
 
 impl Request {
-    /// Builds a request from its target (`/path?query`); `Err` names what is wrong.
+    /// Builds a request from its target (`/path?query`), not a WebSocket upgrade;
+    /// `Err` names what is wrong.
     pub fn from_target(
         method: &str,
         target_path: &str,
@@ -68,6 +72,7 @@ impl Request {
             query,
             headers,
             peer,
+            websocket: false,
         })
     }
 
@@ -153,6 +158,9 @@ impl fmt::Debug for Body {
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
+    /// Headers beyond `Content-Type`, names lower-cased. The server adds the API's
+    /// security headers to a response that sets no `content-security-policy` of its own.
+    pub headers: Vec<(&'static str, String)>,
     pub body: Body,
 }
 
@@ -168,6 +176,7 @@ impl Response {
         Response {
             status,
             content_type,
+            headers: Vec::new(),
             body: Body::Bytes(body.into()),
         }
     }
@@ -180,11 +189,27 @@ impl Response {
         )
     }
 
+    /// Adds header `name` (lower-case) with `value`.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The value of header `name` (lower-case), if set.
+    #[cfg(test)]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A WebSocket session: `101` once upgraded.
     pub fn session(session: Session) -> Response {
         Response {
             status: 101,
             content_type: "application/octet-stream",
+            headers: Vec::new(),
             body: Body::Session(session),
         }
     }
@@ -194,6 +219,7 @@ impl Response {
         Response {
             status: 200,
             content_type: "text/event-stream",
+            headers: Vec::new(),
             body: Body::Events(stream),
         }
     }

@@ -32,7 +32,7 @@ pub(super) async fn connected(service: &Service) -> Res<std::sync::Arc<debug::De
 
 pub(super) fn tenant_of(scope: &Scope) -> Option<&str> {
     match scope {
-        Scope::Root => None,
+        Scope::Root | Scope::Operator => None,
         Scope::Tenant(t) => Some(t),
     }
 }

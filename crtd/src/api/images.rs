@@ -43,6 +43,9 @@ fn push_target(
     r: &ImageRef,
 ) -> Res<registry::Target> {
     let registry = match (scope, registry) {
+        (Scope::Operator, _) => {
+            return Err(super::operator_read_only("pushing an image"));
+        }
         (Scope::Tenant(t), None) => {
             return Err(Fail(
                 409,
@@ -96,7 +99,7 @@ impl Api {
     fn push_target(&self, scope: &Scope, ns: &str, r: &ImageRef) -> Res<registry::Target> {
         let tenant = match scope {
             Scope::Tenant(t) => Some(t.as_str()),
-            Scope::Root => self.ingest.tenants.owner(ns, None),
+            Scope::Root | Scope::Operator => self.ingest.tenants.owner(ns, None),
         };
         let registry = tenant
             .and_then(|t| self.ingest.tenants.get(t))

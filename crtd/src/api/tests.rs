@@ -15,7 +15,7 @@ use crt_tracer::segment::Position;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Api, Listener, ROUTES};
+use super::{Api, Listener, PUBLIC_ROUTES, ROUTES};
 use crate::ingest::Ingest;
 use crate::live::Live;
 use crate::stats::Stats;
@@ -26,6 +26,7 @@ use crate::web::{Body, Peer, Request, Response, SseItem};
 
 pub(crate) const ACME: &str = "acme-token";
 const GLOBEX: &str = "globex-token";
+pub(crate) const OPERATOR: &str = "operator-token";
 
 pub(crate) struct World {
     _dir: tempfile::TempDir,
@@ -102,10 +103,13 @@ pub(crate) fn world() -> World {
         store,
         live: Arc::new(Live::default()),
         stats: Arc::new(Stats::default()),
-        tenants: Arc::new(Tenants::new(vec![
-            tenant("acme", &["acme", "acme-prod"], ACME),
-            tenant("globex", &["globex"], GLOBEX),
-        ])),
+        tenants: Arc::new(
+            Tenants::new(vec![
+                tenant("acme", &["acme", "acme-prod"], ACME),
+                tenant("globex", &["globex"], GLOBEX),
+            ])
+            .with_operator_tokens(vec![Sha256::digest(OPERATOR.as_bytes()).into()]),
+        ),
         traces_root: dir.path().join("state/traces"),
         stored: AtomicU64::new(0),
         default_max_age: Duration::from_secs(3600),
@@ -143,6 +147,7 @@ fn request(path_and_query: &str, token: Option<&str>, peer: Peer) -> Request {
         query,
         headers,
         peer,
+        websocket: false,
     }
 }
 
@@ -177,9 +182,30 @@ impl World {
     }
 }
 
-/// A concrete request for every route (path parameters filled in).
+/// A concrete request for every route (path parameters filled in; for the UI's
+/// assets, a file this build embeds, if it has any).
 fn concrete(route: &str) -> String {
-    route.replace("{namespace}", "acme").replace("{id}", "a1")
+    let asset = crate::ui::Embedded::names()
+        .find_map(|n| n.strip_prefix("assets/").map(str::to_string))
+        .unwrap_or_else(|| "none-embedded.js".into());
+    route
+        .replace("{namespace}", "acme")
+        .replace("{id}", "a1")
+        .replace("{file}", &asset)
+}
+
+/// What a route answers in the test world: the debug endpoints have no containerd,
+/// and a build without the web UI has no assets.
+fn served_status(route: &str) -> u16 {
+    if route.contains("clones") || route.contains("redeploy") {
+        503
+    } else if route == "/assets/{file}"
+        && !crate::ui::Embedded::names().any(|n| n.starts_with("assets/"))
+    {
+        404
+    } else {
+        200
+    }
 }
 
 /// A request with another method than GET.
@@ -194,6 +220,16 @@ fn every_endpoint_wants_a_valid_token() {
     let w = world();
     for (method, route) in ROUTES {
         if *route == "/metrics" {
+            continue;
+        }
+        if PUBLIC_ROUTES.contains(route) {
+            // Public, but only these: the same path with another method still asks.
+            let path = concrete(route);
+            let r = w
+                .api
+                .handle(Listener::Tenants, request_with("POST", &path, None, tcp()));
+            assert_eq!(r.status, 401, "POST {route}");
+            assert_eq!(w.get(&path, None).0, served_status(route), "{route}");
             continue;
         }
         let path = concrete(route);
@@ -228,12 +264,7 @@ fn every_endpoint_wants_a_valid_token() {
         } else {
             w.get(&path, Some(ACME))
         };
-        let want = if route.contains("clones") || route.contains("redeploy") {
-            503
-        } else {
-            200
-        };
-        assert_eq!(status, want, "{route} with acme's token");
+        assert_eq!(status, served_status(route), "{route} with acme's token");
     }
 }
 
@@ -529,12 +560,7 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
             Listener::Root,
             request_with(method, &concrete(route), None, root()),
         );
-        let want = if route.contains("clones") || route.contains("redeploy") {
-            503
-        } else {
-            200
-        };
-        assert_eq!(r.status, want, "{method} {route}");
+        assert_eq!(r.status, served_status(route), "{method} {route}");
     }
 }
 
@@ -960,4 +986,254 @@ fn debug_endpoints_treat_another_tenants_container_as_absent_before_anything_els
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// A request as a browser's WebSocket sends it: `Upgrade: websocket` (when `upgrade`)
+/// and `Sec-WebSocket-Protocol: protocols`.
+fn ws_request(path: &str, protocols: &str, upgrade: bool) -> Request {
+    let mut r = request(path, None, tcp());
+    if upgrade {
+        r.headers.push(("upgrade".into(), "websocket".into()));
+        r.headers.push(("connection".into(), "Upgrade".into()));
+        r.websocket = true;
+    }
+    r.headers
+        .push(("sec-websocket-protocol".into(), protocols.into()));
+    r
+}
+
+fn base64url(token: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
+}
+
+#[test]
+fn a_websocket_upgrade_may_carry_its_token_as_a_subprotocol() {
+    let w = world();
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(ACME));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, true));
+    assert_eq!(r.status, 200);
+    assert_eq!(body(&r)["tenant"], "acme");
+    // Each WebSocket endpoint takes it: the clone endpoints get past the token to say
+    // that this world has no containerd.
+    for path in [
+        "/v1/clones/acme/a1/exec",
+        "/v1/clones/acme/a1/archive?path=/",
+    ] {
+        let r = w
+            .api
+            .handle(Listener::Tenants, ws_request(path, &offer, true));
+        assert_eq!(r.status, 503, "{path}: {:?}", body(&r));
+        let wrong = format!("crt.v1, crt.bearer.{}", base64url("not-a-token"));
+        let r = w
+            .api
+            .handle(Listener::Tenants, ws_request(path, &wrong, true));
+        assert_eq!(r.status, 401, "{path}");
+    }
+    let r = w.api.handle(
+        Listener::Tenants,
+        ws_request("/v1/events/stream?container=a1", &offer, true),
+    );
+    assert_eq!(r.status, 200);
+    // Offered over two headers, the way some clients split them.
+    let mut two = ws_request("/v1/whoami", "crt.v1", true);
+    two.headers.push((
+        "sec-websocket-protocol".into(),
+        format!("crt.bearer.{}", base64url(GLOBEX)),
+    ));
+    let r = w.api.handle(Listener::Tenants, two);
+    assert_eq!(body(&r)["tenant"], "globex");
+}
+
+#[test]
+fn a_subprotocol_token_is_refused_where_it_does_not_belong() {
+    let w = world();
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(ACME));
+    let error = |r: &Response| body(r)["error"].as_str().unwrap_or_default().to_string();
+    // Not a WebSocket upgrade: the token is not taken.
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, false));
+    assert_eq!(r.status, 401);
+    assert!(
+        error(&r).contains("only on a WebSocket upgrade"),
+        "{}",
+        error(&r)
+    );
+    // Two tokens, even the same one twice.
+    let mut both = ws_request("/v1/whoami", &offer, true);
+    both.headers
+        .push(("authorization".into(), format!("Bearer {ACME}")));
+    let r = w.api.handle(Listener::Tenants, both);
+    assert_eq!(r.status, 400);
+    assert!(
+        error(&r).contains("Authorization header") && error(&r).contains("Sec-WebSocket-Protocol"),
+        "{}",
+        error(&r)
+    );
+    // Malformed base64url (padding, the standard alphabet, not UTF-8).
+    for bad in [
+        format!("{}=", base64url("acme-token!")),
+        "YWJj+w".to_string(),
+        base64url("\u{0}").replace('A', "_"),
+    ] {
+        let r = w.api.handle(
+            Listener::Tenants,
+            ws_request("/v1/whoami", &format!("crt.v1, crt.bearer.{bad}"), true),
+        );
+        assert_eq!(r.status, 401, "{bad}");
+        assert!(
+            error(&r).contains("not a token in base64url"),
+            "{}",
+            error(&r)
+        );
+    }
+    // The token without crt.v1: the browser would fail the connection anyway.
+    let only = format!("crt.bearer.{}", base64url(ACME));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &only, true));
+    assert_eq!(r.status, 400);
+    assert!(error(&r).contains("not crt.v1"), "{}", error(&r));
+    let twice = format!("{offer}, crt.bearer.{}", base64url(GLOBEX));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &twice, true));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn the_operator_token_sees_every_tenant_and_changes_nothing() {
+    let w = world();
+    let (status, who) = w.get("/v1/whoami", Some(OPERATOR));
+    assert_eq!(status, 200);
+    assert_eq!(
+        who,
+        json!({"root": false, "operator": true, "tenant": null})
+    );
+    assert_eq!(
+        w.get("/v1/whoami", Some(ACME)).1,
+        json!({"root": false, "operator": false, "tenant": "acme"})
+    );
+    assert_eq!(w.root("/v1/whoami").1["operator"], false);
+    // What root sees: both tenants' containers and nobody's.
+    let (_, b) = w.get("/v1/containers", Some(OPERATOR));
+    let mut ids: Vec<&str> = b["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a1", "d1", "g1", "pod-c"]);
+    assert_eq!(w.get("/v1/containers/globex/g1", Some(OPERATOR)).0, 200);
+    let (_, events) = w.get("/v1/events?container=g1&limit=1", Some(OPERATOR));
+    assert_eq!(events["events"][0]["tenant"], "globex");
+    let (status, topology) = w.get("/v1/topology", Some(OPERATOR));
+    assert_eq!(status, 200);
+    assert_eq!(topology["tenant"], Value::Null);
+    let stream = w.api.handle(
+        Listener::Tenants,
+        request("/v1/events/stream?container=g1", Some(OPERATOR), tcp()),
+    );
+    assert_eq!(stream.status, 200);
+    // Every acting request is refused before it is looked at, whatever the route.
+    for (method, path) in [
+        ("POST", "/v1/containers/globex/g1/clones"),
+        ("POST", "/v1/clones/acme/a1/commit"),
+        ("POST", "/v1/containers/acme/a1/redeploy"),
+        ("DELETE", "/v1/clones/acme/a1"),
+        ("PUT", "/v1/containers"),
+        ("GET", "/v1/clones/acme/a1/exec"),
+        ("GET", "/v1/clones/globex/g1/archive?path=/"),
+    ] {
+        let mut req = request_with(method, path, Some(OPERATOR), tcp());
+        req.headers.push(("upgrade".into(), "websocket".into()));
+        let r = w.api.handle(Listener::Tenants, req);
+        assert_eq!(r.status, 403, "{method} {path}");
+        let msg = body(&r)["error"].as_str().unwrap().to_string();
+        assert!(
+            msg.starts_with("the operator token is read-only: ") && msg.contains(method),
+            "{msg}"
+        );
+    }
+    // Tenants are still told apart from it.
+    assert_eq!(w.get("/v1/containers/globex/g1", Some(ACME)).0, 404);
+}
+
+#[test]
+fn a_containers_usage_history_is_shown_only_to_whom_may_see_it() {
+    let w = world();
+    // The sampler takes every running container (these have no cgroup to read).
+    w.api.sample_usage();
+    let (status, b) = w.get("/v1/containers/acme/a1/metrics", Some(ACME));
+    assert_eq!(status, 200);
+    assert_eq!(b["interval_s"], 5);
+    let samples = b["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{b}");
+    assert!(
+        crt_tracer::render::parse_rfc3339_utc(samples[0]["t"].as_str().unwrap()).is_some(),
+        "{b}"
+    );
+    assert_eq!(samples[0]["syscall_rate"], 0.0);
+    assert_eq!(samples[0]["cpu_percent"], Value::Null);
+    assert_eq!(samples[0]["memory_bytes"], Value::Null);
+    // Figures as the history holds them.
+    let s = 1_000_000_000u64;
+    w.api
+        .usage
+        .record(("globex", "g1"), 100 * s, 7.5, Some(10 * s), Some(4096));
+    w.api
+        .usage
+        .record(("globex", "g1"), 105 * s, 2.5, Some(11 * s), Some(8192));
+    let (status, b) = w.get("/v1/containers/globex/g1/metrics", Some(GLOBEX));
+    assert_eq!(status, 200);
+    let last = b["samples"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last,
+        json!({"t": "1970-01-01T00:01:45.000000Z", "syscall_rate": 2.5, "cpu_percent": 20.0, "memory_bytes": 8192})
+    );
+    // Another tenant's container is not found, exactly like a missing one.
+    let (status, other) = w.get("/v1/containers/globex/g1/metrics", Some(ACME));
+    assert_eq!(status, 404);
+    let (_, missing) = w.get("/v1/containers/acme/nope/metrics", Some(ACME));
+    assert_eq!(
+        other["error"].as_str().unwrap().replace("globex/g1", "X"),
+        missing["error"].as_str().unwrap().replace("acme/nope", "X")
+    );
+    assert_eq!(w.get("/v1/containers/globex/g1/metrics", None).0, 401);
+    assert_eq!(w.root("/v1/containers/globex/g1/metrics").0, 200);
+    assert_eq!(
+        w.get("/v1/containers/globex/g1/metrics", Some(OPERATOR)).0,
+        200
+    );
+}
+
+#[test]
+fn a_container_shows_the_trace_annotation_its_shim_applied() {
+    let w = world();
+    let dir = w.api.state_dir.join("traces/acme/a1");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("meta.json"),
+        json!({"namespace": "acme", "container": "a1", "annotation": "openat,connect",
+               "created": "2026-11-28T08:00:00.000000Z", "shim_pid": 0, "kubernetes": {}})
+        .to_string(),
+    )
+    .unwrap();
+    w.api.ingest.read_node_files();
+    let (_, a1) = w.get("/v1/containers/acme/a1", Some(ACME));
+    assert_eq!(a1["trace_spec"], "openat,connect", "{a1}");
+    let (_, g1) = w.get("/v1/containers/globex/g1", Some(GLOBEX));
+    assert_eq!(g1["trace_spec"], Value::Null, "{g1}");
+    let (_, list) = w.get("/v1/containers", Some(ACME));
+    let a1 = list["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "a1")
+        .unwrap();
+    assert_eq!(a1["trace_spec"], "openat,connect");
 }

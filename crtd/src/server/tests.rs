@@ -652,3 +652,154 @@ fn wait(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A whole exchange on a fresh connection: the raw head and the body.
+fn exchange(srv: &Running, method: &str, path: &str, token: Option<&str>) -> (String, String) {
+    let mut s = srv.connect();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn the_ui_page_loads_without_a_token_and_the_api_still_asks_for_one() {
+    let srv = start(Limits::default(), None);
+    // The UI this test build embeds, or without ui/dist a page that says how to build it.
+    let index = crate::ui::Files::file(&crate::ui::Embedded, "index.html");
+    for method in ["GET", "HEAD"] {
+        let (head, body) = exchange(&srv, method, "/", None);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-type: text/html"), "{head}");
+        assert!(
+            head.contains(&format!(
+                "content-security-policy: {}",
+                crate::ui::UI_CSP.to_ascii_lowercase()
+            )),
+            "{head}"
+        );
+        for h in [
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "cross-origin-opener-policy: same-origin",
+            "x-frame-options: deny",
+            "cache-control: no-cache",
+        ] {
+            assert!(head.contains(h), "{method}: {h} missing in {head}");
+        }
+        if method == "GET" {
+            match &index {
+                Some(page) => assert_eq!(body.as_bytes(), &page[..]),
+                None => assert!(body.contains("scripts/build-ui.sh"), "{body}"),
+            }
+        } else {
+            assert!(body.is_empty(), "HEAD sends no body: {body}");
+        }
+    }
+    // An embedded asset (when this build has any) comes as it was built.
+    if let Some(name) = crate::ui::Embedded::names().find(|n| n.starts_with("assets/")) {
+        let (head, body) = exchange(&srv, "GET", &format!("/{name}"), None);
+        assert!(head.starts_with("http/1.1 200"), "{name}: {head}");
+        assert!(
+            head.contains("cache-control: public, max-age=31536000, immutable"),
+            "{head}"
+        );
+        let want = crate::ui::Files::file(&crate::ui::Embedded, &name).unwrap();
+        assert_eq!(body.as_bytes(), &want[..]);
+    }
+    let (head, _) = exchange(&srv, "GET", "/assets/missing-1234.js", None);
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    // Traversal out of /assets is just a name the embedded set does not have.
+    let (head, body) = exchange(&srv, "GET", "/assets/%2e%2e/%2e%2e/Cargo.toml", None);
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(!body.contains("[package]"), "{body}");
+    // Only those paths are public.
+    for path in ["/v1/topology", "/openapi.json", "/favicon.ico"] {
+        let (head, _) = exchange(&srv, "GET", path, None);
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+    }
+    let (head, _) = exchange(&srv, "POST", "/", None);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    // API answers carry the API's own policy.
+    let (head, _) = exchange(&srv, "GET", "/v1/topology", Some(ACME));
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; frame-ancestors 'none'"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+}
+
+#[test]
+fn a_browser_websocket_sends_its_token_as_a_subprotocol_and_gets_crt_v1() {
+    use base64::Engine as _;
+    use tungstenite::client::IntoClientRequest;
+    let srv = start(Limits::default(), None);
+    let url = format!("ws://{}/v1/events/stream?container=a1", srv.addr);
+    let offer = |token: &str| {
+        let mut req = url.as_str().into_client_request().unwrap();
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("crt.v1, crt.bearer.{encoded}").parse().unwrap(),
+        );
+        req
+    };
+    let (mut ws, answer) = tungstenite::connect(offer(ACME)).unwrap();
+    assert_eq!(answer.status().as_u16(), 101);
+    assert_eq!(
+        answer.headers().get("sec-websocket-protocol").unwrap(),
+        "crt.v1"
+    );
+    let live = &srv.world.api.ingest.live;
+    assert!(wait(|| live.subscribers() == 1));
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
+    crate::live::store_and_publish(
+        live,
+        &a1,
+        Some("acme"),
+        &crate::store::tests::rec(9_002, 1, "openat", b"/by-subprotocol"),
+    );
+    let msg = loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => break t.to_string(),
+            _ => continue,
+        }
+    };
+    assert!(msg.contains("/by-subprotocol"), "{msg}");
+    drop(ws);
+    match tungstenite::connect(offer("not-a-token")).unwrap_err() {
+        tungstenite::Error::Http(r) => assert_eq!(r.status().as_u16(), 401),
+        other => panic!("{other}"),
+    }
+    // The same header on a plain GET is not a token.
+    let mut s = srv.connect();
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ACME);
+    write!(
+        s,
+        "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Protocol: crt.v1, crt.bearer.{encoded}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert_eq!(split(&text).0, 401, "{text}");
+    // Nor on one that only claims to be an upgrade (no key, no version): it would be
+    // answered as a plain request.
+    let mut s = srv.connect();
+    write!(
+        s,
+        "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: crt.v1, crt.bearer.{encoded}\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+}
