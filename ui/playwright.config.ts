@@ -6,6 +6,7 @@ import { defineConfig } from '@playwright/test';
 export default defineConfig({
   testDir: 'tests',
   timeout: 90_000,
+  globalTimeout: 840_000,
   expect: { timeout: 15_000 },
   workers: 1,
   retries: 0,

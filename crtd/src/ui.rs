@@ -10,6 +10,32 @@ use crate::web::{Request, Response};
 /// What the browser may do with a UI page: scripts, styles and fonts only from crtd,
 /// no framing, no forms posted anywhere.
 pub const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Where index.html carries the nonce of its page (`<meta name="crt-style-nonce">`).
+/// The terminal and the map make `<style>` elements as they draw; the UI's own script
+/// gives each the page's nonce, so the policy allows them and no other inline style.
+pub const NONCE_PLACEHOLDER: &str = "__CRT_STYLE_NONCE__";
+
+/// [`UI_CSP`] that also lets `<style>` elements carrying `nonce` in.
+pub fn page_csp(nonce: &str) -> String {
+    UI_CSP.replace(
+        "style-src 'self';",
+        &format!("style-src 'self' 'nonce-{nonce}';"),
+    )
+}
+
+/// 16 bytes from the kernel's generator, in base64: a page's style nonce.
+fn new_nonce() -> String {
+    use base64::Engine;
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if filled.is_err() {
+        // No generator: a nonce nobody can predict cannot be made, so none is given
+        // (the page then has no inline style at all, and the terminal draws plainly).
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 /// An API answer is data, never a page to render.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
@@ -59,13 +85,25 @@ pub fn answer(files: &dyn Files, req: &Request) -> Option<Response> {
     let resp = match req.path.strip_prefix("/assets/") {
         Some(name) => asset(files, name),
         None => match files.file("index.html") {
-            Some(page) => Response::text(200, "text/html; charset=utf-8", page.into_owned())
-                .with_header("cache-control", "no-cache"),
+            Some(page) => {
+                let nonce = new_nonce();
+                let page = String::from_utf8_lossy(&page).replace(NONCE_PLACEHOLDER, &nonce);
+                let csp = if nonce.is_empty() {
+                    UI_CSP.to_string()
+                } else {
+                    page_csp(&nonce)
+                };
+                return Some(secured(
+                    Response::text(200, "text/html; charset=utf-8", page)
+                        .with_header("cache-control", "no-cache"),
+                    csp,
+                ));
+            }
             None => Response::text(200, "text/html; charset=utf-8", NOT_BUILT)
                 .with_header("cache-control", "no-cache"),
         },
     };
-    Some(secured(resp))
+    Some(secured(resp, UI_CSP.to_string()))
 }
 
 fn asset(files: &dyn Files, name: &str) -> Response {
@@ -91,8 +129,8 @@ fn asset(files: &dyn Files, name: &str) -> Response {
 }
 
 /// The headers every UI response carries.
-fn secured(resp: Response) -> Response {
-    resp.with_header("content-security-policy", UI_CSP)
+fn secured(resp: Response, csp: String) -> Response {
+    resp.with_header("content-security-policy", csp)
         .with_header("x-content-type-options", "nosniff")
         .with_header("referrer-policy", "no-referrer")
         .with_header("cross-origin-opener-policy", "same-origin")
@@ -141,7 +179,10 @@ mod tests {
 
     fn built() -> Fake {
         Fake(HashMap::from([
-            ("index.html", &b"<!doctype html><title>CRT</title>"[..]),
+            (
+                "index.html",
+                &b"<!doctype html><meta name=\"crt-style-nonce\" content=\"__CRT_STYLE_NONCE__\"><title>CRT</title>"[..],
+            ),
             ("assets/app-1a2b.js", &b"console.log(1)"[..]),
             ("assets/app-1a2b.css", &b"body{}"[..]),
             ("secret.txt", &b"outside assets"[..]),
@@ -173,9 +214,22 @@ mod tests {
             let r = answer(&files, &get("GET", path)).unwrap();
             assert_eq!(r.status, 200);
             assert_eq!(r.content_type, "text/html; charset=utf-8");
-            assert_eq!(body(&r), "<!doctype html><title>CRT</title>");
+            let page = body(&r);
+            let nonce = page
+                .strip_prefix("<!doctype html><meta name=\"crt-style-nonce\" content=\"")
+                .and_then(|p| p.strip_suffix("\"><title>CRT</title>"))
+                .expect("the nonce in its place");
+            assert_eq!(nonce.len(), 24, "16 bytes in base64: {nonce}");
             assert_eq!(r.header("cache-control"), Some("no-cache"));
-            assert_eq!(r.header("content-security-policy"), Some(UI_CSP));
+            assert_eq!(
+                r.header("content-security-policy"),
+                Some(page_csp(nonce).as_str())
+            );
+            assert!(page_csp(nonce).contains(&format!("style-src 'self' 'nonce-{nonce}';")));
+            assert!(!page_csp(nonce).contains("unsafe-inline"));
+            // Each page its own.
+            let again = body(&answer(&files, &get("GET", path)).unwrap());
+            assert_ne!(again, page);
             assert_eq!(r.header("x-frame-options"), Some("DENY"));
             assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
             assert_eq!(r.header("cross-origin-opener-policy"), Some("same-origin"));

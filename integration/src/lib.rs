@@ -34,7 +34,8 @@ impl Out {
     }
 }
 
-fn collect(mut child: Child, input: Option<&[u8]>, timeout: Duration) -> Out {
+/// Waits for a started command (at most `timeout`), feeding it `input`, and collects its output.
+pub fn collect(mut child: Child, input: Option<&[u8]>, timeout: Duration) -> Out {
     if let Some(data) = input {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let data = data.to_vec();

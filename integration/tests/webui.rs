@@ -176,26 +176,30 @@ fn the_web_ui_in_chromium_against_a_real_node() {
 
     let screenshots = repo_root().join("docs/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
-    let out = run(
-        Command::new(&playwright)
-            .arg("test")
-            .current_dir(&ui)
-            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-            .env("CRT_URL", crtd.server())
-            .env("CRT_ALPHA_TOKEN", ALPHA.2)
-            .env("CRT_BETA_TOKEN", BETA.2)
-            .env("CRT_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .env("CRT_NS", ALPHA.1)
-            .env("CRT_BETA_NS", BETA.1)
-            .env("CRT_SERVER", &server.id)
-            .env("CRT_CLIENT", &client.id)
-            .env("CRT_PAYLOAD_CONTAINER", &xss.id)
-            .env("CRT_PAYLOAD", PAYLOAD)
-            .env("CRT_BETA_ID", &beta.id)
-            .env("CRT_BETA_ADDR", "10.231.8.1")
-            .env("CRT_SCREENSHOTS", &screenshots),
-        None,
-    );
+    let browser = Command::new(&playwright)
+        .arg("test")
+        .current_dir(&ui)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .env("CRT_URL", crtd.server())
+        .env("CRT_ALPHA_TOKEN", ALPHA.2)
+        .env("CRT_BETA_TOKEN", BETA.2)
+        .env("CRT_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("CRT_NS", ALPHA.1)
+        .env("CRT_BETA_NS", BETA.1)
+        .env("CRT_SERVER", &server.id)
+        .env("CRT_CLIENT", &client.id)
+        .env("CRT_PAYLOAD_CONTAINER", &xss.id)
+        .env("CRT_PAYLOAD", PAYLOAD)
+        .env("CRT_BETA_ID", &beta.id)
+        .env("CRT_BETA_ADDR", "10.231.8.1")
+        .env("CRT_SCREENSHOTS", &screenshots)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("playwright runs");
+    // Playwright bounds each test (ui/playwright.config.ts); this bounds the lot.
+    let out = collect(browser, None, Duration::from_secs(900));
     assert!(
         out.code == 0,
         "the browser tests failed:\n{}\n{}\ncrtd's log:\n{}",

@@ -1,5 +1,6 @@
 // The web UI's shell: sign-in, the header, and which page shows.
 
+import './csp';
 import { ApiError, call, clearToken, setToken, token, type Whoami } from './api';
 import { containerPage } from './container';
 import { h, replace } from './dom';
