@@ -17,6 +17,7 @@
 #   ./scripts/bench-ui.sh                    (needs Node.js 20.19+ and chromium)
 #
 # Environment (defaults in brackets): UI_RUNS [5], BENCH_UI_OUT [stdout],
+# BENCH_UI_JSON [none: a file for every run's figures, as bench.mjs prints them],
 # UI_SCREENSHOTS [none: a directory for pictures of the maps], CRT_CHROMIUM
 # [/usr/bin/chromium].
 set -euo pipefail
@@ -47,6 +48,7 @@ log "measuring ($UI_RUNS page loads per figure; about $((UI_RUNS * 75)) s)"
 load_begin=$(cut -d' ' -f1-3 /proc/loadavg)
 (cd "$repo/ui" && node bench/bench.mjs) >"$tmp/ui.json" || die "ui/bench/bench.mjs failed"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -n "${BENCH_UI_JSON:-}" ]; then cp -- "$tmp/ui.json" "$BENCH_UI_JSON"; fi
 
 j() { jq -r "$1" "$tmp/ui.json"; }
 below() { awk -v v="$1" -v l="$2" 'BEGIN { print (v < l) ? "yes" : "no" }'; }
