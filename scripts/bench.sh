@@ -13,6 +13,9 @@
 #      latency over 10 million events, and crtd's memory (scripts/bench-crtd.sh)
 #   6. debug clones: how long the source stays frozen for writable layers of
 #      1 MB, 100 MB and 1 GB, beside pause-copy-resume (scripts/bench-debug.sh)
+#   7. web UI: the map's render time for 500 containers beside 50, and the
+#      trace view's frame times while 1 000 events/s stream in over 100 000
+#      lines beside the same view idle (scripts/bench-ui.sh: Node.js, chromium)
 #
 # Every figure is the median of several runs; the variants are interleaved
 # round by round (in a rotating order) so drift on a noisy machine hits all
@@ -80,6 +83,9 @@ done
 ctr version >/dev/null 2>&1 || die "containerd is not reachable (ctr version failed): start it, e.g. with scripts/setup.sh"
 command -v containerd-shim-crt-v2 >/dev/null 2>&1 \
   || die "containerd-shim-crt-v2 is not on PATH: run scripts/setup.sh first"
+# Measurement 7 (scripts/bench-ui.sh) runs last: say now if it cannot.
+command -v node >/dev/null 2>&1 || die "node is not installed (the web UI benchmark needs Node.js 20.19+): run scripts/setup.sh first"
+[ -x "${CRT_CHROMIUM:-/usr/bin/chromium}" ] || die "no chromium at ${CRT_CHROMIUM:-/usr/bin/chromium} (the web UI benchmark needs it): run scripts/setup.sh first"
 
 if ! ctr -n "$ns" image ls -q | grep -qx "$image"; then
   [ -f "$image_tar" ] || die "image $image is not in namespace $ns and $image_tar is missing: run scripts/setup.sh first"
@@ -361,6 +367,10 @@ log "debug clones: freeze windows (scripts/bench-debug.sh)"
 BENCH_DEBUG_OUT=$tmp/debug.md RUN_TIMEOUT=$((RUN_TIMEOUT > 180 ? RUN_TIMEOUT : 180)) "$repo/scripts/bench-debug.sh" \
   || die "scripts/bench-debug.sh failed"
 
+# 7. web UI: map render and trace view frames (its own script, its own section).
+log "web UI: map render and trace view frame times (scripts/bench-ui.sh)"
+BENCH_UI_OUT=$tmp/ui.md "$repo/scripts/bench-ui.sh" || die "scripts/bench-ui.sh failed"
+
 {
   cat <<EOF
 # CRT benchmarks
@@ -428,6 +438,8 @@ EOF
   cat "$tmp/crtd.md"
   echo
   cat "$tmp/debug.md"
+  echo
+  cat "$tmp/ui.md"
 } >"$tmp/BENCHMARKS.md"
 mv -f -- "$tmp/BENCHMARKS.md" "$BENCH_OUT"
 log "wrote $BENCH_OUT"
