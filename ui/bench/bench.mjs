@@ -39,7 +39,7 @@ const SCREENSHOTS = process.env.UI_SCREENSHOTS ?? '';
 const LONG_FRAME_MS = 50;
 const LONG_FRAME_FROM = LONG_FRAME_MS - 1;
 
-// The header crtd sends with every response.
+// The header crtd sends with every response (index.html adds its page's style nonce).
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
   "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -284,8 +284,8 @@ function startServer() {
   const sockets = new Set();
   let streamWaiter = null;
 
-  const send = (res, status, body, type = 'application/json') => {
-    res.writeHead(status, { 'Content-Type': type, 'Content-Security-Policy': CSP, 'Cache-Control': 'no-store' });
+  const send = (res, status, body, type = 'application/json', csp = CSP) => {
+    res.writeHead(status, { 'Content-Type': type, 'Content-Security-Policy': csp, 'Cache-Control': 'no-store' });
     res.end(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
   };
 
@@ -295,6 +295,12 @@ function startServer() {
       const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname).replace(/^\/+/, '');
       const file = path.join(dist, rel);
       if (!file.startsWith(dist + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return send(res, 404, 'not found', 'text/plain');
+      if (rel === 'index.html') {
+        // As crtd does: a fresh style nonce per page, in the page and in the policy.
+        const nonce = crypto.randomBytes(16).toString('base64');
+        const page = fs.readFileSync(file, 'utf8').replace('__CRT_STYLE_NONCE__', nonce);
+        return send(res, 200, page, 'text/html; charset=utf-8', CSP.replace("style-src 'self';", `style-src 'self' 'nonce-${nonce}';`));
+      }
       return send(res, 200, fs.readFileSync(file), TYPES[path.extname(file)] ?? 'application/octet-stream');
     }
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];

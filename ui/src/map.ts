@@ -13,6 +13,8 @@ import { navigate } from './router';
 const POLL_MS = 2000;
 /** Above this many containers, pods start collapsed (a click opens one). */
 const COLLAPSE_PODS_ABOVE = 60;
+/** Above this many, namespaces start collapsed too: the map opens on one box per namespace. */
+const COLLAPSE_GROUPS_ABOVE = 200;
 /** Up to this many containers, their processes show without asking. */
 const PROCESSES_UP_TO = 12;
 
@@ -96,6 +98,9 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     maxZoom: 3,
     boxSelectionEnabled: false,
     autoungrabify: true,
+    // Panning and zooming a big map moves a snapshot; edges come back when it rests.
+    textureOnViewport: true,
+    hideEdgesOnViewport: true,
     style: STYLE,
   });
 
@@ -193,6 +198,10 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
 
   function updateFilterOptions(groups: Map<string, string>, pods: Map<string, string>) {
     const opts = (sel: HTMLSelectElement, entries: [string, string][], all: string, value: string) => {
+      // Rebuilt only when the choices change: a list the user has open stays open.
+      const key = JSON.stringify([entries, value]);
+      if (sel.dataset.key === key) return;
+      sel.dataset.key = key;
       replace(sel, h('option', { value: '' }, all), ...entries.map(([v, l]) => h('option', { value: v, selected: v === value }, l)));
     };
     opts(groupSelect, [...groups.entries()].sort((a, b) => a[1].localeCompare(b[1])), 'All namespaces', state.filters.group);
@@ -213,7 +222,8 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     const group = (id: string, label: string) => {
       let g = groups.get(id);
       if (!g) {
-        const open = state.groupOpen.get(id) ?? true;
+        // A filter on one namespace opens it: that is what the user asked to see.
+        const open = state.groupOpen.get(id) ?? (total <= COLLAPSE_GROUPS_ABOVE || state.filters.group === id);
         g = { label, g: { id, collapsed: !open, pods: [], loose: [] } };
         groups.set(id, g);
       }
@@ -538,6 +548,8 @@ const STYLE: cytoscape.StylesheetJson = [
       'text-max-width': '160px',
       'text-valign': 'center',
       'text-halign': 'center',
+      // Labels too small to read are not drawn (zoomed far out): faster, and no grey smudge.
+      'min-zoomed-font-size': 7,
     },
   },
   {
@@ -619,6 +631,7 @@ const STYLE: cytoscape.StylesheetJson = [
       'text-background-opacity': 0.85,
       'text-background-padding': '2px',
       'text-rotation': 'autorotate',
+      'min-zoomed-font-size': 7,
     },
   },
   { selector: 'edge.recent', style: { 'line-style': 'dashed', 'line-color': '#a0aec0', 'target-arrow-color': '#a0aec0' } },

@@ -679,12 +679,24 @@ fn the_ui_page_loads_without_a_token_and_the_api_still_asks_for_one() {
         let (head, body) = exchange(&srv, method, "/", None);
         assert!(head.starts_with("http/1.1 200"), "{head}");
         assert!(head.contains("content-type: text/html"), "{head}");
-        assert!(
-            head.contains(&format!(
-                "content-security-policy: {}",
-                crate::ui::UI_CSP.to_ascii_lowercase()
-            )),
-            "{head}"
+        // The page's policy: the UI's, with this page's own style nonce.
+        let csp = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-security-policy: "))
+            .unwrap_or_else(|| panic!("no policy in {head}"));
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("no nonce in {csp}"));
+        assert_eq!(
+            csp,
+            crate::ui::UI_CSP
+                .replace(
+                    "style-src 'self';",
+                    &format!("style-src 'self' 'nonce-{nonce}';")
+                )
+                .to_ascii_lowercase()
         );
         for h in [
             "x-content-type-options: nosniff",
@@ -697,7 +709,16 @@ fn the_ui_page_loads_without_a_token_and_the_api_still_asks_for_one() {
         }
         if method == "GET" {
             match &index {
-                Some(page) => assert_eq!(body.as_bytes(), &page[..]),
+                Some(page) => {
+                    // Header names were lower-cased above; the nonce's case is the body's.
+                    let page = String::from_utf8_lossy(&page);
+                    let (before, after) = page
+                        .split_once(crate::ui::NONCE_PLACEHOLDER)
+                        .unwrap_or((&page, ""));
+                    assert!(body.starts_with(before) && body.ends_with(after), "{body}");
+                    let sent = &body[before.len()..body.len() - after.len()];
+                    assert_eq!(sent.to_ascii_lowercase(), nonce);
+                }
                 None => assert!(body.contains("scripts/build-ui.sh"), "{body}"),
             }
         } else {
