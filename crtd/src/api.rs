@@ -83,6 +83,8 @@ pub struct Api {
     pub streams: Arc<TenantSlots>,
     /// Debug clones; `None` where crtd is not set up for them.
     pub debug: Option<Arc<crate::debug::Service>>,
+    /// The edges each scope's topology requests saw lately.
+    pub edges: crate::netmap::EdgeMemory,
 }
 
 pub struct Endpoint {
@@ -135,6 +137,7 @@ impl Api {
             queries: TenantSlots::new(QUERIES_PER_TENANT),
             streams: TenantSlots::new(STREAMS_PER_TENANT),
             debug: None,
+            edges: Default::default(),
         }
     }
 
@@ -308,16 +311,15 @@ impl Api {
             }
         };
         let cat = self.catalog();
+        let views = cat.containers(scope);
+        let net = crate::netmap::observe(&self.edges, scope, &views);
         let mut pods: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
         let mut loose = Vec::new();
         // By default what exists now; `all` adds containers only history remembers.
-        for c in cat
-            .containers(scope)
-            .into_iter()
-            .filter(|c| all || c.status != "gone")
-        {
+        for c in views.into_iter().filter(|c| all || c.status != "gone") {
             let mut v = cat.view_json(&c);
             v["processes"] = Value::Array(cat.processes(&c));
+            v["listening"] = net.listening_json(&c.namespace, &c.id);
             match c.pod() {
                 Some(p) => pods.entry(p).or_default().push(v),
                 None => loose.push(v),
@@ -336,7 +338,7 @@ impl Api {
         };
         Ok(Response::json(
             200,
-            &json!({"tenant": tenant, "pods": pods, "containers": loose}),
+            &json!({"tenant": tenant, "pods": pods, "containers": loose, "edges": net.edges_json()}),
         ))
     }
 
