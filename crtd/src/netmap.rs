@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crt_tracer::record::{CaptureData, Record, KIND_SYSCALL};
-use crt_tracer::render::rfc3339_utc;
+use crt_tracer::render::{parse_rfc3339_utc, rfc3339_utc};
 use crt_tracer::syscalls;
 use serde_json::{json, Value};
 
@@ -325,6 +325,9 @@ pub struct Observed {
     pub netns_of: HashMap<String, u64>,
     /// The namespaces each non-loopback address is local to.
     pub local_addrs: HashMap<IpAddr, BTreeSet<u64>>,
+    /// When each container was created (ns), where known: a traced send
+    /// from before then went to whoever had its address at the time.
+    pub created_ns: HashMap<String, u64>,
     pub netns_read: usize,
     pub fds_read: usize,
 }
@@ -493,8 +496,8 @@ pub fn traced_send(owner: &str, rec: &Record<'_>) -> Option<TracedSend> {
 
 /// The edge a traced send makes. Its destination is a container of the
 /// scope when the address is local to exactly one of the scope's network
-/// namespaces (a loopback address: the sender's own) and a container there
-/// listens on the port; otherwise the address. A `connect` to an address
+/// namespaces (a loopback address: the sender's own) and a container there,
+/// created before the send, listens on the port; otherwise the address. A `connect` to an address
 /// counts as UDP only when the sockets show a UDP edge and no TCP one there.
 pub fn traced_edge(
     t: &TracedSend,
@@ -514,10 +517,16 @@ pub fn traced_edge(
     };
     if let Some(ns) = netns {
         for &proto in t.protos {
+            let existed = |owner: &&String| {
+                observed
+                    .created_ns
+                    .get(*owner)
+                    .is_none_or(|&created| created <= t.at_ns)
+            };
             if let Some(owner) = observed
                 .listeners
                 .get(&(ns, proto, port))
-                .and_then(|o| o.iter().next())
+                .and_then(|o| o.iter().find(existed))
             {
                 return EdgeKey {
                     proto,
@@ -723,7 +732,14 @@ pub fn observe(memory: &EdgeMemory, scope: &Scope, containers: &[ContainerView])
             })
         })
         .collect();
-    let observed = read_proc(Path::new("/proc"), &running);
+    let mut observed = read_proc(Path::new("/proc"), &running);
+    observed.created_ns = containers
+        .iter()
+        .filter_map(|c| {
+            let created = parse_rfc3339_utc(&c.record()?.created)?;
+            Some((key_of(&c.namespace, &c.id), created))
+        })
+        .collect();
     let sockets = pair_sockets(&observed.sockets, &observed.listeners);
 
     let mut traced: BTreeMap<EdgeKey, u64> = BTreeMap::new();

@@ -397,6 +397,24 @@ fn a_traced_connect_to_a_scope_containers_address_is_an_edge_to_it() {
 }
 
 #[test]
+fn a_traced_connect_from_before_a_container_was_created_never_names_it() {
+    // The server took the address of an earlier one at ns 100.
+    let mut o = observed_two_netns();
+    o.created_ns.insert("a/server".into(), 100);
+    let mut earlier = send("a/client", "10.231.0.1:8080", CONNECT);
+    earlier.at_ns = 99;
+    assert_eq!(
+        traced_edge(&earlier, &o, &BTreeMap::new()),
+        edge(Proto::Tcp, c("a/client"), a("10.231.0.1"), 8080)
+    );
+    earlier.at_ns = 100;
+    assert_eq!(
+        traced_edge(&earlier, &o, &BTreeMap::new()),
+        edge(Proto::Tcp, c("a/client"), c("a/server"), 8080)
+    );
+}
+
+#[test]
 fn a_traced_connect_counts_as_udp_where_the_sockets_show_udp_only() {
     let o = observed_two_netns();
     let sockets = BTreeMap::from([(edge(Proto::Udp, c("a/client"), a("8.8.8.8"), 53), 1)]);
