@@ -262,7 +262,12 @@ pub fn pair_sockets(sockets: &[OwnedSocket], listeners: &Listeners) -> BTreeMap<
             .get(&tuple(s, s.socket.remote, s.socket.local))
             .map(|v| v.iter().copied().filter(|&p| p != i).collect())
             .unwrap_or_default();
-        let key = if let [p] = peers[..] {
+        // Both ways unique, or each side of a doubled tuple would count apart.
+        let alone = by_tuple
+            .get(&tuple(s, s.socket.local, s.socket.remote))
+            .is_some_and(|v| v.len() == 1);
+        let key = if let ([p], true) = (&peers[..], alone) {
+            let p = *p;
             let peer = &sockets[p];
             let s_serves = match (listens(s), listens(peer)) {
                 (true, false) => true,

@@ -339,6 +339,13 @@ fn a_tuple_two_sockets_claim_pairs_with_neither() {
         Some(&1),
         "{edges:?}"
     );
+    // Seen from the servers' side, the doubled tuple pairs with nobody either.
+    assert_eq!(
+        edges.get(&edge(Proto::Tcp, a("10.0.0.2"), c("a/s1"), 80)),
+        Some(&1),
+        "{edges:?}"
+    );
+    assert_eq!(edges.len(), 3, "{edges:?}");
 }
 
 fn observed_two_netns() -> Observed {
