@@ -83,8 +83,9 @@ pub struct Api {
     pub streams: Arc<TenantSlots>,
     /// Debug clones; `None` where crtd is not set up for them.
     pub debug: Option<Arc<crate::debug::Service>>,
-    /// The edges each scope's topology requests saw lately.
-    pub edges: crate::netmap::EdgeMemory,
+    /// The edges each scope's topology requests saw lately, and the
+    /// network namespaces' tables read lately.
+    pub netmap: crate::netmap::NetMemory,
 }
 
 pub struct Endpoint {
@@ -137,7 +138,7 @@ impl Api {
             queries: TenantSlots::new(QUERIES_PER_TENANT),
             streams: TenantSlots::new(STREAMS_PER_TENANT),
             debug: None,
-            edges: Default::default(),
+            netmap: Default::default(),
         }
     }
 
@@ -312,7 +313,7 @@ impl Api {
         };
         let cat = self.catalog();
         let views = cat.containers(scope);
-        let net = crate::netmap::observe(&self.edges, scope, &views);
+        let net = crate::netmap::observe(&self.netmap, scope, &views);
         let mut pods: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
         let mut loose = Vec::new();
         // By default what exists now; `all` adds containers only history remembers.

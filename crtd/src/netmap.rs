@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crt_tracer::record::{CaptureData, Record, KIND_SYSCALL};
@@ -35,6 +35,8 @@ const FDS_PER_REQUEST: usize = 200_000;
 const TRACE_SCAN: u64 = 200_000;
 const TRACE_TIME: Duration = Duration::from_millis(150);
 const TRACE_HITS: usize = 2000;
+/// How long one request may spend reading namespaces' tables.
+const TABLES_TIME: Duration = Duration::from_millis(300);
 
 /// `/proc/net/tcp` states (include/net/tcp_states.h).
 const TCP_ESTABLISHED: u8 = 0x01;
@@ -333,7 +335,10 @@ pub struct Observed {
     /// When each container was created (ns), where known: a traced send
     /// from before then went to whoever had its address at the time.
     pub created_ns: HashMap<String, u64>,
+    /// Namespaces whose tables this request read, and those it wanted but
+    /// had neither the time to read nor recent tables of.
     pub netns_read: usize,
+    pub netns_unread: usize,
     pub fds_read: usize,
 }
 
@@ -344,100 +349,210 @@ fn netns_of(proc: &Path, pid: i32) -> Option<u64> {
     s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Reads each network namespace of `containers` once (through the first
-/// container found in it) and gives each of its sockets to the container
-/// whose process holds it; sockets nobody of `containers` holds (the host's,
-/// another tenant's) are never looked at again.
-pub fn read_proc(proc: &Path, containers: &[ContainerProcs]) -> Observed {
+/// What one network namespace's tables said when they were read.
+pub struct NetnsTables {
+    /// Listening and connected sockets, by inode.
+    pub sockets: HashMap<u64, Socket>,
+    /// Its addresses, loopback left out.
+    pub local_addrs: Vec<IpAddr>,
+}
+
+/// Reads the tables of the namespace `pid` is in.
+fn read_tables(proc: &Path, pid: i32) -> NetnsTables {
+    let net = proc.join(pid.to_string()).join("net");
+    let read = |name: &str| fs::read_to_string(net.join(name)).unwrap_or_default();
+    let mut sockets = HashMap::new();
+    for (proto, file) in [
+        (Proto::Tcp, "tcp"),
+        (Proto::Tcp, "tcp6"),
+        (Proto::Udp, "udp"),
+        (Proto::Udp, "udp6"),
+    ] {
+        for s in parse_net_table(proto, &read(file)) {
+            // Inode 0: no file holds it (TIME_WAIT and the like).
+            if s.inode != 0 && (s.listening() || s.connected()) {
+                sockets.insert(s.inode, s);
+            }
+        }
+    }
+    let local_addrs = parse_fib_trie_local(&read("fib_trie"))
+        .into_iter()
+        .chain(parse_if_inet6(&read("if_inet6")))
+        .filter(|a| !a.is_loopback())
+        .collect();
+    NetnsTables {
+        sockets,
+        local_addrs,
+    }
+}
+
+/// Tables of network namespaces read lately, by namespace inode, shared by
+/// every request: reading `tcp` or `tcp6` walks the kernel's whole TCP hash
+/// table, whatever the namespace holds (about 5 ms a file on a 24 GB node,
+/// more on bigger ones), so a request re-reads only tables older than
+/// [`TABLES_FRESH`], the oldest first, for as long as its budget lasts, and
+/// uses older ones (up to [`TABLES_KEPT`]) for the rest. Node data, never
+/// shown as such: a request only takes the sockets its scope's processes hold.
+#[derive(Default)]
+pub struct TableCache {
+    tables: Mutex<HashMap<u64, (Instant, Arc<NetnsTables>)>>,
+}
+
+/// Tables this young are not read again.
+pub const TABLES_FRESH: Duration = Duration::from_secs(2);
+/// Tables this old are never used.
+pub const TABLES_KEPT: Duration = Duration::from_secs(120);
+/// Threads reading tables at once for one request.
+const TABLE_READERS: usize = 2;
+
+/// The socket inodes processes `pids` hold, in fd order, within `budget`.
+fn socket_inodes(proc: &Path, pids: &[i32], budget: &mut usize, fds_read: &mut usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    for &pid in pids {
+        let Ok(entries) = fs::read_dir(proc.join(pid.to_string()).join("fd")) else {
+            continue;
+        };
+        for e in entries.flatten().take(FDS_PER_PROCESS.min(*budget)) {
+            *budget -= 1;
+            *fds_read += 1;
+            let Ok(target) = fs::read_link(e.path()) else {
+                continue;
+            };
+            if let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                out.push(inode);
+            }
+        }
+    }
+    out
+}
+
+/// The sockets of `containers`, each given to the container whose process
+/// holds it; sockets nobody of `containers` holds (the host's, another
+/// tenant's) are never looked at again. Each network namespace is read at
+/// most once (through the first container found in it), and only if its
+/// containers hold a socket at all; fresh tables are read until `deadline`.
+pub fn read_proc(
+    proc: &Path,
+    containers: &[ContainerProcs],
+    cache: &TableCache,
+    deadline: Instant,
+) -> Observed {
     let mut out = Observed::default();
-    let mut by_netns: BTreeMap<u64, Vec<&ContainerProcs>> = BTreeMap::new();
+    let mut by_netns: BTreeMap<u64, Vec<(&ContainerProcs, Vec<u64>)>> = BTreeMap::new();
+    let mut fd_budget = FDS_PER_REQUEST;
     for c in containers {
         let Some(&init) = c.pids.first() else {
             continue;
         };
         if let Some(ns) = netns_of(proc, init) {
             out.netns_of.insert(c.key.clone(), ns);
-            by_netns.entry(ns).or_default().push(c);
+            let inodes = socket_inodes(proc, &c.pids, &mut fd_budget, &mut out.fds_read);
+            by_netns.entry(ns).or_default().push((c, inodes));
         }
     }
-    let mut fd_budget = FDS_PER_REQUEST;
-    for (&ns, members) in &by_netns {
-        let net = proc.join(members[0].pids[0].to_string()).join("net");
-        let read = |name: &str| fs::read_to_string(net.join(name)).unwrap_or_default();
-        let mut by_inode: HashMap<u64, Socket> = HashMap::new();
-        for (proto, file) in [
-            (Proto::Tcp, "tcp"),
-            (Proto::Tcp, "tcp6"),
-            (Proto::Udp, "udp"),
-            (Proto::Udp, "udp6"),
-        ] {
-            for s in parse_net_table(proto, &read(file)) {
-                // Inode 0: no file holds it (TIME_WAIT and the like).
-                if s.inode != 0 && (s.listening() || s.connected()) {
-                    by_inode.insert(s.inode, s);
+    // Namespaces where someone of the scope holds a socket, by whose init
+    // to read them.
+    let wanted: Vec<(u64, i32)> = by_netns
+        .iter()
+        .filter(|(_, members)| members.iter().any(|(_, inodes)| !inodes.is_empty()))
+        .map(|(&ns, members)| (ns, members[0].0.pids[0]))
+        .collect();
+    let now = Instant::now();
+    let mut tables: HashMap<u64, Arc<NetnsTables>> = HashMap::new();
+    let mut stale: Vec<(Option<Instant>, u64, i32)> = Vec::new();
+    {
+        let cached = cache.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        for &(ns, pid) in &wanted {
+            match cached.get(&ns) {
+                Some((at, t)) if now.duration_since(*at) < TABLES_FRESH => {
+                    tables.insert(ns, Arc::clone(t));
                 }
+                Some((at, t)) => {
+                    if now.duration_since(*at) < TABLES_KEPT {
+                        tables.insert(ns, Arc::clone(t));
+                    }
+                    stale.push((Some(*at), ns, pid));
+                }
+                None => stale.push((None, ns, pid)),
             }
         }
-        out.netns_read += 1;
-        for a in parse_fib_trie_local(&read("fib_trie"))
-            .into_iter()
-            .chain(parse_if_inet6(&read("if_inet6")))
-            .filter(|a| !a.is_loopback())
-        {
-            out.local_addrs.entry(a).or_default().insert(ns);
-        }
-        if by_inode.is_empty() {
-            continue;
-        }
-        'holders: for c in members {
-            for &pid in &c.pids {
-                // Every socket has its holder: the other fds can say nothing more.
-                if by_inode.is_empty() {
-                    break 'holders;
+    }
+    // Never read first, then the oldest.
+    stale.sort();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let fresh: Mutex<Vec<(u64, NetnsTables)>> = Mutex::new(Vec::new());
+    std::thread::scope(|threads| {
+        for _ in 0..TABLE_READERS.min(stale.len()) {
+            threads.spawn(|| loop {
+                if Instant::now() >= deadline {
+                    return;
                 }
-                let fd_dir = proc.join(pid.to_string()).join("fd");
-                let Ok(entries) = fs::read_dir(&fd_dir) else {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(_, ns, pid)) = stale.get(i) else {
+                    return;
+                };
+                let t = read_tables(proc, pid);
+                fresh
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((ns, t));
+            });
+        }
+    });
+    {
+        let mut cached = cache.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        let read_at = Instant::now();
+        cached.retain(|_, (at, _)| read_at.duration_since(*at) < TABLES_KEPT);
+        for (ns, t) in fresh.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            let t = Arc::new(t);
+            cached.insert(ns, (read_at, Arc::clone(&t)));
+            tables.insert(ns, t);
+            out.netns_read += 1;
+        }
+    }
+    out.netns_unread = wanted.len() - tables.len();
+    for (ns, members) in &by_netns {
+        let Some(t) = tables.get(ns) else {
+            continue;
+        };
+        for a in &t.local_addrs {
+            out.local_addrs.entry(*a).or_default().insert(*ns);
+        }
+        // The first holder keeps a socket (a socket a process handed on is
+        // still one socket).
+        let mut taken: HashSet<u64> = HashSet::new();
+        for (c, inodes) in members {
+            for inode in inodes {
+                let Some(s) = t.sockets.get(inode) else {
                     continue;
                 };
-                for e in entries.flatten().take(FDS_PER_PROCESS.min(fd_budget)) {
-                    fd_budget -= 1;
-                    out.fds_read += 1;
-                    let Ok(target) = fs::read_link(e.path()) else {
-                        continue;
-                    };
-                    let Some(inode) = target
-                        .to_str()
-                        .and_then(|t| t.strip_prefix("socket:["))
-                        .and_then(|t| t.strip_suffix(']'))
-                        .and_then(|t| t.parse::<u64>().ok())
-                    else {
-                        continue;
-                    };
-                    // Taken: the first holder keeps it (a socket a process
-                    // handed on is still one socket).
-                    let Some(s) = by_inode.remove(&inode) else {
-                        continue;
-                    };
-                    if s.listening() {
-                        out.listeners
-                            .entry((ns, s.proto, s.local.port()))
-                            .or_default()
-                            .insert(c.key.clone());
-                        out.listening
-                            .entry(c.key.clone())
-                            .or_default()
-                            .insert(Listening {
-                                proto: s.proto,
-                                address: s.local.ip(),
-                                port: s.local.port(),
-                            });
-                    } else {
-                        out.sockets.push(OwnedSocket {
-                            owner: c.key.clone(),
-                            netns: ns,
-                            socket: s,
+                if !taken.insert(*inode) {
+                    continue;
+                }
+                if s.listening() {
+                    out.listeners
+                        .entry((*ns, s.proto, s.local.port()))
+                        .or_default()
+                        .insert(c.key.clone());
+                    out.listening
+                        .entry(c.key.clone())
+                        .or_default()
+                        .insert(Listening {
+                            proto: s.proto,
+                            address: s.local.ip(),
+                            port: s.local.port(),
                         });
-                    }
+                } else {
+                    out.sockets.push(OwnedSocket {
+                        owner: c.key.clone(),
+                        netns: *ns,
+                        socket: s.clone(),
+                    });
                 }
             }
         }
@@ -688,6 +803,13 @@ impl EdgeMemory {
     }
 }
 
+/// What the network map keeps between requests.
+#[derive(Default)]
+pub struct NetMemory {
+    pub edges: EdgeMemory,
+    pub tables: TableCache,
+}
+
 /// The network side of one topology answer.
 pub struct NetMap {
     listening: BTreeMap<String, BTreeSet<Listening>>,
@@ -719,7 +841,7 @@ fn key_of(namespace: &str, id: &str) -> String {
 /// The network map of `containers` (every container the scope sees):
 /// sockets of the running ones, traced sends of the last [`EDGE_TTL`], and
 /// what the scope's memory still holds.
-pub fn observe(memory: &EdgeMemory, scope: &Scope, containers: &[ContainerView]) -> NetMap {
+pub fn observe(memory: &NetMemory, scope: &Scope, containers: &[ContainerView]) -> NetMap {
     let now = crt_tracer::render::now_ns();
     let table = ProcTable::recent();
     let running: Vec<ContainerProcs> = containers
@@ -737,7 +859,18 @@ pub fn observe(memory: &EdgeMemory, scope: &Scope, containers: &[ContainerView])
             })
         })
         .collect();
-    let mut observed = read_proc(Path::new("/proc"), &running);
+    let mut observed = read_proc(
+        Path::new("/proc"),
+        &running,
+        &memory.tables,
+        Instant::now() + TABLES_TIME,
+    );
+    if observed.netns_unread > 0 {
+        tracing::debug!(
+            "topology: {} network namespaces left unread this time (their tables are read by the next requests)",
+            observed.netns_unread
+        );
+    }
     observed.created_ns = containers
         .iter()
         .filter_map(|c| {
@@ -794,10 +927,12 @@ pub fn observe(memory: &EdgeMemory, scope: &Scope, containers: &[ContainerView])
         .iter()
         .map(|c| key_of(&c.namespace, &c.id))
         .collect();
-    let edges = memory.update(scope, now, &sockets, &traced, |e| match e {
-        Endpoint::Container(c) => known.contains(c),
-        Endpoint::Address(_) => true,
-    });
+    let edges = memory
+        .edges
+        .update(scope, now, &sockets, &traced, |e| match e {
+            Endpoint::Container(c) => known.contains(c),
+            Endpoint::Address(_) => true,
+        });
     NetMap {
         listening: observed.listening,
         edges,

@@ -502,6 +502,11 @@ fn traced_connects_and_sendtos_give_their_destination() {
 
 const SEC: u64 = 1_000_000_000;
 
+/// A deadline no test reaches.
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
 fn tenant(t: &str) -> Scope {
     Scope::Tenant(t.into())
 }
@@ -696,7 +701,6 @@ fn a_pod_namespace_is_read_once_and_its_sockets_go_to_the_containers_holding_the
     tcp += &tcp_line("0100007F:9C40", "0100007F:18EB", 0x01, 3);
     tcp += &tcp_line("0100007F:18EB", "0100007F:9C40", 0x01, 4);
     tcp += &tcp_line("0100E70A:1F90", "0A00000A:C350", 0x01, 9);
-    // Pod netns 501, untouched files so the test sees whether it was read.
     fake_process(proc, 100, 500, Some((&tcp, &fib("10.231.0.1"))), &[1, 3]);
     fake_process(proc, 101, 500, None, &[]);
     fake_process(proc, 200, 500, None, &[2, 4]);
@@ -710,7 +714,7 @@ fn a_pod_namespace_is_read_once_and_its_sockets_go_to_the_containers_holding_the
             pids: vec![200],
         },
     ];
-    let o = read_proc(proc, &containers);
+    let o = read_proc(proc, &containers, &TableCache::default(), far());
     assert_eq!(o.netns_read, 1);
     assert_eq!(o.netns_of["a/web"], 500);
     assert_eq!(o.netns_of["a/cache"], 500);
@@ -737,6 +741,45 @@ fn a_pod_namespace_is_read_once_and_its_sockets_go_to_the_containers_holding_the
         pair_sockets(&o.sockets, &o.listeners),
         BTreeMap::from([(edge(Proto::Tcp, c("a/web"), c("a/cache"), 6379), 1)])
     );
+}
+
+#[test]
+fn tables_are_read_only_where_a_socket_is_held_and_not_again_while_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path();
+    let mut tcp = TCP_HEADER.to_string();
+    tcp += &tcp_line("00000000:1F90", "00000000:0000", 0x0A, 1);
+    fake_process(proc, 100, 600, Some((&tcp, &fib("10.1.0.1"))), &[1]);
+    // A container holding no socket: its namespace is not read.
+    fake_process(proc, 300, 700, Some((&tcp, &fib("10.2.0.1"))), &[]);
+    let containers = [
+        ContainerProcs {
+            key: "a/srv".into(),
+            pids: vec![100],
+        },
+        ContainerProcs {
+            key: "a/idle".into(),
+            pids: vec![300],
+        },
+    ];
+    let cache = TableCache::default();
+    let o = read_proc(proc, &containers, &cache, far());
+    assert_eq!((o.netns_read, o.netns_unread), (1, 0));
+    assert_eq!(o.listening["a/srv"].len(), 1);
+    assert!(!o.local_addrs.contains_key(&ip("10.2.0.1")));
+
+    // A second listener now, held too: fresh tables are not read again.
+    tcp += &tcp_line("00000000:0050", "00000000:0000", 0x0A, 2);
+    fs::write(proc.join("100/net/tcp"), &tcp).unwrap();
+    symlink("socket:[2]", proc.join("100/fd/9")).unwrap();
+    let o = read_proc(proc, &containers, &cache, far());
+    assert_eq!((o.netns_read, o.netns_unread), (0, 0));
+    assert_eq!(o.listening["a/srv"].len(), 1);
+
+    // Out of time with nothing read lately: the namespace is left for later.
+    let o = read_proc(proc, &containers, &TableCache::default(), Instant::now());
+    assert_eq!((o.netns_read, o.netns_unread), (0, 1));
+    assert!(o.listening.is_empty());
 }
 
 fn hex4(a: [u8; 4], port: u16) -> String {
@@ -793,7 +836,7 @@ fn five_hundred_containers_in_their_own_namespaces_make_a_ring_of_edges() {
         });
     }
     let started = Instant::now();
-    let o = read_proc(proc, &containers);
+    let o = read_proc(proc, &containers, &TableCache::default(), far());
     let edges = pair_sockets(&o.sockets, &o.listeners);
     let took = started.elapsed();
     println!(
