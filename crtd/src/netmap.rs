@@ -725,7 +725,7 @@ impl EdgeView {
 /// scope's edges, so one tenant never sees what another's request learned.
 #[derive(Default)]
 pub struct EdgeMemory {
-    scopes: Mutex<HashMap<Option<String>, HashMap<EdgeKey, Remembered>>>,
+    scopes: Mutex<HashMap<String, HashMap<EdgeKey, Remembered>>>,
 }
 
 impl EdgeMemory {
@@ -742,10 +742,9 @@ impl EdgeMemory {
         traced: &BTreeMap<EdgeKey, u64>,
         known: impl Fn(&Endpoint) -> bool,
     ) -> Vec<EdgeView> {
-        let key = match scope {
-            Scope::Root => None,
-            Scope::Tenant(t) => Some(t.clone()),
-        };
+        // Every distinct scope its own memory, whatever kinds of scope
+        // there are: a shared one could only ever show more, never less.
+        let key = format!("{scope:?}");
         let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
         let edges = scopes.entry(key).or_default();
         for r in edges.values_mut() {
