@@ -95,6 +95,9 @@ pub struct Api {
     pub debug: Option<Arc<crate::debug::Service>>,
     /// The last hour of each running container's usage.
     pub usage: Arc<UsageHistory>,
+    /// The edges each scope's topology requests saw lately, and the
+    /// network namespaces' tables read lately.
+    pub netmap: crate::netmap::NetMemory,
 }
 
 pub struct Endpoint {
@@ -227,6 +230,7 @@ impl Api {
             streams: TenantSlots::new(STREAMS_PER_TENANT),
             debug: None,
             usage: Arc::default(),
+            netmap: Default::default(),
         }
     }
 
@@ -462,16 +466,15 @@ impl Api {
             }
         };
         let cat = self.catalog();
+        let views = cat.containers(scope);
+        let net = crate::netmap::observe(&self.netmap, scope, &views);
         let mut pods: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
         let mut loose = Vec::new();
         // By default what exists now; `all` adds containers only history remembers.
-        for c in cat
-            .containers(scope)
-            .into_iter()
-            .filter(|c| all || c.status != "gone")
-        {
+        for c in views.into_iter().filter(|c| all || c.status != "gone") {
             let mut v = cat.view_json(&c);
             v["processes"] = Value::Array(cat.processes(&c));
+            v["listening"] = net.listening_json(&c.namespace, &c.id);
             match c.pod() {
                 Some(p) => pods.entry(p).or_default().push(v),
                 None => loose.push(v),
@@ -490,7 +493,7 @@ impl Api {
         };
         Ok(Response::json(
             200,
-            &json!({"tenant": tenant, "pods": pods, "containers": loose}),
+            &json!({"tenant": tenant, "pods": pods, "containers": loose, "edges": net.edges_json()}),
         ))
     }
 

@@ -10,6 +10,7 @@ mod ingest;
 mod limits;
 mod live;
 mod metrics;
+mod netmap;
 mod otlp;
 mod server;
 mod stats;

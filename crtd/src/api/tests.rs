@@ -1237,3 +1237,66 @@ fn a_container_shows_the_trace_annotation_its_shim_applied() {
         .unwrap();
     assert_eq!(a1["trace_spec"], "openat,connect");
 }
+
+/// A traced `connect` record of now to `addr:port` (IPv4).
+fn connect_now(addr: [u8; 4], port: u16) -> Vec<u8> {
+    let mut sockaddr = 2u16.to_le_bytes().to_vec();
+    sockaddr.extend(port.to_be_bytes());
+    sockaddr.extend(addr);
+    sockaddr.extend([0; 8]);
+    let mut buf = Vec::new();
+    let mut b = crt_tracer::record::RecordBuilder::begin(
+        &mut buf,
+        crt_tracer::record::KIND_SYSCALL,
+        now_ns(),
+        10,
+        crt_tracer::syscalls::NATIVE_AUDIT_ARCH,
+        crt_tracer::syscalls::by_name("connect").unwrap().nr,
+        &[3, 0, 16, 0, 0, 0],
+    );
+    b.bytes(1, &sockaddr, false);
+    b.finish();
+    buf
+}
+
+#[test]
+fn the_topology_has_edges_from_traced_connects_of_the_callers_containers_only() {
+    let w = world();
+    for s in w.api.ingest.store.streams() {
+        let dest = match s.meta.container.as_str() {
+            "a1" => [10, 9, 8, 7],
+            "g1" => [10, 66, 66, 66],
+            _ => continue,
+        };
+        s.append(
+            &connect_now(dest, 5432),
+            Position { seq: 2, offset: 16 },
+            false,
+            0,
+        )
+        .unwrap();
+    }
+    let (s, b) = w.get("/v1/topology", Some(ACME));
+    assert_eq!(s, 200, "{b}");
+    let edges = b["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1, "{b}");
+    let e = &edges[0];
+    assert_eq!(e["from"], json!({"container": "acme/a1"}));
+    assert_eq!(e["to"], json!({"address": "10.9.8.7"}));
+    assert_eq!(e["port"], 5432);
+    assert_eq!(e["proto"], "tcp");
+    assert_eq!(e["via"], json!(["trace"]));
+    assert_eq!(e["active"], false);
+    assert_eq!(e["connections"], 0);
+    // Containers that do not run listen on nothing, and say so.
+    assert_eq!(b["containers"][0]["listening"], json!([]));
+    assert!(!b.to_string().contains("10.66.66.66"), "{b}");
+
+    let (_, g) = w.get("/v1/topology", Some(GLOBEX));
+    assert_eq!(g["edges"].as_array().unwrap().len(), 1, "{g}");
+    assert_eq!(g["edges"][0]["to"], json!({"address": "10.66.66.66"}));
+    assert!(!g.to_string().contains("10.9.8.7"), "{g}");
+    // Root sees both.
+    let (_, r) = w.root("/v1/topology");
+    assert_eq!(r["edges"].as_array().unwrap().len(), 2, "{r}");
+}
