@@ -145,7 +145,9 @@ fn the_web_ui_in_chromium_against_a_real_node() {
     std::fs::create_dir_all(&scripts).unwrap();
     std::fs::write(
         scripts.join("payload.sh"),
-        format!("#!/bin/sh\ni=0\nwhile true; do echo \"{PAYLOAD} tick $i\"; i=$((i+1)); sleep 0.1; done\n"),
+        format!(
+            "#!/bin/sh\ni=0\nwhile true; do echo \"{PAYLOAD} tick $i\"; cat \"$0\" >/dev/null; i=$((i+1)); sleep 0.1; done\n"
+        ),
     )
     .unwrap();
     let mount = format!(

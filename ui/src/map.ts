@@ -329,9 +329,9 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       if (target.startsWith('a:')) outside.add(target);
       const id = `${source}>${target}:${e.proto}/${e.port}`;
       const m = merged.get(id);
-      if (!m) merged.set(id, { source, target, edge: { ...e }, count: e.connections ?? 1 });
+      if (!m) merged.set(id, { source, target, edge: { ...e }, count: Math.max(1, e.connections ?? 1) });
       else {
-        m.count += e.connections ?? 1;
+        m.count += Math.max(1, e.connections ?? 1);
         m.edge.active ||= e.active;
         m.edge.age_s = Math.min(m.edge.age_s, e.age_s);
         m.edge.via = [...new Set([...m.edge.via, ...e.via])];

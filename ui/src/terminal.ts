@@ -72,9 +72,15 @@ export function shell(namespace: string, id: string, onEnd: (message: string) =>
     for (let i = 0; i < d.length; i++) bytes[i] = d.charCodeAt(i) & 0xff;
     ws.send(bytes);
   });
-  term.onResize(({ cols, rows }) => {
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols, rows }));
-  });
+  // The shell's window follows the terminal's; the size is sent again once the
+  // socket opens, since the terminal may have been fitted before it did.
+  const sendSize = () => {
+    holder.dataset.cols = String(term.cols);
+    holder.dataset.rows = String(term.rows);
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
+  };
+  ws.onopen = sendSize;
+  term.onResize(sendSize);
   const ro = new ResizeObserver(() => {
     try {
       fit.fit();

@@ -116,11 +116,12 @@ test('what a container controls is shown as text and runs no script', async ({ p
   });
   await signIn(page, env('CRT_ALPHA_TOKEN'));
   await page.goto(`/#/c/${ns()}/${env('CRT_PAYLOAD_CONTAINER')}`);
-  // The process name (15 bytes of it: the kernel's limit), its argv and its output, verbatim.
+  // The process name (15 bytes of it: the kernel's limit), its argv, its output and the paths it opens, verbatim.
   await expect(page.locator('table.processes')).toContainText(payload.slice(0, 15));
   await expect(page.locator('table.processes')).toContainText(`/tmp/${payload}`);
   await expect(page.getByTestId('trace')).toContainText(`stdout| ${payload} tick`);
-  await expect(page.getByTestId('trace')).toContainText(`openat(`);
+  // And the program's own path, opened by it (a traced openat).
+  await expect(page.getByTestId('trace')).toContainText(`openat(AT_FDCWD, "/tmp/${payload}", O_RDONLY`);
   // On the map too, in the details of the container.
   await page.goto('/#/');
   await page.getByPlaceholder('Search names, images, processes').fill(payload.slice(0, 10));
@@ -169,12 +170,19 @@ test('the terminal in a clone runs echo and shows its output; the clone can be d
   const term = page.getByTestId('terminal');
   await expect(term.locator('.xterm-rows')).toContainText('#', { timeout: 20_000 });
   await term.click();
+  // The shell's window is the terminal's, and follows it when the page is resized.
+  const size = async () => `${await term.getAttribute('data-rows')} ${await term.getAttribute('data-cols')}`;
+  await page.keyboard.type('clear; stty size\n');
+  await expect(term.locator('.xterm-rows')).toContainText(await size());
   await page.keyboard.type('echo crt-$((6*7))-ok\n');
   // The shell's output, not the typed line: 42 is computed in the clone.
   await expect(term.locator('.xterm-rows')).toContainText('crt-42-ok', { timeout: 10_000 });
-  await page.keyboard.type('stty size\n');
-  await expect(term.locator('.xterm-rows')).toContainText(/\n?\d+ \d+/);
   await page.screenshot({ path: shots('terminal.png'), fullPage: false });
+  const before = await size();
+  await page.setViewportSize({ width: 900, height: 900 });
+  await expect.poll(size).not.toBe(before);
+  await page.keyboard.type('clear; stty size\n');
+  await expect(term.locator('.xterm-rows')).toContainText(await size());
   await accessible(page);
   await page.getByRole('button', { name: 'Delete the clone' }).click();
   await expect(page.locator('.debug')).toContainText('deleted');
