@@ -15,6 +15,8 @@ const POLL_MS = 2000;
 const COLLAPSE_PODS_ABOVE = 60;
 /** Above this many, namespaces start collapsed too: the map opens on one box per namespace. */
 const COLLAPSE_GROUPS_ABOVE = 200;
+/** Connections listed beside the map (the most recent first); the map draws them all. */
+const LISTED_CONNECTIONS = 100;
 /** Up to this many containers, their processes show without asking. */
 const PROCESSES_UP_TO = 12;
 
@@ -44,6 +46,8 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     processesOpen: new Map<string, boolean>(),
     cpu: new Map<string, { ns: number; at: number; percent: number | null }>(),
     selected: null as string | null,
+    /** "Expand all" / "Collapse all": every pod and namespace, until one is clicked. */
+    allOpen: null as boolean | null,
     firstRender: true,
     /** Draws so far (the first included); `data-draws` names the one `data-draw-ms` timed. */
     draws: 0,
@@ -223,7 +227,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       let g = groups.get(id);
       if (!g) {
         // A filter on one namespace opens it: that is what the user asked to see.
-        const open = state.groupOpen.get(id) ?? (total <= COLLAPSE_GROUPS_ABOVE || state.filters.group === id);
+        const open = state.groupOpen.get(id) ?? state.allOpen ?? (total <= COLLAPSE_GROUPS_ABOVE || state.filters.group === id);
         g = { label, g: { id, collapsed: !open, pods: [], loose: [] } };
         groups.set(id, g);
       }
@@ -240,12 +244,12 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       const visible = p.containers.filter((c) => matches(c, `${gi.id}|${p.name}`));
       if (!visible.length) continue;
       const g = group(gi.id, gi.label);
-      const open = state.podOpen.get(podId) ?? total <= COLLAPSE_PODS_ABOVE;
+      const open = state.podOpen.get(podId) ?? state.allOpen ?? total <= COLLAPSE_PODS_ABOVE;
       const pl: PodLayout = { id: podId, collapsed: !open, containers: [] };
       g.g.pods.push(pl);
       const rate = visible.reduce((s, c) => s + (c.syscall_rate || 0), 0);
       const running = visible.filter((c) => c.status === 'running').length;
-      nodes.push({
+      if (!g.g.collapsed) nodes.push({
         data: {
           id: podId,
           parent: g.g.collapsed ? undefined : gi.id,
@@ -316,22 +320,30 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       if (g?.g.collapsed) return s.groupId;
       return s.podId;
     };
-    const merged = new Map<string, { source: string; target: string; edge: Edge; count: number }>();
+    // Between boxes that stand for many containers (closed pods and namespaces), one
+    // line per pair says how many ports; between containers, one line per port.
+    const merged = new Map<string, { source: string; target: string; edge: Edge; count: number; ports: Set<string> }>();
     const outside = new Set<string>();
+    const listed: Edge[] = [];
     for (const e of t.edges ?? []) {
       const source = endpointNode(e.from);
       const target = endpointNode(e.to);
-      if (!source || !target || source === target) continue;
+      if (!source || !target) continue;
       // An address is drawn only when something visible talks with it.
       if ('address' in e.from && !('container' in e.to && shown.has(e.to.container))) continue;
       if ('address' in e.to && !('container' in e.from && shown.has(e.from.container))) continue;
+      listed.push(e);
+      if (source === target) continue;
       if (source.startsWith('a:')) outside.add(source);
       if (target.startsWith('a:')) outside.add(target);
-      const id = `${source}>${target}:${e.proto}/${e.port}`;
+      const port = `${e.proto}/${e.port}`;
+      const boxes = /^[gp]:/.test(source) || /^[gp]:/.test(target);
+      const id = boxes ? `${source}>${target}` : `${source}>${target}:${port}`;
       const m = merged.get(id);
-      if (!m) merged.set(id, { source, target, edge: { ...e }, count: Math.max(1, e.connections ?? 1) });
+      if (!m) merged.set(id, { source, target, edge: { ...e }, count: Math.max(1, e.connections ?? 1), ports: new Set([port]) });
       else {
         m.count += Math.max(1, e.connections ?? 1);
+        m.ports.add(port);
         m.edge.active ||= e.active;
         m.edge.age_s = Math.min(m.edge.age_s, e.age_s);
         m.edge.via = [...new Set([...m.edge.via, ...e.via])];
@@ -345,7 +357,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
         id: `e:${id}`,
         source: m.source,
         target: m.target,
-        label: `${m.edge.proto}/${m.edge.port}${m.edge.active ? '' : ` · ${formatAge(m.edge.age_s)}`}`,
+        label: `${m.ports.size === 1 ? [...m.ports][0] : `${m.ports.size} ports`}${m.edge.active ? '' : ` · ${formatAge(m.edge.age_s)}`}`,
         width: Math.min(1.5 + Math.log2(m.count), 6),
       },
       classes: [m.edge.active ? 'active' : 'recent', m.edge.via.includes('trace') ? 'traced' : ''].join(' '),
@@ -395,8 +407,8 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     canvas.dataset.edges = String(cy.edges().length);
 
     const podsShown = new Set([...shown.values()].map((s) => s.podId).filter(Boolean)).size;
-    replace(summary, `${podsShown ? `${podsShown} pods · ` : ''}${shown.size} containers · ${merged.size} connections`);
-    drawConnections([...merged.values()].map((m) => m.edge), shown);
+    replace(summary, `${podsShown ? `${podsShown} pods · ` : ''}${shown.size} containers · ${listed.length} connections`);
+    drawConnections(listed, shown);
     drawTree(shown);
     showDetails();
   }
@@ -415,7 +427,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     edges.sort((a, b) => a.age_s - b.age_s);
     replace(
       connections,
-      ...edges.slice(0, 200).map((e) =>
+      ...edges.slice(0, LISTED_CONNECTIONS).map((e) =>
         h(
           'li',
           { class: e.active ? 'active' : 'recent' },
@@ -427,6 +439,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
           h('span', { class: 'via' }, ` (${e.via.join(', ')})`),
         ),
       ),
+      edges.length > LISTED_CONNECTIONS ? h('li', { class: 'empty' }, `… and ${edges.length - LISTED_CONNECTIONS} more (filter to see them)`) : null,
     );
   }
 
@@ -497,10 +510,9 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
   }
 
   function setAll(open: boolean) {
-    for (const n of cy.nodes('[kind = "pod"], [kind = "group"]')) {
-      (n.data('kind') === 'pod' ? state.podOpen : state.groupOpen).set(n.id(), open);
-    }
-    if (open) for (const id of state.groupOpen.keys()) state.groupOpen.set(id, true);
+    state.podOpen.clear();
+    state.groupOpen.clear();
+    state.allOpen = open;
     draw();
   }
 
