@@ -210,8 +210,9 @@ else
     start_daemon /var/log/crtd.log "$prefix/bin/crtd"
   fi
 fi
-for _ in $(seq 50); do crtd_up && break; sleep 0.1; done
-crtd_up || die "crtd did not start (see /var/log/crtd.log; is /etc/crt/config.toml valid? crtd names the line)"
+# It opens its history store before it listens: seconds on a node with a large one.
+for _ in $(seq 300); do crtd_up && break; sleep 0.1; done
+crtd_up || die "crtd did not start within 30 s (see /var/log/crtd.log; is /etc/crt/config.toml valid? crtd names the line)"
 
 # --- test image ----------------------------------------------------------------
 "$repo/scripts/build-test-image.sh" default crt-test

@@ -684,7 +684,7 @@ const VIA_SOCKET: u8 = 1;
 const VIA_TRACE: u8 = 2;
 
 /// An edge as remembered between requests.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Remembered {
     /// How it was ever seen while remembered.
     via: u8,
@@ -751,21 +751,13 @@ impl EdgeMemory {
             r.connections = 0;
         }
         for (k, &n) in sockets {
-            let r = edges.entry(k.clone()).or_insert(Remembered {
-                via: 0,
-                last_seen_ns: 0,
-                connections: 0,
-            });
+            let r = edges.entry(k.clone()).or_default();
             r.via |= VIA_SOCKET;
             r.last_seen_ns = r.last_seen_ns.max(now_ns);
             r.connections = n;
         }
         for (k, &at) in traced {
-            let r = edges.entry(k.clone()).or_insert(Remembered {
-                via: 0,
-                last_seen_ns: 0,
-                connections: 0,
-            });
+            let r = edges.entry(k.clone()).or_default();
             r.via |= VIA_TRACE;
             r.last_seen_ns = r.last_seen_ns.max(at);
         }

@@ -82,6 +82,15 @@ impl Drop for Named {
     }
 }
 
+/// An image in alpha's namespace, removed on drop.
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = run_in(ALPHA.1, &["image", "rm", &self.0]);
+    }
+}
+
 #[test]
 fn the_web_ui_in_chromium_against_a_real_node() {
     let ui = repo_root().join("ui");
@@ -176,6 +185,8 @@ fn the_web_ui_in_chromium_against_a_real_node() {
     });
     assert!(ready, "alpha's containers run: {}", crtd.log());
 
+    // The image the browser commits its clone to; removed however the test ends.
+    let commit = Image(format!("localhost/crt-ui-commit-{pid}:debug"));
     let screenshots = repo_root().join("docs/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let browser = Command::new(&playwright)
@@ -210,4 +221,22 @@ fn the_web_ui_in_chromium_against_a_real_node() {
         crtd.log()
     );
     println!("{}", out.stdout);
+    // The image the browser committed is there, with what the shell wrote in the clone.
+    let images = run_in(ALPHA.1, &["image", "ls", "-q"]).ok().stdout;
+    assert!(images.lines().any(|l| l == commit.0), "{images}");
+    let made = run_in(
+        ALPHA.1,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            CRT,
+            &commit.0,
+            &format!("committed-{pid}"),
+            "cat",
+            "/made-in-the-clone",
+        ],
+    )
+    .ok();
+    assert_eq!(made.stdout.trim(), "from-the-browser", "{made:?}");
 }

@@ -161,7 +161,7 @@ test('live events go on after the connection drops, none lost and none twice', a
   }
 });
 
-test('the terminal in a clone runs echo and shows its output; the clone can be deleted', async ({ page }) => {
+test('the terminal in a clone runs echo and shows its output; the clone is committed and deleted', async ({ page }) => {
   const csp = await watchCsp(page);
   await signIn(page, env('CRT_ALPHA_TOKEN'));
   await page.goto(`/#/c/${ns()}/${env('CRT_SERVER')}`);
@@ -184,6 +184,11 @@ test('the terminal in a clone runs echo and shows its output; the clone can be d
   await page.keyboard.type('clear; stty size\n');
   await expect(term.locator('.xterm-rows')).toContainText(await size());
   await accessible(page);
+  // The clone, with a file the shell made, becomes an image.
+  await page.keyboard.type('echo from-the-browser > /made-in-the-clone\n');
+  await page.getByLabel('Image').fill(env('CRT_COMMIT_REF'));
+  await page.getByRole('button', { name: 'Commit to an image' }).click();
+  await expect(page.locator('.debug .result')).toContainText(`Committed ${env('CRT_COMMIT_REF')} (sha256:`, { timeout: 60_000 });
   await page.getByRole('button', { name: 'Delete the clone' }).click();
   await expect(page.locator('.debug')).toContainText('deleted');
   expect(await csp()).toEqual([]);

@@ -594,6 +594,31 @@ fn refused_requests_are_summed_up_not_logged_one_by_one() {
     );
 }
 
+/// Once `ws` is subscribed to container a1's live stream: an `openat` of `path` stored
+/// and published at `ts`, and the next text message the socket gets.
+fn publish_and_read<S: std::io::Read + std::io::Write>(
+    srv: &Running,
+    ws: &mut tungstenite::WebSocket<S>,
+    ts: u64,
+    path: &[u8],
+) -> String {
+    let live = &srv.world.api.ingest.live;
+    assert!(wait(|| live.subscribers() == 1));
+    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
+    crate::live::store_and_publish(
+        live,
+        &a1,
+        Some("acme"),
+        &crate::store::tests::rec(ts, 1, "openat", path),
+    );
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => break t.to_string(),
+            _ => continue,
+        }
+    }
+}
+
 #[test]
 fn a_live_stream_also_comes_as_a_websocket_with_the_token_checked_on_its_headers() {
     use tungstenite::client::IntoClientRequest;
@@ -610,21 +635,7 @@ fn a_live_stream_also_comes_as_a_websocket_with_the_token_checked_on_its_headers
         .insert("authorization", format!("Bearer {ACME}").parse().unwrap());
     let (mut ws, answer) = tungstenite::connect(req).unwrap();
     assert_eq!(answer.status().as_u16(), 101);
-    let live = &srv.world.api.ingest.live;
-    assert!(wait(|| live.subscribers() == 1));
-    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
-    crate::live::store_and_publish(
-        live,
-        &a1,
-        Some("acme"),
-        &crate::store::tests::rec(9_001, 1, "openat", b"/over-ws"),
-    );
-    let msg = loop {
-        match ws.read().unwrap() {
-            tungstenite::Message::Text(t) => break t.to_string(),
-            _ => continue,
-        }
-    };
+    let msg = publish_and_read(&srv, &mut ws, 9_001, b"/over-ws");
     let v: serde_json::Value = serde_json::from_str(&msg).unwrap();
     assert_eq!(v["type"], "event", "{v}");
     assert!(v["id"].as_str().unwrap().starts_with("1:"), "{v}");
@@ -781,21 +792,7 @@ fn a_browser_websocket_sends_its_token_as_a_subprotocol_and_gets_crt_v1() {
         answer.headers().get("sec-websocket-protocol").unwrap(),
         "crt.v1"
     );
-    let live = &srv.world.api.ingest.live;
-    assert!(wait(|| live.subscribers() == 1));
-    let a1 = crate::api::tests::stream_of(&srv.world, "a1");
-    crate::live::store_and_publish(
-        live,
-        &a1,
-        Some("acme"),
-        &crate::store::tests::rec(9_002, 1, "openat", b"/by-subprotocol"),
-    );
-    let msg = loop {
-        match ws.read().unwrap() {
-            tungstenite::Message::Text(t) => break t.to_string(),
-            _ => continue,
-        }
-    };
+    let msg = publish_and_read(&srv, &mut ws, 9_002, b"/by-subprotocol");
     assert!(msg.contains("/by-subprotocol"), "{msg}");
     drop(ws);
     match tungstenite::connect(offer("not-a-token")).unwrap_err() {
