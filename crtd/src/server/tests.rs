@@ -649,7 +649,7 @@ fn a_live_stream_also_comes_as_a_websocket_with_the_token_checked_on_its_headers
         }
     };
     assert!(closed);
-    assert!(wait(|| live.subscribers() == 0));
+    assert!(wait(|| srv.world.api.ingest.live.subscribers() == 0));
 }
 
 /// Whether `f` holds within a few seconds.
@@ -722,7 +722,7 @@ fn the_ui_page_loads_without_a_token_and_the_api_still_asks_for_one() {
             match &index {
                 Some(page) => {
                     // Header names were lower-cased above; the nonce's case is the body's.
-                    let page = String::from_utf8_lossy(&page);
+                    let page = String::from_utf8_lossy(page);
                     let (before, after) = page
                         .split_once(crate::ui::NONCE_PLACEHOLDER)
                         .unwrap_or((&page, ""));
