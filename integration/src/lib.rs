@@ -628,6 +628,16 @@ impl Crtd {
         path: &str,
         token: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        read_response(&mut self.send(method, path, token))
+    }
+
+    /// Any method, without a body, over TCP: (status, body as text).
+    pub fn request_text(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        read_text(&mut self.send(method, path, token))
+    }
+
+    /// A request without a body sent over TCP, with a tenant's token (or none).
+    fn send(&self, method: &str, path: &str, token: Option<&str>) -> std::net::TcpStream {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -637,7 +647,7 @@ impl Crtd {
             "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
-        read_response(&mut s)
+        s
     }
 
     /// GET over the root socket: (status, JSON body).

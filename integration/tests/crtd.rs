@@ -48,14 +48,31 @@ fn a_tenant_reaches_only_its_own_containers_over_http() {
 
     // Every endpoint crtd documents, as its served OpenAPI document lists
     // them: no token or a wrong one is 401; someone else's container is the
-    // same 404 as one that does not exist.
+    // same 404 as one that does not exist. Those documented as public (the
+    // web UI's page and files, `security: []`) carry nothing of anyone's.
     let (_, doc) = crtd.root_get("/openapi.json");
     let mut ops: Vec<(String, String)> = Vec::new();
+    let mut public = 0;
     for (path, methods) in doc["paths"].as_object().unwrap() {
-        for m in methods.as_object().unwrap().keys() {
+        for (m, op) in methods.as_object().unwrap() {
+            if op["security"].as_array().is_some_and(|s| s.is_empty()) {
+                assert!(
+                    path == "/" || path == "/index.html" || path.starts_with("/assets/"),
+                    "{path} is public"
+                );
+                public += 1;
+                continue;
+            }
             ops.push((m.to_uppercase(), path.clone()));
         }
     }
+    assert!(
+        public >= 3,
+        "the UI's routes are documented as public: {public}"
+    );
+    let (status, page) = crtd.request_text("GET", "/", None);
+    assert_eq!(status, 200);
+    assert!(!page.contains(&a.id) && !page.contains(&b.id), "{page}");
     assert!(ops.len() >= 10, "{ops:?}");
     for (method, p) in &ops {
         let concrete = p.replace("{namespace}", &b.ns).replace("{id}", &b.id);

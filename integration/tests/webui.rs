@@ -205,6 +205,7 @@ fn the_web_ui_in_chromium_against_a_real_node() {
         .env("CRT_PAYLOAD", PAYLOAD)
         .env("CRT_BETA_ID", &beta.id)
         .env("CRT_BETA_ADDR", "10.231.8.1")
+        .env("CRT_COMMIT_REF", &commit.0)
         .env("CRT_SCREENSHOTS", &screenshots)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

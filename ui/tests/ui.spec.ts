@@ -65,7 +65,7 @@ test('a tenant sees its pods and the edge between its containers, and nothing of
   await expect(page.getByTestId('who')).toHaveText('tenant alpha');
   const list = page.getByTestId('containers');
   for (const id of [env('CRT_SERVER'), env('CRT_CLIENT'), env('CRT_PAYLOAD_CONTAINER')]) {
-    await expect(list.getByRole('link', { name: id })).toBeVisible();
+    await expect(list.getByRole('link', { name: id, exact: true })).toBeVisible();
   }
   // client → server on 8080, learned from the sockets; beta's server only as an address.
   const edges = page.getByTestId('connections');
@@ -125,7 +125,7 @@ test('what a container controls is shown as text and runs no script', async ({ p
   // On the map too, in the details of the container.
   await page.goto('/#/');
   await page.getByPlaceholder('Search names, images, processes').fill(payload.slice(0, 10));
-  await expect(page.getByTestId('containers').getByRole('link', { name: env('CRT_PAYLOAD_CONTAINER') })).toBeVisible();
+  await expect(page.getByTestId('containers').getByRole('link', { name: env('CRT_PAYLOAD_CONTAINER'), exact: true })).toBeVisible();
   expect(await page.locator('img').count()).toBe(0);
   expect(dialogs).toEqual([]);
 });
@@ -198,8 +198,8 @@ test('the operator sees every tenant, read-only', async ({ page }) => {
   await signIn(page, env('CRT_OPERATOR_TOKEN'));
   await expect(page.getByTestId('who')).toContainText('operator');
   const list = page.getByTestId('containers');
-  await expect(list.getByRole('link', { name: env('CRT_SERVER') })).toBeVisible();
-  await expect(list.getByRole('link', { name: env('CRT_BETA_ID') })).toBeVisible();
+  await expect(list.getByRole('link', { name: env('CRT_SERVER'), exact: true })).toBeVisible();
+  await expect(list.getByRole('link', { name: env('CRT_BETA_ID'), exact: true })).toBeVisible();
   await page.goto(`/#/c/${env('CRT_BETA_NS')}/${env('CRT_BETA_ID')}`);
   await expect(page.getByText('Signed in as an operator: read-only.')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Clone and debug' })).toHaveCount(0);
