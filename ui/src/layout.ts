@@ -11,7 +11,7 @@ export interface Box {
 
 export const CONTAINER: Box = { w: 168, h: 52 };
 export const PROCESS: Box = { w: 150, h: 26 };
-export const GAP = 26;
+export const GAP = 56;
 const LABEL = 30;
 
 export interface ContainerLayout {

@@ -644,6 +644,8 @@ const STYLE: cytoscape.StylesheetJson = [
       'text-background-padding': '2px',
       'text-rotation': 'autorotate',
       'min-zoomed-font-size': 7,
+      // Over the boxes, not under them: a line between neighbours stays in sight.
+      'z-compound-depth': 'top',
     },
   },
   { selector: 'edge.recent', style: { 'line-style': 'dashed', 'line-color': '#a0aec0', 'target-arrow-color': '#a0aec0' } },
