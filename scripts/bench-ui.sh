@@ -100,7 +100,7 @@ range() { printf '%s–%s' "$(fmt1 "$(j "$1.min")")" "$(fmt1 "$(j "$1.max")")"; 
   echo "- The map pages ask for the topology once: crtd's 2-second live updates are held back, so no"
   echo "  update is timed inside a render. Pods start closed above 60 containers and namespaces above 200,"
   echo "  so the first render of $n shows one box per namespace (50: pods closed). \"Expand all\" opens every"
-  echo "  namespace, pod and container; both sizes are first closed with \"Collapse all\"."
+  echo "  namespace and pod; both sizes are first closed with \"Collapse all\"."
   echo "  Whether the map reads well is not measured here: \`UI_SCREENSHOTS=DIR\` keeps pictures to judge it."
   echo "- The trace view gets its $(thousands "$lines") lines over the event WebSocket as fast as the page takes them (it took"
   echo "  $(fmt1 "$(awk -v v="$(j .trace.fillMs.median)" 'BEGIN { print v / 1000 }')") s, median), then frames are counted for $secs s with nothing streaming, then for $secs s"

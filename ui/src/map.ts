@@ -358,7 +358,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
         source: m.source,
         target: m.target,
         label: `${m.ports.size === 1 ? [...m.ports][0] : `${m.ports.size} ports`}${m.edge.active ? '' : ` · ${formatAge(m.edge.age_s)}`}`,
-        width: Math.min(1.5 + Math.log2(m.count), 6),
+        width: Math.min(2 + Math.log2(m.count), 6),
       },
       classes: [m.edge.active ? 'active' : 'recent', m.edge.via.includes('trace') ? 'traced' : ''].join(' '),
     }));
@@ -643,6 +643,9 @@ const STYLE: cytoscape.StylesheetJson = [
       'text-background-opacity': 0.85,
       'text-background-padding': '2px',
       'text-rotation': 'autorotate',
+      // Above the line, not on it: a short line between neighbours stays visible.
+      'text-margin-y': -9,
+      'arrow-scale': 1.3,
       'min-zoomed-font-size': 7,
       // Over the boxes, not under them: a line between neighbours stays in sight.
       'z-compound-depth': 'top',
