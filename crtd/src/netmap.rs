@@ -563,18 +563,7 @@ pub fn read_proc(
 /// Where a traced `connect` or `sendto` went, from the sockaddr the tracer
 /// copied (AF_INET and AF_INET6 only), canonical.
 pub fn sockaddr_inet(bytes: &[u8]) -> Option<SocketAddr> {
-    const AF_INET: u16 = 2;
-    const AF_INET6: u16 = 10;
-    let family = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?);
-    let port = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
-    let ip = match family {
-        AF_INET => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes.get(4..8)?).ok()?)),
-        AF_INET6 => IpAddr::V6(Ipv6Addr::from(
-            <[u8; 16]>::try_from(bytes.get(8..24)?).ok()?,
-        )),
-        _ => return None,
-    };
-    Some(canonical(SocketAddr::new(ip, port)))
+    crt_tracer::decode::inet_addr(bytes).map(canonical)
 }
 
 /// One traced attempt to talk: who, to where, when (ns), and which
@@ -812,7 +801,7 @@ impl NetMap {
     pub fn listening_json(&self, namespace: &str, id: &str) -> Value {
         let list = self
             .listening
-            .get(&format!("{namespace}/{id}"))
+            .get(&key_of(namespace, id))
             .into_iter()
             .flatten()
             .map(|l| json!({"proto": l.proto.name(), "address": l.address.to_string(), "port": l.port}))

@@ -4,7 +4,7 @@
 //! memory copied from it), so every function accepts any value and any
 //! capture contents without panicking.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::escape::quote;
 use crate::flags::{self, At200};
@@ -284,23 +284,35 @@ fn sockaddr_un(b: &[u8], truncated: bool) -> String {
     }
 }
 
-fn sockaddr_in(b: &[u8]) -> Option<String> {
+/// The address and port of an `AF_INET` or `AF_INET6` socket address, when
+/// `b` holds them whole (what crtd's network map reads of a traced connect).
+pub fn inet_addr(b: &[u8]) -> Option<SocketAddr> {
     let port = be16(b, 2)?;
-    let addr: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+    let ip = match le16(b, 0)? {
+        AF_INET => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(4..8)?).ok()?)),
+        AF_INET6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b.get(8..24)?).ok()?)),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+fn sockaddr_in(b: &[u8]) -> Option<String> {
+    let a = inet_addr(b)?;
     Some(format!(
-        "sin_port=htons({port}), sin_addr=inet_addr(\"{}\")",
-        Ipv4Addr::from(addr)
+        "sin_port=htons({}), sin_addr=inet_addr(\"{}\")",
+        a.port(),
+        a.ip()
     ))
 }
 
 fn sockaddr_in6(b: &[u8]) -> Option<String> {
-    let port = be16(b, 2)?;
+    let a = inet_addr(b)?;
     let flowinfo = be32(b, 4)?;
-    let addr: [u8; 16] = b.get(8..24)?.try_into().ok()?;
     let mut s = format!(
-        "sin6_port=htons({port}), sin6_flowinfo=htonl({flowinfo}), \
+        "sin6_port=htons({}), sin6_flowinfo=htonl({flowinfo}), \
          inet_pton(AF_INET6, \"{}\", &sin6_addr)",
-        Ipv6Addr::from(addr)
+        a.port(),
+        a.ip()
     );
     // The RFC 2133 form is 24 bytes, without the scope id.
     if let Some(scope) = le32(b, 24) {

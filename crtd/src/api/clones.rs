@@ -374,9 +374,8 @@ impl Api {
                 return Err(Fail(
                     409,
                     format!(
-                        "{}/{} is not a debug clone: commands and copies go into clones only, so the original keeps serving untouched; make one with `crtctl debug -n {} {}`",
-                        escape::escape(ns.as_bytes()),
-                        escape::escape(id.as_bytes()),
+                        "{} is not a debug clone: commands and copies go into clones only, so the original keeps serving untouched; make one with `crtctl debug -n {} {}`",
+                        shown(ns, id),
                         escape::escape(ns.as_bytes()),
                         escape::escape(id.as_bytes())
                     ),
@@ -389,9 +388,8 @@ impl Api {
                 _ => Err(Fail(
                     409,
                     format!(
-                        "the clone {}/{} is not running; remove it with `crtctl debug rm` and make another",
-                        escape::escape(ns.as_bytes()),
-                        escape::escape(id.as_bytes())
+                        "the clone {} is not running; remove it with `crtctl debug rm` and make another",
+                        shown(ns, id)
                     ),
                 )),
             }
