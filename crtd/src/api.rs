@@ -265,6 +265,7 @@ impl Api {
             stats: &self.ingest.stats,
             files: self.ingest.node.snapshot(),
             state_dir: self.state_dir.clone(),
+            usage: &self.usage,
         }
     }
 
@@ -415,11 +416,7 @@ impl Api {
         let cat = self.catalog();
         let found = cat.container(scope, Some(ns), id);
         let Some(c) = found.first() else {
-            return Err(not_found(&format!(
-                "container {}/{}",
-                escape::escape(ns.as_bytes()),
-                escape::escape(id.as_bytes())
-            )));
+            return Err(not_found(&format!("container {}", clones::shown(ns, id))));
         };
         let mut v = cat.view_json(c);
         v["processes"] = Value::Array(cat.processes(c));
@@ -428,13 +425,7 @@ impl Api {
 
     /// `GET /v1/containers/{ns}/{id}/metrics`: its last hour of samples.
     fn container_usage(&self, scope: &Scope, ns: &str, id: &str) -> Res<Response> {
-        if self.catalog().container(scope, Some(ns), id).is_empty() {
-            return Err(not_found(&format!(
-                "container {}/{}",
-                escape::escape(ns.as_bytes()),
-                escape::escape(id.as_bytes())
-            )));
-        }
+        self.seen(scope, "container", ns, id)?;
         let samples: Vec<Value> = self
             .usage
             .samples(ns, id)

@@ -305,6 +305,8 @@ pub struct Catalog<'a> {
     /// The shims' files, as ingest last read them.
     pub files: Arc<NodeSnapshot>,
     pub state_dir: PathBuf,
+    /// Each running container's last hour of usage (its CPU share comes from there).
+    pub usage: &'a crate::usage_history::UsageHistory,
 }
 
 impl Catalog<'_> {
@@ -410,14 +412,18 @@ impl Catalog<'_> {
         (rate * 10.0).round() / 10.0
     }
 
+    /// Where the shim keeps the container's trace.
+    fn trace_dir(&self, v: &ContainerView) -> PathBuf {
+        self.state_dir
+            .join(TRACES_DIR)
+            .join(&v.namespace)
+            .join(&v.id)
+    }
+
     /// The `crt.dev/trace` value the shim applied to the container's trace (as the
     /// trace's `meta.json` keeps it), or `None` when it is not traced now.
     pub fn trace_spec(&self, v: &ContainerView) -> Option<String> {
-        let trace_dir = self
-            .state_dir
-            .join(TRACES_DIR)
-            .join(&v.namespace)
-            .join(&v.id);
+        let trace_dir = self.trace_dir(v);
         match &v.known {
             // A trace directory left by an earlier, traced run says nothing of this one.
             Known::Record(r) if !r.traced => None,
@@ -445,11 +451,7 @@ impl Catalog<'_> {
         let (cpu, mem) = self.usage_now(v);
         // Whether its history is being stored now (a full disk stops it;
         // the events wait in the shim's trace meanwhile).
-        let trace_dir = self
-            .state_dir
-            .join(TRACES_DIR)
-            .join(&v.namespace)
-            .join(&v.id);
+        let trace_dir = self.trace_dir(v);
         let blocked = v
             .streams
             .iter()
@@ -485,6 +487,7 @@ impl Catalog<'_> {
             "created": record.map(|r| r.created.as_str()).filter(|c| !c.is_empty()),
             "exited": record.and_then(|r| r.exited.as_deref()),
             "cpu_usage_ns": cpu,
+            "cpu_percent": self.usage.latest_cpu_percent(&v.namespace, &v.id),
             "memory_bytes": mem,
             "syscall_rate": self.syscall_rate(v),
             "syscalls_seen": syscalls,

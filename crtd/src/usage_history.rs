@@ -97,6 +97,17 @@ impl UsageHistory {
             .unwrap_or_default()
     }
 
+    /// The CPU share of `namespace/id` at its last sample (`None`: not sampled, or
+    /// not comparable to the sample before).
+    pub fn latest_cpu_percent(&self, namespace: &str, id: &str) -> Option<f64> {
+        self.series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(namespace.to_string(), id.to_string()))
+            .and_then(|s| s.samples.back())
+            .and_then(|s| s.cpu_percent)
+    }
+
     /// How many containers it holds samples of.
     #[cfg(test)]
     pub fn containers(&self) -> usize {
@@ -159,6 +170,11 @@ mod tests {
         assert_eq!(got[1].t_ns, 105 * S);
         assert!(h.samples("acme", "other").is_empty());
         assert!(h.samples("globex", "a1").is_empty());
+        // What the container's JSON shows: the last sample's share.
+        assert_eq!(h.latest_cpu_percent("acme", "a1"), Some(20.0));
+        h.record(key, 125 * S, 0.0, None, None);
+        assert_eq!(h.latest_cpu_percent("acme", "a1"), None);
+        assert_eq!(h.latest_cpu_percent("acme", "other"), None);
     }
 
     #[test]

@@ -109,6 +109,8 @@ function makeContainer(r, { ns, id, pod, k8sNs, name, image, sidecar }) {
   }
   const created = NOW - r.int(600, 30 * 86400) * 1000;
   const rate = processes.reduce((s, p) => s + p.syscall_rate, 0);
+  // Drawn from nothing new, so the rest of the seeded data stays as it was.
+  const cpuPercent = status === 'running' ? (rate % 4000) / 100 : null;
   return {
     namespace: ns,
     id,
@@ -124,6 +126,7 @@ function makeContainer(r, { ns, id, pod, k8sNs, name, image, sidecar }) {
     created: iso(created),
     exited: status === 'stopped' ? iso(created + r.int(60, 3600) * 1000) : null,
     cpu_usage_ns: status === 'created' ? null : r.int(1e9, 9e12),
+    cpu_percent: cpuPercent,
     memory_bytes: status === 'created' ? null : r.int(18, 1600) * 1024 * 1024,
     syscall_rate: rate,
     syscalls_seen: traced ? r.int(1e4, 9e8) : 0,

@@ -121,6 +121,8 @@ export interface Container {
   created: string | null;
   exited: string | null;
   cpu_usage_ns: number | null;
+  /** CPU between crtd's last two usage samples, in percent of one core. */
+  cpu_percent: number | null;
   memory_bytes: number | null;
   syscall_rate: number;
   syscalls_seen: number;

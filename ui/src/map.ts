@@ -7,7 +7,7 @@
 import cytoscape from 'cytoscape';
 import { get, type Container, type Edge, type Endpoint, type Topology, type Whoami } from './api';
 import { formatAge, formatBytes, formatRate, h, replace, shortId } from './dom';
-import { layout, type GroupLayout, type PodLayout } from './layout';
+import { layout, type ContainerLayout, type GroupLayout, type PodLayout } from './layout';
 import { navigate } from './router';
 
 const POLL_MS = 2000;
@@ -28,6 +28,7 @@ interface Filters {
 }
 
 export const containerKey = (c: Container) => `${c.namespace}/${c.id}`;
+const processNode = (key: string, pid: number) => `r:${key}/${pid}`;
 const containerName = (c: Container) => c.kubernetes?.container ?? shortId(c.id);
 
 interface Shown {
@@ -44,7 +45,6 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     podOpen: new Map<string, boolean>(),
     groupOpen: new Map<string, boolean>(),
     processesOpen: new Map<string, boolean>(),
-    cpu: new Map<string, { ns: number; at: number; percent: number | null }>(),
     selected: null as string | null,
     /** "Expand all" / "Collapse all": every pod and namespace, until one is clicked. */
     allOpen: null as boolean | null,
@@ -178,22 +178,8 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     return hay.includes(f.text);
   }
 
-  function cpuPercent(c: Container): number | null {
-    const key = containerKey(c);
-    const now = performance.now();
-    const prev = state.cpu.get(key);
-    if (c.cpu_usage_ns === null) return null;
-    if (prev && prev.ns === c.cpu_usage_ns) return prev.percent;
-    let percent: number | null = null;
-    if (prev && now > prev.at && c.cpu_usage_ns >= prev.ns) {
-      percent = ((c.cpu_usage_ns - prev.ns) / 1e6 / (now - prev.at)) * 100;
-    }
-    state.cpu.set(key, { ns: c.cpu_usage_ns, at: now, percent });
-    return percent;
-  }
-
   function containerLabel(c: Container): string {
-    const cpu = state.cpu.get(containerKey(c))?.percent;
+    const cpu = c.cpu_percent;
     const parts = [c.status, c.traced ? formatRate(c.syscall_rate) : 'untraced'];
     if (cpu !== null && cpu !== undefined) parts.push(`${cpu.toFixed(1)}% cpu`);
     if (c.memory_bytes !== null) parts.push(formatBytes(c.memory_bytes));
@@ -234,6 +220,12 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       return g;
     };
     const showProcesses = (key: string) => state.processesOpen.get(key) ?? total <= PROCESSES_UP_TO;
+    /** A container as the layout places it: its node, and its processes' when they show. */
+    const placed = (c: Container): ContainerLayout => {
+      const key = containerKey(c);
+      const procs = showProcesses(key) ? (c.processes ?? []) : [];
+      return { id: `c:${key}`, processes: procs.map((pr) => processNode(key, pr.pid)) };
+    };
 
     for (const p of t.pods) {
       const gi = groupOf(p.containers[0] ?? ({} as Container), p.namespace);
@@ -262,8 +254,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       for (const c of visible) {
         shown.set(containerKey(c), { container: c, podId, groupId: gi.id });
         if (!open || g.g.collapsed) continue;
-        const procs = showProcesses(containerKey(c)) ? (c.processes ?? []) : [];
-        pl.containers.push({ id: `c:${containerKey(c)}`, processes: procs.map((pr) => `r:${containerKey(c)}/${pr.pid}`) });
+        pl.containers.push(placed(c));
       }
     }
     for (const c of t.containers) {
@@ -274,8 +265,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       const g = group(gi.id, gi.label);
       shown.set(containerKey(c), { container: c, podId: null, groupId: gi.id });
       if (g.g.collapsed) continue;
-      const procs = showProcesses(containerKey(c)) ? (c.processes ?? []) : [];
-      g.g.loose.push({ id: `c:${containerKey(c)}`, processes: procs.map((pr) => `r:${containerKey(c)}/${pr.pid}`) });
+      g.g.loose.push(placed(c));
     }
     updateFilterOptions(groupNames, podNames);
 
@@ -300,7 +290,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
           classes: ['container', `status-${c.status}`, c.traced ? 'traced' : '', c.clone_of ? 'clone' : '', cl.processes.length ? 'with-processes' : '', state.selected === cl.id ? 'selected-node' : ''].join(' '),
         });
         for (const pr of c.processes ?? []) {
-          const pid = `r:${key}/${pr.pid}`;
+          const pid = processNode(key, pr.pid);
           if (!cl.processes.includes(pid)) continue;
           nodes.push({
             data: { id: pid, parent: cl.id, kind: 'process', key, pid: pr.pid, label: `${pr.pid} ${pr.comm}${c.traced ? ` · ${formatRate(pr.syscall_rate)}` : ''}` },
@@ -485,7 +475,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       replace(details, h('p', {}, id.startsWith('a:') ? `Address ${id.slice(2)} (outside your containers)` : ''));
       return;
     }
-    const cpu = state.cpu.get(key!)?.percent;
+    const cpu = c.cpu_percent;
     const procsShown = state.processesOpen.get(key!) ?? allContainers().length <= PROCESSES_UP_TO;
     replace(
       details,
@@ -525,7 +515,6 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       const t = await get<Topology>('/v1/topology');
       if (stopped) return;
       state.topo = t;
-      for (const c of allContainers()) cpuPercent(c);
       replace(status, `Updated ${new Date().toLocaleTimeString()}`);
       status.classList.remove('error');
       draw();
