@@ -130,7 +130,7 @@ if awk -v a="$m_rate2" -v b="$m_rate1" 'BEGIN { exit !(a > b) }'; then tracer_ma
 # --- 2-4. crtd: ingest under a query loop, then queries, memory ---------------------
 start_crtd() { # dir [listen] [extra config]
   local d=$1 listen=${2:-off} extra=${3:-}
-  cat >"$d/config.toml" <<EOF
+  start_own_crtd "$d" <<EOF || die "crtd did not start"
 [trace]
 state_dir = "$d/state"
 [api]
@@ -141,11 +141,6 @@ dir = "$d/store"
 max_bytes = "64GiB"
 $extra
 EOF
-  crtd --config "$d/config.toml" 2>"$d/crtd.log" &
-  crtd_pid=$!
-  local i
-  for i in $(seq 1 100); do [ -S "$d/crtd.sock" ] && return 0; sleep 0.1; done
-  cat "$d/crtd.log" >&2; die "crtd did not start"
 }
 
 ingest_rates=(); ingest_rss=(); loop_p50=(); loop_p99=(); loop_n=(); q_p50=(); q_p99=(); q_rss=(); returned=()

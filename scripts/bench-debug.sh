@@ -63,17 +63,13 @@ trap cleanup EXIT
 
 # A crtd of this run's own (the root socket; it sees every container), which
 # crtctl reaches through CRT_CONFIG.
-cat >"$tmp/config.toml" <<EOF
+start_own_crtd "$tmp" <<EOF || die "crtd did not start"
 [api]
 listen = "off"
 socket = "$tmp/crtd.sock"
 [store]
 dir = "$tmp/store"
 EOF
-crtd --config "$tmp/config.toml" 2>"$tmp/crtd.log" &
-crtd_pid=$!
-for _ in $(seq 1 100); do [ -S "$tmp/crtd.sock" ] && break; sleep 0.1; done
-[ -S "$tmp/crtd.sock" ] || { cat "$tmp/crtd.log" >&2; die "crtd did not start"; }
 export CRT_CONFIG=$tmp/config.toml
 
 

@@ -18,3 +18,17 @@ met() {
 }
 fmt1() { awk -v v="$1" 'BEGIN { printf "%.1f\n", v }'; }
 fmt0() { awk -v v="$1" 'BEGIN { printf "%.0f\n", v }'; }
+
+# Starts a crtd of the caller's own: its config (TOML on stdin) goes to DIR/config.toml,
+# its log to DIR/crtd.log; waits up to 10 s for its root socket DIR/crtd.sock (the
+# config must put it there). Sets crtd_pid. Fails, showing crtd's log, if it does
+# not come up.
+start_own_crtd() {
+  local dir=$1 i
+  cat >"$dir/config.toml"
+  crtd --config "$dir/config.toml" 2>"$dir/crtd.log" &
+  crtd_pid=$!
+  for i in $(seq 1 100); do [ -S "$dir/crtd.sock" ] && return 0; sleep 0.1; done
+  cat "$dir/crtd.log" >&2
+  return 1
+}

@@ -38,7 +38,9 @@ trap cleanup EXIT
 fail() { echo "verify-live-clone: FAILED: $*" >&2; exit 1; }
 
 printf '\n[debug]\ncriu = "%s"\n' "$criu" >> /etc/crt/config.toml
-cat > "$tmp/config.toml" <<TOML
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+start_own_crtd "$tmp" <<TOML || fail "crtd did not start"
 [api]
 listen = "off"
 socket = "$tmp/crtd.sock"
@@ -47,9 +49,6 @@ dir = "$tmp/store"
 [debug]
 criu = "$criu"
 TOML
-crtd --config "$tmp/config.toml" 2>"$tmp/crtd.log" &
-crtd_pid=$!
-for _ in $(seq 1 50); do [ -S "$tmp/crtd.sock" ] && break; sleep 0.1; done
 export CRT_CONFIG=$tmp/config.toml
 
 ctr -n "$ns" image ls -q | grep -qx localhost/crt-test:latest || "$(dirname "$0")/build-test-image.sh" "$ns" >/dev/null
