@@ -117,6 +117,28 @@ if ! grep -q 'runtimes.runc\]' "$conf"; then
 TOML
   changed=1
 fi
+# CRI starts every pod sandbox at oom_score_adj -998, and lowering a score
+# takes CAP_SYS_RESOURCE, which containerd lacks when it runs inside a
+# container or a restricted VM (runc then fails: "failed to update
+# /proc/self/oom_score_adj: Permission denied"). restrict_oom_score_adj
+# keeps scores at or above containerd's own: on a node whose containerd runs
+# at -999 (its systemd unit) it changes nothing.
+if ! grep -q '^[[:space:]]*restrict_oom_score_adj[[:space:]]*=' "$conf"; then
+  cri_header='[plugins."io.containerd.grpc.v1.cri"]'
+  if grep -qF "$cri_header" "$conf"; then
+    # Debian's own config already has the table: the key goes under its header.
+    awk '{ print } !done && /^[[:space:]]*\[plugins\."io\.containerd\.grpc\.v1\.cri"\][[:space:]]*$/ {
+      print "    # Added by CRT: see scripts/setup.sh (oom_score_adj of pod sandboxes)."
+      print "    restrict_oom_score_adj = true"; done = 1 }' "$conf" >"$conf.crt-new"
+    cat -- "$conf.crt-new" >"$conf" && rm -f -- "$conf.crt-new"
+  else
+    printf '%s\n  # Added by CRT: see scripts/setup.sh (oom_score_adj of pod sandboxes).\n  restrict_oom_score_adj = true\n' \
+      "$cri_header" >> "$conf"
+  fi
+  grep -q '^[[:space:]]*restrict_oom_score_adj = true' "$conf" \
+    || die "could not add restrict_oom_score_adj to $conf"
+  changed=1
+fi
 
 # Daemons started here must not keep whatever descriptors this script was
 # given (a caller's lock file, a CI runner's pipes): they would hold them for
