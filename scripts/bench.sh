@@ -16,6 +16,10 @@
 #   7. web UI: the map's render time for 500 containers beside 50, and the
 #      trace view's frame times while 1 000 events/s stream in over 100 000
 #      lines beside the same view idle (scripts/bench-ui.sh: Node.js, chromium)
+#   8. pods through CRI, as a kubelet drives them: start-to-ready of a pod on
+#      the runtime handlers crt (untraced and with crt.dev/trace) beside runc,
+#      and the shim's memory (RSS, PSS) per pod of three containers
+#      (scripts/bench-cri.sh: POD_RUNS, POD_MEM_RUNS, ... in its header)
 #
 # Every figure is the median of several runs; the variants are interleaved
 # round by round (in a rotating order) so drift on a noisy machine hits all
@@ -86,6 +90,7 @@ command -v containerd-shim-crt-v2 >/dev/null 2>&1 \
 # Measurement 7 (scripts/bench-ui.sh) runs last: say now if it cannot.
 command -v node >/dev/null 2>&1 || die "node is not installed (the web UI benchmark needs Node.js 20.19+): run scripts/setup.sh first"
 [ -x "${CRT_CHROMIUM:-/usr/bin/chromium}" ] || die "no chromium at ${CRT_CHROMIUM:-/usr/bin/chromium} (the web UI benchmark needs it): run scripts/setup.sh first"
+command -v jq >/dev/null 2>&1 || die "jq is not installed (the web UI and CRI benchmarks read JSON with it): run scripts/setup.sh first"
 
 if ! ctr -n "$ns" image ls -q | grep -qx "$image"; then
   [ -f "$image_tar" ] || die "image $image is not in namespace $ns and $image_tar is missing: run scripts/setup.sh first"
@@ -371,6 +376,10 @@ BENCH_DEBUG_OUT=$tmp/debug.md RUN_TIMEOUT=$((RUN_TIMEOUT > 180 ? RUN_TIMEOUT : 1
 log "web UI: map render and trace view frame times (scripts/bench-ui.sh)"
 BENCH_UI_OUT=$tmp/ui.md "$repo/scripts/bench-ui.sh" || die "scripts/bench-ui.sh failed"
 
+# 8. pods through CRI: start-to-ready and shim memory per pod (its own script, its own section).
+log "pods through CRI: start-to-ready and shim memory per pod (scripts/bench-cri.sh)"
+BENCH_CRI_OUT=$tmp/cri.md "$repo/scripts/bench-cri.sh" || die "scripts/bench-cri.sh failed"
+
 {
   cat <<EOF
 # CRT benchmarks
@@ -440,6 +449,8 @@ EOF
   cat "$tmp/debug.md"
   echo
   cat "$tmp/ui.md"
+  echo
+  cat "$tmp/cri.md"
 } >"$tmp/BENCHMARKS.md"
 mv -f -- "$tmp/BENCHMARKS.md" "$BENCH_OUT"
 log "wrote $BENCH_OUT"
