@@ -21,17 +21,18 @@
 #
 #   sudo ./scripts/bench-cri.sh              (needs scripts/setup.sh done)
 #
-# Environment (defaults in brackets): POD_RUNS [15] and POD_WARMUP [2] rounds
+# Environment (defaults in brackets): POD_RUNS [25] and POD_WARMUP [2] rounds
 # of start-to-ready; POD_MEM_RUNS [3] rounds of memory readings with
 # POD_MEM_PODS [3] pods of each variant at once; POD_TRACE [%file] the
 # crt.dev/trace value of traced pods; CRI_SOCKET
 # [/run/containerd/containerd.sock]; BENCH_CRI_OUT [stdout]; BENCH_CRI_JSON
-# [none: a file for every round's figures].
+# [none: a file for every round's figures]; BENCH_CRI_NOTE [none: a sentence
+# for the section, e.g. how the containerd at CRI_SOCKET was configured].
 set -euo pipefail
 export LC_ALL=C
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-POD_RUNS=${POD_RUNS:-15}
+POD_RUNS=${POD_RUNS:-25}
 POD_WARMUP=${POD_WARMUP:-2}
 POD_MEM_RUNS=${POD_MEM_RUNS:-3}
 POD_MEM_PODS=${POD_MEM_PODS:-3}
@@ -197,7 +198,8 @@ containers of \`$image\` running \`sh -c 'trap "exit 0" TERM; sleep 3600 & wait'
 - Date: $(date -u '+%Y-%m-%d %H:%M UTC') (measurements took ${elapsed} s)
 - Kernel $(uname -r), $(nproc) CPUs; load average (1/5/15 min) at start $load_begin, at end $load_end
 - containerd ${containerd_v:-unknown} at $CRI_SOCKET$socket_note, runc ${runc_v:-unknown}; shims $(j .shims.runc) and $shim_crt (modified $shim_crt_mtime)
-- Repository: $commit
+- Repository: $commit${BENCH_CRI_NOTE:+
+- Note: $BENCH_CRI_NOTE}
 
 | measurement | crt | baseline: runc | ratio | goal | met? |
 |---|---|---|---|---|---|
