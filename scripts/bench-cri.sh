@@ -188,8 +188,9 @@ containers of \`$image\` running \`sh -c 'trap "exit 0" TERM; sleep 3600 & wait'
 - **Shim memory per pod of three containers**: $POD_MEM_PODS pods of one variant run at once,
   each with three containers; $(j .mem_settle_ms) ms after all are ready, every pod's shim
   is read from \`/proc/PID/smaps_rollup\`: the long-lived shim process of
-  the pod (one per pod for both shims) plus its children that run the same
-  binary (crt's listener keeper, present when the pod is traced). RSS
+  the pod (one per pod for both shims: every container's process is checked
+  to be its child) plus its children that run the same binary (crt's
+  listener keeper, present when the pod is traced). RSS
   counts shared pages in full; PSS divides them between the processes
   mapping them, so it is the fair per-pod share of the text that all shims
   of one binary share; private bytes are what one more pod adds. Median of
