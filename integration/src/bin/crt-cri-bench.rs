@@ -1,6 +1,7 @@
 //! Pods through CRI, for scripts/bench-cri.sh: plays the kubelet against
-//! containerd's CRI plugin and measures, for the runtime handlers `runc`,
-//! `crt` and `crt` with `crt.dev/trace`,
+//! containerd's CRI plugin (with the shared client, crt_integration::cri)
+//! and measures, for the runtime handlers `runc`, `crt` and `crt` with
+//! `crt.dev/trace`,
 //!
 //! - start-to-ready of a one-container pod: RunPodSandbox, CreateContainer,
 //!   StartContainer, then ContainerStatus until RUNNING and an exec readiness
@@ -22,18 +23,16 @@
 //!       [--socket PATH] [--trace-dir DIR] [--log-dir DIR]
 //!   crt-cri-bench cleanup --run-id ID [--socket PATH] [--trace-dir DIR]
 
-mod cri_local;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use k8s_cri::v1::security_profile::ProfileType;
-use k8s_cri::v1::*;
+use anyhow::{anyhow, bail, Context, Result};
+use crt_integration::cri::api::security_profile::ProfileType;
+use crt_integration::cri::api::*;
+use crt_integration::cri::Cri;
 use serde_json::{json, Value};
-
-use cri_local::Cri;
 
 /// The label every pod of a run carries, for cleanup.
 const RUN_LABEL: &str = "crt.dev/bench-run";
@@ -42,13 +41,37 @@ const POD_NAMESPACE: &str = "crt-bench";
 /// A container that sleeps and ends at once on SIGTERM, so that a stop with
 /// a grace period measures the runtime, not the grace period.
 const APP: [&str; 3] = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"];
-/// Seconds: the readiness probe's timeout, and the stop grace period.
-const PROBE_TIMEOUT_S: i64 = 5;
-const GRACE_S: i64 = 10;
+/// The readiness probe's timeout, and the stop grace period (whole seconds).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+const GRACE: Duration = Duration::from_secs(10);
 /// A pod that is not ready after this is a failed measurement.
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 /// How long the pods of a memory round run before their shims are read.
 const MEM_SETTLE: Duration = Duration::from_secs(1);
+
+/// Set by SIGINT and SIGTERM: the run stops at the next step and cleans up.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn catch_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; the function pointer lives for the program.
+        unsafe {
+            libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+fn check_stop() -> Result<()> {
+    if STOP.load(Ordering::SeqCst) {
+        bail!("interrupted by SIGINT or SIGTERM");
+    }
+    Ok(())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Variant {
@@ -71,8 +94,8 @@ impl Variant {
     /// The CRI runtime handler (the RuntimeClass's handler).
     fn handler(self) -> &'static str {
         match self {
-            Variant::Runc => "runc",
-            Variant::Crt | Variant::CrtTraced => "crt",
+            Variant::Runc => crt_integration::cri::HANDLER_RUNC,
+            Variant::Crt | Variant::CrtTraced => crt_integration::cri::HANDLER_CRT,
         }
     }
 
@@ -98,34 +121,30 @@ struct Opts {
     log_dir: PathBuf,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: crt-cri-bench run --run-id ID --out FILE [--runs N] [--warmup N] [--mem-runs N] [--mem-pods N] [--trace SPEC] [--image REF] [--socket PATH] [--trace-dir DIR] [--log-dir DIR]\n       crt-cri-bench cleanup --run-id ID [--socket PATH] [--trace-dir DIR]"
-    );
-    std::process::exit(2)
-}
+const USAGE: &str = "usage: crt-cri-bench run --run-id ID --out FILE [--runs N] [--warmup N] [--mem-runs N] [--mem-pods N] [--trace SPEC] [--image REF] [--socket PATH] [--trace-dir DIR] [--log-dir DIR]
+       crt-cri-bench cleanup --run-id ID [--socket PATH] [--trace-dir DIR]";
 
 fn parse_opts(args: &[String]) -> Result<Opts> {
+    const KNOWN: [&str; 11] = [
+        "--run-id",
+        "--out",
+        "--runs",
+        "--warmup",
+        "--mem-runs",
+        "--mem-pods",
+        "--trace",
+        "--image",
+        "--socket",
+        "--trace-dir",
+        "--log-dir",
+    ];
     let mut flags: HashMap<&str, &str> = HashMap::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let known = [
-            "--run-id",
-            "--out",
-            "--runs",
-            "--warmup",
-            "--mem-runs",
-            "--mem-pods",
-            "--trace",
-            "--image",
-            "--socket",
-            "--trace-dir",
-            "--log-dir",
-        ];
-        if !known.contains(&flag.as_str()) {
+        if !KNOWN.contains(&flag.as_str()) {
             bail!(
                 "unknown option {flag:?}; expected one of {}",
-                known.join(", ")
+                KNOWN.join(", ")
             );
         }
         let Some(value) = it.next() else {
@@ -142,73 +161,50 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             },
         }
     };
-    let run_id = flags
-        .get("--run-id")
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let text = |flag: &str, default: &str| flags.get(flag).unwrap_or(&default).to_string();
+    let run_id = text("--run-id", "");
     if run_id.is_empty()
+        || run_id.len() > 40
         || !run_id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        || run_id.len() > 40
     {
         bail!("--run-id {run_id:?}: expected 1 to 40 letters, digits and dashes (it goes into pod names and a label)");
     }
     Ok(Opts {
-        out: flags.get("--out").map(PathBuf::from).unwrap_or_default(),
-        runs: count("--runs", 10, 1)?,
-        warmup: count("--warmup", 1, 0)?,
+        out: PathBuf::from(text("--out", "")),
+        runs: count("--runs", 25, 1)?,
+        warmup: count("--warmup", 2, 0)?,
         mem_runs: count("--mem-runs", 3, 1)?,
         mem_pods: count("--mem-pods", 3, 1)?,
-        trace: flags.get("--trace").unwrap_or(&"%file").to_string(),
-        image: flags
-            .get("--image")
-            .unwrap_or(&"localhost/crt-test:latest")
-            .to_string(),
-        socket: PathBuf::from(
-            flags
-                .get("--socket")
-                .unwrap_or(&"/run/containerd/containerd.sock"),
-        ),
-        trace_dir: PathBuf::from(
-            flags
-                .get("--trace-dir")
-                .unwrap_or(&"/var/lib/crt/traces/k8s.io"),
-        ),
-        log_dir: flags
-            .get("--log-dir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(format!("/tmp/crt-cri-bench-{run_id}"))),
+        trace: text("--trace", "%file"),
+        image: text("--image", "localhost/crt-test:latest"),
+        socket: PathBuf::from(text("--socket", crt_integration::cri::CONTAINERD_SOCKET)),
+        trace_dir: PathBuf::from(text("--trace-dir", "/var/lib/crt/traces/k8s.io")),
+        log_dir: PathBuf::from(text("--log-dir", &format!("/tmp/crt-cri-bench-{run_id}"))),
         run_id,
     })
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { usage() };
-    let opts = match parse_opts(&args[1..]) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("crt-cri-bench: {e:#}");
-            usage()
+    let (cmd, opts) = match args.split_first().map(|(c, rest)| (c, parse_opts(rest))) {
+        Some((cmd, Ok(opts))) if cmd == "run" || cmd == "cleanup" => (cmd.as_str(), opts),
+        Some((_, Err(e))) => {
+            eprintln!("crt-cri-bench: {e:#}\n{USAGE}");
+            std::process::exit(2)
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2)
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let result = rt.block_on(async {
-        match cmd.as_str() {
-            "run" => {
-                if opts.out.as_os_str().is_empty() {
-                    bail!("run needs --out FILE");
-                }
-                run_or_clean_up(&opts).await
-            }
-            "cleanup" => clean_up(&opts).await,
-            _ => usage(),
-        }
-    });
+    catch_stop_signals();
+    let result = match cmd {
+        "run" if opts.out.as_os_str().is_empty() => Err(anyhow!("run needs --out FILE")),
+        "run" => run_and_clean_up(&opts),
+        _ => clean_up(&opts),
+    };
     if let Err(e) = result {
         eprintln!("crt-cri-bench: error: {e:#}");
         if format!("{e:#}").contains("oom_score_adj: Permission denied") {
@@ -218,36 +214,86 @@ fn main() {
     }
 }
 
+fn connect(opts: &Opts) -> Result<Cri> {
+    Cri::connect_to(&opts.socket).map_err(|e| {
+        anyhow!(
+            "connecting to containerd's CRI plugin at {}: {e}",
+            opts.socket.display()
+        )
+    })
+}
+
 /// Runs the benchmark; whatever way it ends (done, failed, interrupted),
 /// removes every pod of the run.
-async fn run_or_clean_up(opts: &Opts) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let outcome = tokio::select! {
-        r = run(opts) => r,
-        _ = term.recv() => Err(anyhow::anyhow!("interrupted by SIGTERM")),
-        _ = int.recv() => Err(anyhow::anyhow!("interrupted by SIGINT")),
-    };
-    let cleaned = clean_up(opts).await;
+fn run_and_clean_up(opts: &Opts) -> Result<()> {
+    let outcome = connect(opts).and_then(|cri| run(opts, cri));
+    let cleaned = clean_up(opts);
     let _ = std::fs::remove_dir_all(&opts.log_dir);
     outcome.and(cleaned)
 }
 
-/// Removes every pod labelled with this run id, and their traces.
-async fn clean_up(opts: &Opts) -> Result<()> {
-    let mut cri = Cri::connect(&opts.socket).await?;
-    let pods = cri.pods_with_labels(&[(RUN_LABEL, &opts.run_id)]).await?;
-    for pod in pods {
-        eprintln!("crt-cri-bench: cleanup: removing pod sandbox {pod}");
-        let containers = cri.containers_of(&pod).await.unwrap_or_default();
-        let _ = cri.stop_pod_sandbox(&pod).await;
-        for c in &containers {
-            let _ = cri.remove_container(c).await;
+/// A CRI call's result, its error naming the call.
+fn named<T>(r: Result<T, tonic::Status>, call: impl FnOnce() -> String) -> Result<T> {
+    r.map_err(|s| anyhow!("{}: {} ({:?})", call(), s.message(), s.code()))
+}
+
+/// Removes every pod labelled with this run id, and their traces. A pod
+/// whose container is still starting (its client was killed mid-call) cannot
+/// be removed yet: it is tried again for up to CLEANUP_PATIENCE.
+fn clean_up(opts: &Opts) -> Result<()> {
+    const CLEANUP_PATIENCE: Duration = Duration::from_secs(60);
+    let cri = connect(opts)?;
+    let deadline = Instant::now() + CLEANUP_PATIENCE;
+    loop {
+        let filter = PodSandboxFilter {
+            label_selector: HashMap::from([(RUN_LABEL.to_string(), opts.run_id.clone())]),
+            ..Default::default()
+        };
+        let pods = named(
+            cri.call(|mut c| async move {
+                c.list_pod_sandbox(ListPodSandboxRequest {
+                    filter: Some(filter),
+                })
+                .await
+            }),
+            || "ListPodSandbox".into(),
+        )?;
+        let mut failed = None;
+        for pod in pods.items {
+            if let Err(e) = remove_pod(&cri, opts, &pod.id) {
+                failed = Some(e);
+            }
         }
-        cri.remove_pod_sandbox(&pod).await?;
-        remove_traces(&opts.trace_dir, &pod, &containers);
+        match failed {
+            None => return Ok(()),
+            Some(e) if Instant::now() > deadline => return Err(e),
+            Some(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
     }
+}
+
+/// Stops and removes a pod and its containers, whatever state they are in.
+fn remove_pod(cri: &Cri, opts: &Opts, pod: &str) -> Result<()> {
+    eprintln!("crt-cri-bench: cleanup: removing pod sandbox {pod}");
+    let filter = ContainerFilter {
+        pod_sandbox_id: pod.to_string(),
+        ..Default::default()
+    };
+    let containers: Vec<String> = cri
+        .call(|mut c| async move {
+            c.list_containers(ListContainersRequest {
+                filter: Some(filter),
+            })
+            .await
+        })
+        .map(|r| r.containers.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let _ = cri.stop_pod(pod);
+    for c in &containers {
+        let _ = cri.remove_container(c);
+    }
+    named(cri.remove_pod(pod), || format!("RemovePodSandbox {pod}"))?;
+    remove_traces(&opts.trace_dir, pod, &containers);
     Ok(())
 }
 
@@ -271,6 +317,22 @@ struct Bench<'a> {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+fn namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+fn runtime_default() -> SecurityProfile {
+    SecurityProfile {
+        profile_type: ProfileType::RuntimeDefault as i32,
+        localhost_ref: String::new(),
+    }
 }
 
 impl Bench<'_> {
@@ -332,7 +394,7 @@ impl Bench<'_> {
     }
 
     fn container_config(&self, name: &str, sandbox: &PodSandboxConfig) -> ContainerConfig {
-        let pod = sandbox.metadata.as_ref().expect("metadata");
+        let pod = sandbox.metadata.clone().unwrap_or_default();
         ContainerConfig {
             metadata: Some(ContainerMetadata {
                 name: name.into(),
@@ -346,12 +408,9 @@ impl Bench<'_> {
             log_path: format!("{name}/0.log"),
             labels: HashMap::from([
                 ("io.kubernetes.container.name".to_string(), name.to_string()),
-                ("io.kubernetes.pod.name".to_string(), pod.name.clone()),
-                (
-                    "io.kubernetes.pod.namespace".to_string(),
-                    pod.namespace.clone(),
-                ),
-                ("io.kubernetes.pod.uid".to_string(), pod.uid.clone()),
+                ("io.kubernetes.pod.name".to_string(), pod.name),
+                ("io.kubernetes.pod.namespace".to_string(), pod.namespace),
+                ("io.kubernetes.pod.uid".to_string(), pod.uid),
             ]),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {
@@ -365,34 +424,104 @@ impl Bench<'_> {
         }
     }
 
+    fn run_pod_sandbox(&self, config: &PodSandboxConfig, variant: Variant) -> Result<String> {
+        let req = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: variant.handler().into(),
+        };
+        let r = named(
+            self.cri
+                .call(|mut c| async move { c.run_pod_sandbox(req).await }),
+            || format!("RunPodSandbox (runtime handler {:?})", variant.handler()),
+        )?;
+        Ok(r.pod_sandbox_id)
+    }
+
+    fn create_container(
+        &self,
+        pod: &str,
+        config: ContainerConfig,
+        sandbox: &PodSandboxConfig,
+    ) -> Result<String> {
+        let req = CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox.clone()),
+        };
+        let r = named(
+            self.cri
+                .call(|mut c| async move { c.create_container(req).await }),
+            || format!("CreateContainer in pod {pod}"),
+        )?;
+        Ok(r.container_id)
+    }
+
+    fn start_container(&self, id: &str) -> Result<()> {
+        named(self.cri.start_container(id), || {
+            format!("StartContainer {id}")
+        })
+    }
+
+    fn container_state(&self, id: &str) -> Result<ContainerState> {
+        let req = ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        };
+        let r = named(
+            self.cri
+                .call(|mut c| async move { c.container_status(req).await }),
+            || format!("ContainerStatus {id}"),
+        )?;
+        let state = r
+            .status
+            .map_or(ContainerState::ContainerUnknown as i32, |s| s.state);
+        Ok(ContainerState::try_from(state).unwrap_or(ContainerState::ContainerUnknown))
+    }
+
+    /// The container's init process on the node (CRI's verbose status).
+    fn container_pid(&self, id: &str) -> Result<i32> {
+        let req = ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        };
+        let r = named(
+            self.cri
+                .call(|mut c| async move { c.container_status(req).await }),
+            || format!("ContainerStatus {id} (verbose)"),
+        )?;
+        let info: Value = r
+            .info
+            .get("info")
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        match info["pid"].as_i64() {
+            Some(pid) if pid > 0 => Ok(pid as i32),
+            _ => bail!("no pid in the verbose ContainerStatus of {id}"),
+        }
+    }
+
     /// Waits until the kubelet would call the container ready: CRI reports
     /// it RUNNING and an exec probe (`true`) exits 0. Returns the probes made.
-    async fn wait_ready(&mut self, id: &str) -> Result<u32> {
+    fn wait_ready(&self, id: &str) -> Result<u32> {
         let deadline = Instant::now() + READY_DEADLINE;
         let mut probes = 0;
-        let mut last: String;
         loop {
-            match self.cri.container_state(id).await? {
+            let last = match self.container_state(id)? {
                 ContainerState::ContainerRunning => {
                     probes += 1;
-                    match self.cri.exec_sync(id, &["true"], PROBE_TIMEOUT_S).await {
-                        Ok(r) if r.exit_code == 0 => return Ok(probes),
-                        Ok(r) => {
-                            last = format!(
-                                "the probe exited {}: {}",
-                                r.exit_code,
-                                String::from_utf8_lossy(&r.stderr)
-                            )
-                        }
-                        Err(e) => last = format!("{e:#}"),
+                    match self.cri.exec_sync(id, &["true"], PROBE_TIMEOUT) {
+                        Ok(r) if r.code == 0 => return Ok(probes),
+                        Ok(r) => format!("the probe exited {}: {}", r.code, r.stderr),
+                        Err(s) => format!("the probe failed: {}", s.message()),
                     }
                 }
-                s => last = format!("state {}", s.as_str_name()),
-            }
+                s => format!("state {}", s.as_str_name()),
+            };
             if Instant::now() > deadline {
                 bail!("container {id} was not ready within {READY_DEADLINE:?} ({last})");
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            check_stop()?;
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -411,8 +540,15 @@ impl Bench<'_> {
         for c in &pod.containers {
             let meta = dir.join(c).join("meta.json");
             match (variant == Variant::CrtTraced, meta.exists()) {
-                (true, false) => bail!("container {c} of a traced pod has no trace ({} is missing): is tracing enabled for namespace k8s.io in the node config?", meta.display()),
-                (false, true) => bail!("container {c} of an untraced {} pod has a trace ({})", variant.name(), meta.display()),
+                (true, false) => bail!(
+                    "container {c} of a traced pod has no trace ({} is missing): is tracing enabled for namespace k8s.io in the node config?",
+                    meta.display()
+                ),
+                (false, true) => bail!(
+                    "container {c} of an untraced {} pod has a trace ({})",
+                    variant.name(),
+                    meta.display()
+                ),
                 _ => {}
             }
         }
@@ -421,43 +557,48 @@ impl Bench<'_> {
 
     /// Stops and removes a pod as the kubelet does: its containers with a
     /// grace period, then the sandbox; then the removals.
-    async fn tear_down(&mut self, pod: &Pod) -> Result<()> {
+    fn tear_down(&self, pod: &Pod) -> Result<()> {
         for c in &pod.containers {
-            self.cri.stop_container(c, GRACE_S).await?;
+            named(self.cri.stop_container(c, GRACE), || {
+                format!("StopContainer {c}")
+            })?;
         }
-        self.cri.stop_pod_sandbox(&pod.id).await?;
+        named(self.cri.stop_pod(&pod.id), || {
+            format!("StopPodSandbox {}", pod.id)
+        })?;
         for c in &pod.containers {
-            self.cri.remove_container(c).await?;
+            named(self.cri.remove_container(c), || {
+                format!("RemoveContainer {c}")
+            })?;
         }
-        self.cri.remove_pod_sandbox(&pod.id).await?;
+        named(self.cri.remove_pod(&pod.id), || {
+            format!("RemovePodSandbox {}", pod.id)
+        })?;
         remove_traces(&self.opts.trace_dir, &pod.id, &pod.containers);
         Ok(())
     }
 
     /// One start-to-ready measurement of a one-container pod.
-    async fn start_round(&mut self, variant: Variant) -> Result<Value> {
+    fn start_round(&mut self, variant: Variant) -> Result<Value> {
         let sandbox = self.sandbox_config(variant, "start")?;
         let config = self.container_config("app", &sandbox);
         let t0 = Instant::now();
-        let id = self
-            .cri
-            .run_pod_sandbox(sandbox.clone(), variant.handler())
-            .await?;
+        let id = self.run_pod_sandbox(&sandbox, variant)?;
         let t1 = Instant::now();
         let mut pod = Pod {
             id,
             containers: Vec::new(),
         };
-        let c = self.cri.create_container(&pod.id, config, &sandbox).await?;
+        let c = self.create_container(&pod.id, config, &sandbox)?;
         pod.containers.push(c.clone());
         let t2 = Instant::now();
-        self.cri.start_container(&c).await?;
+        self.start_container(&c)?;
         let t3 = Instant::now();
-        let probes = self.wait_ready(&c).await?;
+        let probes = self.wait_ready(&c)?;
         let t4 = Instant::now();
         self.check_traces(variant, &pod)?;
         let t5 = Instant::now();
-        self.tear_down(&pod).await?;
+        self.tear_down(&pod)?;
         let t6 = Instant::now();
         Ok(json!({
             "total_ms": ms(t4 - t0),
@@ -470,56 +611,64 @@ impl Bench<'_> {
         }))
     }
 
-    /// Starts a pod of `n` containers and waits until all are ready.
-    async fn pod_of(&mut self, variant: Variant, n: usize) -> Result<Pod> {
+    /// Starts a pod of `n` containers and waits until all are ready; the
+    /// pod goes into `pods` as soon as it exists, for the teardown.
+    fn pod_of(&mut self, variant: Variant, n: usize, pods: &mut Vec<Pod>) -> Result<()> {
         let sandbox = self.sandbox_config(variant, "mem")?;
-        let id = self
-            .cri
-            .run_pod_sandbox(sandbox.clone(), variant.handler())
-            .await?;
-        let mut pod = Pod {
-            id,
+        let id = self.run_pod_sandbox(&sandbox, variant)?;
+        pods.push(Pod {
+            id: id.clone(),
             containers: Vec::new(),
-        };
+        });
         for i in 1..=n {
             let config = self.container_config(&format!("c{i}"), &sandbox);
-            let c = self.cri.create_container(&pod.id, config, &sandbox).await?;
-            pod.containers.push(c.clone());
-            self.cri.start_container(&c).await?;
+            let c = self.create_container(&id, config, &sandbox)?;
+            pods.last_mut()
+                .expect("just pushed")
+                .containers
+                .push(c.clone());
+            self.start_container(&c)?;
         }
-        for c in pod.containers.clone() {
-            self.wait_ready(&c).await?;
+        let pod = pods.last().expect("just pushed");
+        for c in &pod.containers {
+            self.wait_ready(c)?;
         }
-        self.check_traces(variant, &pod)?;
-        Ok(pod)
+        self.check_traces(variant, pod)
     }
 
     /// One memory round of a variant: mem_pods pods of three containers at
     /// once; one sample per pod.
-    async fn memory_round(&mut self, variant: Variant) -> Result<Vec<Value>> {
+    fn memory_round(&mut self, variant: Variant) -> Result<Vec<Value>> {
         let mut pods = Vec::new();
-        let mut result = self.memory_round_with(variant, &mut pods).await;
+        let mut result = self.memory_round_with(variant, &mut pods);
         for pod in &pods {
-            if let Err(e) = self.tear_down(pod).await {
+            if let Err(e) = self.tear_down(pod) {
                 result = result.and(Err(e));
             }
         }
         result
     }
 
-    async fn memory_round_with(
-        &mut self,
-        variant: Variant,
-        pods: &mut Vec<Pod>,
-    ) -> Result<Vec<Value>> {
+    fn memory_round_with(&mut self, variant: Variant, pods: &mut Vec<Pod>) -> Result<Vec<Value>> {
         for _ in 0..self.opts.mem_pods {
-            let pod = self.pod_of(variant, 3).await?;
-            pods.push(pod);
+            self.pod_of(variant, 3, pods)?;
+            check_stop()?;
         }
-        tokio::time::sleep(MEM_SETTLE).await;
+        std::thread::sleep(MEM_SETTLE);
         let mut samples = Vec::new();
         for pod in pods.iter() {
             let shim = shim_of(variant.shim_binary(), &pod.id)?;
+            // The figure is per pod only if the pod's shim serves all of it.
+            for c in &pod.containers {
+                let pid = self.container_pid(c)?;
+                let parent = processes()
+                    .into_iter()
+                    .find(|(p, _)| *p == pid)
+                    .map(|(_, pp)| pp);
+                if parent.is_none_or(|pp| !shim.pids.contains(&pp)) {
+                    bail!("container {c} (pid {pid}, parent {parent:?}) of pod {} is not a child of the pod's shim {:?}: not one shim per pod", pod.id, shim.pids);
+                }
+            }
             let sharing = processes_running(&shim.exe);
             let mut sum = Smaps::default();
             for pid in &shim.pids {
@@ -537,33 +686,36 @@ impl Bench<'_> {
     }
 }
 
-fn namespaces() -> NamespaceOption {
-    NamespaceOption {
-        network: NamespaceMode::Pod as i32,
-        pid: NamespaceMode::Container as i32,
-        ipc: NamespaceMode::Pod as i32,
-        ..Default::default()
+/// Per variant, one array per figure: {"runc": {"total_ms": [..], ..}}.
+fn columns(rows: &HashMap<&str, Vec<Value>>) -> Value {
+    let mut out = serde_json::Map::new();
+    for (v, samples) in rows {
+        let mut cols = serde_json::Map::new();
+        for s in samples {
+            for (k, x) in s.as_object().into_iter().flatten() {
+                if let Value::Array(a) = cols.entry(k.clone()).or_insert_with(|| json!([])) {
+                    a.push(x.clone());
+                }
+            }
+        }
+        out.insert(v.to_string(), Value::Object(cols));
     }
+    Value::Object(out)
 }
 
-fn runtime_default() -> SecurityProfile {
-    SecurityProfile {
-        profile_type: ProfileType::RuntimeDefault as i32,
-        localhost_ref: String::new(),
-    }
+/// Every variant once per round, in an order rotating by round.
+fn round_order(r: usize) -> impl Iterator<Item = Variant> {
+    (0..Variant::ALL.len()).map(move |i| Variant::ALL[(i + r) % Variant::ALL.len()])
 }
 
-/// Runs `round` for every variant once per round, rotating the order; the
-/// first `warmup` rounds are not kept.
-async fn run(opts: &Opts) -> Result<()> {
-    let cri = Cri::connect(&opts.socket).await?;
+fn run(opts: &Opts, cri: Cri) -> Result<()> {
     let mut b = Bench { opts, cri, seq: 0 };
     let mut start: HashMap<&str, Vec<Value>> = HashMap::new();
     let total = opts.warmup + opts.runs;
     for r in 0..total {
-        for i in 0..Variant::ALL.len() {
-            let v = Variant::ALL[(i + r) % Variant::ALL.len()];
-            let s = b.start_round(v).await.with_context(|| {
+        for v in round_order(r) {
+            check_stop()?;
+            let s = b.start_round(v).with_context(|| {
                 format!(
                     "start-to-ready of a {} pod, round {} of {total}",
                     v.name(),
@@ -571,8 +723,10 @@ async fn run(opts: &Opts) -> Result<()> {
                 )
             })?;
             let what = if r < opts.warmup { "warm-up" } else { "round" };
-            eprintln!("crt-cri-bench: start {what} {}/{total} {:<10} ready in {} ms (sandbox {}, create {}, start {}, probe {}; teardown {})",
-                r + 1, v.name(), s["total_ms"], s["sandbox_ms"], s["create_ms"], s["start_ms"], s["ready_ms"], s["teardown_ms"]);
+            eprintln!(
+                "crt-cri-bench: start {what} {}/{total} {:<10} ready in {} ms (sandbox {}, create {}, start {}, ready {}; teardown {})",
+                r + 1, v.name(), s["total_ms"], s["sandbox_ms"], s["create_ms"], s["start_ms"], s["ready_ms"], s["teardown_ms"]
+            );
             if r >= opts.warmup {
                 start.entry(v.name()).or_default().push(s);
             }
@@ -580,9 +734,9 @@ async fn run(opts: &Opts) -> Result<()> {
     }
     let mut memory: HashMap<&str, Vec<Value>> = HashMap::new();
     for r in 0..opts.mem_runs {
-        for i in 0..Variant::ALL.len() {
-            let v = Variant::ALL[(i + r) % Variant::ALL.len()];
-            let samples = b.memory_round(v).await.with_context(|| {
+        for v in round_order(r) {
+            check_stop()?;
+            let samples = b.memory_round(v).with_context(|| {
                 format!(
                     "shim memory of {} pods, round {} of {}",
                     v.name(),
@@ -591,30 +745,14 @@ async fn run(opts: &Opts) -> Result<()> {
                 )
             })?;
             for s in &samples {
-                eprintln!("crt-cri-bench: memory round {}/{} {:<10} RSS {} kB, PSS {} kB, private {} kB ({} processes; {} running this binary)",
-                    r + 1, opts.mem_runs, v.name(), s["rss_kb"], s["pss_kb"], s["private_kb"], s["processes"], s["same_binary"]);
+                eprintln!(
+                    "crt-cri-bench: memory round {}/{} {:<10} RSS {} kB, PSS {} kB, private {} kB ({} processes; {} running this binary)",
+                    r + 1, opts.mem_runs, v.name(), s["rss_kb"], s["pss_kb"], s["private_kb"], s["processes"], s["same_binary"]
+                );
             }
             memory.entry(v.name()).or_default().extend(samples);
         }
     }
-    // Per variant, one array per figure: {"runc": {"total_ms": [..], ..}}.
-    let columns = |rows: &HashMap<&str, Vec<Value>>| -> Value {
-        let mut out = serde_json::Map::new();
-        for (v, samples) in rows {
-            let mut cols = serde_json::Map::new();
-            for s in samples {
-                for (k, x) in s.as_object().expect("an object") {
-                    cols.entry(k.clone())
-                        .or_insert_with(|| json!([]))
-                        .as_array_mut()
-                        .expect("an array")
-                        .push(x.clone());
-                }
-            }
-            out.insert(v.to_string(), Value::Object(cols));
-        }
-        Value::Object(out)
-    };
     let shims: serde_json::Map<String, Value> = Variant::ALL
         .iter()
         .map(|v| (v.name().to_string(), json!(which(v.shim_binary()))))
@@ -627,16 +765,15 @@ async fn run(opts: &Opts) -> Result<()> {
         "warmup": opts.warmup,
         "mem_runs": opts.mem_runs,
         "mem_pods": opts.mem_pods,
-        "probe_timeout_s": PROBE_TIMEOUT_S,
-        "grace_s": GRACE_S,
+        "probe_timeout_s": PROBE_TIMEOUT.as_secs(),
+        "grace_s": GRACE.as_secs(),
         "mem_settle_ms": MEM_SETTLE.as_millis() as u64,
         "shims": shims,
         "start": columns(&start),
         "memory": columns(&memory),
     });
     std::fs::write(&opts.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", opts.out.display()))?;
-    Ok(())
+        .with_context(|| format!("writing {}", opts.out.display()))
 }
 
 /// The path of `name` on PATH, as containerd would find it.
