@@ -228,7 +228,6 @@ fn connect(opts: &Opts) -> Result<Cri> {
 fn run_and_clean_up(opts: &Opts) -> Result<()> {
     let outcome = connect(opts).and_then(|cri| run(opts, cri));
     let cleaned = clean_up(opts);
-    let _ = std::fs::remove_dir_all(&opts.log_dir);
     outcome.and(cleaned)
 }
 
@@ -237,7 +236,8 @@ fn named<T>(r: Result<T, tonic::Status>, call: impl FnOnce() -> String) -> Resul
     r.map_err(|s| anyhow!("{}: {} ({:?})", call(), s.message(), s.code()))
 }
 
-/// Removes every pod labelled with this run id, and their traces. A pod
+/// Removes every pod labelled with this run id, their traces and their log
+/// directory. A pod
 /// whose container is still starting (its client was killed mid-call) cannot
 /// be removed yet: it is tried again for up to CLEANUP_PATIENCE.
 fn clean_up(opts: &Opts) -> Result<()> {
@@ -265,7 +265,10 @@ fn clean_up(opts: &Opts) -> Result<()> {
             }
         }
         match failed {
-            None => return Ok(()),
+            None => {
+                let _ = std::fs::remove_dir_all(&opts.log_dir);
+                return Ok(());
+            }
             Some(e) if Instant::now() > deadline => return Err(e),
             Some(_) => std::thread::sleep(Duration::from_millis(500)),
         }
