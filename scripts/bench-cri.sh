@@ -114,7 +114,9 @@ vals() { jq -r --arg v "$2" --arg f "$3" ".$1[\$v][\$f][]" "$tmp/cri.json"; }
 med() { local -a a; mapfile -t a < <(vals "$@"); median "${a[@]}"; }
 lo() { local -a a; mapfile -t a < <(vals "$@"); minimum "${a[@]}"; }
 hi() { local -a a; mapfile -t a < <(vals "$@"); maximum "${a[@]}"; }
-diff1() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.0f\n", a - b }'; }
+diff1() { # A - B in whole ms, signed ("±0" when it rounds to nothing)
+  awk -v a="$1" -v b="$2" 'BEGIN { d = sprintf("%.0f", a - b) + 0; if (d == 0) print "±0"; else printf "%+d\n", d }'
+}
 
 s_runc=$(med start runc total_ms); s_crt=$(med start crt total_ms); s_tr=$(med start crt-traced total_ms)
 r_crt=$(ratio "$s_crt" "$s_runc"); k_crt=$(met "$r_crt" le 1.05)
