@@ -117,26 +117,20 @@ if ! grep -q 'runtimes.runc\]' "$conf"; then
 TOML
   changed=1
 fi
-# CRI starts every pod sandbox at oom_score_adj -998, and lowering a score
-# takes CAP_SYS_RESOURCE, which containerd lacks when it runs inside a
-# container or a restricted VM (runc then fails: "failed to update
-# /proc/self/oom_score_adj: Permission denied"). restrict_oom_score_adj
-# keeps scores at or above containerd's own: on a node whose containerd runs
-# at -999 (its systemd unit) it changes nothing.
-if ! grep -q '^[[:space:]]*restrict_oom_score_adj[[:space:]]*=' "$conf"; then
-  cri_header='[plugins."io.containerd.grpc.v1.cri"]'
-  if grep -qF "$cri_header" "$conf"; then
-    # Debian's own config already has the table: the key goes under its header.
-    awk '{ print } !done && /^[[:space:]]*\[plugins\."io\.containerd\.grpc\.v1\.cri"\][[:space:]]*$/ {
-      print "    # Added by CRT: see scripts/setup.sh (oom_score_adj of pod sandboxes)."
-      print "    restrict_oom_score_adj = true"; done = 1 }' "$conf" >"$conf.crt-new"
-    cat -- "$conf.crt-new" >"$conf" && rm -f -- "$conf.crt-new"
+# Every pod sandbox asks for oom_score_adj -998, and lowering a score needs
+# CAP_SYS_RESOURCE (bit 24). Where this node runs without it (inside a
+# container or a restricted VM) runc would fail every pod ("failed to update
+# /proc/self/oom_score_adj: Permission denied"): containerd is told to clamp
+# the scores to its own instead.
+capeff=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
+if ! (( (16#$capeff >> 24) & 1 )) && ! grep -q '^ *restrict_oom_score_adj' "$conf"; then
+  say "no CAP_SYS_RESOURCE here: containerd's CRI plugin gets restrict_oom_score_adj = true"
+  cri_table='^ *\[plugins\."io\.containerd\.grpc\.v1\.cri"\] *$'
+  if grep -q "$cri_table" "$conf"; then
+    sed -i "/$cri_table/a restrict_oom_score_adj = true" "$conf"
   else
-    printf '%s\n  # Added by CRT: see scripts/setup.sh (oom_score_adj of pod sandboxes).\n  restrict_oom_score_adj = true\n' \
-      "$cri_header" >> "$conf"
+    printf '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n' >> "$conf"
   fi
-  grep -q '^[[:space:]]*restrict_oom_score_adj = true' "$conf" \
-    || die "could not add restrict_oom_score_adj to $conf"
   changed=1
 fi
 

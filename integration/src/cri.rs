@@ -449,35 +449,32 @@ impl PodBuilder {
 
     /// `RunPodSandbox`; the pod is stopped and removed when dropped.
     pub fn run(self) -> Pod {
-        self.try_run()
-            .unwrap_or_else(|(b, s)| panic!("RunPodSandbox {} on {}: {s}", b.name, b.handler))
+        let what = format!("RunPodSandbox {} on {}", self.name, self.handler);
+        self.try_run().unwrap_or_else(|s| panic!("{what}: {s}"))
     }
 
-    /// `RunPodSandbox`, returning the builder with the error when it fails.
-    pub fn try_run(self) -> Result<Pod, (PodBuilder, tonic::Status)> {
+    /// `RunPodSandbox`, returning CRI's error when it fails.
+    pub fn try_run(self) -> Result<Pod, tonic::Status> {
         let _ = std::fs::create_dir_all(&self.log_dir);
         let config = self.config();
         let req = api::RunPodSandboxRequest {
             config: Some(config.clone()),
             runtime_handler: self.handler.clone(),
         };
-        match self
+        let r = self
             .cri
-            .call(|mut c| async move { c.run_pod_sandbox(req).await })
-        {
-            Ok(r) => Ok(Pod {
-                cri: self.cri,
-                id: r.pod_sandbox_id,
-                name: self.name,
-                uid: self.uid,
-                handler: self.handler,
-                log_dir: self.log_dir,
-                config,
-                containers: Vec::new(),
-                removed: false,
-            }),
-            Err(s) => Err((self, s)),
-        }
+            .call(|mut c| async move { c.run_pod_sandbox(req).await })?;
+        Ok(Pod {
+            cri: self.cri,
+            id: r.pod_sandbox_id,
+            name: self.name,
+            uid: self.uid,
+            handler: self.handler,
+            log_dir: self.log_dir,
+            config,
+            containers: Vec::new(),
+            removed: false,
+        })
     }
 }
 
