@@ -293,9 +293,21 @@ impl Api {
             (Listener::Tenants, _) => {
                 let token = presented_token(req)?;
                 let tenants = &self.ingest.tenants;
-                match tenants.authenticate(&token) {
-                    Some(t) => Ok(Scope::Tenant(t.name.clone())),
-                    None if tenants.is_operator(&token) => Ok(Scope::Operator),
+                if let Some(t) = tenants.authenticate(&token) {
+                    return Ok(Scope::Tenant(t.name.clone()));
+                }
+                if tenants.is_operator(&token) {
+                    return Ok(Scope::Operator);
+                }
+                match tenants.authenticate_service_account(&token) {
+                    Some(Ok((t, account))) => {
+                        tracing::Span::current().record("account", account.to_string());
+                        Ok(Scope::Tenant(t.name.clone()))
+                    }
+                    Some(Err(refused)) => {
+                        tracing::debug!("{}", refused.0);
+                        Err(Fail(401, refused.0))
+                    }
                     None => Err(Fail(401, "invalid bearer token".into())),
                 }
             }
