@@ -54,6 +54,8 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     structure: '',
   };
 
+  /** Each pod's name as shown (with a short uid where another pod has its name), by node id. */
+  const podLabels = new Map<string, string>();
   const canvas = h('div', { class: 'map-canvas', 'data-testid': 'map' });
   const groupSelect = h('select', { id: 'f-group', 'aria-label': 'Namespace' });
   const podSelect = h('select', { id: 'f-pod', 'aria-label': 'Pod' });
@@ -180,7 +182,9 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
 
   function containerLabel(c: Container): string {
     const cpu = c.cpu_percent;
-    const parts = [c.status, c.traced ? formatRate(c.syscall_rate) : 'untraced'];
+    // How it ended, for those that did (crtd keeps it after CRI deleted the container).
+    const ended = (c.status === 'stopped' || c.status === 'gone') && c.exit_code !== null && c.exit_code !== undefined;
+    const parts = [ended ? `${c.status} ${c.exit_code}` : c.status, c.traced ? formatRate(c.syscall_rate) : 'untraced'];
     if (cpu !== null && cpu !== undefined) parts.push(`${cpu.toFixed(1)}% cpu`);
     if (c.memory_bytes !== null) parts.push(formatBytes(c.memory_bytes));
     return `${containerName(c)}\n${parts.join(' · ')}`;
@@ -227,13 +231,20 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       return { id: `c:${key}`, processes: procs.map((pr) => processNode(key, pr.pid)) };
     };
 
+    // A pod is its uid: pods of one name (a StatefulSet pod made again) are told apart by it.
+    const namesakes = new Map<string, number>();
+    for (const p of t.pods) namesakes.set(`${p.namespace}/${p.name}`, (namesakes.get(`${p.namespace}/${p.name}`) ?? 0) + 1);
+    podLabels.clear();
     for (const p of t.pods) {
       const gi = groupOf(p.containers[0] ?? ({} as Container), p.namespace);
       groupNames.set(gi.id, gi.label);
-      const podId = `p:${gi.id}|${p.name}`;
-      podNames.set(`${gi.id}|${p.name}`, p.name);
+      const podKey = `${gi.id}|${p.name}|${p.uid ?? ''}`;
+      const podId = `p:${podKey}`;
+      const name = (namesakes.get(`${p.namespace}/${p.name}`) ?? 0) > 1 && p.uid ? `${p.name} · ${p.uid.slice(0, 8)}` : p.name;
+      podNames.set(podKey, name);
+      podLabels.set(podId, name);
       if (state.filters.group && state.filters.group !== gi.id) continue;
-      const visible = p.containers.filter((c) => matches(c, `${gi.id}|${p.name}`));
+      const visible = p.containers.filter((c) => matches(c, podKey));
       if (!visible.length) continue;
       const g = group(gi.id, gi.label);
       const open = state.podOpen.get(podId) ?? state.allOpen ?? total <= COLLAPSE_PODS_ABOVE;
@@ -247,7 +258,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
           parent: g.g.collapsed ? undefined : gi.id,
           kind: 'pod',
           open,
-          label: open ? `pod ${p.name}` : `pod ${p.name}\n${running}/${visible.length} running · ${formatRate(rate)}`,
+          label: open ? `pod ${name}` : `pod ${name}\n${running}/${visible.length} running · ${formatRate(rate)}`,
         },
         classes: open ? 'pod open' : 'pod closed',
       });
@@ -441,7 +452,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       byPod.get(k)!.push(s);
     }
     const items = [...byPod.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([k, list]) => {
-      const podName = list[0].container.kubernetes?.pod ?? (list[0].podId ? k.split('|')[1] : null);
+      const podName = list[0].podId ? (podLabels.get(list[0].podId) ?? k.split('|')[1]) : null;
       return h(
         'li',
         {},
@@ -454,7 +465,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
               'li',
               { class: `status-${c.status}` },
               h('a', { href: `#/c/${encodeURIComponent(c.namespace)}/${encodeURIComponent(c.id)}` }, containerName(c)),
-              h('span', { class: 'meta' }, ` ${c.status}${c.traced ? ' · traced' : ''}`),
+              h('span', { class: 'meta' }, ` ${c.status}${(c.status === 'stopped' || c.status === 'gone') && c.exit_code != null ? ` ${c.exit_code}` : ''}${c.traced ? ' · traced' : ''}`),
             ),
           ),
         ),
