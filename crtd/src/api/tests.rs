@@ -45,6 +45,11 @@ fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
 }
 
 pub(crate) fn world() -> World {
+    world_with(|t| t)
+}
+
+/// [`world`], its tenants changed by `tenants` (to take service-account tokens, say).
+fn world_with(tenants: impl FnOnce(Tenants) -> Tenants) -> World {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // What the shims tell the node: one container per tenant, one of nobody's.
@@ -103,13 +108,13 @@ pub(crate) fn world() -> World {
         store,
         live: Arc::new(Live::default()),
         stats: Arc::new(Stats::default()),
-        tenants: Arc::new(
+        tenants: Arc::new(tenants(
             Tenants::new(vec![
                 tenant("acme", &["acme", "acme-prod"], ACME),
                 tenant("globex", &["globex"], GLOBEX),
             ])
             .with_operator_tokens(vec![Sha256::digest(OPERATOR.as_bytes()).into()]),
-        ),
+        )),
         traces_root: dir.path().join("state/traces"),
         stored: AtomicU64::new(0),
         default_max_age: Duration::from_secs(3600),
@@ -1441,4 +1446,50 @@ fn the_pod_filter_takes_a_uid_a_name_or_a_namespace_and_name() {
     // Not a uid of another namespace's name, nor another tenant's.
     assert_eq!(w.get("/v1/events?pod=other/db-0", Some(ACME)).0, 404);
     assert_eq!(w.get("/v1/events?pod=uid-a", Some(GLOBEX)).0, 404);
+}
+
+#[test]
+fn a_service_account_token_is_taken_wherever_a_tenant_token_is() {
+    use crate::service_accounts::tests::{claims, key, sign, verifier};
+    let keys = tempfile::tempdir().unwrap();
+    let k = key("k1");
+    let v = verifier(keys.path(), &[&k]);
+    let w = world_with(|t| t.with_service_accounts(v));
+    let acme = sign(&k, "k1", &claims("acme-prod", "ci"));
+    let globex = sign(&k, "k1", &claims("globex", "ci"));
+    // In Authorization: Bearer.
+    let (s, b) = w.get("/v1/whoami", Some(&acme));
+    assert_eq!((s, &b["tenant"]), (200, &json!("acme")));
+    let (_, list) = w.get("/v1/containers", Some(&acme));
+    let ids: BTreeSet<String> = list["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a1", "pod-c"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(w.get("/v1/containers/acme/a1", Some(&globex)).0, 404);
+    // As a browser's WebSocket subprotocol.
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(&globex));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, true));
+    assert_eq!((r.status, &body(&r)["tenant"]), (200, &json!("globex")));
+    let r = w.api.handle(
+        Listener::Tenants,
+        ws_request("/v1/events/stream?container=a1", &offer, true),
+    );
+    assert_eq!(r.status, 404);
+    // A namespace nobody owns, and a forged one, are refused on every listener path.
+    let nobody = sign(&k, "k1", &claims("kube-system", "default"));
+    let (s, b) = w.get("/v1/whoami", Some(&nobody));
+    assert_eq!(s, 401);
+    assert!(b.to_string().contains("no tenant owns"), "{b}");
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(&nobody));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, true));
+    assert_eq!(r.status, 401);
+    // The static tokens are unchanged beside them.
+    assert_eq!(w.get("/v1/whoami", Some(ACME)).1["tenant"], "acme");
 }
