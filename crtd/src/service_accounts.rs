@@ -69,6 +69,9 @@ pub struct Verifier {
     /// Discovery: wakes the refresher early (a token named an unknown key).
     wake: tokio::sync::Notify,
     last_early_refresh: Mutex<Option<Instant>>,
+    /// Discovery: the first fetch was tried (until then, an unknown key id
+    /// is only a key not fetched yet, and the fetch is under way).
+    tried: std::sync::atomic::AtomicBool,
     /// When each service account was last logged as coming in.
     logged: Mutex<HashMap<String, Instant>>,
 }
@@ -175,6 +178,7 @@ impl Verifier {
             keys: RwLock::default(),
             wake: tokio::sync::Notify::new(),
             last_early_refresh: Mutex::new(None),
+            tried: std::sync::atomic::AtomicBool::new(false),
             logged: Mutex::default(),
         });
         if let IssuerKeys::JwksFile(path) = &v.cfg.keys {
@@ -353,7 +357,9 @@ impl Verifier {
     /// its keys. Discovery fetches them again (at most once a minute); a JWKS
     /// file is read again on every check anyway when it changes.
     fn unknown_key(&self) {
-        if !matches!(self.cfg.keys, IssuerKeys::Discovery { .. }) {
+        if !matches!(self.cfg.keys, IssuerKeys::Discovery { .. })
+            || !self.tried.load(std::sync::atomic::Ordering::SeqCst)
+        {
             return;
         }
         let mut last = self
@@ -391,6 +397,7 @@ impl Verifier {
                     "kubernetes.service_accounts.discovery_url {url}: {e}; keeping the keys fetched before"
                 ),
             }
+            self.tried.store(true, std::sync::atomic::Ordering::SeqCst);
             tokio::select! {
                 _ = tokio::time::sleep(DISCOVERY_REFRESH) => {}
                 _ = self.wake.notified() => {}

@@ -200,3 +200,96 @@ fn keys_that_cannot_check_kubernetes_tokens_are_left_out() {
     assert_eq!(parse_jwks(jwks(&[&k]).as_bytes()).unwrap().len(), 1);
     assert!(parse_jwks(b"[]").is_err());
 }
+
+/// A tiny issuer: its discovery document, and its keys at `jwks_uri` (as
+/// they are now); counts the fetches of the keys.
+struct Issuer {
+    url: String,
+    jwks: Arc<Mutex<String>>,
+    fetched: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn issuer(initial: String) -> Issuer {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let jwks = Arc::new(Mutex::new(initial));
+    let fetched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (keys, count) = (Arc::clone(&jwks), Arc::clone(&fetched));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap_or(0);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let body = if line.starts_with("GET /.well-known/openid-configuration ") {
+                json!({"issuer": ISSUER, "jwks_uri": format!("http://127.0.0.1:{port}/openid/v1/jwks")})
+                    .to_string()
+            } else {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                keys.lock().unwrap().clone()
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Issuer {
+        url: format!("http://127.0.0.1:{port}/.well-known/openid-configuration"),
+        jwks,
+        fetched,
+    }
+}
+
+async fn accepted_within(v: &Verifier, token: &str, secs: u64) -> bool {
+    for _ in 0..secs * 20 {
+        if v.verify(token).is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_keys_are_fetched_and_fetched_again_for_an_unknown_key_id_at_most_once_a_minute()
+{
+    let (k1, k2, k3) = (key("k1"), key("k2"), key("k3"));
+    let iss = issuer(jwks(&[&k1]));
+    let v = Verifier::new(ServiceAccountsConfig {
+        issuer: ISSUER.into(),
+        audience: "crt".into(),
+        keys: IssuerKeys::Discovery {
+            url: iss.url.clone(),
+            ca: None,
+        },
+        leeway: Duration::from_secs(5),
+    });
+    tokio::spawn(Arc::clone(&v).keep_fresh());
+    let c = claims("acme", "ci");
+    assert!(accepted_within(&v, &sign(&k1, "k1", &c), 20).await);
+    let fetched = || iss.fetched.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetched(), 1);
+    // The issuer rotates: a token with the new kid makes crtd fetch the keys again.
+    *iss.jwks.lock().unwrap() = jwks(&[&k2]);
+    refused(&v, &sign(&k2, "k2", &c), "key id \"k2\"");
+    assert!(accepted_within(&v, &sign(&k2, "k2", &c), 20).await);
+    assert_eq!(fetched(), 2);
+    refused(&v, &sign(&k1, "k1", &c), "key id \"k1\"");
+    // More unknown key ids within the minute fetch nothing more: a stream
+    // of made-up kids cannot make crtd hammer the issuer.
+    *iss.jwks.lock().unwrap() = jwks(&[&k3]);
+    for _ in 0..20 {
+        refused(&v, &sign(&k3, "k3", &c), "key id \"k3\"");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(fetched(), 2);
+}
