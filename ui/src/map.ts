@@ -24,6 +24,8 @@ interface Filters {
   group: string;
   pod: string;
   tracedOnly: boolean;
+  /** Also containers that ended and were deleted (crtd keeps how they ended). */
+  ended: boolean;
   text: string;
 }
 
@@ -40,7 +42,7 @@ interface Shown {
 export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
   const state = {
     topo: null as Topology | null,
-    filters: { group: '', pod: '', tracedOnly: false, text: '' } as Filters,
+    filters: { group: '', pod: '', tracedOnly: false, ended: false, text: '' } as Filters,
     /** Pods and groups the user opened or closed (overrides the default). */
     podOpen: new Map<string, boolean>(),
     groupOpen: new Map<string, boolean>(),
@@ -60,6 +62,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
   const groupSelect = h('select', { id: 'f-group', 'aria-label': 'Namespace' });
   const podSelect = h('select', { id: 'f-pod', 'aria-label': 'Pod' });
   const traced = h('input', { type: 'checkbox', id: 'f-traced' });
+  const ended = h('input', { type: 'checkbox', id: 'f-ended' });
   const search = h('input', { type: 'search', id: 'f-text', placeholder: 'Search names, images, processes', 'aria-label': 'Search' });
   const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
   const details = h('section', { class: 'details', 'aria-label': 'Selection' });
@@ -78,6 +81,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       h('label', { for: 'f-pod' }, 'Pod'),
       podSelect,
       h('label', { class: 'check' }, traced, ' Traced only'),
+      h('label', { class: 'check' }, ended, ' Ended too'),
       search,
       h(
         'div',
@@ -123,6 +127,10 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
   traced.addEventListener('change', () => {
     state.filters.tracedOnly = traced.checked;
     draw();
+  });
+  ended.addEventListener('change', () => {
+    state.filters.ended = ended.checked;
+    void poll(true);
   });
   search.addEventListener('input', () => {
     state.filters.text = search.value.trim().toLowerCase();
@@ -519,12 +527,19 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
 
   let inFlight = false;
   let stopped = false;
-  async function poll() {
-    if (inFlight || stopped) return;
+  /** `again`: the answer in flight (if any) asked for something else; ask anew after it. */
+  let askAgain = false;
+  async function poll(again = false) {
+    if (stopped) return;
+    if (inFlight) {
+      askAgain ||= again;
+      return;
+    }
     inFlight = true;
     try {
-      const t = await get<Topology>('/v1/topology');
-      if (stopped) return;
+      const all = state.filters.ended;
+      const t = await get<Topology>(all ? '/v1/topology?all=true' : '/v1/topology');
+      if (stopped || all !== state.filters.ended) return;
       state.topo = t;
       replace(status, `Updated ${new Date().toLocaleTimeString()}`);
       status.classList.remove('error');
@@ -534,6 +549,10 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       status.classList.add('error');
     } finally {
       inFlight = false;
+      if (askAgain) {
+        askAgain = false;
+        void poll();
+      }
     }
   }
   void poll();
