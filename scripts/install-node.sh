@@ -15,8 +15,9 @@
 #                       the node has none (default: one that keeps every
 #                       default: see config.example.toml)
 #   --containerd VER    the containerd version to register the runtime with
-#                       (default: what `containerd --version` says); decides
-#                       how the runtime is registered, see below
+#                       (default: $CRT_CONTAINERD_VERSION, else what
+#                       `containerd --version` says); decides how the runtime
+#                       is registered, see below
 #   --restart           on a running node (not with --root): after a change,
 #                       `systemctl daemon-reload`; restart containerd if its
 #                       config changed, crtd if its binary, unit or config did.
@@ -62,7 +63,7 @@ die() { printf 'install-node: %s\n' "$*" >&2; exit 1; }
 root=/
 bin_dir=
 node_config=
-ctd_version=
+ctd_version=${CRT_CONTAINERD_VERSION:-}
 restart=0
 uninstall=0
 while [ $# -gt 0 ]; do
@@ -146,10 +147,9 @@ if [ $uninstall = 1 ]; then
       block)
         f=$R$a
         if [ -f "$f" ] && grep -q "^$begin_mark" "$f"; then
-          tmp=$(mktemp "$f.crt.XXXXXX")
-          strip_blocks "$f" >"$tmp"
-          chmod --reference="$f" "$tmp"
-          mv "$tmp" "$f"
+          cp -p "$f" "$f.crt-new"
+          strip_blocks "$f" >"$f.crt-new"
+          mv -f "$f.crt-new" "$f"
           changed "removed the marked crt block from $a"
           [ "$a" = "$ctd_conf_rel" ] && containerd_changed=1
         fi ;;
