@@ -18,10 +18,12 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
           protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl python3
-          prometheus openssl docker-registry chromium)
+          prometheus openssl docker-registry chromium containernetworking-plugins)
 # prometheus: for promtool, which checks crtd's metrics; docker-registry: a
 # local registry the commit tests push to (started by the tests themselves);
 # chromium: the browser the web UI's tests drive (Playwright never downloads one).
+# containernetworking-plugins: the CNI plugins containerd's CRI plugin gives
+# pods their network with (the CRI tests run pods as a kubelet does).
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -188,7 +190,44 @@ fi
 for _ in $(seq 300); do crtd_up && break; sleep 0.1; done
 crtd_up || die "crtd did not start within 30 s (see /var/log/crtd.log; is /etc/crt/config.toml valid? crtd names the line)"
 
-# --- test image ----------------------------------------------------------------
-"$repo/scripts/build-test-image.sh" default crt-test
+# --- pod network ------------------------------------------------------------------
+# containerd's CRI plugin looks for CNI plugins in /opt/cni/bin; Debian puts
+# them in /usr/lib/cni. A node with no CNI configuration of its own gets a
+# bridge network for its pods (what a kubelet's node would have from its
+# network add-on).
+install -d -m 0755 /opt/cni/bin /etc/cni/net.d
+for plugin in /usr/lib/cni/*; do
+  [ -e "/opt/cni/bin/${plugin##*/}" ] || ln -s "$plugin" "/opt/cni/bin/${plugin##*/}"
+done
+if [ -z "$(find /etc/cni/net.d -maxdepth 1 \( -name '*.conf' -o -name '*.conflist' -o -name '*.json' \) -print -quit)" ]; then
+  say "writing /etc/cni/net.d/10-crt-bridge.conflist (a bridge network for pods, 10.88.0.0/16)"
+  cat > /etc/cni/net.d/10-crt-bridge.conflist <<'JSON'
+{
+  "cniVersion": "1.0.0",
+  "name": "crt-pods",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "crt0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "10.88.0.0/16"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+JSON
+fi
+
+# --- test images ----------------------------------------------------------------
+# k8s.io is the CRI plugin's namespace: pods find their images there, and the
+# sandbox ("pause") image, built here, under the name containerd looks for.
+"$repo/scripts/build-test-image.sh" default crt-test k8s.io
+"$repo/scripts/build-pause-image.sh" k8s.io
 
 say "ready: containerd $(ctr version 2>/dev/null | awk '/Version:/ {print $2; exit}'), runc $(runc --version | awk 'NR==1 {print $3}'), crun $(crun --version | awk 'NR==1 {print $3}')"
