@@ -55,6 +55,7 @@
 # operator edited, a binary replaced by hand) is kept and named. Directories
 # go only if it created them and they are empty (traces in /var/lib/crt stay).
 set -euo pipefail
+# (It runs in the installer image too, on busybox: no coreutils `install`.)
 
 here=$(cd "$(dirname "$0")" && pwd)
 say() { printf 'install-node: %s\n' "$*"; }
@@ -198,7 +199,8 @@ mkdirs() {
   for part in "${parts[@]}"; do
     cur=$cur/$part
     if [ ! -d "$R$cur" ]; then
-      if [ "$cur" = "$path" ]; then install -d -m "$mode" "$R$cur"; else install -d -m 0755 "$R$cur"; fi
+      mkdir "$R$cur"
+      if [ "$cur" = "$path" ]; then chmod "$mode" "$R$cur"; else chmod 0755 "$R$cur"; fi
       entries["dir $cur"]=1
       changed "created $cur/"
     fi
@@ -224,7 +226,8 @@ put() {
     if [ "$(stat -c %a "$dst")" != "${mode#0}" ]; then chmod "$mode" "$dst"; changed "mode of $rel set to $mode"; fi
     return 0
   fi
-  install -m "$mode" "$src" "$dst.crt-new"
+  cp "$src" "$dst.crt-new"
+  chmod "$mode" "$dst.crt-new"
   mv -f "$dst.crt-new" "$dst"
   changed "installed $rel"
   put_changed=1
@@ -337,7 +340,7 @@ if ! { [ -f "$ctd_conf" ] && cmp -s "$want" "$ctd_conf"; }; then
   if [ -f "$ctd_conf" ]; then
     cp -p "$ctd_conf" "$ctd_conf.crt-new"; cat "$want" >"$ctd_conf.crt-new"
   else
-    install -m 0644 "$want" "$ctd_conf.crt-new"
+    cp "$want" "$ctd_conf.crt-new"; chmod 0644 "$ctd_conf.crt-new"
   fi
   mv -f "$ctd_conf.crt-new" "$ctd_conf"
   containerd_changed=1
@@ -357,7 +360,7 @@ mkdirs "$(dirname "$manifest_rel")" 0755
 mf=$(mktemp)
 printf '%s\n' "${!entries[@]}" | LC_ALL=C sort >"$mf"
 if ! { [ -f "$manifest" ] && cmp -s "$mf" "$manifest"; }; then
-  install -m 0644 "$mf" "$manifest"
+  cp "$mf" "$manifest.crt-new"; chmod 0644 "$manifest.crt-new"; mv -f "$manifest.crt-new" "$manifest"
   changed "recorded what it installed in $manifest_rel"
 fi
 rm -f "$mf"
