@@ -18,10 +18,13 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
           protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl python3
-          prometheus openssl docker-registry chromium containernetworking-plugins)
+          prometheus openssl docker-registry chromium containernetworking-plugins
+          python3-venv bash-static)
 # prometheus: for promtool, which checks crtd's metrics; docker-registry: a
 # local registry the commit tests push to (started by the tests themselves);
 # chromium: the browser the web UI's tests drive (Playwright never downloads one).
+# python3-venv: for kubernetes-validate (below); bash-static: the shell of the
+# installer image (scripts/build-installer-image.sh), which runs install-node.sh.
 # containernetworking-plugins: the CNI plugins containerd's CRI plugin gives
 # pods their network with (the CRI tests run pods as a kubelet does).
 missing=()
@@ -229,5 +232,16 @@ fi
 # sandbox ("pause") image, built here, under the name containerd looks for.
 "$repo/scripts/build-test-image.sh" default crt-test k8s.io
 "$repo/scripts/build-pause-image.sh" k8s.io
+
+# --- Kubernetes manifests ------------------------------------------------------------
+# The tests validate deploy/*.yaml offline against the Kubernetes object
+# schemas with kubernetes-validate (from PyPI, pinned), in a venv of its own.
+kv_version=1.37.0
+kv=/opt/crt-tools/venv/bin/kubernetes-validate
+if [ "$("$kv" --version 2>/dev/null)" != "$kv_version" ]; then
+  say "installing kubernetes-validate $kv_version into /opt/crt-tools/venv"
+  python3 -m venv /opt/crt-tools/venv
+  /opt/crt-tools/venv/bin/pip install -q --disable-pip-version-check "kubernetes-validate==$kv_version"
+fi
 
 say "ready: containerd $(ctr version 2>/dev/null | awk '/Version:/ {print $2; exit}'), runc $(runc --version | awk 'NR==1 {print $3}'), crun $(crun --version | awk 'NR==1 {print $3}')"

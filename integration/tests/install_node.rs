@@ -156,9 +156,19 @@ fn install_twice_then_uninstall(root: &Scratch, version: &str, check: impl Fn(&S
 
     let second = install_node(&["--root", root.root(), "--containerd", version]).ok();
     assert!(second.stdout.contains("nothing changed"), "{second:?}");
-    assert!(tree(&root.0) == installed, "the second run changed the tree");
+    assert!(
+        tree(&root.0) == installed,
+        "the second run changed the tree"
+    );
 
-    let removed = install_node(&["--root", root.root(), "--containerd", version, "--uninstall"]).ok();
+    let removed = install_node(&[
+        "--root",
+        root.root(),
+        "--containerd",
+        version,
+        "--uninstall",
+    ])
+    .ok();
     let after = tree(&root.0);
     let differing: Vec<_> = before
         .keys()
@@ -194,7 +204,12 @@ fn on_containerd_1_it_appends_a_marked_block_that_containerd_reads_and_uninstall
         );
         let added = &text[USER_CONFIG_V2.len()..];
         assert!(added.starts_with("# BEGIN crt"), "{added}");
-        assert!(added.trim_end().lines().last().unwrap().starts_with("# END crt"));
+        assert!(added
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("# END crt"));
         assert!(!root.path("/etc/containerd/conf.d").exists());
 
         let config = toml_of(&text);
@@ -246,7 +261,10 @@ fn on_containerd_2_it_writes_a_drop_in_imported_by_a_marked_line_and_uninstall_r
     let root = Scratch::new(Some(USER_CONFIG_V3));
     install_twice_then_uninstall(&root, "2.1.4", |root| {
         let main = root.read("/etc/containerd/config.toml");
-        assert!(main.ends_with(USER_CONFIG_V3), "the user's lines changed:\n{main}");
+        assert!(
+            main.ends_with(USER_CONFIG_V3),
+            "the user's lines changed:\n{main}"
+        );
         let config = toml_of(&main);
         assert_eq!(
             config["imports"],
@@ -272,7 +290,9 @@ fn with_no_containerd_config_it_makes_one_and_uninstall_removes_it() {
         let config = toml_of(&root.read("/etc/containerd/config.toml"));
         assert_eq!(config["version"].as_integer(), Some(2));
         assert_crt_runtime(runtime(&config, CRI_V2, "crt"));
-        assert!(runtime(&config, CRI_V2, "runc").get("runtime_type").is_some());
+        assert!(runtime(&config, CRI_V2, "runc")
+            .get("runtime_type")
+            .is_some());
     });
     let root = Scratch::new(None);
     install_twice_then_uninstall(&root, "2.0.0", |root| {
@@ -281,7 +301,9 @@ fn with_no_containerd_config_it_makes_one_and_uninstall_removes_it() {
         let dropin = toml_of(&root.read("/etc/containerd/conf.d/crt.toml"));
         assert_crt_runtime(runtime(&dropin, CRI_V3, "crt"));
         // Nothing names runc yet: naming crt must not drop it.
-        assert!(runtime(&dropin, CRI_V3, "runc").get("runtime_type").is_some());
+        assert!(runtime(&dropin, CRI_V3, "runc")
+            .get("runtime_type")
+            .is_some());
     });
 }
 
@@ -302,18 +324,33 @@ fn uninstall_keeps_what_the_operator_changed_and_removes_only_the_marked_block()
     let root = Scratch::new(Some(USER_CONFIG_V2));
     install_node(&["--root", root.root(), "--containerd", "1.6.20"]).ok();
     // The operator's own node config, and a line of theirs after the block.
-    std::fs::write(root.path("/etc/crt/config.toml"), "[api]\nlisten = \"off\"\n").unwrap();
+    std::fs::write(
+        root.path("/etc/crt/config.toml"),
+        "[api]\nlisten = \"off\"\n",
+    )
+    .unwrap();
     let conf = root.path("/etc/containerd/config.toml");
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n");
     std::fs::write(&conf, text).unwrap();
 
-    let out = install_node(&["--root", root.root(), "--containerd", "1.6.20", "--uninstall"]).ok();
+    let out = install_node(&[
+        "--root",
+        root.root(),
+        "--containerd",
+        "1.6.20",
+        "--uninstall",
+    ])
+    .ok();
     assert!(
-        out.stdout.contains("kept /etc/crt/config.toml: changed since it was installed"),
+        out.stdout
+            .contains("kept /etc/crt/config.toml: changed since it was installed"),
         "{out:?}"
     );
-    assert_eq!(root.read("/etc/crt/config.toml"), "[api]\nlisten = \"off\"\n");
+    assert_eq!(
+        root.read("/etc/crt/config.toml"),
+        "[api]\nlisten = \"off\"\n"
+    );
     assert_eq!(
         root.read("/etc/containerd/config.toml"),
         format!("{USER_CONFIG_V2}[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
@@ -334,7 +371,10 @@ fn a_containerd_2_config_with_imports_of_its_own_is_refused_before_anything_is_i
             && out.stderr.contains("/etc/containerd/conf.d/crt.toml"),
         "{out:?}"
     );
-    assert!(tree(&root.0) == before, "a refused install changed the tree");
+    assert!(
+        tree(&root.0) == before,
+        "a refused install changed the tree"
+    );
 }
 
 #[test]
@@ -343,11 +383,16 @@ fn the_node_scripts_setup_sh_set_up_needs_nothing_more() {
     let out = install_node(&[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout.trim_end().ends_with("nothing changed: everything was in place"),
+        out.stdout
+            .trim_end()
+            .ends_with("nothing changed: everything was in place"),
         "{out:?}"
     );
     let manifest = std::fs::read_to_string("/usr/local/share/crt/install-manifest").unwrap();
     for b in BINARIES {
-        assert!(manifest.contains(&format!(" /usr/local/bin/{b}\n")), "{manifest}");
+        assert!(
+            manifest.contains(&format!(" /usr/local/bin/{b}\n")),
+            "{manifest}"
+        );
     }
 }
