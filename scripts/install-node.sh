@@ -87,7 +87,8 @@ if [ -n "$R" ] && [ $restart = 1 ]; then
   restart=0
 fi
 
-if [ -z "$ctd_version" ]; then
+# (Uninstalling needs no version: it removes whatever the manifest records.)
+if [ -z "$ctd_version" ] && [ $uninstall = 0 ]; then
   command -v containerd >/dev/null \
     || die "containerd is not on the PATH: say which version the node runs with --containerd (e.g. --containerd 1.7)"
   ctd_version=$(containerd --version | awk '{print $3}')
@@ -95,6 +96,7 @@ fi
 ctd_major=${ctd_version#v}
 ctd_major=${ctd_major%%.*}
 case $ctd_major in
+  '') ctd_mode=none ;;
   1) ctd_mode=edit ;;
   [2-9]) ctd_mode=dropin ;;
   *) die "--containerd '$ctd_version': expected a version such as 1.6.20 or 2.1" ;;
@@ -142,7 +144,9 @@ if [ $uninstall = 1 ]; then
       file)
         f=$R$b
         if [ ! -e "$f" ]; then :
-        elif [ "$(sha "$f")" = "$a" ]; then rm -f "$f"; changed "removed $b"
+        elif [ "$(sha "$f")" = "$a" ]; then
+          rm -f "$f"; changed "removed $b"
+          [ "$b" != "$dropin_rel" ] || containerd_changed=1
         else say "kept $b: changed since it was installed"
         fi ;;
       block)
