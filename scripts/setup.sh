@@ -128,7 +128,8 @@ tls_cert = "$tls/node.crt"
 tls_key = "$tls/node.key"
 TOML
 conf=/etc/containerd/config.toml
-fingerprint() { cat "$@" 2>/dev/null | cksum; }
+# (A missing file counts as empty; cat reports it, cksum still prints.)
+fingerprint() { cat "$@" 2>/dev/null | cksum || true; }
 containerd_before=$(fingerprint "$conf" /etc/containerd/conf.d/crt.toml)
 crtd_before=$(fingerprint /usr/local/bin/crtd /etc/crt/config.toml)
 "$repo/scripts/install-node.sh" --bin-dir "$built" --node-config "$node_config"
