@@ -137,6 +137,23 @@ changed=0
 [ "$(fingerprint "$conf" /etc/containerd/conf.d/crt.toml)" = "$containerd_before" ] || changed=1
 crtd_changed=0
 [ "$(fingerprint /usr/local/bin/crtd /etc/crt/config.toml)" = "$crtd_before" ] || crtd_changed=1
+# Every pod sandbox asks for oom_score_adj -998, and lowering a score needs
+# CAP_SYS_RESOURCE (bit 24). Where this node runs without it (inside a
+# container or a restricted VM) runc would fail every pod ("failed to update
+# /proc/self/oom_score_adj: Permission denied"): containerd's CRI plugin
+# (config version 2, containerd 1.x) is told to clamp the scores to its own.
+capeff=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
+if ! (( (16#$capeff >> 24) & 1 )) && grep -q '^version *= *2' "$conf" &&
+   ! grep -q '^ *restrict_oom_score_adj' "$conf"; then
+  say "no CAP_SYS_RESOURCE here: containerd's CRI plugin gets restrict_oom_score_adj = true"
+  cri_table='^ *\[plugins\."io\.containerd\.grpc\.v1\.cri"\] *$'
+  if grep -q "$cri_table" "$conf"; then
+    sed -i "/$cri_table/a restrict_oom_score_adj = true" "$conf"
+  else
+    printf '\n[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n' >> "$conf"
+  fi
+  changed=1
+fi
 
 # Daemons started here must not keep whatever descriptors this script was
 # given (a caller's lock file, a CI runner's pipes): they would hold them for

@@ -4,6 +4,10 @@
 //!
 //! Run them with `scripts/test.sh`, which installs and starts everything
 //! first; on a node without containerd they fail, they do not skip.
+//!
+//! [`cri`] plays the kubelet: it drives containerd's CRI plugin.
+
+pub mod cri;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
