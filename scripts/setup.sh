@@ -9,7 +9,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-prefix=${CRT_PREFIX:-/usr/local}
+prefix=/usr/local
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
@@ -18,10 +18,13 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # --- packages ----------------------------------------------------------------
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
           protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl python3
-          prometheus openssl docker-registry chromium containernetworking-plugins)
+          prometheus openssl docker-registry chromium containernetworking-plugins
+          python3-venv bash-static)
 # prometheus: for promtool, which checks crtd's metrics; docker-registry: a
 # local registry the commit tests push to (started by the tests themselves);
 # chromium: the browser the web UI's tests drive (Playwright never downloads one).
+# python3-venv: for kubernetes-validate (below); bash-static: the shell of the
+# installer image (scripts/build-installer-image.sh), which runs install-node.sh.
 # containernetworking-plugins: the CNI plugins containerd's CRI plugin gives
 # pods their network with (the CRI tests run pods as a kubelet does).
 missing=()
@@ -78,58 +81,76 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --profile node --locked -q --target "$triple" -p crt-shim -p crtctl -p crtd)
 built="$repo/target/$triple/node"
-install -D -m 0755 "$built/containerd-shim-crt-v2" "$prefix/bin/containerd-shim-crt-v2"
-install -D -m 0755 "$built/crtctl" "$prefix/bin/crtctl"
-crtd_changed=0
-cmp -s "$built/crtd" "$prefix/bin/crtd" || crtd_changed=1
-install -D -m 0755 "$built/crtd" "$prefix/bin/crtd"
-install -D -m 0644 "$repo/scripts/crtd.service" /etc/systemd/system/crtd.service
-install -D -m 0644 "$repo/README.md" /usr/local/share/doc/crt/README.md
-install -D -m 0644 "$repo/scripts/config.example.toml" /etc/crt/config.example.toml
-install -d -m 0711 /var/lib/crt
-install -d -m 0700 /run/crt
 
-# --- containerd ----------------------------------------------------------------
-# The CRI runtime class "crt" selects the shim; pod annotations crt.dev/* are
-# passed through to the containers so Pods can opt in.
+# --- TLS for tenants ----------------------------------------------------------------
+# Tenants' bearer tokens must not cross the network in clear. Unless the node
+# already has a certificate, a local CA (/etc/crt/tls/ca.crt, to hand to
+# tenants for crtctl --ca) signs one for this node, naming its host name and
+# addresses. Keys are 0600.
+tls=/etc/crt/tls
+if [ ! -s "$tls/node.crt" ] || [ ! -s "$tls/node.key" ]; then
+  say "making a node certificate for crtd from a local CA ($tls/ca.crt)"
+  install -d -m 0755 "$tls"
+  umask_old=$(umask); umask 077
+  if [ ! -s "$tls/ca.key" ] || [ ! -s "$tls/ca.crt" ]; then
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=CRT local CA ($(hostname))" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+  fi
+  san="DNS:$(hostname),DNS:localhost,IP:127.0.0.1,IP:::1"
+  for ip in $(hostname -I 2>/dev/null); do san="$san,IP:$ip"; done
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=$(hostname)" -keyout "$tls/node.key" -out "$tls/node.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$tls/node.ext"
+  openssl x509 -req -in "$tls/node.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 825 -extfile "$tls/node.ext" -out "$tls/node.crt" 2>/dev/null
+  rm -f "$tls/node.csr" "$tls/node.ext" "$tls/ca.srl"
+  umask "$umask_old"
+  chmod 0644 "$tls/ca.crt" "$tls/node.crt"
+  chmod 0600 "$tls/ca.key" "$tls/node.key"
+fi
+
+# --- install, and the runtime class in containerd ---------------------------------
+# scripts/install-node.sh does what a node image's build does: the binaries,
+# crtd's unit, the node config (only where there is none: here one that
+# serves tenants over TLS), crtd's state directories, and the "crt" runtime
+# class in containerd's config (pod annotations crt.dev/* passed through to
+# the containers, so Pods can opt in). It restarts nothing: what changed is
+# restarted below.
+node_config=$(mktemp)
+trap 'rm -f "$node_config"' EXIT
+cat > "$node_config" <<TOML
+# Written by scripts/setup.sh; every key is in /etc/crt/config.example.toml.
+[api]
+# HTTPS for tenants (crtctl --server https://$(hostname):7420 --ca $tls/ca.crt).
+# Serve it beyond this node with listen = "0.0.0.0:7420".
+listen = "127.0.0.1:7420"
+tls_cert = "$tls/node.crt"
+tls_key = "$tls/node.key"
+TOML
 conf=/etc/containerd/config.toml
+# (A missing file counts as empty; cat reports it, cksum still prints.)
+fingerprint() { cat "$@" 2>/dev/null | cksum || true; }
+containerd_before=$(fingerprint "$conf" /etc/containerd/conf.d/crt.toml)
+crtd_before=$(fingerprint /usr/local/bin/crtd /etc/crt/config.toml)
+"$repo/scripts/install-node.sh" --bin-dir "$built" --node-config "$node_config"
 changed=0
-[ -f "$conf" ] || { printf 'version = 2\n' > "$conf"; changed=1; }
-# containerd merges imported files plugin by plugin, replacing the whole CRI
-# section, so the runtime class goes into the main file itself, once.
-if ! grep -q 'runtimes.crt\]' "$conf"; then
-  cat >> "$conf" <<'TOML'
-
-# Added by CRT: the "crt" runtime class (io.containerd.crt.v2); Pods opt in to
-# tracing with the annotation crt.dev/trace, passed through to containers.
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crt]
-  runtime_type = "io.containerd.crt.v2"
-  pod_annotations = ["crt.dev/*"]
-  container_annotations = ["crt.dev/*"]
-TOML
-  changed=1
-fi
-# Naming any runtime replaces containerd's built-in table: keep runc as the default.
-if ! grep -q 'runtimes.runc\]' "$conf"; then
-  cat >> "$conf" <<'TOML'
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-TOML
-  changed=1
-fi
+[ "$(fingerprint "$conf" /etc/containerd/conf.d/crt.toml)" = "$containerd_before" ] || changed=1
+crtd_changed=0
+[ "$(fingerprint /usr/local/bin/crtd /etc/crt/config.toml)" = "$crtd_before" ] || crtd_changed=1
 # Every pod sandbox asks for oom_score_adj -998, and lowering a score needs
 # CAP_SYS_RESOURCE (bit 24). Where this node runs without it (inside a
 # container or a restricted VM) runc would fail every pod ("failed to update
-# /proc/self/oom_score_adj: Permission denied"): containerd is told to clamp
-# the scores to its own instead.
+# /proc/self/oom_score_adj: Permission denied"): containerd's CRI plugin
+# (config version 2, containerd 1.x) is told to clamp the scores to its own.
 capeff=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
-if ! (( (16#$capeff >> 24) & 1 )) && ! grep -q '^ *restrict_oom_score_adj' "$conf"; then
+if ! (( (16#$capeff >> 24) & 1 )) && grep -q '^version *= *2' "$conf" &&
+   ! grep -q '^ *restrict_oom_score_adj' "$conf"; then
   say "no CAP_SYS_RESOURCE here: containerd's CRI plugin gets restrict_oom_score_adj = true"
   cri_table='^ *\[plugins\."io\.containerd\.grpc\.v1\.cri"\] *$'
   if grep -q "$cri_table" "$conf"; then
     sed -i "/$cri_table/a restrict_oom_score_adj = true" "$conf"
   else
-    printf '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n' >> "$conf"
+    printf '\n[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n' >> "$conf"
   fi
   changed=1
 fi
@@ -167,48 +188,6 @@ else
 fi
 for _ in $(seq 100); do containerd_up && break; sleep 0.2; done
 containerd_up || die "containerd did not come up (see /var/log/containerd.log)"
-
-# --- TLS for tenants ----------------------------------------------------------------
-# Tenants' bearer tokens must not cross the network in clear. Unless the node
-# already has a certificate, a local CA (/etc/crt/tls/ca.crt, to hand to
-# tenants for crtctl --ca) signs one for this node, naming its host name and
-# addresses. Keys are 0600.
-tls=/etc/crt/tls
-if [ ! -s "$tls/node.crt" ] || [ ! -s "$tls/node.key" ]; then
-  say "making a node certificate for crtd from a local CA ($tls/ca.crt)"
-  install -d -m 0755 "$tls"
-  umask_old=$(umask); umask 077
-  if [ ! -s "$tls/ca.key" ] || [ ! -s "$tls/ca.crt" ]; then
-    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
-      -subj "/CN=CRT local CA ($(hostname))" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
-  fi
-  san="DNS:$(hostname),DNS:localhost,IP:127.0.0.1,IP:::1"
-  for ip in $(hostname -I 2>/dev/null); do san="$san,IP:$ip"; done
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=$(hostname)" -keyout "$tls/node.key" -out "$tls/node.csr" 2>/dev/null
-  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$tls/node.ext"
-  openssl x509 -req -in "$tls/node.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
-    -days 825 -extfile "$tls/node.ext" -out "$tls/node.crt" 2>/dev/null
-  rm -f "$tls/node.csr" "$tls/node.ext" "$tls/ca.srl"
-  umask "$umask_old"
-  chmod 0644 "$tls/ca.crt" "$tls/node.crt"
-  chmod 0600 "$tls/ca.key" "$tls/node.key"
-fi
-# A node without a config of its own gets one that serves tenants over TLS.
-if [ ! -e /etc/crt/config.toml ]; then
-  say "writing /etc/crt/config.toml (tenants over HTTPS with $tls/node.crt; see config.example.toml)"
-  install -d -m 0755 /etc/crt
-  cat > /etc/crt/config.toml <<TOML
-# Written by scripts/setup.sh; every key is in /etc/crt/config.example.toml.
-[api]
-# HTTPS for tenants (crtctl --server https://$(hostname):7420 --ca $tls/ca.crt).
-# Serve it beyond this node with listen = "0.0.0.0:7420".
-listen = "127.0.0.1:7420"
-tls_cert = "$tls/node.crt"
-tls_key = "$tls/node.key"
-TOML
-  crtd_changed=1
-fi
 
 # --- crtd ------------------------------------------------------------------------
 crtd_up() { [ -S /run/crt/crtd.sock ] && pgrep -x crtd >/dev/null; }
@@ -271,5 +250,16 @@ fi
 # sandbox ("pause") image, built here, under the name containerd looks for.
 "$repo/scripts/build-test-image.sh" default crt-test k8s.io
 "$repo/scripts/build-pause-image.sh" k8s.io
+
+# --- Kubernetes manifests ------------------------------------------------------------
+# The tests validate deploy/*.yaml offline against the Kubernetes object
+# schemas with kubernetes-validate (from PyPI, pinned), in a venv of its own.
+kv_version=1.37.0
+kv=/opt/crt-tools/venv/bin/kubernetes-validate
+if [ "$("$kv" --version 2>/dev/null)" != "$kv_version" ]; then
+  say "installing kubernetes-validate $kv_version into /opt/crt-tools/venv"
+  python3 -m venv /opt/crt-tools/venv
+  /opt/crt-tools/venv/bin/pip install -q --disable-pip-version-check "kubernetes-validate==$kv_version"
+fi
 
 say "ready: containerd $(ctr version 2>/dev/null | awk '/Version:/ {print $2; exit}'), runc $(runc --version | awk 'NR==1 {print $3}'), crun $(crun --version | awk 'NR==1 {print $3}')"

@@ -7,5 +7,7 @@ pub mod node;
 pub mod supervisor;
 
 pub use annotation::{parse_trace, AnnotationError, TraceSpec, TRACE_ANNOTATION};
-pub use node::{ConfigError, DebugConfig, KubernetesConfig, NodeConfig};
+pub use node::{
+    ConfigError, DebugConfig, IssuerKeys, KubernetesConfig, NodeConfig, ServiceAccountsConfig,
+};
 pub use supervisor::{ApiConfig, OtlpConfig, Registry, StoreConfig, Tenant};

@@ -7,6 +7,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -106,20 +107,164 @@ impl Default for TraceConfig {
 pub struct KubernetesConfig {
     /// The containerd namespace of containerd's CRI plugin.
     pub cri_namespace: String,
+    /// `[kubernetes.service_accounts]`: accept the cluster's service-account
+    /// tokens as tenant credentials; `None`: only the static hashed tokens.
+    pub service_accounts: Option<ServiceAccountsConfig>,
 }
 
 impl Default for KubernetesConfig {
     fn default() -> Self {
         KubernetesConfig {
             cri_namespace: "k8s.io".into(),
+            service_accounts: None,
         }
     }
+}
+
+/// How crtd checks a Kubernetes service-account token offline: who must have
+/// issued it, for whom, and where the issuer's public keys are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountsConfig {
+    /// Must equal the token's `iss`.
+    pub issuer: String,
+    /// The token's `aud` must contain it.
+    pub audience: String,
+    pub keys: IssuerKeys,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+}
+
+/// Where the issuer's public keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssuerKeys {
+    /// A JWKS document on the node (`kubectl get --raw /openid/v1/jwks`),
+    /// read again when it changes.
+    JwksFile(PathBuf),
+    /// The issuer's OpenID discovery document; its `jwks_uri` is fetched and
+    /// the keys cached. `ca`: the CA bundle for https, else the system's roots.
+    Discovery { url: String, ca: Option<PathBuf> },
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawKubernetes {
     cri_namespace: Option<Spanned<String>>,
+    service_accounts: Option<Spanned<RawServiceAccounts>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceAccounts {
+    issuer: Option<Spanned<String>>,
+    audience: Option<Spanned<String>>,
+    jwks_file: Option<Spanned<String>>,
+    discovery_url: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    leeway: Option<Spanned<String>>,
+}
+
+/// `[kubernetes.service_accounts]`, checked.
+fn service_accounts(
+    raw: Spanned<RawServiceAccounts>,
+    err: &dyn Fn(Option<std::ops::Range<usize>>, String) -> ConfigError,
+) -> Result<ServiceAccountsConfig, ConfigError> {
+    const KEY: &str = "kubernetes.service_accounts";
+    let whole = raw.span();
+    let raw = raw.into_inner();
+    let required = |v: Option<Spanned<String>>, key: &str, expected: &str| {
+        let v = v.ok_or_else(|| {
+            err(
+                Some(whole.clone()),
+                format!("{KEY}.{key} is missing; expected {expected}"),
+            )
+        })?;
+        let s = v.get_ref().trim();
+        if s.is_empty() || s.bytes().any(|b| b < b' ') {
+            return Err(err(
+                Some(v.span()),
+                format!(
+                    "{KEY}.{key} = {:?} is not usable; expected {expected}",
+                    v.get_ref()
+                ),
+            ));
+        }
+        Ok(s.to_string())
+    };
+    let issuer = required(
+        raw.issuer,
+        "issuer",
+        "the cluster's service-account issuer, exactly as in its tokens' iss (like \"https://kubernetes.default.svc.cluster.local\")",
+    )?;
+    let audience = required(
+        raw.audience,
+        "audience",
+        "the audience the projected tokens are requested for (like \"crt\")",
+    )?;
+    let keys = match (raw.jwks_file, raw.discovery_url) {
+        (Some(f), None) => {
+            if let Some(ca) = &raw.ca_file {
+                return Err(err(
+                    Some(ca.span()),
+                    format!("{KEY}.ca_file = {:?} is set with jwks_file; expected ca_file only with discovery_url (jwks_file is read from disk)", ca.get_ref()),
+                ));
+            }
+            IssuerKeys::JwksFile(absolute(&f, &format!("{KEY}.jwks_file"), err)?)
+        }
+        (None, Some(u)) => {
+            let url = u.get_ref().trim();
+            let https = url.starts_with("https://");
+            if !(https || url.starts_with("http://")) || url.len() < "http://x".len() {
+                return Err(err(
+                    Some(u.span()),
+                    format!("{KEY}.discovery_url = {:?} is not an http(s) URL; expected the issuer's discovery document, like \"https://issuer.example/.well-known/openid-configuration\"", u.get_ref()),
+                ));
+            }
+            let ca = match &raw.ca_file {
+                Some(c) if !https => {
+                    return Err(err(
+                        Some(c.span()),
+                        format!("{KEY}.ca_file = {:?} is set but discovery_url {url:?} is plain http; expected an https:// discovery_url, or no ca_file", c.get_ref()),
+                    ))
+                }
+                Some(c) => Some(absolute(c, &format!("{KEY}.ca_file"), err)?),
+                None => None,
+            };
+            IssuerKeys::Discovery {
+                url: url.to_string(),
+                ca,
+            }
+        }
+        (Some(f), Some(_)) => {
+            return Err(err(
+                Some(f.span()),
+                format!("{KEY} has both jwks_file and discovery_url; expected exactly one: the issuer's keys in a file, or its discovery document"),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                Some(whole),
+                format!("{KEY} has neither jwks_file nor discovery_url; expected exactly one: the issuer's keys in a file (kubectl get --raw /openid/v1/jwks), or its discovery document"),
+            ))
+        }
+    };
+    let leeway = match raw.leeway {
+        None => Duration::from_secs(30),
+        Some(l) => match supervisor::parse_duration(l.get_ref()) {
+            Some(d) if d <= Duration::from_secs(600) => d,
+            _ => {
+                return Err(err(
+                    Some(l.span()),
+                    format!("{KEY}.leeway = {:?} is not a clock skew crtd allows; expected a span of at most 10 minutes, like \"30s\" or \"2m\"", l.get_ref()),
+                ))
+            }
+        },
+    };
+    Ok(ServiceAccountsConfig {
+        issuer,
+        audience,
+        keys,
+        leeway,
+    })
 }
 
 /// `[debug]`: debug clones, which crtd makes through containerd's API.
@@ -408,6 +553,9 @@ impl NodeConfig {
                 ));
             }
             cfg.kubernetes.cri_namespace = v.to_string();
+        }
+        if let Some(sa) = raw.kubernetes.service_accounts {
+            cfg.kubernetes.service_accounts = Some(service_accounts(sa, &err)?);
         }
         if let Some(e) = raw.debug.enabled {
             cfg.debug.enabled = e;
@@ -808,6 +956,92 @@ namespaces = ["globex"]
     }
 
     #[test]
+    fn service_accounts_are_read_with_a_jwks_file_or_discovery() {
+        let c = parse(
+            "[kubernetes.service_accounts]\nissuer = \"https://k8s.example\"\naudience = \"crt\"\njwks_file = \"/etc/crt/k8s-jwks.json\"\n",
+        )
+        .unwrap();
+        let sa = c.kubernetes.service_accounts.unwrap();
+        assert_eq!(sa.issuer, "https://k8s.example");
+        assert_eq!(sa.audience, "crt");
+        assert_eq!(
+            sa.keys,
+            IssuerKeys::JwksFile("/etc/crt/k8s-jwks.json".into())
+        );
+        assert_eq!(sa.leeway, Duration::from_secs(30));
+        let c = parse(
+            "[kubernetes.service_accounts]\nissuer = \"https://k8s.example\"\naudience = \"crt\"\ndiscovery_url = \"https://k8s.example/.well-known/openid-configuration\"\nca_file = \"/etc/crt/k8s-ca.crt\"\nleeway = \"2m\"\n",
+        )
+        .unwrap();
+        let sa = c.kubernetes.service_accounts.unwrap();
+        assert_eq!(
+            sa.keys,
+            IssuerKeys::Discovery {
+                url: "https://k8s.example/.well-known/openid-configuration".into(),
+                ca: Some("/etc/crt/k8s-ca.crt".into())
+            }
+        );
+        assert_eq!(sa.leeway, Duration::from_secs(120));
+        assert_eq!(parse("").unwrap().kubernetes.service_accounts, None);
+    }
+
+    #[test]
+    fn bad_service_account_settings_are_refused_naming_key_and_value() {
+        let base = "issuer = \"https://k8s.example\"\naudience = \"crt\"\n";
+        for (text, want) in [
+            (
+                format!("{base}jwks_file = \"k8s-jwks.json\""),
+                "kubernetes.service_accounts.jwks_file = \"k8s-jwks.json\" is not an absolute path",
+            ),
+            (base.to_string(), "neither jwks_file nor discovery_url"),
+            (
+                format!("{base}jwks_file = \"/a\"\ndiscovery_url = \"https://x/y\""),
+                "both jwks_file and discovery_url",
+            ),
+            (
+                format!("{base}discovery_url = \"ftp://x/y\""),
+                "kubernetes.service_accounts.discovery_url = \"ftp://x/y\" is not an http(s) URL",
+            ),
+            (
+                format!("{base}discovery_url = \"http://x/y\"\nca_file = \"/ca\""),
+                "ca_file = \"/ca\" is set but discovery_url \"http://x/y\" is plain http",
+            ),
+            (
+                format!("{base}jwks_file = \"/a\"\nca_file = \"/ca\""),
+                "ca_file = \"/ca\" is set with jwks_file",
+            ),
+            (
+                format!("{base}jwks_file = \"/a\"\nleeway = \"forever\""),
+                "kubernetes.service_accounts.leeway = \"forever\"",
+            ),
+            (
+                format!("{base}jwks_file = \"/a\"\nleeway = \"1h\""),
+                "at most 10 minutes",
+            ),
+            (
+                "audience = \"crt\"\njwks_file = \"/a\"".to_string(),
+                "kubernetes.service_accounts.issuer is missing",
+            ),
+            (
+                "issuer = \"i\"\njwks_file = \"/a\"".to_string(),
+                "kubernetes.service_accounts.audience is missing",
+            ),
+            (
+                "issuer = \"\"\naudience = \"crt\"\njwks_file = \"/a\"".to_string(),
+                "kubernetes.service_accounts.issuer = \"\" is not usable",
+            ),
+            (
+                format!("{base}jwks_file = \"/a\"\njwks = \"/b\""),
+                "unknown field `jwks`",
+            ),
+        ] {
+            let e = parse(&format!("[kubernetes.service_accounts]\n{text}\n")).unwrap_err();
+            assert!(e.message.contains(want), "{text}: {e}");
+            assert!(e.line.is_some(), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn a_token_that_is_not_a_hash_is_refused() {
         let e =
             parse("[[tenants]]\nname = \"a\"\nnamespaces = [\"a\"]\ntoken_sha256 = [\"secret\"]\n")
@@ -937,6 +1171,12 @@ namespaces = ["globex"]
         assert_eq!(o.tenants, vec!["acme".to_string()]);
         assert!(o.https && o.gzip);
         assert_eq!(o.ca, Some(PathBuf::from("/etc/crt/otel-ca.pem")));
+        let sa = c.kubernetes.service_accounts.unwrap();
+        assert_eq!(sa.audience, "crt");
+        assert_eq!(
+            sa.keys,
+            IssuerKeys::JwksFile("/etc/crt/k8s-jwks.json".into())
+        );
     }
 
     #[test]

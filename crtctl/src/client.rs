@@ -12,7 +12,7 @@ use ureq::config::Config;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::Agent;
 
-use crate::settings::{self, ServerArgs, Target};
+use crate::settings::{self, ServerArgs, Target, TokenSource};
 use crate::unix::{NoResolver, UnixConnector};
 
 /// The longest crtctl waits for one answer; crtd bounds a query well below it.
@@ -38,7 +38,9 @@ pub struct Client {
     agent: Agent,
     /// `scheme://host:port[/prefix]`, to which `/v1/...` is appended.
     base: String,
-    token: Option<String>,
+    /// Read again for each request: a Kubernetes projected token rotates
+    /// under a long `top` or `trace --follow`.
+    token: Option<TokenSource>,
     via: Via,
     /// Shown in errors: what we tried to reach.
     describe: String,
@@ -141,7 +143,11 @@ impl Client {
         // SAFETY: geteuid has no arguments and cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         match settings::target(args, root)? {
-            Target::Server { url, token, ca } => Client::server(&url, token.read()?, ca.as_deref()),
+            Target::Server { url, token, ca } => {
+                // Read once now, so a missing or empty file fails before anything is sent.
+                token.read()?;
+                Client::server_with(&url, token, ca.as_deref())
+            }
             Target::RootSocket => {
                 let socket = crt_config::NodeConfig::load_default()
                     .map(|c| c.api.socket)
@@ -153,7 +159,13 @@ impl Client {
 
     /// A client of crtd's TCP API at `server`, verifying an https server
     /// against `ca` (else the system's roots).
+    #[cfg(test)]
     pub fn server(server: &str, token: String, ca: Option<&Path>) -> Result<Client> {
+        Client::server_with(server, TokenSource::Value(token), ca)
+    }
+
+    /// [`Client::server`] with a token that may come from a file, read at each request.
+    pub fn server_with(server: &str, token: TokenSource, ca: Option<&Path>) -> Result<Client> {
         let url = ServerUrl::parse(server)?;
         let mut config = agent_config();
         if url.https {
@@ -187,40 +199,45 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// The token for the next request, read again from its file if it has one.
+    fn bearer(&self) -> Result<Option<String>> {
+        self.token.as_ref().map(TokenSource::read).transpose()
+    }
+
     /// Every request crtctl makes: what it accepts, its query, and the token if any.
     fn prepare<B>(
         &self,
         mut request: ureq::RequestBuilder<B>,
         accept: &str,
         query: &[(&str, &str)],
-    ) -> ureq::RequestBuilder<B> {
+    ) -> Result<ureq::RequestBuilder<B>> {
         request = request.header("Accept", accept);
         for (k, v) in query {
             request = request.query(k, v);
         }
-        if let Some(token) = &self.token {
+        if let Some(token) = self.bearer()? {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        request
+        Ok(request)
     }
 
     /// GETs a JSON document; error statuses become errors a person can act on.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let request = self.prepare(self.agent.get(self.url(path)), JSON, query);
+        let request = self.prepare(self.agent.get(self.url(path)), JSON, query)?;
         let answer = request.call().map_err(|e| self.unreachable(e))?;
         self.json_answer(answer)
     }
 
     /// POSTs with no body (what to do is in the query); the JSON answer.
     pub fn post(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let request = self.prepare(self.agent.post(self.url(path)), JSON, query);
+        let request = self.prepare(self.agent.post(self.url(path)), JSON, query)?;
         let answer = request.send_empty().map_err(|e| self.unreachable(e))?;
         self.json_answer(answer)
     }
 
     /// DELETEs; the JSON answer.
     pub fn delete(&self, path: &str) -> Result<Value> {
-        let request = self.prepare(self.agent.delete(self.url(path)), JSON, &[]);
+        let request = self.prepare(self.agent.delete(self.url(path)), JSON, &[])?;
         let answer = request.call().map_err(|e| self.unreachable(e))?;
         self.json_answer(answer)
     }
@@ -268,7 +285,9 @@ impl Client {
     /// Opens a server-sent event stream. `Err(Lost)` when crtd could not be
     /// reached (worth trying again), `Err(Refused)` when it answered no.
     pub fn events(&self, path: &str, query: &[(&str, &str)]) -> Result<EventStream, StreamError> {
-        let request = self.prepare(self.agent.get(self.url(path)), "text/event-stream", query);
+        let request = self
+            .prepare(self.agent.get(self.url(path)), "text/event-stream", query)
+            .map_err(StreamError::Refused)?;
         // A stream has no end to wait for, but crtd sends something at least
         // every few seconds (a keep-alive comment): silence means it is gone.
         let request = request
@@ -317,7 +336,7 @@ impl Client {
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str())
                 .with_context(|| format!("{url} is not a URL crtctl can open"))?;
-        if let Some(token) = &self.token {
+        if let Some(token) = self.bearer()? {
             request.headers_mut().insert(
                 "Authorization",
                 format!("Bearer {token}")
@@ -641,6 +660,54 @@ mod tests {
         ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_token_file_is_read_again_for_each_request_as_projected_tokens_rotate() {
+        let server = testserver::tcp(
+            "127.0.0.1:0",
+            vec![
+                Answer::json(200, r#"{"pods":[]}"#),
+                Answer::json(200, r#"{"pods":[]}"#),
+                Answer::json(200, r#"{"pods":[]}"#),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first.jwt.sig\n").unwrap();
+        let source = TokenSource::File {
+            path: path.clone(),
+            origin: "--token-file".into(),
+        };
+        let url = format!("http://127.0.0.1:{}", server.port);
+        let client = Client::server_with(&url, source, None).unwrap();
+        client.get("/v1/topology", &[]).unwrap();
+        // The kubelet writes the rotated token (by a symlink swap, here by rename).
+        let tmp = dir.path().join("token.new");
+        std::fs::write(&tmp, "  second.jwt.sig \n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        client.get("/v1/topology", &[]).unwrap();
+        let heads: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        assert!(
+            heads[0].contains("authorization: bearer first.jwt.sig\r\n"),
+            "{heads:?}"
+        );
+        assert!(
+            heads[1].contains("authorization: bearer second.jwt.sig\r\n"),
+            "{heads:?}"
+        );
+        // Gone, the file is named in the error and nothing is sent without a token.
+        std::fs::remove_file(&path).unwrap();
+        let e = format!("{:#}", client.get("/v1/topology", &[]).unwrap_err());
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("--token-file"),
+            "{e}"
+        );
+        assert_eq!(server.requests().len(), 2);
     }
 
     #[test]

@@ -400,11 +400,15 @@ fn container_line(out: &mut String, c: &Value, indent: &str) {
             p["pid"],
             p["state"].as_str().unwrap_or("?"),
             p["syscall_rate"].as_f64().unwrap_or(0.0),
-            if cmd.is_empty() {
-                p["comm"].as_str().unwrap_or("").to_string()
-            } else {
-                cmd.join(" ")
-            }
+            // A process names itself: shown escaped, like every container-made string.
+            escape::escape(
+                if cmd.is_empty() {
+                    p["comm"].as_str().unwrap_or("").to_string()
+                } else {
+                    cmd.join(" ")
+                }
+                .as_bytes()
+            )
         ));
     }
 }
@@ -415,11 +419,24 @@ pub fn render_tree(t: &Value) -> String {
         "{:<44} {:<11} {:>9} {:>9} {:>8}\n",
         "POD / CONTAINER", "STATUS", "SYSCALL/s", "CPU", "MEMORY"
     );
-    for p in t["pods"].as_array().into_iter().flatten() {
+    let pods: Vec<&Value> = t["pods"].as_array().into_iter().flatten().collect();
+    let text = |v: &Value| escape::escape(v.as_str().unwrap_or("").as_bytes());
+    for p in &pods {
+        // Pods of one name (a StatefulSet's pod made again) are told apart by uid.
+        let namesakes = pods
+            .iter()
+            .filter(|o| o["namespace"] == p["namespace"] && o["name"] == p["name"])
+            .count();
+        let uid = match p["uid"].as_str() {
+            Some(u) if namesakes > 1 && !u.is_empty() => {
+                format!(" [uid {}]", escape::escape(u.as_bytes()))
+            }
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "pod {}/{}  ({:.1} syscalls/s)\n",
-            escape::escape(p["namespace"].as_str().unwrap_or("").as_bytes()),
-            escape::escape(p["name"].as_str().unwrap_or("").as_bytes()),
+            "pod {}/{}{uid}  ({:.1} syscalls/s)\n",
+            text(&p["namespace"]),
+            text(&p["name"]),
             p["syscall_rate"].as_f64().unwrap_or(0.0)
         ));
         for c in p["containers"].as_array().into_iter().flatten() {
@@ -609,6 +626,47 @@ mod tests {
         assert!(out.contains(" gone 3 "), "{out}");
         assert!(out.contains(" stopped 137 "), "{out}");
         assert!(out.contains(" running "), "{out}");
+    }
+
+    #[test]
+    fn pods_of_one_name_are_told_apart_by_uid() {
+        let c = |id: &str, status: &str, code: Value| {
+            json!({"namespace": "k8s.io", "id": id, "status": status, "exit_code": code,
+                   "syscall_rate": 0.0, "kubernetes": {"container": "db", "pod_uid": "x"}})
+        };
+        let t = json!({"pods": [
+            {"namespace": "shop", "name": "db-0", "uid": "0f3e9a1c-old", "syscall_rate": 0.0,
+             "containers": [c("c-old", "gone", json!(137))]},
+            {"namespace": "shop", "name": "db-0", "uid": "7b21c4d2-new", "syscall_rate": 1.0,
+             "containers": [c("c-new", "running", Value::Null)]},
+            {"namespace": "shop", "name": "web-0", "uid": "5a5a", "syscall_rate": 0.0, "containers": []},
+            {"namespace": "shop", "name": "evil\u{1b}[2J", "uid": "u\u{7}", "syscall_rate": 0.0, "containers": []},
+            {"namespace": "shop", "name": "evil\u{1b}[2J", "uid": "v", "syscall_rate": 0.0, "containers": []}],
+            "containers": []});
+        let out = render_tree(&t);
+        assert!(out.contains("pod shop/db-0 [uid 0f3e9a1c-old]"), "{out}");
+        assert!(out.contains("pod shop/db-0 [uid 7b21c4d2-new]"), "{out}");
+        // The old pod's container that CRI deleted keeps its exit code, under its own pod.
+        let old = out.find("0f3e9a1c-old").unwrap();
+        let new = out.find("7b21c4d2-new").unwrap();
+        let ended = out.find("db (k8s.io/c-old)").unwrap();
+        assert!(old < ended && (ended < new || new < old), "{out}");
+        assert!(out.contains(" gone 137 "), "{out}");
+        // A name no other pod has needs no uid.
+        assert!(out.contains("pod shop/web-0  ("), "{out}");
+        // Names and uids are the container platform's users' strings: escaped.
+        assert!(out.contains("pod shop/evil\\x1b[2J [uid u\\x07]"), "{out}");
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out}");
+    }
+
+    #[test]
+    fn process_command_lines_are_escaped() {
+        let t = json!({"pods": [], "containers": [{"namespace": "default", "id": "x", "status": "running",
+            "syscall_rate": 0.0, "processes": [{"pid": 7, "state": "S", "syscall_rate": 0.0,
+            "cmdline": ["sh", "-c", "\u{1b}]0;owned\u{7}"]}]}]});
+        let out = render_tree(&t);
+        assert!(out.contains("sh -c \\x1b]0;owned\\x07"), "{out}");
+        assert!(!out.contains('\u{1b}'), "{out}");
     }
 
     #[test]

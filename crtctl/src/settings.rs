@@ -191,10 +191,13 @@ impl TokenSource {
                 let text = std::fs::read_to_string(path).with_context(|| {
                     format!("reading the token file {} ({origin})", path.display())
                 })?;
+                if let Some(warning) = mode_warning(path) {
+                    warn_once(&warning);
+                }
                 let token = text.trim();
                 if token.is_empty() {
                     bail!(
-                        "the token file {} ({origin}) is empty; expected the API token",
+                        "the token file {} ({origin}) is empty; expected the API token (or a Kubernetes service-account token)",
                         path.display()
                     );
                 }
@@ -202,6 +205,28 @@ impl TokenSource {
             }
         }
     }
+}
+
+/// What to say of a token file others may read or change: a token read is a
+/// tenant's access taken, a token replaced is someone else's identity used.
+/// Only a warning: a Kubernetes projected token is 0644 unless the Pod sets
+/// `defaultMode`, and in a container of its own that harms nobody.
+fn mode_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o027 != 0).then(|| {
+        format!(
+            "warning: the token file {} has mode {mode:04o}: others may read or replace it; chmod 600 it (for a projected service-account token, set the volume's defaultMode to 0400)",
+            path.display()
+        )
+    })
+}
+
+/// Prints `warning` on stderr the first time only (a token file is read at
+/// each request).
+fn warn_once(warning: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| eprintln!("{warning}"));
 }
 
 #[cfg(test)]
@@ -319,5 +344,36 @@ mod tests {
         std::fs::write(&path, "\n").unwrap();
         let e = source.read().unwrap_err().to_string();
         assert!(e.contains("is empty") && e.contains("--token-file"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = format!("{:#}", source.read().unwrap_err());
+        assert!(
+            e.contains("reading the token file") && e.contains("--token-file"),
+            "{e}"
+        );
+        assert!(e.contains("No such file"), "{e}");
+    }
+
+    #[test]
+    fn a_token_file_others_may_read_or_change_is_warned_of_and_still_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "eyJh.eyJp.c2ln\n").unwrap();
+        let chmod =
+            |m: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+        chmod(0o600);
+        assert_eq!(mode_warning(&path), None);
+        chmod(0o400);
+        assert_eq!(mode_warning(&path), None);
+        chmod(0o644);
+        let w = mode_warning(&path).unwrap();
+        assert!(w.contains("mode 0644") && w.contains("chmod 600"), "{w}");
+        chmod(0o620);
+        assert!(mode_warning(&path).unwrap().contains("mode 0620"));
+        let source = TokenSource::File {
+            path: path.clone(),
+            origin: "CRT_TOKEN_FILE".into(),
+        };
+        assert_eq!(source.read().unwrap(), "eyJh.eyJp.c2ln");
     }
 }

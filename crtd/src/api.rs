@@ -293,9 +293,21 @@ impl Api {
             (Listener::Tenants, _) => {
                 let token = presented_token(req)?;
                 let tenants = &self.ingest.tenants;
-                match tenants.authenticate(&token) {
-                    Some(t) => Ok(Scope::Tenant(t.name.clone())),
-                    None if tenants.is_operator(&token) => Ok(Scope::Operator),
+                if let Some(t) = tenants.authenticate(&token) {
+                    return Ok(Scope::Tenant(t.name.clone()));
+                }
+                if tenants.is_operator(&token) {
+                    return Ok(Scope::Operator);
+                }
+                match tenants.authenticate_service_account(&token) {
+                    Some(Ok((t, account))) => {
+                        tracing::Span::current().record("account", account.to_string());
+                        Ok(Scope::Tenant(t.name.clone()))
+                    }
+                    Some(Err(refused)) => {
+                        tracing::debug!("{}", refused.0);
+                        Err(Fail(401, refused.0))
+                    }
                     None => Err(Fail(401, "invalid bearer token".into())),
                 }
             }
@@ -459,7 +471,8 @@ impl Api {
         let cat = self.catalog();
         let views = cat.containers(scope);
         let net = crate::netmap::observe(&self.netmap, scope, &views);
-        let mut pods: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
+        let mut pods: std::collections::BTreeMap<crate::catalog::PodId, Vec<Value>> =
+            Default::default();
         let mut loose = Vec::new();
         // By default what exists now; `all` adds containers only history remembers.
         for c in views.into_iter().filter(|c| all || c.status != "gone") {
@@ -473,9 +486,13 @@ impl Api {
         }
         let pods: Vec<Value> = pods
             .into_iter()
-            .map(|((ns, name), containers)| {
-                let rate: f64 = containers.iter().filter_map(|c| c["syscall_rate"].as_f64()).sum();
-                json!({"namespace": ns, "name": name, "syscall_rate": rate, "containers": containers})
+            .map(|(pod, containers)| {
+                let rate: f64 = containers
+                    .iter()
+                    .filter_map(|c| c["syscall_rate"].as_f64())
+                    .sum();
+                json!({"namespace": pod.namespace, "name": pod.name, "uid": pod.uid,
+                       "syscall_rate": rate, "containers": containers})
             })
             .collect();
         let tenant = match scope {
@@ -520,14 +537,7 @@ impl Api {
             );
         }
         if let Some(p) = pod {
-            let (pns, pname) = match p.split_once('/') {
-                Some((a, b)) => (Some(a), b),
-                None => (None, p),
-            };
-            views.retain(|c| {
-                c.pod()
-                    .is_some_and(|(ns, name)| name == pname && pns.is_none_or(|n| n == ns))
-            });
+            views.retain(|c| c.pod().is_some_and(|pod| pod.matches(p)));
             if views.is_empty() {
                 return Err(not_found(&format!(
                     "pod {}",
@@ -877,15 +887,16 @@ type Selection = (Vec<Arc<Stream>>, Option<Vec<(String, String)>>);
 
 /// An event as the API shows it.
 pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Value {
+    let k = &stream.meta.kubernetes;
     let pod = match (
-        stream
-            .meta
-            .kubernetes
-            .get("namespace")
-            .and_then(Value::as_str),
-        stream.meta.kubernetes.get("pod").and_then(Value::as_str),
+        k.get("namespace").and_then(Value::as_str),
+        k.get("pod").and_then(Value::as_str),
     ) {
-        (Some(ns), Some(p)) if !p.is_empty() => json!({"namespace": ns, "name": p}),
+        (Some(ns), Some(p)) if !p.is_empty() => json!({
+            "namespace": ns,
+            "name": p,
+            "uid": k.get("pod_uid").and_then(Value::as_str).unwrap_or(""),
+        }),
         _ => Value::Null,
     };
     let mut v = render::event_fields(rec);

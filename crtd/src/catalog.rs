@@ -290,11 +290,39 @@ impl ContainerView {
             .map(str::to_string)
     }
 
-    pub fn pod(&self) -> Option<(String, String)> {
+    /// The pod it belongs to, if any: a pod is its uid, so a pod deleted and
+    /// made again under the same name (a StatefulSet's) is another pod.
+    pub fn pod(&self) -> Option<PodId> {
         let k = self.kubernetes();
         let ns = k.get("namespace")?.as_str()?;
         let pod = k.get("pod")?.as_str()?;
-        (!pod.is_empty()).then(|| (ns.to_string(), pod.to_string()))
+        let uid = k.get("pod_uid").and_then(Value::as_str).unwrap_or("");
+        (!pod.is_empty()).then(|| PodId {
+            namespace: ns.to_string(),
+            name: pod.to_string(),
+            uid: uid.to_string(),
+        })
+    }
+}
+
+/// Who a pod is: its uid, with the namespace and name it had. (A record
+/// without a uid, which CRI always writes, keeps an empty one: such pods
+/// are told apart by namespace and name alone.)
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PodId {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl PodId {
+    /// Does a `pod=` filter name this pod: its uid, its name, or namespace/name
+    /// (the last two meaning every pod that had that name)?
+    pub fn matches(&self, wanted: &str) -> bool {
+        match wanted.split_once('/') {
+            Some((ns, name)) => ns == self.namespace && name == self.name,
+            None => wanted == self.name || (!self.uid.is_empty() && wanted == self.uid),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod metrics;
 mod netmap;
 mod otlp;
 mod server;
+mod service_accounts;
 mod stats;
 mod store;
 mod tenants;
@@ -128,11 +129,19 @@ fn run(config: NodeConfig) -> Result<()> {
         Arc::new(store::Store::open(&config.store.dir).with_context(|| {
             format!("opening the history store {}", config.store.dir.display())
         })?);
-    let tenants = Arc::new(
-        tenants::Tenants::new(config.tenants.clone())
-            .with_cri_namespace(&config.kubernetes.cri_namespace)
-            .with_operator_tokens(config.api.operator_token_sha256.clone()),
-    );
+    let mut tenants = tenants::Tenants::new(config.tenants.clone())
+        .with_cri_namespace(&config.kubernetes.cri_namespace)
+        .with_operator_tokens(config.api.operator_token_sha256.clone());
+    // Discovery's keys are fetched once the runtime runs (below).
+    let service_accounts = config
+        .kubernetes
+        .service_accounts
+        .clone()
+        .map(service_accounts::Verifier::new);
+    if let Some(v) = &service_accounts {
+        tenants = tenants.with_service_accounts(Arc::clone(v));
+    }
+    let tenants = Arc::new(tenants);
     let ingest = Arc::new(Ingest {
         store,
         live: Arc::new(live::Live::default()),
@@ -173,6 +182,9 @@ fn run(config: NodeConfig) -> Result<()> {
         .build()
         .context("starting the HTTP runtime")?;
     let _entered = runtime.enter();
+    if let Some(v) = service_accounts {
+        runtime.spawn(v.keep_fresh());
+    }
     let (stop_serving, serving) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut serve = |bound: Bound, listener: Listener| {

@@ -309,7 +309,7 @@ fn url(cfg: &OtlpConfig) -> String {
 
 /// The certificates the collector's chain must end in: `ca`'s, else the
 /// system's, else webpki's bundled roots.
-fn root_certs(ca: Option<&Path>) -> Result<RootCerts, String> {
+pub(crate) fn root_certs(ca: Option<&Path>, key: &str) -> Result<RootCerts, String> {
     let Some(path) = ca else {
         let native = rustls_native_certs::load_native_certs();
         if native.certs.is_empty() {
@@ -322,7 +322,7 @@ fn root_certs(ca: Option<&Path>) -> Result<RootCerts, String> {
             .collect();
         return Ok(RootCerts::Specific(Arc::new(certs)));
     };
-    let key = format!("export.otlp.ca = {:?}", path.display().to_string());
+    let key = format!("{key} = {:?}", path.display().to_string());
     let pem = std::fs::read(path).map_err(|e| {
         format!(
             "{key}: cannot read it ({e}); expected a PEM file with the collector's CA certificate"
@@ -354,7 +354,7 @@ fn agent(cfg: &OtlpConfig) -> Result<Agent, String> {
         .max_redirects_will_error(false)
         .user_agent(concat!("crtd/", env!("CARGO_PKG_VERSION")));
     if cfg.https {
-        let roots = root_certs(cfg.ca.as_deref())?;
+        let roots = root_certs(cfg.ca.as_deref(), "export.otlp.ca")?;
         config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
     }
     Ok(config.build().into())

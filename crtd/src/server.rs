@@ -466,6 +466,8 @@ async fn handle(
         path = parts.uri.path(),
         peer = %conn.peer,
         tenant = tracing::field::Empty,
+        // The Kubernetes service account (namespace/name) a token spoke for.
+        account = tracing::field::Empty,
         status = tracing::field::Empty,
     );
     let started = Instant::now();

@@ -3,14 +3,18 @@
 //! containerd's CRI plugin the Kubernetes namespace CRI wrote into the
 //! container's spec (DESIGN.md, decision 7): anywhere else whoever creates a
 //! container writes its annotations, so they decide nothing there. A
-//! request's tenant comes from its bearer token, compared by SHA-256 hash.
+//! request's tenant comes from its bearer token, compared by SHA-256 hash, or
+//! from a Kubernetes service-account token's namespace (`service_accounts.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crt_config::Tenant;
 use crt_tracer::node_files::KubernetesIdentity;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::service_accounts::{Refused, ServiceAccount, Verifier};
 
 /// Whose request this is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub struct Tenants {
     by_namespace: HashMap<String, usize>,
     /// The containerd namespace whose Kubernetes identity CRI vouches for.
     cri_namespace: String,
+    /// Checks Kubernetes service-account tokens, where the node config asks for it.
+    service_accounts: Option<Arc<Verifier>>,
 }
 
 /// Compares without an early exit, so timing says nothing about the hash.
@@ -74,7 +80,41 @@ impl Tenants {
             operators: Vec::new(),
             by_namespace,
             cri_namespace: crt_config::KubernetesConfig::default().cri_namespace,
+            service_accounts: None,
         }
+    }
+
+    /// Takes Kubernetes service-account tokens too, checked by `verifier`.
+    pub fn with_service_accounts(mut self, verifier: Arc<Verifier>) -> Tenants {
+        self.service_accounts = Some(verifier);
+        self
+    }
+
+    /// The tenant a Kubernetes service-account token speaks for: the one that
+    /// owns the token's namespace. `None`: service-account tokens are not
+    /// taken here, or this is no JWT; such a token is only a static one or nothing.
+    pub fn authenticate_service_account(
+        &self,
+        token: &str,
+    ) -> Option<Result<(&Tenant, ServiceAccount), Refused>> {
+        let verifier = self.service_accounts.as_ref()?;
+        if !Verifier::looks_like_jwt(token) {
+            return None;
+        }
+        Some(
+            verifier
+                .verify(token)
+                .and_then(|sa| match self.by_namespace.get(&sa.namespace) {
+                    Some(&i) => {
+                        verifier.note_success(&sa, &self.list[i].name);
+                        Ok((&self.list[i], sa))
+                    }
+                    None => Err(Refused(format!(
+                        "service-account token refused: no tenant owns its namespace {}",
+                        crt_tracer::escape::quote(sa.namespace.as_bytes(), false)
+                    ))),
+                }),
+        )
     }
 
     /// Takes the hashes of the operator tokens (the node config's
@@ -223,6 +263,39 @@ mod tests {
         assert_eq!(t.owner("k8s.io", Some("globex")), None);
         assert_eq!(t.owner("cri", Some("globex")), Some("globex"));
         assert_eq!(t.trusted_kubernetes("k8s.io", &claimed), Value::Null);
+    }
+
+    #[test]
+    fn a_service_account_token_speaks_for_the_tenant_of_its_namespace() {
+        use crate::service_accounts::tests::{claims, key, sign, verifier};
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("k1");
+        let t = Tenants::new(vec![
+            tenant("acme", &["acme", "acme-prod"], "a"),
+            tenant("globex", &["globex"], "g"),
+        ]);
+        let jwt = sign(&k, "k1", &claims("acme-prod", "ci"));
+        // Without [kubernetes.service_accounts] a JWT is just an unknown token.
+        assert!(t.authenticate_service_account(&jwt).is_none());
+        let t = t.with_service_accounts(verifier(dir.path(), &[&k]));
+        let (tenant, sa) = t.authenticate_service_account(&jwt).unwrap().unwrap();
+        assert_eq!(
+            (tenant.name.as_str(), sa.to_string().as_str()),
+            ("acme", "acme-prod/ci")
+        );
+        let jwt = sign(&k, "k1", &claims("globex", "web"));
+        let (tenant, _) = t.authenticate_service_account(&jwt).unwrap().unwrap();
+        assert_eq!(tenant.name, "globex");
+        let jwt = sign(&k, "k1", &claims("kube-system", "default"));
+        let refused = t.authenticate_service_account(&jwt).unwrap().unwrap_err();
+        assert!(
+            refused
+                .0
+                .contains("no tenant owns its namespace \"kube-system\""),
+            "{refused:?}"
+        );
+        // A static token is never taken for a JWT.
+        assert!(t.authenticate_service_account("s3cret").is_none());
     }
 
     #[test]

@@ -463,7 +463,10 @@ impl PodBuilder {
         };
         let r = self
             .cri
-            .call(|mut c| async move { c.run_pod_sandbox(req).await })?;
+            .call(|mut c| async move { c.run_pod_sandbox(req).await })
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&self.log_dir);
+            })?;
         Ok(Pod {
             cri: self.cri,
             id: r.pod_sandbox_id,

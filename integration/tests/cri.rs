@@ -102,8 +102,8 @@ fn trace_meta(id: &str) -> Value {
 /// exits 3 on SIGTERM.
 const TERM_EXITS: &str =
     "trap 'echo got TERM; exit 3' TERM; while true; do cat /etc/crt-test-release >/dev/null; sleep 0.1; done";
-/// A container that ignores SIGTERM.
-const TERM_IGNORED: &str = "trap '' TERM; while true; do sleep 0.1; done";
+/// A container that outlives SIGTERM (and says it got it).
+const TERM_IGNORED: &str = "trap 'echo ignoring TERM' TERM; while true; do sleep 0.1; done";
 /// A container that just waits to be killed.
 const IDLE: &str = "while true; do sleep 1; done";
 
@@ -117,6 +117,8 @@ struct Lifecycle {
     /// (state, exit code, reason) of: a container that exited 7 by itself,
     /// one stopped with SIGTERM, one SIGKILLed after the grace period.
     exits: Vec<(i32, i32, String)>,
+    /// What the stopped two wrote to their CRI logs.
+    said: Vec<Vec<String>>,
 }
 
 #[test]
@@ -145,6 +147,14 @@ fn exec_sync_exits_and_stops_agree_across_crt_traced_crt_and_runc() {
             exec(&["sleep", "30"], 1),
             // The container goes on.
             exec(&["echo", "still here"], 10),
+            // Killed by a signal: 128 + 9.
+            exec(&["sh", "-c", "kill -9 $$"], 10),
+            // A megabyte of output, in full (summarised: its length and
+            // whether it is all 'y').
+            exec(&["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' y"], 10).map(|o| ExecOut {
+                stdout: format!("{} {}", o.stdout.len(), o.stdout.bytes().all(|b| b == b'y')),
+                ..o
+            }),
         ];
         if let Err((_, msg)) = &execs[2] {
             assert!(msg.contains("timeout"), "{v:?}: {msg}");
@@ -169,8 +179,23 @@ fn exec_sync_exits_and_stops_agree_across_crt_traced_crt_and_runc() {
                 (s.state, s.exit_code, s.reason)
             })
             .collect();
+        let said = ["term", "stubborn"]
+            .iter()
+            .map(|name| {
+                let read = || {
+                    let text = std::fs::read_to_string(pod.log_path(name)).unwrap_or_default();
+                    parse_log(&text)
+                        .into_iter()
+                        .map(|l| l.content)
+                        .collect::<Vec<_>>()
+                };
+                // The log may trail the exit by a moment.
+                wait_for(Duration::from_secs(5), || !read().is_empty());
+                read()
+            })
+            .collect();
         pod.remove();
-        Lifecycle { execs, exits }
+        Lifecycle { execs, exits, said }
     });
 
     let runc = &results[&Variant::Runc];
@@ -185,6 +210,8 @@ fn exec_sync_exits_and_stops_agree_across_crt_traced_crt_and_runc() {
     assert_eq!(runc.execs[1], out(0, "crt test image\n", ""));
     assert!(runc.execs[2].is_err(), "{:?}", runc.execs[2]);
     assert_eq!(runc.execs[3], out(0, "still here\n", ""));
+    assert_eq!(runc.execs[4], out(137, "", ""));
+    assert_eq!(runc.execs[5], out(0, "1048576 true", ""));
     let exited = api::ContainerState::ContainerExited as i32;
     assert_eq!(
         runc.exits,
@@ -194,6 +221,8 @@ fn exec_sync_exits_and_stops_agree_across_crt_traced_crt_and_runc() {
             (exited, 137, "Error".to_string()),
         ]
     );
+    // Each got SIGTERM; the second lived on until SIGKILL.
+    assert_eq!(runc.said, [["got TERM"], ["ignoring TERM"]]);
     assert_same("ExecSync results and exits", &results);
 }
 

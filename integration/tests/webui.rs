@@ -174,14 +174,69 @@ fn the_web_ui_in_chromium_against_a_real_node() {
         ],
     );
 
+    // A StatefulSet's pod made again: db-N ran, its container exited 3 and was
+    // deleted as CRI deletes it; the new db-N (new uid) runs. Made in CRI's
+    // namespace with the annotations CRI writes, in alpha's Kubernetes namespace.
+    let images = run_in("k8s.io", &["image", "ls", "-q"]);
+    if !images.stdout.lines().any(|l| l == IMAGE) {
+        let tar = repo_root().join("target/crt-image/image.tar");
+        run(
+            Command::new("ctr")
+                .args(["-n", "k8s.io", "image", "import"])
+                .arg(&tar),
+            None,
+        )
+        .ok();
+    }
+    let pod = format!("db-{pid}");
+    let (old_uid, new_uid) = (format!("0f3e9a1c-{pid}-old"), format!("7b21c4d2-{pid}-new"));
+    let cri = |uid: &str| -> Vec<String> {
+        [
+            format!("io.kubernetes.cri.sandbox-namespace={}", ALPHA.1),
+            format!("io.kubernetes.cri.sandbox-name={pod}"),
+            format!("io.kubernetes.cri.sandbox-uid={uid}"),
+            "io.kubernetes.cri.container-name=db".to_string(),
+        ]
+        .into_iter()
+        .flat_map(|a| ["--annotation".to_string(), a])
+        .collect()
+    };
+    let old_args = cri(&old_uid);
+    let old_args: Vec<&str> = old_args.iter().map(String::as_str).collect();
+    let old_pod = Named::run(
+        "k8s.io",
+        &format!("db-old-{pid}"),
+        &old_args,
+        &["sh", "-c", "exit 3"],
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || run_in(
+            "k8s.io",
+            &["task", "ls"]
+        )
+        .stdout
+        .lines()
+        .any(|l| l.starts_with(&old_pod.id) && l.contains("STOPPED"))),
+        "the old pod's container did not exit"
+    );
+    drop(old_pod);
+    let new_args = cri(&new_uid);
+    let new_args: Vec<&str> = new_args.iter().map(String::as_str).collect();
+    let new_pod = Named::run(
+        "k8s.io",
+        &format!("db-new-{pid}"),
+        &new_args,
+        &["sh", "-c", "exec sleep 100000"],
+    );
+
     // The node is ready when alpha's topology has every container running.
     let ready = wait_for(Duration::from_secs(30), || {
         let (_, v) = crtd.get("/v1/topology", Some(ALPHA.2));
         let text = v.to_string();
-        [&server.id, &client.id, &xss.id]
+        [&server.id, &client.id, &xss.id, &new_pod.id]
             .iter()
             .all(|id| text.contains(id.as_str()))
-            && text.matches("\"running\"").count() >= 3
+            && text.matches("\"running\"").count() >= 4
     });
     assert!(ready, "alpha's containers run: {}", crtd.log());
 
@@ -205,6 +260,9 @@ fn the_web_ui_in_chromium_against_a_real_node() {
         .env("CRT_PAYLOAD", PAYLOAD)
         .env("CRT_BETA_ID", &beta.id)
         .env("CRT_BETA_ADDR", "10.231.8.1")
+        .env("CRT_POD_NAME", &pod)
+        .env("CRT_POD_OLD_UID", &old_uid)
+        .env("CRT_POD_NEW_UID", &new_uid)
         .env("CRT_COMMIT_REF", &commit.0)
         .env("CRT_SCREENSHOTS", &screenshots)
         .stdin(std::process::Stdio::null())

@@ -117,7 +117,7 @@ export interface Container {
   clone_of: string | null;
   traced: boolean;
   trace_spec?: string | null;
-  kubernetes: { namespace?: string; pod?: string; container?: string; [k: string]: unknown } | null;
+  kubernetes: { namespace?: string; pod?: string; pod_uid?: string; container?: string; [k: string]: unknown } | null;
   created: string | null;
   exited: string | null;
   cpu_usage_ns: number | null;
@@ -136,6 +136,8 @@ export interface Container {
 export interface Pod {
   namespace: string;
   name: string;
+  /** Who the pod is: a pod made again under the same name (a StatefulSet's) has a new uid. */
+  uid: string;
   syscall_rate: number;
   containers: Container[];
 }

@@ -208,6 +208,7 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
       ...row('Namespace', c.namespace),
       ...row('ID', c.id),
       ...(c.kubernetes?.pod ? row('Pod', `${c.kubernetes.namespace ?? ''}/${c.kubernetes.pod}`) : []),
+      ...(c.kubernetes?.pod_uid ? row('Pod uid', c.kubernetes.pod_uid) : []),
       ...(c.tenant && !who.tenant ? row('Tenant', c.tenant) : []),
       ...row('Image', c.image),
       ...row('Trace annotation', c.traced ? (c.trace_spec ?? 'traced') : 'not traced'),

@@ -24,6 +24,8 @@ interface Filters {
   group: string;
   pod: string;
   tracedOnly: boolean;
+  /** Also containers that ended and were deleted (crtd keeps how they ended). */
+  ended: boolean;
   text: string;
 }
 
@@ -40,7 +42,7 @@ interface Shown {
 export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
   const state = {
     topo: null as Topology | null,
-    filters: { group: '', pod: '', tracedOnly: false, text: '' } as Filters,
+    filters: { group: '', pod: '', tracedOnly: false, ended: false, text: '' } as Filters,
     /** Pods and groups the user opened or closed (overrides the default). */
     podOpen: new Map<string, boolean>(),
     groupOpen: new Map<string, boolean>(),
@@ -54,10 +56,13 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
     structure: '',
   };
 
+  /** Each pod's name as shown (with a short uid where another pod has its name), by node id. */
+  const podLabels = new Map<string, string>();
   const canvas = h('div', { class: 'map-canvas', 'data-testid': 'map' });
   const groupSelect = h('select', { id: 'f-group', 'aria-label': 'Namespace' });
   const podSelect = h('select', { id: 'f-pod', 'aria-label': 'Pod' });
   const traced = h('input', { type: 'checkbox', id: 'f-traced' });
+  const ended = h('input', { type: 'checkbox', id: 'f-ended' });
   const search = h('input', { type: 'search', id: 'f-text', placeholder: 'Search names, images, processes', 'aria-label': 'Search' });
   const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
   const details = h('section', { class: 'details', 'aria-label': 'Selection' });
@@ -76,6 +81,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       h('label', { for: 'f-pod' }, 'Pod'),
       podSelect,
       h('label', { class: 'check' }, traced, ' Traced only'),
+      h('label', { class: 'check' }, ended, ' Ended too'),
       search,
       h(
         'div',
@@ -121,6 +127,10 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
   traced.addEventListener('change', () => {
     state.filters.tracedOnly = traced.checked;
     draw();
+  });
+  ended.addEventListener('change', () => {
+    state.filters.ended = ended.checked;
+    void poll(true);
   });
   search.addEventListener('input', () => {
     state.filters.text = search.value.trim().toLowerCase();
@@ -180,7 +190,9 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
 
   function containerLabel(c: Container): string {
     const cpu = c.cpu_percent;
-    const parts = [c.status, c.traced ? formatRate(c.syscall_rate) : 'untraced'];
+    // How it ended, for those that did (crtd keeps it after CRI deleted the container).
+    const ended = (c.status === 'stopped' || c.status === 'gone') && c.exit_code !== null && c.exit_code !== undefined;
+    const parts = [ended ? `${c.status} ${c.exit_code}` : c.status, c.traced ? formatRate(c.syscall_rate) : 'untraced'];
     if (cpu !== null && cpu !== undefined) parts.push(`${cpu.toFixed(1)}% cpu`);
     if (c.memory_bytes !== null) parts.push(formatBytes(c.memory_bytes));
     return `${containerName(c)}\n${parts.join(' · ')}`;
@@ -227,13 +239,20 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       return { id: `c:${key}`, processes: procs.map((pr) => processNode(key, pr.pid)) };
     };
 
+    // A pod is its uid: pods of one name (a StatefulSet pod made again) are told apart by it.
+    const namesakes = new Map<string, number>();
+    for (const p of t.pods) namesakes.set(`${p.namespace}/${p.name}`, (namesakes.get(`${p.namespace}/${p.name}`) ?? 0) + 1);
+    podLabels.clear();
     for (const p of t.pods) {
       const gi = groupOf(p.containers[0] ?? ({} as Container), p.namespace);
       groupNames.set(gi.id, gi.label);
-      const podId = `p:${gi.id}|${p.name}`;
-      podNames.set(`${gi.id}|${p.name}`, p.name);
+      const podKey = `${gi.id}|${p.name}|${p.uid ?? ''}`;
+      const podId = `p:${podKey}`;
+      const name = (namesakes.get(`${p.namespace}/${p.name}`) ?? 0) > 1 && p.uid ? `${p.name} · ${p.uid.slice(0, 8)}` : p.name;
+      podNames.set(podKey, name);
+      podLabels.set(podId, name);
       if (state.filters.group && state.filters.group !== gi.id) continue;
-      const visible = p.containers.filter((c) => matches(c, `${gi.id}|${p.name}`));
+      const visible = p.containers.filter((c) => matches(c, podKey));
       if (!visible.length) continue;
       const g = group(gi.id, gi.label);
       const open = state.podOpen.get(podId) ?? state.allOpen ?? total <= COLLAPSE_PODS_ABOVE;
@@ -247,7 +266,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
           parent: g.g.collapsed ? undefined : gi.id,
           kind: 'pod',
           open,
-          label: open ? `pod ${p.name}` : `pod ${p.name}\n${running}/${visible.length} running · ${formatRate(rate)}`,
+          label: open ? `pod ${name}` : `pod ${name}\n${running}/${visible.length} running · ${formatRate(rate)}`,
         },
         classes: open ? 'pod open' : 'pod closed',
       });
@@ -441,7 +460,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       byPod.get(k)!.push(s);
     }
     const items = [...byPod.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([k, list]) => {
-      const podName = list[0].container.kubernetes?.pod ?? (list[0].podId ? k.split('|')[1] : null);
+      const podName = list[0].podId ? (podLabels.get(list[0].podId) ?? k.split('|')[1]) : null;
       return h(
         'li',
         {},
@@ -454,7 +473,7 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
               'li',
               { class: `status-${c.status}` },
               h('a', { href: `#/c/${encodeURIComponent(c.namespace)}/${encodeURIComponent(c.id)}` }, containerName(c)),
-              h('span', { class: 'meta' }, ` ${c.status}${c.traced ? ' · traced' : ''}`),
+              h('span', { class: 'meta' }, ` ${c.status}${(c.status === 'stopped' || c.status === 'gone') && c.exit_code != null ? ` ${c.exit_code}` : ''}${c.traced ? ' · traced' : ''}`),
             ),
           ),
         ),
@@ -508,12 +527,19 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
 
   let inFlight = false;
   let stopped = false;
-  async function poll() {
-    if (inFlight || stopped) return;
+  /** `again`: the answer in flight (if any) asked for something else; ask anew after it. */
+  let askAgain = false;
+  async function poll(again = false) {
+    if (stopped) return;
+    if (inFlight) {
+      askAgain ||= again;
+      return;
+    }
     inFlight = true;
     try {
-      const t = await get<Topology>('/v1/topology');
-      if (stopped) return;
+      const all = state.filters.ended;
+      const t = await get<Topology>(all ? '/v1/topology?all=true' : '/v1/topology');
+      if (stopped || all !== state.filters.ended) return;
       state.topo = t;
       replace(status, `Updated ${new Date().toLocaleTimeString()}`);
       status.classList.remove('error');
@@ -523,6 +549,10 @@ export function mapPage(who: Whoami): { el: HTMLElement; dispose: () => void } {
       status.classList.add('error');
     } finally {
       inFlight = false;
+      if (askAgain) {
+        askAgain = false;
+        void poll();
+      }
     }
   }
   void poll();

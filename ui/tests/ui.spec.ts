@@ -33,6 +33,28 @@ async function watchCsp(page: Page): Promise<() => Promise<string[]>> {
   return () => page.evaluate(() => (window as unknown as { __csp: string[] }).__csp);
 }
 
+test('pods of one name are told apart by uid, and a deleted container keeps how it ended', async ({ page }) => {
+  const name = env('CRT_POD_NAME');
+  const [oldUid, newUid] = [env('CRT_POD_OLD_UID'), env('CRT_POD_NEW_UID')];
+  await signIn(page, env('CRT_ALPHA_TOKEN'));
+  const list = page.getByTestId('containers');
+  // What runs now: one pod of that name, needing no uid to tell it apart.
+  await expect(list.getByText(`pod ${name}`, { exact: true })).toBeVisible();
+  // With the ended containers, the old pod comes back beside the new one, each named with a short uid.
+  await page.getByLabel('Ended too').check();
+  const pod = (uid: string) => list.locator('li', { has: page.getByText(`pod ${name} · ${uid.slice(0, 8)}`, { exact: true }) });
+  await expect(pod(oldUid)).toBeVisible();
+  await expect(pod(newUid)).toBeVisible();
+  await expect(pod(oldUid)).toContainText('gone 3');
+  await expect(pod(newUid)).toContainText('running');
+  await expect(pod(newUid)).not.toContainText('gone');
+  await page.screenshot({ path: shots('pods-of-one-name.png') });
+  // The deleted container's page says how it ended, and whose pod it was.
+  await pod(oldUid).getByRole('link').click();
+  await expect(page.getByText(oldUid, { exact: true })).toBeVisible();
+  await expect(page.getByText(/\(status 3\)/)).toBeVisible();
+});
+
 test('a wrong token is refused with a clear message and nothing is kept', async ({ page }) => {
   await page.goto('/');
   await accessible(page);

@@ -45,6 +45,11 @@ fn tenant(name: &str, ns: &[&str], token: &str) -> Tenant {
 }
 
 pub(crate) fn world() -> World {
+    world_with(|t| t)
+}
+
+/// [`world`], its tenants changed by `tenants` (to take service-account tokens, say).
+fn world_with(tenants: impl FnOnce(Tenants) -> Tenants) -> World {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // What the shims tell the node: one container per tenant, one of nobody's.
@@ -103,13 +108,13 @@ pub(crate) fn world() -> World {
         store,
         live: Arc::new(Live::default()),
         stats: Arc::new(Stats::default()),
-        tenants: Arc::new(
+        tenants: Arc::new(tenants(
             Tenants::new(vec![
                 tenant("acme", &["acme", "acme-prod"], ACME),
                 tenant("globex", &["globex"], GLOBEX),
             ])
             .with_operator_tokens(vec![Sha256::digest(OPERATOR.as_bytes()).into()]),
-        ),
+        )),
         traces_root: dir.path().join("state/traces"),
         stored: AtomicU64::new(0),
         default_max_age: Duration::from_secs(3600),
@@ -1299,4 +1304,192 @@ fn the_topology_has_edges_from_traced_connects_of_the_callers_containers_only() 
     // Root sees both.
     let (_, r) = w.root("/v1/topology");
     assert_eq!(r["edges"].as_array().unwrap().len(), 2, "{r}");
+}
+
+/// A pod container's record as CRI's containers leave it: in `k8s.io`, with
+/// the pod's namespace, name and uid.
+fn pod_container(id: &str, pod: &str, uid: &str) -> ContainerRecord {
+    let mut rec = ContainerRecord::new("k8s.io", id, 4242);
+    rec.shim_pid = None;
+    rec.status = ContainerStatus::Running;
+    rec.kubernetes = Some(node_files::KubernetesIdentity {
+        namespace: "acme-prod".into(),
+        pod: pod.into(),
+        pod_uid: uid.into(),
+        container: "app".into(),
+        sandbox_id: format!("sandbox-{uid}"),
+        container_type: "container".into(),
+    });
+    rec
+}
+
+#[test]
+fn a_pod_made_again_under_the_same_name_is_another_pod() {
+    let w = world();
+    // db-0 ran, its container exited 3 and CRI deleted it (the shim's last
+    // record is all that is left); the StatefulSet made db-0 again, new uid.
+    let mut old = pod_container("db-old", "db-0", "uid-old");
+    old.exited(3);
+    w.api.ingest.store.ended.add("db-old.json", old).unwrap();
+    shim_writes(&w, &pod_container("db-new", "db-0", "uid-new"));
+    w.api.ingest.read_node_files();
+
+    let (s, t) = w.get("/v1/topology?all=true", Some(ACME));
+    assert_eq!(s, 200);
+    let db: Vec<&Value> = t["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "db-0")
+        .collect();
+    assert_eq!(db.len(), 2, "{t}");
+    let by_uid = |uid: &str| *db.iter().find(|p| p["uid"] == uid).unwrap();
+    let (old_pod, new_pod) = (by_uid("uid-old"), by_uid("uid-new"));
+    assert_eq!(old_pod["namespace"], "acme-prod");
+    let ids = |p: &Value| -> Vec<String> {
+        p["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(old_pod), ["db-old"]);
+    assert_eq!(ids(new_pod), ["db-new"]);
+    // The deleted container keeps its end, and its pod's uid.
+    let ended = &old_pod["containers"][0];
+    assert_eq!(
+        (&ended["status"], &ended["exit_code"]),
+        (&json!("gone"), &json!(3)),
+        "{ended}"
+    );
+    assert!(ended["exited"].is_string(), "{ended}");
+    assert_eq!(ended["kubernetes"]["pod_uid"], "uid-old");
+    // Without all=true, what exists now: the new pod only.
+    let (_, now) = w.get("/v1/topology", Some(ACME));
+    let names: Vec<&Value> = now["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "db-0")
+        .collect();
+    assert_eq!(names.len(), 1, "{now}");
+    assert_eq!(names[0]["uid"], "uid-new");
+    // The container list and a container's own view carry the uid and the end.
+    let (_, v) = w.get("/v1/containers/k8s.io/db-old", Some(ACME));
+    assert_eq!(
+        (&v["status"], &v["exit_code"], &v["kubernetes"]["pod_uid"]),
+        (&json!("gone"), &json!(3), &json!("uid-old"))
+    );
+    let (_, list) = w.get("/v1/containers", Some(ACME));
+    assert!(list["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == "db-old" && c["exit_code"] == 3));
+    // Another tenant sees neither pod, nor the ended container.
+    let (_, g) = w.get("/v1/topology?all=true", Some(GLOBEX));
+    assert!(!g.to_string().contains("db-0"), "{g}");
+    assert_eq!(w.get("/v1/containers/k8s.io/db-old", Some(GLOBEX)).0, 404);
+}
+
+#[test]
+fn the_pod_filter_takes_a_uid_a_name_or_a_namespace_and_name() {
+    let w = world();
+    for (id, uid) in [("db-a", "uid-a"), ("db-b", "uid-b")] {
+        let s = w
+            .api
+            .ingest
+            .store
+            .stream(StreamMeta {
+                namespace: "k8s.io".into(),
+                container: id.into(),
+                instance: 1,
+                kubernetes: json!({"namespace": "acme-prod", "pod": "db-0", "pod_uid": uid}),
+                source: "/nowhere".into(),
+            })
+            .unwrap();
+        s.append(
+            &rec(now_ns() - 1000, 7, "openat", format!("/{id}").as_bytes()),
+            Position { seq: 1, offset: 16 },
+            false,
+            0,
+        )
+        .unwrap();
+        shim_writes(&w, &pod_container(id, "db-0", uid));
+    }
+    w.api.ingest.read_node_files();
+    let containers = |q: &str| -> Vec<String> {
+        let (s, b) = w.get(&format!("/v1/events?{q}&limit=100"), Some(ACME));
+        assert_eq!(s, 200, "{q}: {b}");
+        let mut ids: Vec<String> = b["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["container"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    // A name means every pod that had it; a uid, that one pod.
+    assert_eq!(containers("pod=db-0"), ["db-a", "db-b"]);
+    assert_eq!(containers("pod=acme-prod/db-0"), ["db-a", "db-b"]);
+    assert_eq!(containers("pod=uid-a"), ["db-a"]);
+    assert_eq!(containers("pod=uid-b"), ["db-b"]);
+    // Each event names its pod with the uid.
+    let (_, b) = w.get("/v1/events?pod=uid-b&limit=1", Some(ACME));
+    assert_eq!(
+        b["events"][0]["pod"],
+        json!({"namespace": "acme-prod", "name": "db-0", "uid": "uid-b"})
+    );
+    // Not a uid of another namespace's name, nor another tenant's.
+    assert_eq!(w.get("/v1/events?pod=other/db-0", Some(ACME)).0, 404);
+    assert_eq!(w.get("/v1/events?pod=uid-a", Some(GLOBEX)).0, 404);
+}
+
+#[test]
+fn a_service_account_token_is_taken_wherever_a_tenant_token_is() {
+    use crate::service_accounts::tests::{claims, key, sign, verifier};
+    let keys = tempfile::tempdir().unwrap();
+    let k = key("k1");
+    let v = verifier(keys.path(), &[&k]);
+    let w = world_with(|t| t.with_service_accounts(v));
+    let acme = sign(&k, "k1", &claims("acme-prod", "ci"));
+    let globex = sign(&k, "k1", &claims("globex", "ci"));
+    // In Authorization: Bearer.
+    let (s, b) = w.get("/v1/whoami", Some(&acme));
+    assert_eq!((s, &b["tenant"]), (200, &json!("acme")));
+    let (_, list) = w.get("/v1/containers", Some(&acme));
+    let ids: BTreeSet<String> = list["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a1", "pod-c"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(w.get("/v1/containers/acme/a1", Some(&globex)).0, 404);
+    // As a browser's WebSocket subprotocol.
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(&globex));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, true));
+    assert_eq!((r.status, &body(&r)["tenant"]), (200, &json!("globex")));
+    let r = w.api.handle(
+        Listener::Tenants,
+        ws_request("/v1/events/stream?container=a1", &offer, true),
+    );
+    assert_eq!(r.status, 404);
+    // A namespace nobody owns, and a forged one, are refused on every listener path.
+    let nobody = sign(&k, "k1", &claims("kube-system", "default"));
+    let (s, b) = w.get("/v1/whoami", Some(&nobody));
+    assert_eq!(s, 401);
+    assert!(b.to_string().contains("no tenant owns"), "{b}");
+    let offer = format!("crt.v1, crt.bearer.{}", base64url(&nobody));
+    let r = w
+        .api
+        .handle(Listener::Tenants, ws_request("/v1/whoami", &offer, true));
+    assert_eq!(r.status, 401);
+    // The static tokens are unchanged beside them.
+    assert_eq!(w.get("/v1/whoami", Some(ACME)).1["tenant"], "acme");
 }
