@@ -57,15 +57,4 @@ install -m 0644 "$repo/README.md" "$root/opt/crt/README.md"
 oci_archive "$root" "$out" "$name" \
   '{"Env":["PATH=/opt/crt/scripts:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/opt/crt/scripts/install-node.sh","--root","/host","--bin-dir","/opt/crt/bin"],"WorkingDir":"/"}'
 
-if [ ${#namespaces[@]} -eq 0 ]; then
-  echo "installer image archive at $out/image.tar ($name)"
-  exit 0
-fi
-rc=0
-oci_import "$out/image.tar" "$name" "${namespaces[@]}" || rc=$?
-if [ $rc = 2 ]; then
-  echo "installer image archive at $out/image.tar (containerd is not running: not imported)"
-  exit 0
-fi
-[ $rc = 0 ] || exit $rc
-echo "installer image $name imported into: ${namespaces[*]}"
+oci_publish "installer image" "$out/image.tar" "$name" "${namespaces[@]}"

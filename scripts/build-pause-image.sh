@@ -22,16 +22,10 @@ cc -O2 -static -o "$out/rootfs/pause" "$repo/scripts/image/pause.c"
 strip "$out/rootfs/pause"
 oci_archive "$out/rootfs" "$out" "$name" '{"Entrypoint":["/pause"],"WorkingDir":"/","User":"65535:65535"}'
 
-rc=0
-oci_import "$out/image.tar" "$name" "$ns" || rc=$?
-if [ $rc = 2 ]; then
-  echo "pause image archive at $out/image.tar (containerd is not running: not imported)"
-  exit 0
-fi
-[ $rc = 0 ] || exit $rc
+oci_publish "pause image" "$out/image.tar" "$name" "$ns"
+ctr version >/dev/null 2>&1 || exit 0
 sandbox=$(containerd config dump 2>/dev/null | sed -n 's/^ *sandbox_image = "\(.*\)"$/\1/p' | head -1)
 if [ -n "$sandbox" ] && [ "$sandbox" != "$name" ]; then
-  ctr -n "$ns" image rm "$sandbox" >/dev/null 2>&1 || true
-  ctr -n "$ns" image tag "$name" "$sandbox" >/dev/null
+  ctr -n "$ns" image tag --force "$name" "$sandbox" >/dev/null
 fi
-echo "pause image $name imported into $ns, also as containerd's sandbox image ${sandbox:-(none configured)}"
+echo "pause image $name is also containerd's sandbox image ${sandbox:-(none configured)}"

@@ -65,3 +65,20 @@ oci_static_busybox() {
     [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
   done
 }
+
+# oci_publish WHAT ARCHIVE IMAGE_NAME NAMESPACE...
+#   Imports the archive into the namespaces (none: it only says where the
+#   archive is) and says what it did; WHAT names the image in the message.
+oci_publish() {
+  local what=$1 archive=$2 name=$3 rc=0; shift 3
+  if [ $# -eq 0 ]; then
+    echo "$what archive at $archive ($name)"
+    return 0
+  fi
+  oci_import "$archive" "$name" "$@" || rc=$?
+  case $rc in
+    0) echo "$what $name imported into: $*" ;;
+    2) echo "$what archive at $archive (containerd is not running: not imported)" ;;
+  esac
+  [ $rc = 2 ] || return $rc
+}

@@ -656,24 +656,12 @@ impl Crtd {
 
     /// GET over the root socket: (status, JSON body).
     pub fn root_get(&self, path: &str) -> (u16, serde_json::Value) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        read_response(&mut s)
+        socket_get(&self.socket, path)
     }
 
     /// GET over the root socket: (status, body as text).
     pub fn root_get_text(&self, path: &str) -> (u16, String) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        read_text(&mut s)
+        read_text(&mut socket_request(&self.socket, path))
     }
 
     /// crtctl against this crtd as a tenant.
@@ -705,6 +693,26 @@ fn read_text(s: &mut impl Read) -> (u16, String) {
         .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, body.to_string())
+}
+
+/// GET over a crtd's root socket (the test's own, or the node's): (status, JSON body).
+pub fn socket_get(socket: &Path, path: &str) -> (u16, serde_json::Value) {
+    read_response(&mut socket_request(socket, path))
+}
+
+fn socket_request(socket: &Path, path: &str) -> std::os::unix::net::UnixStream {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap_or_else(|e| {
+        panic!(
+            "crtd's root socket {}: {e} (is crtd running? scripts/setup.sh starts the node's)",
+            socket.display()
+        )
+    });
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s
 }
 
 fn read_response(s: &mut impl Read) -> (u16, serde_json::Value) {

@@ -6,7 +6,6 @@
 //! node after the pod is removed; and crtd's view of pods by uid.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -745,27 +744,7 @@ fn crtd_root_get(path: &str) -> (u16, Value) {
         .expect("the node config")
         .api
         .socket;
-    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap_or_else(|e| {
-        panic!(
-            "crtd's root socket {}: {e}; run scripts/setup.sh",
-            socket.display()
-        )
-    });
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    crt_integration::socket_get(&socket, path)
 }
 
 fn pods_named(topology: &Value, namespace: &str, name: &str) -> Vec<Value> {
