@@ -48,6 +48,15 @@ test('pods of one name are told apart by uid, and a deleted container keeps how 
   await expect(pod(oldUid)).toContainText('gone 3');
   await expect(pod(newUid)).toContainText('running');
   await expect(pod(newUid)).not.toContainText('gone');
+  // The picture shows just those two pods, not the rest of the node's history.
+  await page.getByLabel('Search').fill(name);
+  await expect(pod(oldUid)).toBeVisible();
+  await expect(pod(newUid)).toBeVisible();
+  await expect(list.getByText(/^pod /)).toHaveCount(2);
+  await page.getByRole('button', { name: 'Fit' }).click();
+  await expect(page.getByTestId('map')).toHaveAttribute('data-nodes', /^[1-9]/);
+  // Cytoscape draws on animation frames: let two pass before the picture.
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
   await page.screenshot({ path: shots('pods-of-one-name.png') });
   // The deleted container's page says how it ended, and whose pod it was.
   await pod(oldUid).getByRole('link').click();
