@@ -116,6 +116,36 @@ pub fn crtctl(args: &[&str]) -> Out {
     run(Command::new("crtctl").args(args), None)
 }
 
+/// The documents of a YAML file (deploy/'s manifests), as JSON: read with
+/// PyYAML from the venv scripts/setup.sh makes for kubernetes-validate.
+pub fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
+    let out = run(
+        Command::new("/opt/crt-tools/venv/bin/python3")
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+            ])
+            .arg(path),
+        None,
+    )
+    .ok();
+    serde_json::from_str::<Vec<serde_json::Value>>(&out.stdout)
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// The one document of `kind` in a YAML file.
+pub fn yaml_one(path: &Path, kind: &str) -> serde_json::Value {
+    let mut found: Vec<serde_json::Value> = yaml_documents(path)
+        .into_iter()
+        .filter(|d| d["kind"] == kind)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} in {}", path.display());
+    found.remove(0)
+}
+
 /// A container id unique to this test run.
 pub fn id(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

@@ -13,7 +13,6 @@ use crt_integration::*;
 use serde_json::Value;
 
 const KUBERNETES_VALIDATE: &str = "/opt/crt-tools/venv/bin/kubernetes-validate";
-const VENV_PYTHON: &str = "/opt/crt-tools/venv/bin/python3";
 const MANIFESTS: [&str; 3] = ["runtimeclass.yaml", "installer.yaml", "pod-example.yaml"];
 
 fn deploy(name: &str) -> PathBuf {
@@ -27,34 +26,6 @@ fn validate(path: &Path) -> Out {
     )
 }
 
-/// The documents of a YAML file, as JSON (PyYAML, from the same venv).
-fn documents(path: &Path) -> Vec<Value> {
-    let out = run(
-        Command::new(VENV_PYTHON)
-            .args([
-                "-c",
-                "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
-            ])
-            .arg(path),
-        None,
-    )
-    .ok();
-    serde_json::from_str::<Vec<Value>>(&out.stdout)
-        .unwrap()
-        .into_iter()
-        .filter(|d| !d.is_null())
-        .collect()
-}
-
-fn one(path: &Path, kind: &str) -> Value {
-    let mut found: Vec<Value> = documents(path)
-        .into_iter()
-        .filter(|d| d["kind"] == kind)
-        .collect();
-    assert_eq!(found.len(), 1, "one {kind} in {}", path.display());
-    found.remove(0)
-}
-
 fn scratch(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(id(prefix));
     std::fs::create_dir_all(&dir).unwrap();
@@ -66,7 +37,7 @@ fn every_manifest_validates_against_the_kubernetes_schemas() {
     for name in MANIFESTS {
         let out = validate(&deploy(name));
         assert_eq!(out.code, 0, "{name}: {out:?}");
-        let resources = documents(&deploy(name)).len();
+        let resources = yaml_documents(&deploy(name)).len();
         let passed = format!("{}{}", out.stdout, out.stderr)
             .matches(" passed ")
             .count();
@@ -170,9 +141,9 @@ fn installer_image() -> &'static (PathBuf, String) {
 
 #[test]
 fn the_manifests_agree_with_the_scripts_and_with_each_other() {
-    let class = one(&deploy("runtimeclass.yaml"), "RuntimeClass");
-    let daemonset = one(&deploy("installer.yaml"), "DaemonSet");
-    let pod = one(&deploy("pod-example.yaml"), "Pod");
+    let class = yaml_one(&deploy("runtimeclass.yaml"), "RuntimeClass");
+    let daemonset = yaml_one(&deploy("installer.yaml"), "DaemonSet");
+    let pod = yaml_one(&deploy("pod-example.yaml"), "Pod");
     let (installed, runtimes) = scratch_install();
 
     // The handler is the runtime install-node.sh registers with containerd.

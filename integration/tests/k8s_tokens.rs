@@ -417,3 +417,92 @@ fn a_rotated_jwks_file_is_taken_without_a_restart() {
         crtd.log()
     );
 }
+
+/// README's "Kubernetes in ten minutes", as a kubelet and a tenant play it:
+/// deploy/pod-example.yaml run through containerd's CRI plugin on the
+/// handler deploy/runtimeclass.yaml names, and its trace read with
+/// `crtctl --token-file` holding a service-account token of the Pod's
+/// namespace, found by `crtctl ps --json` as the README finds it.
+#[test]
+fn the_example_pod_runs_on_the_runtime_class_and_its_tenant_reads_its_trace_with_a_service_account_token(
+) {
+    let deploy = repo_root().join("deploy");
+    let class = yaml_one(&deploy.join("runtimeclass.yaml"), "RuntimeClass");
+    let manifest = yaml_one(&deploy.join("pod-example.yaml"), "Pod");
+    assert_eq!(
+        manifest["spec"]["runtimeClassName"],
+        class["metadata"]["name"]
+    );
+    let spec = &manifest["spec"]["containers"][0];
+    assert_eq!(spec["image"], IMAGE, "the example runs the test image");
+    assert_eq!(
+        spec["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let command: Vec<&str> = spec["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+
+    let keys = tempfile::tempdir().unwrap();
+    let key = IssuerKey::new(keys.path(), "cluster-1");
+    let crtd = start("k8s-example", &key);
+
+    // The Pod, in a namespace tenant alpha owns (the README's "default").
+    let cri = cri::Cri::connect();
+    let mut builder = cri
+        .pod(manifest["metadata"]["name"].as_str().unwrap())
+        .handler(class["handler"].as_str().unwrap());
+    builder.namespace = ALPHA.1.into();
+    for (k, v) in manifest["metadata"]["annotations"].as_object().unwrap() {
+        builder = builder.annotation(k, v.as_str().unwrap());
+    }
+    let mut pod = builder.run();
+    let container_name = spec["name"].as_str().unwrap();
+    let id = pod
+        .container(container_name, &command)
+        .seccomp(cri::api::security_profile::ProfileType::RuntimeDefault)
+        .start();
+
+    // The tenant's credential: a projected token of a service account there.
+    let token = keys.path().join("token");
+    std::fs::write(&token, key.sign(&claims(ALPHA.1, "default"))).unwrap();
+    let crtctl = |args: &[&str]| {
+        run(
+            Command::new("crtctl")
+                .env_remove("CRT_TOKEN")
+                .args(["--server", &crtd.server(), "--token-file"])
+                .arg(&token)
+                .args(args),
+            None,
+        )
+    };
+    let mut found = String::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let ps: Value = serde_json::from_str(&crtctl(&["ps", "--json"]).ok().stdout).unwrap();
+            found = ps["pods"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["containers"].as_array().unwrap())
+                .find(|c| c["kubernetes"]["container"] == container_name && c["id"] == id.as_str())
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .unwrap_or_default();
+            !found.is_empty()
+        }),
+        "crtctl ps --json with the token does not list the example's container {id}"
+    );
+    let mut text = String::new();
+    let seen = wait_for(Duration::from_secs(30), || {
+        text = crtctl(&["trace", &found]).ok().stdout;
+        text.contains("\"/etc/hostname\"") && text.contains("htons(1)") && text.contains("execve(")
+    });
+    assert!(
+        seen,
+        "the example's trace lacks its openat of /etc/hostname, its connect to port 1 or its execve:\n{text}"
+    );
+    pod.remove();
+}
