@@ -24,8 +24,9 @@ pub struct ServerArgs {
         conflicts_with = "token_file"
     )]
     pub token: Option<String>,
-    /// Read the token from this file, e.g. a Kubernetes service-account token
-    /// (or CRT_TOKEN_FILE, or token_file = in the config file).
+    /// Read the token from this file, e.g. a Kubernetes service-account token,
+    /// or a kubeconfig (its current user's token or tokenFile), read again at
+    /// each request (or CRT_TOKEN_FILE, or token_file = in the config file).
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
     /// PEM file with the CA certificate(s) that signed an https:// server's
@@ -188,22 +189,120 @@ impl TokenSource {
         match self {
             TokenSource::Value(t) => Ok(t.clone()),
             TokenSource::File { path, origin } => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("reading the token file {} ({origin})", path.display())
-                })?;
-                if let Some(warning) = mode_warning(path) {
-                    warn_once(&warning);
+                let text = read_token_file(path, origin)?;
+                match Kubeconfig::parse(&text) {
+                    Some(kubeconfig) => kubeconfig.token(path, origin),
+                    None => Ok(text),
                 }
-                let token = text.trim();
-                if token.is_empty() {
-                    bail!(
-                        "the token file {} ({origin}) is empty; expected the API token (or a Kubernetes service-account token)",
-                        path.display()
-                    );
-                }
-                Ok(token.to_string())
             }
         }
+    }
+}
+
+/// A token file's content without surrounding whitespace; never empty.
+fn read_token_file(path: &Path, origin: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {} ({origin})", path.display()))?;
+    if let Some(warning) = mode_warning(path) {
+        warn_once(&warning);
+    }
+    let token = text.trim();
+    if token.is_empty() {
+        bail!(
+            "the token file {} ({origin}) is empty; expected the API token (or a Kubernetes service-account token, or a kubeconfig with one)",
+            path.display()
+        );
+    }
+    Ok(token.to_string())
+}
+
+/// The parts of a kubeconfig crtctl reads: the current context's user and
+/// its token, or the file that holds it (a service account's kubeconfig, as
+/// CI systems are given).
+#[derive(Deserialize)]
+struct Kubeconfig {
+    #[serde(rename = "current-context", default)]
+    current_context: String,
+    #[serde(default)]
+    contexts: Vec<Named<KubeContext>>,
+    users: Vec<Named<KubeUser>>,
+}
+
+#[derive(Deserialize)]
+struct Named<T> {
+    name: String,
+    #[serde(alias = "context", alias = "user")]
+    item: T,
+}
+
+#[derive(Deserialize)]
+struct KubeContext {
+    #[serde(default)]
+    user: String,
+}
+
+#[derive(Deserialize)]
+struct KubeUser {
+    token: Option<String>,
+    #[serde(rename = "tokenFile")]
+    token_file: Option<PathBuf>,
+}
+
+impl Kubeconfig {
+    /// A kubeconfig, if the text is one (a bare token is not: it has no `users`).
+    fn parse(text: &str) -> Option<Kubeconfig> {
+        if !text.contains("users") {
+            return None;
+        }
+        serde_norway::from_str(text).ok()
+    }
+
+    /// The token of the current context's user (or of the only user).
+    fn token(&self, path: &Path, origin: &str) -> Result<String> {
+        let at = || format!("the kubeconfig {} ({origin})", path.display());
+        let user = if self.current_context.is_empty() && self.users.len() == 1 {
+            &self.users[0]
+        } else {
+            let Some(context) = self
+                .contexts
+                .iter()
+                .find(|c| c.name == self.current_context)
+            else {
+                bail!(
+                    "{}: current-context {:?} names no context; expected one of {:?}",
+                    at(),
+                    self.current_context,
+                    self.contexts.iter().map(|c| &c.name).collect::<Vec<_>>()
+                );
+            };
+            let Some(user) = self.users.iter().find(|u| u.name == context.item.user) else {
+                bail!(
+                    "{}: context {:?} names user {:?}, which is not in users",
+                    at(),
+                    context.name,
+                    context.item.user
+                );
+            };
+            user
+        };
+        if let Some(token) = user.item.token.as_deref().map(str::trim) {
+            if !token.is_empty() {
+                return Ok(token.to_string());
+            }
+        }
+        if let Some(file) = &user.item.token_file {
+            // Relative to the kubeconfig, as kubectl reads it.
+            let file = path.parent().unwrap_or(Path::new(".")).join(file);
+            return read_token_file(
+                &file,
+                &format!("tokenFile of user {:?} in {}", user.name, at()),
+            );
+        }
+        bail!(
+            "{}: user {:?} has neither token nor tokenFile; crtctl takes a bearer token (a service account's), not client certificates or exec plugins",
+            at(),
+            user.name
+        )
     }
 }
 
@@ -329,6 +428,44 @@ mod tests {
         );
         let e = choose(&ServerArgs::default(), &no_env, &None, false).unwrap_err();
         assert!(e.to_string().contains("no credentials"), "{e}");
+    }
+
+    #[test]
+    fn a_kubeconfig_gives_its_current_users_token_or_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = |users: &str, current: &str| {
+            let path = dir.path().join("kubeconfig");
+            std::fs::write(
+                &path,
+                format!(
+                    "apiVersion: v1\nkind: Config\ncurrent-context: {current}\ncontexts:\n- name: ci\n  context:\n    cluster: c\n    user: robot\n- name: other\n  context:\n    cluster: c\n    user: person\nclusters:\n- name: c\n  cluster:\n    server: https://k8s.example.com\nusers:\n{users}"
+                ),
+            )
+            .unwrap();
+            TokenSource::File {
+                path,
+                origin: "--token-file".into(),
+            }
+            .read()
+        };
+        let both = "- name: person\n  user:\n    token: person-token\n- name: robot\n  user:\n    token: eyJ.robot.sig\n";
+        assert_eq!(kubeconfig(both, "ci").unwrap(), "eyJ.robot.sig");
+        assert_eq!(kubeconfig(both, "other").unwrap(), "person-token");
+        // tokenFile, relative to the kubeconfig, read as a token file (never as a kubeconfig again).
+        std::fs::write(dir.path().join("sa-token"), "eyJ.projected.sig\n").unwrap();
+        let file = "- name: robot\n  user:\n    tokenFile: sa-token\n";
+        assert_eq!(kubeconfig(file, "ci").unwrap(), "eyJ.projected.sig");
+        let err = kubeconfig(both, "gone").unwrap_err().to_string();
+        assert!(
+            err.contains("current-context \"gone\" names no context"),
+            "{err}"
+        );
+        let certs = "- name: robot\n  user:\n    client-certificate-data: AAAA\n";
+        let err = kubeconfig(certs, "ci").unwrap_err().to_string();
+        assert!(
+            err.contains("user \"robot\" has neither token nor tokenFile"),
+            "{err}"
+        );
     }
 
     #[test]

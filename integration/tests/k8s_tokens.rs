@@ -504,5 +504,25 @@ fn the_example_pod_runs_on_the_runtime_class_and_its_tenant_reads_its_trace_with
         seen,
         "the example's trace lacks its openat of /etc/hostname, its connect to port 1 or its execve:\n{text}"
     );
+    // The same token through a kubeconfig (its user's tokenFile), as a CI job has it.
+    let kubeconfig = keys.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: ci\ncontexts:\n- name: ci\n  context: {cluster: c, user: sa}\nusers:\n- name: sa\n  user: {tokenFile: token}\n",
+    )
+    .unwrap();
+    let ps = run(
+        Command::new("crtctl")
+            .env_remove("CRT_TOKEN")
+            .args(["--server", &crtd.server(), "--token-file"])
+            .arg(&kubeconfig)
+            .args(["ps", "--json"]),
+        None,
+    )
+    .ok();
+    assert!(
+        ps.stdout.contains(&found),
+        "crtctl ps with the kubeconfig: {ps:?}"
+    );
     pod.remove();
 }
