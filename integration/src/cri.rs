@@ -324,6 +324,29 @@ impl Cri {
         .map(drop)
     }
 
+    /// Stops and removes every pod in Kubernetes namespace `namespace`
+    /// (with its containers): what a run killed outright left behind.
+    /// Returns how many there were.
+    pub fn remove_pods_in(&self, namespace: &str) -> usize {
+        let pods = self
+            .call(|mut c| async move {
+                c.list_pod_sandbox(api::ListPodSandboxRequest { filter: None })
+                    .await
+            })
+            .unwrap_or_else(|s| panic!("ListPodSandbox: {s}"))
+            .items;
+        let mut n = 0;
+        for pod in pods {
+            if pod.metadata.as_ref().map(|m| m.namespace.as_str()) == Some(namespace) {
+                let _ = self.stop_pod(&pod.id);
+                self.remove_pod(&pod.id)
+                    .unwrap_or_else(|s| panic!("RemovePodSandbox {}: {s}", pod.id));
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub fn remove_pod(&self, id: &str) -> Result<(), tonic::Status> {
         let pod_sandbox_id = id.to_string();
         self.call(|mut c| async move {

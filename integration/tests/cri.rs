@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crt_integration::cri::{
     self, api, parse_log, wait_some, Cri, ExecOut, Pod, CRI_NAMESPACE, HANDLER_CRT, HANDLER_RUNC,
+    POD_NAMESPACE,
 };
 use crt_integration::{crtctl, local_records, wait_for};
 use serde_json::Value;
@@ -120,9 +121,24 @@ struct Lifecycle {
     said: Vec<Vec<String>>,
 }
 
+/// The client; the first call also removes the pods an earlier run killed
+/// outright left in [`POD_NAMESPACE`] (a failing test's own are removed by
+/// its guard), before any test of this run makes its own.
+fn connect() -> Cri {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let cri = Cri::connect();
+    SWEPT.call_once(|| {
+        let left = cri.remove_pods_in(POD_NAMESPACE);
+        if left > 0 {
+            eprintln!("removed {left} pod(s) an earlier run left in {POD_NAMESPACE}");
+        }
+    });
+    cri
+}
+
 #[test]
 fn exec_sync_exits_and_stops_agree_across_crt_traced_crt_and_runc() {
-    let cri = Cri::connect();
+    let cri = connect();
     let results = each_variant(|v| {
         let mut pod = v.pod(&cri, "life", "openat");
         let exits = pod
@@ -286,7 +302,7 @@ struct Logs {
 
 #[test]
 fn cri_log_files_split_long_lines_and_reopen_alike_on_every_handler() {
-    let cri = Cri::connect();
+    let cri = connect();
     let script = format!(
         "echo hello; echo oops >&2; head -c {LONG_LINE} /dev/zero | tr '\\0' x; echo; \
          while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; echo after-err >&2; {IDLE}"
@@ -400,7 +416,7 @@ fn limits(cri: &Cri, id: &str) -> Vec<String> {
 
 #[test]
 fn stats_and_resource_updates_work_alike_on_every_handler() {
-    let cri = Cri::connect();
+    let cri = connect();
     let memory: i64 = 96 << 20;
     let (quota, period) = (50_000i64, 100_000i64);
     let results = each_variant(|v| {
@@ -494,7 +510,7 @@ fn ppid(pid: i32) -> i32 {
 
 #[test]
 fn a_pod_of_three_containers_on_crt_runs_one_shim() {
-    let cri = Cri::connect();
+    let cri = connect();
     let mut pod = cri.pod("one-shim").handler(HANDLER_CRT).run();
     let containers: Vec<String> = ["a", "b", "c"]
         .iter()
@@ -524,7 +540,7 @@ fn a_pod_of_three_containers_on_crt_runs_one_shim() {
 
 #[test]
 fn the_sandbox_is_never_traced_but_its_containers_are() {
-    let cri = Cri::connect();
+    let cri = connect();
     let mut pod = cri
         .pod("sandbox-trace")
         .handler(HANDLER_CRT)
@@ -562,7 +578,7 @@ struct SeccompView {
 
 #[test]
 fn runtime_default_seccomp_is_kept_when_the_container_is_traced() {
-    let cri = Cri::connect();
+    let cri = connect();
     // The trace asks for unshare too: the profile's denial must win.
     let results = each_variant(|v| {
         let mut pod = v.pod(&cri, "seccomp", "openat,unshare");
@@ -665,7 +681,7 @@ fn listener_socket(id: &str) -> PathBuf {
 
 #[test]
 fn nothing_of_a_removed_pod_is_left_on_the_node() {
-    let cri = Cri::connect();
+    let cri = connect();
     let mut pod = cri
         .pod("leftovers")
         .handler(HANDLER_CRT)
@@ -759,7 +775,7 @@ fn pods_named(topology: &Value, namespace: &str, name: &str) -> Vec<Value> {
 
 #[test]
 fn crtd_keeps_a_recreated_pod_apart_by_uid_and_remembers_removed_containers() {
-    let cri = Cri::connect();
+    let cri = connect();
     // As a StatefulSet does: the same name and namespace, a new uid.
     let name = cri::unique("web");
     let mut first = cri
