@@ -42,6 +42,10 @@ test('pods of one name are told apart by uid, and a deleted container keeps how 
   await expect(list.getByText(`pod ${name}`, { exact: true })).toBeVisible();
   // With the ended containers, the old pod comes back beside the new one, each named with a short uid.
   await page.getByLabel('Ended too').check();
+  // However long the list beside it, the map stays within the window.
+  await expect(list.getByText(/^pod /).first()).toBeVisible();
+  const box = (await page.getByTestId('map').boundingBox())!;
+  expect(box.y + box.height).toBeLessThanOrEqual(page.viewportSize()!.height);
   const pod = (uid: string) => list.locator('li', { has: page.getByText(`pod ${name} · ${uid.slice(0, 8)}`, { exact: true }) });
   await expect(pod(oldUid)).toBeVisible();
   await expect(pod(newUid)).toBeVisible();
@@ -53,6 +57,8 @@ test('pods of one name are told apart by uid, and a deleted container keeps how 
   await expect(pod(oldUid)).toBeVisible();
   await expect(pod(newUid)).toBeVisible();
   await expect(list.getByText(/^pod /)).toHaveCount(2);
+  // (A node with a long history starts with its namespaces closed.)
+  await page.getByRole('button', { name: 'Expand all' }).click();
   await page.getByRole('button', { name: 'Fit' }).click();
   await expect(page.getByTestId('map')).toHaveAttribute('data-nodes', /^[1-9]/);
   // Cytoscape draws on animation frames: let two pass before the picture.
