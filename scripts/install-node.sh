@@ -3,7 +3,7 @@
 # class with containerd. For image builders (--root) and for running nodes.
 #
 #   scripts/install-node.sh [--root DIR] [--bin-dir DIR] [--node-config FILE]
-#                           [--containerd VERSION] [--restart]
+#                           [--containerd VERSION] [--restart] [--no-restart-hint]
 #   scripts/install-node.sh [--root DIR] [--containerd VERSION] [--restart] --uninstall
 #
 #   --root DIR          install under DIR instead of / (an image's root); no
@@ -24,6 +24,8 @@
 #                       Without it nothing is restarted: containers started
 #                       after the next containerd restart use the runtime class.
 #   --uninstall         remove what earlier runs installed (see the manifest)
+#   --no-restart-hint   say nothing of restarting what changed: the caller
+#                       restarts it (scripts/setup.sh does)
 #
 # What it installs, under the root:
 #   /usr/local/bin/{containerd-shim-crt-v2,crtd,crtctl}      0755
@@ -67,6 +69,7 @@ node_config=
 ctd_version=${CRT_CONTAINERD_VERSION:-}
 restart=0
 uninstall=0
+hint=1
 while [ $# -gt 0 ]; do
   case $1 in
     --root) [ $# -ge 2 ] || die "--root needs a directory"; root=$2; shift 2 ;;
@@ -75,6 +78,7 @@ while [ $# -gt 0 ]; do
     --containerd) [ $# -ge 2 ] || die "--containerd needs a version, e.g. 1.6 or 2.1"; ctd_version=$2; shift 2 ;;
     --restart) restart=1; shift ;;
     --uninstall) uninstall=1; shift ;;
+    --no-restart-hint) hint=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -384,7 +388,7 @@ if [ $restart = 1 ]; then
   else
     say "no systemd here: restart containerd$([ $crtd_changed = 1 ] && echo ' and crtd') yourself"
   fi
-else
+elif [ $hint = 1 ]; then
   [ $containerd_changed = 0 ] || say "containerd reads the runtime class when it restarts (or run with --restart)"
   [ $crtd_changed = 0 ] || say "crtd runs the new binary or config when it restarts (or run with --restart)"
 fi

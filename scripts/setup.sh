@@ -132,7 +132,7 @@ conf=/etc/containerd/config.toml
 fingerprint() { cat "$@" 2>/dev/null | cksum || true; }
 containerd_before=$(fingerprint "$conf" /etc/containerd/conf.d/crt.toml)
 crtd_before=$(fingerprint /usr/local/bin/crtd /etc/crt/config.toml)
-"$repo/scripts/install-node.sh" --bin-dir "$built" --node-config "$node_config"
+"$repo/scripts/install-node.sh" --bin-dir "$built" --node-config "$node_config" --no-restart-hint
 changed=0
 [ "$(fingerprint "$conf" /etc/containerd/conf.d/crt.toml)" = "$containerd_before" ] || changed=1
 crtd_changed=0
