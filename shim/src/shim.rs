@@ -9,6 +9,7 @@ use std::sync::Arc;
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, ExitSignal, Flags, Shim, StartOpts};
+use crt_tracer::node_files::listener_name;
 use serde_json::Value;
 
 use crate::events::RemoteSink;
@@ -29,25 +30,6 @@ pub struct CrtShim {
     id: String,
     sink: std::sync::Mutex<Option<Arc<RemoteSink>>>,
     service: std::sync::Mutex<Option<TaskService>>,
-}
-
-/// The listener socket name for a shim: stable for (namespace, id), short.
-pub fn listener_name(namespace: &str, id: &str) -> String {
-    sha2_free::short_hash(&format!("{namespace}/{id}"))
-}
-
-mod sha2_free {
-    /// A 64-bit FNV-1a hash as 16 hex digits: stable, dependency-free, and
-    /// enough to keep socket names apart (collisions only share a name
-    /// between two shims of the same node, which bind fails loudly on).
-    pub fn short_hash(s: &str) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in s.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{h:016x}")
-    }
 }
 
 impl Shim for CrtShim {

@@ -345,9 +345,35 @@ impl TraceMeta {
     }
 }
 
+/// 64-bit FNV-1a: the node's one short, stable, non-cryptographic hash
+/// (shim listener names, crtd's query cursors).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The name (16 hex digits) of the listener socket the shim serving
+/// `namespace`/`id` keeps in the listener directory: stable and short
+/// (a collision only shares a name between two shims of one node, which
+/// bind fails loudly on).
+pub fn listener_name(namespace: &str, id: &str) -> String {
+    format!("{:016x}", fnv1a64(format!("{namespace}/{id}").as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listener_name_is_the_fnv1a_of_namespace_slash_id_in_16_hex_digits() {
+        // Pinned: a shim and whoever looks for its socket must agree across builds.
+        assert_eq!(listener_name("k8s.io", "abc"), "378b714ad406b8ac");
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+    }
     use serde_json::{json, Value};
 
     fn identity() -> KubernetesIdentity {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crt_tracer::decode;
+use crt_tracer::node_files::fnv1a64;
 use crt_tracer::record::{self, Record, Records, KIND_SYSCALL};
 use crt_tracer::syscalls::NATIVE_AUDIT_ARCH;
 use serde::{Deserialize, Serialize};
@@ -112,16 +113,6 @@ pub struct QueryResult {
     pub truncated: bool,
     /// Records examined.
     pub scanned: u64,
-}
-
-/// 64-bit FNV-1a: crtd's one short, stable, non-cryptographic hash.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 fn digest(f: &Filter, order: Order) -> u64 {
