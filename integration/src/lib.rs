@@ -271,9 +271,9 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// The pids of shim processes whose command line has `-id ID`.
-pub fn shim_pids(shim_binary: &str, id: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
+/// Every process running `shim_binary` (its argv[0] ends with it): pid and arguments.
+pub fn shim_processes(shim_binary: &str) -> Vec<(i32, Vec<String>)> {
+    let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -281,18 +281,31 @@ pub fn shim_pids(shim_binary: &str, id: &str) -> Vec<i32> {
         let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_shim = args
-            .first()
-            .is_some_and(|a| a.ends_with(shim_binary.as_bytes()));
-        let has_id = args
-            .windows(2)
-            .any(|w| w[0] == b"-id" && w[1] == id.as_bytes());
-        if is_shim && has_id {
-            pids.push(pid);
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with(shim_binary)) {
+            found.push((pid, args));
         }
     }
-    pids
+    found
+}
+
+/// The value of a shim's `-id` argument.
+pub fn shim_id(args: &[String]) -> Option<&str> {
+    args.windows(2)
+        .find(|w| w[0] == "-id")
+        .map(|w| w[1].as_str())
+}
+
+/// The pids of shim processes whose command line has `-id ID`.
+pub fn shim_pids(shim_binary: &str, id: &str) -> Vec<i32> {
+    shim_processes(shim_binary)
+        .into_iter()
+        .filter(|(_, args)| args.windows(2).any(|w| w[0] == "-id" && w[1] == id))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// A node config that selects crun, for `--runtime-config-path`.

@@ -13,7 +13,7 @@ use crt_integration::cri::{
     self, api, parse_log, wait_some, Cri, ExecOut, Pod, CRI_NAMESPACE, HANDLER_CRT, HANDLER_RUNC,
     POD_NAMESPACE,
 };
-use crt_integration::{crtctl, local_records, wait_for};
+use crt_integration::{crtctl, local_records, shim_id, shim_processes, wait_for};
 use serde_json::Value;
 
 use api::security_profile::ProfileType;
@@ -467,36 +467,12 @@ fn stats_and_resource_updates_work_alike_on_every_handler() {
 /// Long-lived shim processes (not `start` or `delete` runs) whose `-id` is
 /// one of `ids`.
 fn shims_of(ids: &[String]) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|&b| b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if !args
-            .first()
-            .is_some_and(|a| a.ends_with("containerd-shim-crt-v2"))
-        {
-            continue;
-        }
-        if args.iter().any(|a| a == "start" || a == "delete") {
-            continue;
-        }
-        let id = args
-            .windows(2)
-            .find(|w| w[0] == "-id")
-            .map(|w| w[1].clone());
-        if id.is_some_and(|id| ids.contains(&id)) {
-            pids.push(pid);
-        }
-    }
-    pids
+    shim_processes("containerd-shim-crt-v2")
+        .into_iter()
+        .filter(|(_, args)| !args.iter().any(|a| a == "start" || a == "delete"))
+        .filter(|(_, args)| shim_id(args).is_some_and(|id| ids.iter().any(|i| i == id)))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn ppid(pid: i32) -> i32 {
@@ -668,15 +644,12 @@ fn netns_of(cri: &Cri, pod: &Pod) -> PathBuf {
         .unwrap_or_else(|| panic!("no network namespace path in {v}"))
 }
 
-/// The FNV-1a name the shim gives the listener socket of the shim serving
-/// `id` (shim/src/shim.rs listener_name).
+/// The listener socket of the shim serving `id`.
 fn listener_socket(id: &str) -> PathBuf {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("{CRI_NAMESPACE}/{id}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    PathBuf::from(format!("/run/crt/listeners/{h:016x}.sock"))
+    PathBuf::from(format!(
+        "/run/crt/listeners/{}.sock",
+        crt_tracer::node_files::listener_name(CRI_NAMESPACE, id)
+    ))
 }
 
 #[test]

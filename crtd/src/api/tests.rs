@@ -1334,16 +1334,20 @@ fn a_pod_made_again_under_the_same_name_is_another_pod() {
     shim_writes(&w, &pod_container("db-new", "db-0", "uid-new"));
     w.api.ingest.read_node_files();
 
+    let pods_named = |t: &Value, name: &str| -> Vec<Value> {
+        t["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == name)
+            .cloned()
+            .collect()
+    };
     let (s, t) = w.get("/v1/topology?all=true", Some(ACME));
     assert_eq!(s, 200);
-    let db: Vec<&Value> = t["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["name"] == "db-0")
-        .collect();
+    let db = pods_named(&t, "db-0");
     assert_eq!(db.len(), 2, "{t}");
-    let by_uid = |uid: &str| *db.iter().find(|p| p["uid"] == uid).unwrap();
+    let by_uid = |uid: &str| db.iter().find(|p| p["uid"] == uid).unwrap();
     let (old_pod, new_pod) = (by_uid("uid-old"), by_uid("uid-new"));
     assert_eq!(old_pod["namespace"], "acme-prod");
     let ids = |p: &Value| -> Vec<String> {
@@ -1367,12 +1371,7 @@ fn a_pod_made_again_under_the_same_name_is_another_pod() {
     assert_eq!(ended["kubernetes"]["pod_uid"], "uid-old");
     // Without all=true, what exists now: the new pod only.
     let (_, now) = w.get("/v1/topology", Some(ACME));
-    let names: Vec<&Value> = now["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["name"] == "db-0")
-        .collect();
+    let names = pods_named(&now, "db-0");
     assert_eq!(names.len(), 1, "{now}");
     assert_eq!(names[0]["uid"], "uid-new");
     // The container list and a container's own view carry the uid and the end.
