@@ -456,6 +456,7 @@ impl Service {
             created: crt_tracer::render::rfc3339_utc(created_ns),
             created_ns,
             kubernetes: Some(state_file::kubernetes(&annotations)),
+            results_unavailable: Some("this shim does not record return values yet".into()),
         };
         let session = TraceSession::start(SessionOptions {
             namespace: &self.namespace,

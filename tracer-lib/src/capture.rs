@@ -61,3 +61,55 @@ pub const fn plan(arg: Arg) -> Option<CapturePlan> {
         _ => None,
     }
 }
+
+/// Most bytes of memory read at a syscall's exit for one output argument
+/// (`struct statx` is the largest: 256 bytes).
+pub const OUT_MAX_CAPTURE: usize = 256;
+/// Bytes of a buffer the kernel filled that are kept (strace's `-s 32`).
+pub const OUT_BUF_CAPTURE: usize = 32;
+
+/// What to read at a syscall's exit for an output argument: the BPF exit
+/// program does the copy, so these are the only shapes it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutPlan {
+    /// `min(ret, max)` bytes, when the syscall returned a positive count.
+    RetBytes { max: usize },
+    /// `len` bytes, when the syscall returned 0 or more.
+    Fixed { len: usize },
+    /// A socket address: the `socklen_t` at argument `len_arg` after the
+    /// call, then `min(that, SOCKADDR_MAX_CAPTURE)` bytes of the address;
+    /// stored as `u32 socklen` followed by the bytes.
+    SockAddr { len_arg: u8 },
+}
+
+/// Size of `struct stat` on x86_64.
+pub const STAT_LEN: usize = 144;
+/// Size of `struct statx`.
+pub const STATX_LEN: usize = 256;
+
+/// The exit copy plan for an argument kind, or `None` when nothing is read
+/// at the exit for it.
+pub const fn out_plan(arg: Arg) -> Option<OutPlan> {
+    match arg {
+        Arg::OutBuf => Some(OutPlan::RetBytes {
+            max: OUT_BUF_CAPTURE,
+        }),
+        Arg::OutPath => Some(OutPlan::RetBytes {
+            max: PATH_MAX_CAPTURE,
+        }),
+        Arg::OutStat => Some(OutPlan::Fixed { len: STAT_LEN }),
+        Arg::OutStatx => Some(OutPlan::Fixed { len: STATX_LEN }),
+        Arg::OutSockAddr { len } => Some(OutPlan::SockAddr { len_arg: len }),
+        Arg::OutFdPair => Some(OutPlan::Fixed { len: 8 }),
+        Arg::OutWaitStatus => Some(OutPlan::Fixed { len: 4 }),
+        _ => None,
+    }
+}
+
+/// The one output argument of `args` read at the exit (the first with a
+/// plan): its index and plan.
+pub fn exit_plan(args: &[Arg]) -> Option<(u8, OutPlan)> {
+    args.iter()
+        .enumerate()
+        .find_map(|(i, &a)| out_plan(a).map(|p| (i as u8, p)))
+}

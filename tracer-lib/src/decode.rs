@@ -152,6 +152,15 @@ fn render(info: Option<&SyscallInfo>, kind: Arg, i: usize, rec: &Record) -> Stri
         Arg::UnlinkFlags => flags::unlink_flags(low),
         Arg::RenameFlags => flags::rename_flags(low),
         Arg::ClockId => flags::clock_id(low),
+        // Output arguments: shown from what was read at the exit.
+        Arg::OutBuf
+        | Arg::OutPath
+        | Arg::OutStat
+        | Arg::OutStatx
+        | Arg::OutSockAddr { .. }
+        | Arg::OutSockLen
+        | Arg::OutFdPair
+        | Arg::OutWaitStatus => ptr(v),
     }
 }
 
@@ -1296,7 +1305,7 @@ mod tests {
 
         let args = |n: &str| by_name(n).unwrap().args;
         assert_eq!(args("write"), &[Arg::Fd, Arg::InBuf { len: 2 }, Arg::Ulong]);
-        assert_eq!(args("read"), &[Arg::Fd, Arg::Ptr, Arg::Ulong]);
+        assert_eq!(args("read"), &[Arg::Fd, Arg::OutBuf, Arg::Ulong]);
         assert_eq!(
             args("openat"),
             &[Arg::DirFd, Arg::Path, Arg::OpenFlags, Arg::Mode]

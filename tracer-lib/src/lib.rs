@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod decode;
+pub mod errno;
 pub mod escape;
 pub mod flags;
 pub mod latency;

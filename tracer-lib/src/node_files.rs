@@ -320,6 +320,10 @@ pub struct TraceMeta {
     /// Files older than the field: parsed from `created` (0 if it is not a time).
     pub created_ns: u64,
     pub kubernetes: Option<KubernetesIdentity>,
+    /// Why this trace has no return values (its lines end in `= ?`): the
+    /// syscall-exit program could not be used on this node. `None` when
+    /// results are recorded (and in traces older than results).
+    pub results_unavailable: Option<String>,
 }
 
 impl Serialize for TraceMeta {
@@ -424,6 +428,7 @@ mod tests {
             created: rfc3339_utc(1_764_000_000_123_456_789),
             created_ns: 1_764_000_000_123_456_789,
             kubernetes: Some(identity()),
+            results_unavailable: Some("no BPF".into()),
         });
     }
 

@@ -14,7 +14,7 @@
 //! 16  u32  thread id as the kernel reported it (the shim's pid namespace)
 //! 20  u32  audit arch (AUDIT_ARCH_X86_64, ...)
 //! 24  u32  syscall number
-//! 28  u32  reserved, 0
+//! 28  u32  seq: joins a syscall entry to its exit (0: none)
 //! 32  6*u64 raw syscall arguments
 //! 80  [u8;16] process name (comm), NUL-padded; filled in by the storage side
 //! 96  captures: u8 arg index, u8 capture kind, u8 capture flags, u8 0, u32 len, len bytes
@@ -22,6 +22,14 @@
 //!
 //! A `Strings` capture's payload is a list of `u16 len` (high bit: this string
 //! was cut short) followed by that many bytes.
+//!
+//! A syscall's result travels as captures too, so records written before
+//! results existed read the same: a `CAPTURE_RESULT` capture (argument index
+//! [`RESULT_ARG`]) holds `i64 ret, u64 duration_ns`, and `CAPTURE_OUT`
+//! captures hold what the syscall wrote to memory (a read's data, a `stat`
+//! struct), read at its exit. A syscall stored before its exit was known has
+//! [`FLAG_UNFINISHED`]; its result comes later in a [`KIND_EXIT`] record with
+//! the same tid and seq, as strace's `<unfinished ...>` / `<... resumed>`.
 
 use std::fmt;
 
@@ -35,7 +43,10 @@ pub const KIND_SYSCALL: u8 = 1;
 /// The count of events dropped so far because storage could not keep up
 /// (cumulative, in `args[0]`), and of notify threads that failed so far
 /// (panicked or could not be started: their processes kept running, but
-/// their later syscalls went unrecorded; cumulative, in `args[1]`).
+/// their later syscalls went unrecorded; cumulative, in `args[1]`), and of
+/// syscall results lost (the exit program's buffer was full, or its slot
+/// for the thread was taken: those entries stay `= ?`; cumulative, in
+/// `args[2]`).
 pub const KIND_DROPS: u8 = 2;
 /// The trace is complete: every process of the container has exited.
 pub const KIND_END: u8 = 3;
@@ -54,15 +65,34 @@ pub const KIND_LATENCY: u8 = 6;
 /// by crtd, never by the shim.
 pub const KIND_GAP: u8 = 7;
 
+/// The exit of a syscall whose entry was stored with [`FLAG_UNFINISHED`]: the
+/// entry's tid, arch, nr, seq, args and comm, with the result and output
+/// captures; its time is the exit's.
+pub const KIND_EXIT: u8 = 8;
+
 /// The notification was no longer valid after the arguments were copied (the
 /// thread died, or the pid was reused): captures are not trustworthy and none
 /// are stored.
 pub const FLAG_STALE: u8 = 1;
 
+/// The entry was stored before its exit: a [`KIND_EXIT`] record with the
+/// same tid and seq follows when the syscall returns (if its result is not
+/// lost: see the drops record).
+pub const FLAG_UNFINISHED: u8 = 2;
+
 pub const CAPTURE_BYTES: u8 = 0;
 pub const CAPTURE_STRINGS: u8 = 1;
 pub const CAPTURE_COUNT: u8 = 2;
 pub const CAPTURE_UNREADABLE: u8 = 3;
+/// The result of the syscall: `i64 ret, u64 duration_ns`, under [`RESULT_ARG`].
+pub const CAPTURE_RESULT: u8 = 4;
+/// Memory the syscall wrote for output argument `arg`, read at its exit.
+pub const CAPTURE_OUT: u8 = 5;
+/// The argument index of the result capture.
+pub const RESULT_ARG: u8 = 0xff;
+/// A duration that was not measured (the syscall was never entered: the
+/// notification was interrupted).
+pub const DURATION_UNKNOWN: u64 = u64::MAX;
 
 /// More data existed than was copied.
 pub const CAPTURE_TRUNCATED: u8 = 1;
@@ -113,6 +143,22 @@ impl<'a> Iterator for StringsIter<'a> {
     }
 }
 
+/// What a syscall returned, from its exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallResult {
+    /// The raw return value: negative errno values are errors (-4095..-1).
+    pub ret: i64,
+    /// From entry to exit, in ns; `None` when not measured.
+    pub duration_ns: Option<u64>,
+}
+
+impl SyscallResult {
+    /// The error number, when the syscall failed.
+    pub fn errno(&self) -> Option<i32> {
+        (-4095..0).contains(&self.ret).then_some(-self.ret as i32)
+    }
+}
+
 /// One capture, tied to the argument it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capture<'a> {
@@ -129,6 +175,8 @@ pub struct Record<'a> {
     pub tid: u32,
     pub arch: u32,
     pub nr: u32,
+    /// Joins an entry to its exit (0: none).
+    pub seq: u32,
     pub args: [u64; 6],
     pub comm: [u8; 16],
     captures_raw: &'a [u8],
@@ -159,8 +207,63 @@ impl<'a> Record<'a> {
     pub fn capture(&self, arg: u8) -> Option<CaptureData<'a>> {
         self.captures().find(|c| c.arg == arg).map(|c| c.data)
     }
+
+    fn raw_captures(&self) -> RawCaptures<'a> {
+        RawCaptures {
+            rest: self.captures_raw,
+            left: self.ncaptures,
+        }
+    }
+
+    /// The result, when the exit was seen.
+    pub fn result(&self) -> Option<SyscallResult> {
+        let (_, _, (_, body)) = self
+            .raw_captures()
+            .find(|&(arg, kind, _)| kind == CAPTURE_RESULT && arg == RESULT_ARG)?;
+        if body.len() < 16 {
+            return None;
+        }
+        let duration = u64::from_le_bytes(body[8..16].try_into().unwrap());
+        Some(SyscallResult {
+            ret: i64::from_le_bytes(body[..8].try_into().unwrap()),
+            duration_ns: (duration != DURATION_UNKNOWN).then_some(duration),
+        })
+    }
+
+    /// What the syscall wrote for output argument `arg`, read at its exit:
+    /// the bytes and whether more existed.
+    pub fn out_capture(&self, arg: u8) -> Option<(&'a [u8], bool)> {
+        self.raw_captures()
+            .find(|&(a, kind, _)| kind == CAPTURE_OUT && a == arg)
+            .map(|(_, _, (flags, body))| (body, flags & CAPTURE_TRUNCATED != 0))
+    }
 }
 
+/// Every capture as stored: (arg, kind, (flags, body)).
+struct RawCaptures<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for RawCaptures<'a> {
+    type Item = (u8, u8, (u8, &'a [u8]));
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 || self.rest.len() < CAPTURE_HEADER_LEN {
+            return None;
+        }
+        let (arg, kind, flags) = (self.rest[0], self.rest[1], self.rest[2]);
+        let len = u32::from_le_bytes(self.rest[4..8].try_into().unwrap()) as usize;
+        let body = self
+            .rest
+            .get(CAPTURE_HEADER_LEN..CAPTURE_HEADER_LEN + len)?;
+        self.rest = &self.rest[CAPTURE_HEADER_LEN + len..];
+        self.left -= 1;
+        Some((arg, kind, (flags, body)))
+    }
+}
+
+/// The captures of a syscall's arguments at entry (results and output
+/// captures have their own accessors).
 pub struct CaptureIter<'a> {
     rest: &'a [u8],
     left: u16,
@@ -169,18 +272,20 @@ pub struct CaptureIter<'a> {
 impl<'a> Iterator for CaptureIter<'a> {
     type Item = Capture<'a>;
     fn next(&mut self) -> Option<Capture<'a>> {
-        if self.left == 0 || self.rest.len() < CAPTURE_HEADER_LEN {
-            return None;
-        }
-        let arg = self.rest[0];
-        let kind = self.rest[1];
-        let flags = self.rest[2];
-        let len = u32::from_le_bytes(self.rest[4..8].try_into().unwrap()) as usize;
-        let body = self
-            .rest
-            .get(CAPTURE_HEADER_LEN..CAPTURE_HEADER_LEN + len)?;
-        self.rest = &self.rest[CAPTURE_HEADER_LEN + len..];
-        self.left -= 1;
+        let mut raw = RawCaptures {
+            rest: self.rest,
+            left: self.left,
+        };
+        let found = loop {
+            match raw.next() {
+                None => break None,
+                Some((_, CAPTURE_RESULT | CAPTURE_OUT, _)) => continue,
+                Some(c) => break Some(c),
+            }
+        };
+        self.rest = raw.rest;
+        self.left = raw.left;
+        let (arg, kind, (flags, body)) = found?;
         let truncated = flags & CAPTURE_TRUNCATED != 0;
         let data = match kind {
             CAPTURE_BYTES => CaptureData::Bytes {
@@ -271,6 +376,7 @@ pub fn decode(buf: &[u8]) -> Result<(Record<'_>, usize), RecordError> {
             tid: u32_at(b, 16),
             arch: u32_at(b, 20),
             nr: u32_at(b, 24),
+            seq: u32_at(b, 28),
             args,
             comm,
             captures_raw: &b[HEADER_LEN..],
@@ -390,6 +496,36 @@ impl<'b> RecordBuilder<'b> {
         self.buf[self.start + 5] = flags;
     }
 
+    pub fn set_seq(&mut self, seq: u32) {
+        self.buf[self.start + 28..self.start + 32].copy_from_slice(&seq.to_le_bytes());
+    }
+
+    /// Continues the finished record that starts at `start` in `buf`, to add
+    /// captures (a result, output data) to it; [`Self::finish`] again after.
+    pub fn extend(buf: &'b mut Vec<u8>, start: usize) -> Self {
+        let ncaptures = u16::from_le_bytes([buf[start + 6], buf[start + 7]]);
+        RecordBuilder {
+            buf,
+            start,
+            ncaptures,
+        }
+    }
+
+    /// Appends the syscall's result.
+    pub fn result(&mut self, ret: i64, duration_ns: Option<u64>) {
+        self.capture_header(RESULT_ARG, CAPTURE_RESULT, 0, 16);
+        self.buf.extend_from_slice(&ret.to_le_bytes());
+        self.buf
+            .extend_from_slice(&duration_ns.unwrap_or(DURATION_UNKNOWN).to_le_bytes());
+    }
+
+    /// Appends what the syscall wrote for output argument `arg`.
+    pub fn out_bytes(&mut self, arg: u8, bytes: &[u8], truncated: bool) {
+        let flags = if truncated { CAPTURE_TRUNCATED } else { 0 };
+        self.capture_header(arg, CAPTURE_OUT, flags, bytes.len());
+        self.buf.extend_from_slice(bytes);
+    }
+
     pub fn set_comm(&mut self, comm: &[u8]) {
         let n = comm.len().min(16);
         let at = self.start + 80;
@@ -480,6 +616,23 @@ pub fn push_string_entry(payload: &mut Vec<u8>, s: &[u8], truncated: bool) {
     payload.extend_from_slice(&s[..len]);
 }
 
+/// Starts, at the end of `buf`, the [`KIND_EXIT`] record of `entry` (a
+/// syscall stored unfinished): its identity and arguments, no captures yet.
+pub fn begin_exit<'b>(buf: &'b mut Vec<u8>, entry: &Record<'_>, ts_ns: u64) -> RecordBuilder<'b> {
+    let mut b = RecordBuilder::begin(
+        buf,
+        KIND_EXIT,
+        ts_ns,
+        entry.tid,
+        entry.arch,
+        entry.nr,
+        &entry.args,
+    );
+    b.set_seq(entry.seq);
+    b.set_comm(&entry.comm);
+    b
+}
+
 /// Builds a simple record with no captures (drops, end, process markers).
 pub fn simple(kind: u8, ts_ns: u64, tid: u32, args: &[u64; 6], comm: &[u8]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(HEADER_LEN);
@@ -492,6 +645,56 @@ pub fn simple(kind: u8, ts_ns: u64, tid: u32, args: &[u64; 6], comm: &[u8]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_and_output_data_added_to_a_finished_entry_read_back_apart_from_its_arguments() {
+        let mut buf = Vec::new();
+        let args = [3, 0x7ffd_0000, 32, 0, 0, 0];
+        let mut b = RecordBuilder::begin(&mut buf, KIND_SYSCALL, 5, 42, 0xc000_003e, 0, &args);
+        b.set_seq(77);
+        b.bytes(2, b"in", false);
+        b.finish();
+        assert_eq!(decode(&buf).unwrap().0.result(), None);
+        let mut b = RecordBuilder::extend(&mut buf, 0);
+        b.result(5, Some(1200));
+        b.out_bytes(1, b"hello", false);
+        b.finish();
+        let (rec, len) = decode(&buf).unwrap();
+        assert_eq!(len, buf.len());
+        assert_eq!(rec.seq, 77);
+        assert_eq!(
+            rec.result(),
+            Some(SyscallResult {
+                ret: 5,
+                duration_ns: Some(1200)
+            })
+        );
+        assert_eq!(rec.out_capture(1), Some((&b"hello"[..], false)));
+        assert_eq!(rec.out_capture(2), None);
+        // The argument captures are only the entry's.
+        assert_eq!(rec.captures().count(), 1);
+        assert_eq!(rec.capture(1), None);
+
+        let mut exit = Vec::new();
+        let mut b = begin_exit(&mut exit, &rec, 9);
+        b.result(-2, None);
+        b.finish();
+        let (x, _) = decode(&exit).unwrap();
+        assert_eq!(
+            (x.kind, x.tid, x.nr, x.seq, x.args),
+            (KIND_EXIT, 42, 0, 77, args)
+        );
+        let r = x.result().unwrap();
+        assert_eq!((r.errno(), r.duration_ns), (Some(2), None));
+        assert_eq!(
+            SyscallResult {
+                ret: -4096,
+                duration_ns: None
+            }
+            .errno(),
+            None
+        );
+    }
 
     #[test]
     fn a_record_round_trips_with_all_capture_kinds() {

@@ -1,18 +1,52 @@
 //! Output formats for events: strace-style lines and JSON lines.
 //!
 //! Text lines look like strace's:
-//! `12:00:00.123456 [pid 42] openat(AT_FDCWD, "/etc/hosts", O_RDONLY|O_CLOEXEC) = ?`
-//! The return value is never known to a supervisor that lets the syscall
-//! continue, so it is always `?` (DESIGN.md, decision 6).
+//! `12:00:00.123456 [pid 42] openat(AT_FDCWD, "/etc/hosts", O_RDONLY|O_CLOEXEC) = 3`
+//! A supervisor that lets the syscall continue never sees its result; the
+//! result comes from the syscall's exit where BPF could be used, and is `?`
+//! elsewhere (DESIGN.md, decision 6).
 
 use serde_json::json;
 
 use crate::decode;
+use crate::errno;
 use crate::escape;
 use crate::record::{
-    CaptureData, Record, FLAG_STALE, KIND_DROPS, KIND_END, KIND_GAP, KIND_LATENCY, KIND_LOG,
-    KIND_PROCESS, KIND_SYSCALL,
+    CaptureData, Record, FLAG_STALE, FLAG_UNFINISHED, KIND_DROPS, KIND_END, KIND_EXIT, KIND_GAP,
+    KIND_LATENCY, KIND_LOG, KIND_PROCESS, KIND_SYSCALL,
 };
+
+/// Choices for text lines (crtctl's flags).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TextOptions {
+    /// Append each call's duration, as `strace -T`: ` <0.000021>`.
+    pub durations: bool,
+}
+
+/// Syscalls whose result is an address, shown in hex as strace does.
+fn returns_address(name: &str) -> bool {
+    matches!(name, "mmap" | "mremap" | "brk" | "shmat" | "sbrk")
+}
+
+/// A result as strace shows it after `= `: `3`, `0x7f12a000`, `-1 ENOENT
+/// (No such file or directory)`, `?` when unknown.
+pub fn result_text(name: &str, ret: Option<i64>) -> String {
+    match ret {
+        None => "?".to_string(),
+        Some(r) if (-4095..0).contains(&r) => errno::strace_error(-r as i32),
+        Some(r) if returns_address(name) => format!("{:#x}", r as u64),
+        Some(r) => r.to_string(),
+    }
+}
+
+/// A duration as strace's `-T` shows it: `<0.000021>` (seconds, 6 decimals).
+pub fn duration_text(ns: u64) -> String {
+    format!(
+        "<{}.{:06}>",
+        ns / 1_000_000_000,
+        (ns % 1_000_000_000) / 1000
+    )
+}
 
 /// Where an event came from, for output.
 #[derive(Clone, Copy, Debug)]
@@ -91,12 +125,19 @@ pub fn now_ns() -> u64 {
 /// calls, for text lines and for exported events alike.
 pub fn strace_call(rec: &Record<'_>) -> String {
     let (name, args) = decode::render_args(rec);
-    call_text(&name, &args, rec.flags & FLAG_STALE != 0)
+    let ret = rec.result().map(|r| r.ret);
+    call_text(
+        &name,
+        &args,
+        &result_text(&name, ret),
+        rec.flags & FLAG_STALE != 0,
+    )
 }
 
 /// A call from its name and rendered arguments (a record's, or an event's
-/// from crtd): `name(a, b) = ?`, noting arguments that could not be read.
-pub fn call_text<S: AsRef<str>>(name: &str, args: &[S], stale: bool) -> String {
+/// from crtd) and its rendered result: `name(a, b) = 3`, noting arguments
+/// that could not be read.
+pub fn call_text<S: AsRef<str>>(name: &str, args: &[S], result: &str, stale: bool) -> String {
     let mut call = String::with_capacity(80);
     call.push_str(name);
     call.push('(');
@@ -106,7 +147,8 @@ pub fn call_text<S: AsRef<str>>(name: &str, args: &[S], stale: bool) -> String {
         }
         call.push_str(a.as_ref());
     }
-    call.push_str(") = ?");
+    call.push_str(") = ");
+    call.push_str(result);
     if stale {
         call.push_str(" (arguments not read: the thread was gone)");
     }
@@ -126,6 +168,11 @@ pub fn text_line(rec: &Record<'_>) -> Option<String> {
 /// traces read on the node and through crtd alike. `None` for events that
 /// are not shown as lines.
 pub fn event_text(e: &serde_json::Value) -> Option<String> {
+    event_text_with(e, TextOptions::default())
+}
+
+/// [`event_text`] with choices.
+pub fn event_text_with(e: &serde_json::Value, opts: TextOptions) -> Option<String> {
     use serde_json::Value;
     let time = e["ts"]
         .as_str()
@@ -140,11 +187,17 @@ pub fn event_text(e: &serde_json::Value) -> Option<String> {
                 .iter()
                 .filter_map(Value::as_str)
                 .collect();
-            let call = call_text(
-                e["syscall"].as_str().unwrap_or("?"),
+            let name = e["syscall"].as_str().unwrap_or("?");
+            let mut call = call_text(
+                name,
                 &args,
+                &result_text(name, e["ret"].as_i64()),
                 e["stale"] == true,
             );
+            if let (true, Some(ns)) = (opts.durations, e["duration_ns"].as_u64()) {
+                call.push(' ');
+                call.push_str(&duration_text(ns));
+            }
             Some(format!("{time} [pid {}] {call}", e["pid"]))
         }
         "drops" => Some(format!(
@@ -199,25 +252,38 @@ pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
 /// its export share (each adds where the event came from).
 ///
 /// Syscall events: `{"event":"syscall", "pid", "comm", "syscall", "args",
-/// "ret", "nr", "stale"}`; drops: `{"event":"drops", "dropped"}`; the end:
+/// "ret", "errno", "duration_ns", "nr", "stale"}` (`ret`: the raw return
+/// value, negative for errors, null when unknown; `errno`: the error's name
+/// or null; `duration_ns`: entry to exit, or null), with `"unfinished": true`
+/// for an entry stored before its exit and `"resumed": true` for that exit
+/// when it comes; drops: `{"event":"drops", "dropped"}`; the end:
 /// `{"event":"end"}`; a log line: `{"event":"log", "stream", "line", "cut"}`;
 /// a process joining the trace: `{"event":"process", "pid", "comm", "init"}`;
 /// a gap in the history: `{"event":"gap", "lost", "exact", "from", "to",
 /// "segments"}`.
 pub fn event_fields(rec: &Record<'_>) -> serde_json::Map<String, serde_json::Value> {
     let v = match rec.kind {
-        KIND_SYSCALL => {
+        KIND_SYSCALL | KIND_EXIT => {
             let (name, args) = decode::render_args(rec);
-            json!({
+            let result = rec.result();
+            let mut v = json!({
                 "event": "syscall",
                 "pid": rec.tid,
                 "comm": String::from_utf8_lossy(rec.comm()),
                 "syscall": name,
                 "args": args,
-                "ret": "?",
+                "ret": result.map(|r| r.ret),
+                "errno": result.and_then(|r| r.errno()).and_then(errno::name),
+                "duration_ns": result.and_then(|r| r.duration_ns),
                 "nr": rec.nr,
                 "stale": rec.flags & FLAG_STALE != 0,
-            })
+            });
+            if rec.kind == KIND_EXIT {
+                v["resumed"] = json!(true);
+            } else if rec.flags & FLAG_UNFINISHED != 0 {
+                v["unfinished"] = json!(true);
+            }
+            v
         }
         KIND_DROPS => json!({"event": "drops", "dropped": rec.args[0]}),
         KIND_END => json!({"event": "end"}),
@@ -377,8 +443,36 @@ mod tests {
         assert_eq!(v["comm"], "crt-loop");
         assert_eq!(v["syscall"], "getppid");
         assert_eq!(v["args"], serde_json::json!([]));
-        assert_eq!(v["ret"], "?");
+        assert!(v["ret"].is_null());
+        assert!(v["errno"].is_null());
+        assert!(v["duration_ns"].is_null());
         assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            text_line(&rec).unwrap().split_once("] ").unwrap().1,
+            "getppid() = ?"
+        );
+
+        // The same call with its result read at the exit.
+        let mut buf = rec.as_bytes().to_vec();
+        let mut b = RecordBuilder::extend(&mut buf, 0);
+        b.result(-2, Some(21_000));
+        b.finish();
+        let (rec, _) = decode(&buf).unwrap();
+        let v = serde_json::Value::Object(event_fields(&rec));
+        assert_eq!(
+            (v["ret"].as_i64(), v["errno"].as_str()),
+            (Some(-2), Some("ENOENT"))
+        );
+        assert_eq!(v["duration_ns"], 21_000);
+        let mut e = v.clone();
+        e["ts"] = json!(rfc3339_utc(rec.ts_ns));
+        let line = event_text_with(&e, TextOptions { durations: true }).unwrap();
+        assert!(
+            line.ends_with("getppid() = -1 ENOENT (No such file or directory) <0.000021>"),
+            "{line}"
+        );
+        assert_eq!(result_text("mmap", Some(0x7f00_1000)), "0x7f001000");
+        assert_eq!(result_text("openat", Some(3)), "3");
     }
 
     #[test]

@@ -101,6 +101,26 @@ pub enum Arg {
     RenameFlags,
     /// `clockid_t`: `CLOCK_MONOTONIC`.
     ClockId,
+    /// A buffer the kernel fills, as many bytes as the syscall returns (read,
+    /// recvfrom): read at the exit and shown quoted, like strace's `-s 32`.
+    OutBuf,
+    /// A path the kernel writes, as many bytes as the syscall returns
+    /// (`readlink`; `getcwd`, whose count includes the NUL): shown quoted.
+    OutPath,
+    /// A `struct stat` the kernel fills: `{st_mode=S_IFREG|0644, st_size=42, ...}`.
+    OutStat,
+    /// A `struct statx` the kernel fills.
+    OutStatx,
+    /// A `struct sockaddr *` the kernel fills, whose `socklen_t *` length is
+    /// argument number `len`: the address, as [`Arg::SockAddr`].
+    OutSockAddr { len: u8 },
+    /// The `socklen_t *` of an [`Arg::OutSockAddr`]: `[16]` after the call.
+    OutSockLen,
+    /// An `int[2]` of file descriptors the kernel fills (pipe, socketpair): `[3, 4]`.
+    OutFdPair,
+    /// An `int *` wait status the kernel fills (`wait4`):
+    /// `[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]`.
+    OutWaitStatus,
 }
 
 /// The strace-style classes accepted in the `crt.dev/trace` annotation.

@@ -23,13 +23,13 @@ macro_rules! sys {
 }
 
 pub static TABLE: &[SyscallInfo] = &[
-    sys!("read", 0, [Fd, Ptr, Ulong], DESC),
+    sys!("read", 0, [Fd, OutBuf, Ulong], DESC),
     sys!("write", 1, [Fd, InBuf { len: 2 }, Ulong], DESC),
     sys!("open", 2, [Path, OpenFlags, Mode], FILE | DESC),
     sys!("close", 3, [Fd], DESC),
-    sys!("stat", 4, [Path, Ptr], FILE),
-    sys!("fstat", 5, [Fd, Ptr], DESC),
-    sys!("lstat", 6, [Path, Ptr], FILE),
+    sys!("stat", 4, [Path, OutStat], FILE),
+    sys!("fstat", 5, [Fd, OutStat], DESC),
+    sys!("lstat", 6, [Path, OutStat], FILE),
     sys!("poll", 7, [Ptr, Uint, Int], DESC),
     sys!("lseek", 8, [Fd, Long, Whence], DESC),
     sys!(
@@ -45,12 +45,12 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("rt_sigprocmask", 14, [SigmaskHow, Ptr, Ptr, Ulong], SIGNAL),
     sys!("rt_sigreturn", 15, [], SIGNAL),
     sys!("ioctl", 16, [Fd, IoctlReq, Hex], DESC),
-    sys!("pread64", 17, [Fd, Ptr, Ulong, Long], DESC),
+    sys!("pread64", 17, [Fd, OutBuf, Ulong, Long], DESC),
     sys!("pwrite64", 18, [Fd, InBuf { len: 2 }, Ulong, Long], DESC),
     sys!("readv", 19, [Fd, Ptr, Ulong], DESC),
     sys!("writev", 20, [Fd, Ptr, Ulong], DESC),
     sys!("access", 21, [Path, AccessMode], FILE),
-    sys!("pipe", 22, [Ptr], DESC),
+    sys!("pipe", 22, [OutFdPair], DESC),
     sys!("select", 23, [Int, Ptr, Ptr, Ptr, Ptr], DESC),
     sys!("sched_yield", 24, [], 0),
     sys!("mremap", 25, [Ptr, Ulong, Ulong, Hex, Ptr], MEMORY),
@@ -81,7 +81,12 @@ pub static TABLE: &[SyscallInfo] = &[
         [Fd, SockAddr { len: 2 }, Int],
         NETWORK | DESC
     ),
-    sys!("accept", 43, [Fd, Ptr, Ptr], NETWORK | DESC),
+    sys!(
+        "accept",
+        43,
+        [Fd, OutSockAddr { len: 2 }, OutSockLen],
+        NETWORK | DESC
+    ),
     sys!(
         "sendto",
         44,
@@ -98,7 +103,7 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!(
         "recvfrom",
         45,
-        [Fd, Ptr, Ulong, MsgFlags, Ptr, Ptr],
+        [Fd, OutBuf, Ulong, MsgFlags, Ptr, Ptr],
         NETWORK | DESC
     ),
     sys!("sendmsg", 46, [Fd, Ptr, MsgFlags], NETWORK | DESC),
@@ -106,12 +111,22 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("shutdown", 48, [Fd, ShutdownHow], NETWORK | DESC),
     sys!("bind", 49, [Fd, SockAddr { len: 2 }, Int], NETWORK | DESC),
     sys!("listen", 50, [Fd, Int], NETWORK | DESC),
-    sys!("getsockname", 51, [Fd, Ptr, Ptr], NETWORK | DESC),
-    sys!("getpeername", 52, [Fd, Ptr, Ptr], NETWORK | DESC),
+    sys!(
+        "getsockname",
+        51,
+        [Fd, OutSockAddr { len: 2 }, OutSockLen],
+        NETWORK | DESC
+    ),
+    sys!(
+        "getpeername",
+        52,
+        [Fd, OutSockAddr { len: 2 }, OutSockLen],
+        NETWORK | DESC
+    ),
     sys!(
         "socketpair",
         53,
-        [SockDomain, SockType, SockProtocol { domain: 0 }, Ptr],
+        [SockDomain, SockType, SockProtocol { domain: 0 }, OutFdPair],
         NETWORK | DESC
     ),
     sys!(
@@ -137,7 +152,7 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("vfork", 58, [], PROCESS),
     sys!("execve", 59, [Path, Argv, Envp], FILE | PROCESS),
     sys!("exit", 60, [Int], PROCESS),
-    sys!("wait4", 61, [Int, Ptr, WaitOptions, Ptr], PROCESS),
+    sys!("wait4", 61, [Int, OutWaitStatus, WaitOptions, Ptr], PROCESS),
     sys!("kill", 62, [Int, Signal], PROCESS | SIGNAL),
     sys!("uname", 63, [Ptr], 0),
     sys!("semget", 64, [Hex, Int, Hex], IPC),
@@ -155,7 +170,7 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("truncate", 76, [Path, Long], FILE),
     sys!("ftruncate", 77, [Fd, Long], DESC),
     sys!("getdents", 78, [Fd, Ptr, Uint], DESC),
-    sys!("getcwd", 79, [Ptr, Ulong], 0),
+    sys!("getcwd", 79, [OutPath, Ulong], 0),
     sys!("chdir", 80, [Path], FILE),
     sys!("fchdir", 81, [Fd], DESC),
     sys!("rename", 82, [Path, Path], FILE),
@@ -165,7 +180,7 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("link", 86, [Path, Path], FILE),
     sys!("unlink", 87, [Path], FILE),
     sys!("symlink", 88, [Path, Path], FILE),
-    sys!("readlink", 89, [Path, Ptr, Int], FILE),
+    sys!("readlink", 89, [Path, OutPath, Int], FILE),
     sys!("chmod", 90, [Path, Mode], FILE),
     sys!("fchmod", 91, [Fd, Mode], DESC),
     sys!("chown", 92, [Path, Uint, Uint], FILE),
@@ -368,7 +383,12 @@ pub static TABLE: &[SyscallInfo] = &[
         FILE | DESC
     ),
     sys!("futimesat", 261, [DirFd, Path, Ptr], FILE | DESC),
-    sys!("newfstatat", 262, [DirFd, Path, Ptr, AtFlags], FILE | DESC),
+    sys!(
+        "newfstatat",
+        262,
+        [DirFd, Path, OutStat, AtFlags],
+        FILE | DESC
+    ),
     sys!("unlinkat", 263, [DirFd, Path, UnlinkFlags], FILE | DESC),
     sys!("renameat", 264, [DirFd, Path, DirFd, Path], FILE | DESC),
     sys!(
@@ -378,7 +398,7 @@ pub static TABLE: &[SyscallInfo] = &[
         FILE | DESC
     ),
     sys!("symlinkat", 266, [Path, DirFd, Path], FILE | DESC),
-    sys!("readlinkat", 267, [DirFd, Path, Ptr, Int], FILE | DESC),
+    sys!("readlinkat", 267, [DirFd, Path, OutPath, Int], FILE | DESC),
     sys!("fchmodat", 268, [DirFd, Path, Mode], FILE | DESC),
     sys!("faccessat", 269, [DirFd, Path, AccessMode], FILE | DESC),
     sys!("pselect6", 270, [Int, Ptr, Ptr, Ptr, Ptr, Ptr], DESC),
@@ -399,12 +419,17 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("fallocate", 285, [Fd, Hex, Long, Long], DESC),
     sys!("timerfd_settime", 286, [Fd, Hex, Ptr, Ptr], DESC),
     sys!("timerfd_gettime", 287, [Fd, Ptr], DESC),
-    sys!("accept4", 288, [Fd, Ptr, Ptr, FdFlags], NETWORK | DESC),
+    sys!(
+        "accept4",
+        288,
+        [Fd, OutSockAddr { len: 2 }, OutSockLen, FdFlags],
+        NETWORK | DESC
+    ),
     sys!("signalfd4", 289, [Fd, Ptr, Ulong, FdFlags], DESC | SIGNAL),
     sys!("eventfd2", 290, [Uint, FdFlags], DESC),
     sys!("epoll_create1", 291, [FdFlags], DESC),
     sys!("dup3", 292, [Fd, Fd, FdFlags], DESC),
-    sys!("pipe2", 293, [Ptr, FdFlags], DESC),
+    sys!("pipe2", 293, [OutFdPair, FdFlags], DESC),
     sys!("inotify_init1", 294, [FdFlags], DESC),
     sys!("preadv", 295, [Fd, Ptr, Ulong, Long, Ulong], DESC),
     sys!("pwritev", 296, [Fd, Ptr, Ulong, Long, Ulong], DESC),
@@ -478,7 +503,12 @@ pub static TABLE: &[SyscallInfo] = &[
     sys!("pkey_mprotect", 329, [Ptr, Ulong, ProtFlags, Int], MEMORY),
     sys!("pkey_alloc", 330, [Hex, Hex], 0),
     sys!("pkey_free", 331, [Int], 0),
-    sys!("statx", 332, [DirFd, Path, AtFlags, Hex, Ptr], FILE | DESC),
+    sys!(
+        "statx",
+        332,
+        [DirFd, Path, AtFlags, Hex, OutStatx],
+        FILE | DESC
+    ),
     sys!("io_pgetevents", 333, [Hex, Long, Long, Ptr, Ptr, Ptr], 0),
     sys!("rseq", 334, [Ptr, Uint, Hex, Hex], 0),
     sys!("uretprobe", 335, [], 0),
