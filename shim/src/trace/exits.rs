@@ -90,6 +90,9 @@ pub struct ExitProbe {
     ring: Mutex<Ring>,
     lost: Array<MapData, u64>,
     next_seq: AtomicU32,
+    /// Tests: nobody reads the ring buffer while set, so it fills up.
+    #[cfg(test)]
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 struct Ring {
@@ -130,8 +133,17 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn err(what: &str, e: impl std::fmt::Display) -> String {
-    format!("{what}: {e}")
+/// `what: error: its cause: ...` (aya's errors keep the kernel's answer
+/// in their sources).
+fn err(what: &str, e: impl std::error::Error) -> String {
+    let mut msg = format!("{what}: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
 }
 
 impl ExitProbe {
@@ -167,6 +179,8 @@ impl ExitProbe {
             }),
             lost,
             next_seq: AtomicU32::new(1),
+            #[cfg(test)]
+            paused: std::sync::atomic::AtomicBool::new(false),
         });
         let reader = Arc::downgrade(&probe);
         std::thread::Builder::new()
@@ -261,6 +275,10 @@ impl ExitProbe {
 
     /// Reads every exit the program has sent so far.
     pub fn drain(&self) {
+        #[cfg(test)]
+        if self.paused.load(Ordering::Relaxed) {
+            return;
+        }
         self.ring().drain();
     }
 
@@ -361,5 +379,60 @@ fn read_exits(probe: std::sync::Weak<ExitProbe>) {
             Some(p) => p.drain(),
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AS_NOBODY: &str = "CRT_TEST_LOAD_AS_NOBODY";
+
+    /// Run by `a_node_that_refuses_bpf_gets_a_reason_not_a_failure`, as
+    /// user nobody (no capabilities): prints what loading said.
+    #[test]
+    fn load_as_the_current_user() {
+        if std::env::var_os(AS_NOBODY).is_none() {
+            return;
+        }
+        match ExitProbe::load() {
+            Ok(_) => println!("LOADED"),
+            Err(why) => println!("REFUSED: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_node_that_refuses_bpf_gets_a_reason_not_a_failure() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "trace::exits::tests::load_as_the_current_user",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(AS_NOBODY, "1")
+            .output()
+            .expect("setpriv (util-linux) runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("REFUSED: ") || l.contains("LOADED"))
+            .unwrap_or_else(|| panic!("no outcome in: {stdout}"));
+        assert!(line.contains("REFUSED: "), "{line}");
+        assert!(line.contains("syscall-exit BPF program"), "{line}");
+        assert!(
+            line.contains("not permitted"),
+            "the kernel's answer is kept: {line}"
+        );
+        // And as root (the shim), it loads.
+        assert!(ExitProbe::load().is_ok());
     }
 }
