@@ -150,7 +150,12 @@ impl ExitProbe {
     /// Loads and attaches the program; the error says why it could not be
     /// (it becomes the trace's `results_unavailable`).
     pub fn load() -> Result<Arc<ExitProbe>, String> {
-        let mut ebpf = aya::Ebpf::load(PROGRAM)
+        // Without the kernel's BTF: the program needs no CO-RE relocation,
+        // and parsing the kernel's 5 MB of type information would leave the
+        // shim 15 MB bigger for as long as it lives.
+        let mut ebpf = aya::EbpfLoader::new()
+            .btf(None)
+            .load(PROGRAM)
             .map_err(|e| err("cannot load the syscall-exit BPF program", e))?;
         let prog: &mut RawTracePoint = ebpf
             .program_mut("crt_sys_exit")
@@ -182,6 +187,13 @@ impl ExitProbe {
             #[cfg(test)]
             paused: std::sync::atomic::AtomicBool::new(false),
         });
+        // Loading parsed and relocated the object on the heap: give that
+        // memory back, the shim stays resident beside its containers.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free heap memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         let reader = Arc::downgrade(&probe);
         std::thread::Builder::new()
             .name("syscall-exits".into())
