@@ -372,8 +372,9 @@ fn map_slots(data: &MapData) -> Result<SlotMap, String> {
     })
 }
 
-/// Drains the ring buffer when the program says it is filling up, and
-/// every few milliseconds otherwise, while the probe lives.
+/// Drains the ring buffer when the program says it is filling up (the
+/// storage threads drain it before each batch anyway), while the probe
+/// lives; an idle shim wakes once a second.
 fn read_exits(probe: std::sync::Weak<ExitProbe>) {
     loop {
         let Some(p) = probe.upgrade() else { return };
@@ -386,7 +387,7 @@ fn read_exits(probe: std::sync::Weak<ExitProbe>) {
         };
         // SAFETY: one valid pollfd; the fd stays open while the probe lives
         // (checked again right after).
-        unsafe { libc::poll(&mut pfd, 1, 10) };
+        unsafe { libc::poll(&mut pfd, 1, 1000) };
         match probe.upgrade() {
             Some(p) => p.drain(),
             None => return,
