@@ -144,7 +144,7 @@ fn render(info: Option<&SyscallInfo>, kind: Arg, i: usize, rec: &Record) -> Stri
         Arg::MsgFlags => flags::msg_flags(low),
         Arg::ShutdownHow => flags::shutdown_how(low),
         Arg::PrctlOption => flags::prctl_option(low),
-        Arg::FdFlags => flags::fd_flags(low),
+        Arg::FdFlags => flags::fd_flags_of(name, low),
         Arg::WaitOptions => flags::wait_options(low, name == "waitid"),
         Arg::SigmaskHow => flags::sigmask_how(low),
         Arg::MadviseAdvice => flags::madvise_advice(low),
