@@ -150,6 +150,13 @@ fn shown_args(info: &SyscallInfo, rec: &Record) -> usize {
     let flags_at = match info.name {
         "open" => 1,
         "openat" => 2,
+        // Commands that take no third argument: `fcntl(3, F_GETFL)`
+        // (strace 6.1 on F_GETFD, F_GETFL, F_GETSIG, F_GETLEASE,
+        // F_GETPIPE_SZ, F_GET_SEALS; F_GETOWN is handled alike by strace).
+        "fcntl" => {
+            let no_arg = matches!(rec.args[1] as u32, 1 | 3 | 9 | 11 | 1025 | 1032 | 1034);
+            return if no_arg { 2 } else { info.args.len() };
+        }
         _ => return info.args.len(),
     };
     let flags = rec.args[flags_at];
@@ -305,8 +312,16 @@ fn data(bytes: &[u8], truncated: bool, opts: &RenderOptions) -> String {
 /// unknown or nothing was read.
 fn output(name: &str, kind: Arg, i: usize, rec: &Record, opts: &RenderOptions) -> Option<String> {
     let ret = rec.result()?.ret;
-    if ret < 0 || rec.args.get(i).copied().unwrap_or(0) == 0 {
+    if rec.args.get(i).copied().unwrap_or(0) == 0 {
         return None;
+    }
+    if ret < 0 {
+        // A failed call leaves the length the caller gave, which strace
+        // shows (`getsockname(99, 0x7ffe..., [16]) = -1 EBADF`).
+        return match kind {
+            Arg::OutSockLen => given_socklen(rec, i).map(|n| format!("[{n}]")),
+            _ => None,
+        };
     }
     let out = |arg: usize| rec.out_capture(u8::try_from(arg).ok()?);
     match kind {
@@ -1006,10 +1021,7 @@ mod tests {
             line("fcntl", [3, 4, 0x800, 0, 0, 0], &[]),
             "fcntl(3, F_SETFL, O_RDONLY|O_NONBLOCK)"
         );
-        assert_eq!(
-            line("fcntl", [3, 1, 0, 0, 0, 0], &[]),
-            "fcntl(3, F_GETFD, 0)"
-        );
+        assert_eq!(line("fcntl", [3, 1, 0, 0, 0, 0], &[]), "fcntl(3, F_GETFD)");
         assert_eq!(
             line("ioctl", [1, 0x5401, 0x7ffd_0000, 0, 0, 0], &[]),
             "ioctl(1, TCGETS, 0x7ffd0000)"
@@ -1454,7 +1466,8 @@ mod tests {
                 assert_eq!(name, info.name);
                 assert!(
                     out.len() == info.args.len()
-                        || (out.len() + 1 == info.args.len() && info.name.starts_with("open"))
+                        || (out.len() + 1 == info.args.len()
+                            && (info.name.starts_with("open") || info.name == "fcntl"))
                         || (info.name == "clone" && (2..=5).contains(&out.len()))
                 );
                 // The same call with a result and output bytes from the exit.

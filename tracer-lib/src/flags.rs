@@ -1754,6 +1754,16 @@ pub fn fcntl_result(cmd: u32, ret: i64) -> Option<String> {
             },
             open_flags(v as u32)
         )),
+        // F_GETLEASE: `0x2 (F_UNLCK)`
+        1025 => {
+            let name = int_enum(v as u32, &[(0, "F_RDLCK"), (1, "F_WRLCK"), (2, "F_UNLCK")]);
+            let num = if v == 0 {
+                "0".to_string()
+            } else {
+                format!("{v:#x}")
+            };
+            Some(format!("{num} ({name})"))
+        }
         _ => None,
     }
 }
@@ -2146,6 +2156,8 @@ mod tests {
             "0x8c02 (flags O_RDWR|O_APPEND|O_NONBLOCK|O_LARGEFILE)"
         );
         assert_eq!(fcntl_result(2, 0), None);
+        // `strace -o o11 ./t3`: `fcntl(3, F_GETLEASE) = 0x2 (F_UNLCK)`.
+        assert_eq!(fcntl_result(1025, 2).unwrap(), "0x2 (F_UNLCK)");
     }
 
     #[test]

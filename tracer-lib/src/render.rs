@@ -47,6 +47,7 @@ pub fn result_text<S: AsRef<str>>(name: &str, args: &[S], ret: Option<i64>) -> S
             let cmd = match args.get(1).map(AsRef::as_ref) {
                 Some("F_GETFD") => Some(1),
                 Some("F_GETFL") => Some(3),
+                Some("F_GETLEASE") => Some(1025),
                 _ => None,
             };
             cmd.and_then(|c| crate::flags::fcntl_result(c, r))
