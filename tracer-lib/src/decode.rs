@@ -217,12 +217,17 @@ fn render(
         },
         Arg::Argv => match capture(rec, i) {
             Some(data @ CaptureData::Strings { truncated, .. }) => {
-                let items: Vec<String> = data
+                // As strace: at most `-s` items, each cut to `-s` bytes, and
+                // `...` as a last item when there were more.
+                let mut items: Vec<String> = data
                     .strings()
-                    .map(|(s, t)| strace_quote(s, t, opts.strings))
+                    .take(opts.string_limit)
+                    .map(|(s, t)| self::data(s, t, opts))
                     .collect();
-                let more = if truncated { "..." } else { "" };
-                format!("[{}]{more}", items.join(", "))
+                if truncated || data.strings().count() > opts.string_limit {
+                    items.push("...".to_string());
+                }
+                format!("[{}]", items.join(", "))
             }
             _ => ptr(v),
         },
@@ -760,7 +765,45 @@ mod tests {
                     Cap::Strings(1, items, true)
                 ]
             ),
-            r#"execve("/bin/ls", ["ls", "aaaa"...]..., 0x7ffd0000)"#
+            r#"execve("/bin/ls", ["ls", "aaaa"..., ...], 0x7ffd0000)"#
+        );
+        // strace 6.1, `strace -o o12 ./ex` and `strace -o o14 ./ex2`: items
+        // are cut to `-s 32` bytes, and at most 32 items are shown.
+        let long = [b'a'; 59];
+        let items: &[(&[u8], bool)] =
+            &[(b"/bin/true", false), (&long, false), (b"\x01\x02x", false)];
+        assert_eq!(
+            line(
+                "execve",
+                args,
+                &[
+                    Cap::Bytes(
+                        0,
+                        b"/nonexistent/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                        false
+                    ),
+                    Cap::Strings(1, items, false),
+                    Cap::Count(2, 1),
+                ]
+            ),
+            r#"execve("/nonexistent/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", ["/bin/true", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"..., "\1\2x"], 0x7ffd0000 /* 1 var */)"#
+        );
+        let forty: Vec<(&[u8], bool)> = vec![(b"x", false); 40];
+        let want = format!(
+            "execve(\"/nonexistent\", [{}, ...], 0x7ffd0000 /* 0 vars */)",
+            vec!["\"x\""; 32].join(", ")
+        );
+        assert_eq!(
+            line(
+                "execve",
+                args,
+                &[
+                    Cap::Bytes(0, b"/nonexistent", false),
+                    Cap::Strings(1, &forty, false),
+                    Cap::Count(2, 0),
+                ]
+            ),
+            want
         );
         assert_eq!(
             line("execve", args, &[Cap::Unreadable(1), Cap::Unreadable(2)]),
