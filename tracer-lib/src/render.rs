@@ -220,8 +220,10 @@ pub fn call_line<S: AsRef<str>>(c: &Call<'_, S>, part: Part) -> String {
             line.push_str(&join(entry));
             // strace prints the separator after the last entry argument when
             // the exit has more to add; then a space and the marker (hence
-            // its two spaces in `read(0,  <unfinished ...>`).
-            if !exit.is_empty() && !c.exit_comma {
+            // its two spaces in `read(0,  <unfinished ...>`). With no entry
+            // argument there is nothing to separate: `getcwd( <unfinished ...>`
+            // (strace 6.1, `strace -f -e trace=getcwd` on two racing threads).
+            if !entry.is_empty() && !exit.is_empty() && !c.exit_comma {
                 line.push_str(", ");
             }
             line.push_str(" <unfinished ...>");
@@ -632,6 +634,43 @@ mod tests {
         let none: [&str; 0] = [];
         assert_eq!(result_text("mmap", &none, Some(0x7f00_1000)), "0x7f001000");
         assert_eq!(result_text("openat", &none, Some(3)), "3");
+    }
+
+    /// The shapes of strace 6.1's `wait4(6199,  <unfinished ...>`,
+    /// `getcwd( <unfinished ...>` and `exit_group(0 <unfinished ...>` /
+    /// `<... exit_group resumed>) = ?` (pinned in tests/strace_parity.rs).
+    #[test]
+    fn unfinished_lines_separate_entry_arguments_only() {
+        let call = |args: &'static [&'static str], exit_args: usize, exit_comma: bool| Call {
+            name: "f",
+            args,
+            exit_args,
+            exit_comma,
+            result: "0",
+            stale: false,
+        };
+        assert_eq!(
+            call_line(&call(&["0", "\"x\"", "1"], 1, false), Part::Unfinished),
+            "f(0,  <unfinished ...>"
+        );
+        assert_eq!(
+            call_line(&call(&["0", "\"x\"", "1"], 1, false), Part::Resumed),
+            "<... f resumed>\"x\", 1) = 0"
+        );
+        assert_eq!(
+            call_line(&call(&["\"/\"", "1"], 0, false), Part::Unfinished),
+            "f( <unfinished ...>"
+        );
+        assert_eq!(
+            call_line(&call(&["0"], 1, false), Part::Unfinished),
+            "f(0 <unfinished ...>"
+        );
+        assert_eq!(
+            call_line(&call(&["0"], 1, false), Part::Resumed),
+            "<... f resumed>) = 0"
+        );
+        // An exit_args beyond the arguments (an old or odd event) is clamped.
+        assert_eq!(call_line(&call(&["0"], 9, false), Part::Whole), "f(0) = 0");
     }
 
     #[test]

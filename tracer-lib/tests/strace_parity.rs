@@ -776,3 +776,18 @@ fn calls_without_output_arguments_split_after_all_arguments() {
         strace_line("21748 <... exit_group resumed>)         = ?")
     );
 }
+
+/// `strace -f -e trace=getcwd -o o15 ./race` (two threads calling getcwd
+/// in a loop, so strace interleaves them).
+#[test]
+fn an_unfinished_call_whose_first_argument_is_an_output() {
+    let (entry, exit) = call("getcwd", &[0x7f00_0000_1000, 256])
+        .ret(8)
+        .out(0, b"/tmp/rs\0".to_vec(), false)
+        .split();
+    assert_eq!(entry, strace_line("32131 getcwd( <unfinished ...>"));
+    assert_eq!(
+        exit,
+        strace_line(r#"32131 <... getcwd resumed>"/tmp/rs", 256) = 8"#)
+    );
+}
