@@ -188,6 +188,9 @@ fn render(
     let v = rec.args.get(i).copied().unwrap_or(0);
     let low = v as u32;
     let name = info.map_or("", |s| s.name);
+    if let Some(shown) = by_position(name, i, v) {
+        return shown;
+    }
     match kind {
         Arg::Int | Arg::Fd => int(v),
         Arg::Uint => low.to_string(),
@@ -480,6 +483,24 @@ fn length_arg(info: Option<&SyscallInfo>, len: u8, rec: &Record) -> u64 {
         Some(Arg::Long) => u64::try_from(v as i64).unwrap_or(0),
         _ => v,
     }
+}
+
+/// Arguments strace names whatever their kind in the table (strace 6.1,
+/// `strace -f -o o7 ./out`: `arch_prctl(ARCH_SET_FS, 0x7f4665fe7740)`,
+/// `rseq(0x7f4665fe8060, 0x20, 0, 0x53053053)`, `prlimit64(0, RLIMIT_STACK, ...)`,
+/// `mmap(..., 3, 0x26000)`;
+/// `strace -o o9 ./fdf`: `memfd_create("x", MFD_CLOEXEC|MFD_ALLOW_SEALING)`).
+fn by_position(name: &str, i: usize, v: u64) -> Option<String> {
+    Some(match (name, i) {
+        ("arch_prctl", 0) => flags::arch_prctl_code(v as u32),
+        ("rseq", 1) => hex(u64::from(v as u32)),
+        // The file offset, which strace prints with `%#llx`:
+        // `mmap(0x7f4666010000, 1400832, ..., 3, 0x26000)`.
+        ("mmap", 5) => hex(v),
+        ("prlimit64", 1) | ("getrlimit", 0) | ("setrlimit", 0) => flags::rlimit_resource(v as u32),
+        ("memfd_create", 1) => flags::memfd_flags(v as u32),
+        _ => return None,
+    })
 }
 
 /// A `Hex` argument whose meaning another argument decides.
@@ -1034,7 +1055,8 @@ mod tests {
         );
         assert_eq!(
             line("mmap", [0x7f00_0000_0000, 4096, 5, 0x812, 3, 0x1000], &[]),
-            "mmap(0x7f0000000000, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, 4096)"
+            // The offset in hex, as strace 6.1 prints it (`... 3, 0x26000)`).
+            "mmap(0x7f0000000000, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, 0x1000)"
         );
         assert_eq!(
             line("mprotect", [0x1000, 4096, 0, 0, 0, 0], &[]),

@@ -1551,6 +1551,74 @@ pub fn futex_op(v: u32) -> String {
     j.finish(rest, "0")
 }
 
+// ---------------------------------------------------------------- assorted
+
+/// `arch_prctl` code: `ARCH_SET_FS`, or hex.
+pub fn arch_prctl_code(v: u32) -> String {
+    match lookup(
+        u64::from(v),
+        &[
+            (0x1001, "ARCH_SET_GS"),
+            (0x1002, "ARCH_SET_FS"),
+            (0x1003, "ARCH_GET_FS"),
+            (0x1004, "ARCH_GET_GS"),
+            (0x1011, "ARCH_GET_CPUID"),
+            (0x1012, "ARCH_SET_CPUID"),
+            (0x1021, "ARCH_GET_XCOMP_SUPP"),
+            (0x1022, "ARCH_GET_XCOMP_PERM"),
+            (0x1023, "ARCH_REQ_XCOMP_PERM"),
+            (0x1024, "ARCH_GET_XCOMP_GUEST_PERM"),
+            (0x1025, "ARCH_REQ_XCOMP_GUEST_PERM"),
+            (0x2001, "ARCH_MAP_VDSO_X32"),
+            (0x2002, "ARCH_MAP_VDSO_32"),
+            (0x2003, "ARCH_MAP_VDSO_64"),
+        ],
+    ) {
+        Some(name) => name.to_string(),
+        None => format!("{v:#x} /* ARCH_??? */"),
+    }
+}
+
+/// A resource limit: `RLIMIT_STACK`, or the number.
+pub fn rlimit_resource(v: u32) -> String {
+    const NAMES: [&str; 16] = [
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+    ];
+    match NAMES.get(v as usize) {
+        Some(name) => name.to_string(),
+        None => format!("{v:#x} /* RLIMIT_??? */"),
+    }
+}
+
+/// `memfd_create` flags.
+pub fn memfd_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "MFD_CLOEXEC"),
+            (2, "MFD_ALLOW_SEALING"),
+            (4, "MFD_HUGETLB"),
+            (8, "MFD_NOEXEC_SEAL"),
+            (0x10, "MFD_EXEC"),
+        ],
+    )
+}
+
 // ---------------------------------------------------------------- results and structs
 
 /// A file mode from a `stat` result, as strace prints it:

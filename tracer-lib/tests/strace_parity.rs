@@ -791,3 +791,111 @@ fn an_unfinished_call_whose_first_argument_is_an_output() {
         strace_line(r#"32131 <... getcwd resumed>"/tmp/rs", 256) = 8"#)
     );
 }
+
+/// The start of a dynamically linked program, `strace -f -o o7 ./out`:
+/// every line CRT can render from what it records (the `prlimit64` line
+/// needs the struct it was given, which is not copied).
+#[test]
+fn a_program_start() {
+    const ELF: [u8; 32] = [
+        0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x03, 0x00, 0x3e, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10, 0x74, 0x02, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ];
+    const PHDR: [u8; 32] = [
+        0x06, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ];
+    let neg1 = u64::MAX;
+    let cases: Vec<(Call, &str)> = vec![
+        (
+            call("brk", &[0]).ret(0x55ab_e30d_1000),
+            "6198  brk(NULL)                         = 0x55abe30d1000",
+        ),
+        (
+            call("mmap", &[0, 8192, 3, 0x22, neg1, 0]).ret(0x7f46_661d_6000),
+            "6198  mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f46661d6000",
+        ),
+        (
+            call("access", &[0x5555_0000, 4]).path(0, b"/etc/ld.so.preload").ret(-2),
+            r#"6198  access("/etc/ld.so.preload", R_OK) = -1 ENOENT (No such file or directory)"#,
+        ),
+        (
+            call("openat", &[AT_FDCWD, 0x5555_0000, 0o2000000])
+                .path(1, b"/etc/ld.so.cache")
+                .ret(3),
+            r#"6198  openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3"#,
+        ),
+        (
+            call("newfstatat", &[3, 0x5555_0000, 0x7ffd_0000_0000, 0x1000])
+                .path(1, b"")
+                .ret(0)
+                .out(2, stat_bytes(0o100644, 0, 37139), false),
+            r#"6198  newfstatat(3, "", {st_mode=S_IFREG|0644, st_size=37139, ...}, AT_EMPTY_PATH) = 0"#,
+        ),
+        (
+            call("mmap", &[0, 37139, 1, 2, 3, 0]).ret(0x7f46_661c_c000),
+            "6198  mmap(NULL, 37139, PROT_READ, MAP_PRIVATE, 3, 0) = 0x7f46661cc000",
+        ),
+        (
+            call("close", &[3]).ret(0),
+            "6198  close(3)                          = 0",
+        ),
+        (
+            call("read", &[3, 0x7ffd_0000_0000, 832])
+                .ret(832)
+                .out(1, ELF.to_vec(), true),
+            r#"6198  read(3, "\177ELF\2\1\1\3\0\0\0\0\0\0\0\0\3\0>\0\1\0\0\0\20t\2\0\0\0\0\0"..., 832) = 832"#,
+        ),
+        (
+            call("pread64", &[3, 0x7ffd_0000_0000, 784, 64])
+                .ret(784)
+                .out(1, PHDR.to_vec(), true),
+            r#"6198  pread64(3, "\6\0\0\0\4\0\0\0@\0\0\0\0\0\0\0@\0\0\0\0\0\0\0@\0\0\0\0\0\0\0"..., 784, 64) = 784"#,
+        ),
+        (
+            call("mmap", &[0x7f46_6601_0000, 1400832, 5, 0x812, 3, 0x26000]).ret(0x7f46_6601_0000),
+            "6198  mmap(0x7f4666010000, 1400832, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, 0x26000) = 0x7f4666010000",
+        ),
+        (
+            call("arch_prctl", &[0x1002, 0x7f46_65fe_7740]).ret(0),
+            "6198  arch_prctl(ARCH_SET_FS, 0x7f4665fe7740) = 0",
+        ),
+        (
+            call("set_tid_address", &[0x7f46_65fe_7a10]).ret(6198),
+            "6198  set_tid_address(0x7f4665fe7a10)   = 6198",
+        ),
+        (
+            call("set_robust_list", &[0x7f46_65fe_7a20, 24]).ret(0),
+            "6198  set_robust_list(0x7f4665fe7a20, 24) = 0",
+        ),
+        (
+            call("rseq", &[0x7f46_65fe_8060, 0x20, 0, 0x5305_3053]).ret(0),
+            "6198  rseq(0x7f4665fe8060, 0x20, 0, 0x53053053) = 0",
+        ),
+        (
+            call("mprotect", &[0x7f46_661b_9000, 16384, 1]).ret(0),
+            "6198  mprotect(0x7f46661b9000, 16384, PROT_READ) = 0",
+        ),
+        (
+            call("munmap", &[0x7f46_661c_c000, 37139]).ret(0),
+            "6198  munmap(0x7f46661cc000, 37139)     = 0",
+        ),
+    ];
+    for (c, want) in cases {
+        assert_eq!(c.whole(), strace_line(want));
+    }
+}
+
+/// `strace -o o9 ./fdf`.
+#[test]
+fn memfd_create_flags() {
+    assert_eq!(
+        call("memfd_create", &[0x5555_0000, 3])
+            .path(0, b"x")
+            .ret(9)
+            .whole(),
+        strace_line(r#"memfd_create("x", MFD_CLOEXEC|MFD_ALLOW_SEALING) = 9"#)
+    );
+}
