@@ -62,6 +62,7 @@ pub fn render_args(rec: &Record) -> (String, Vec<String>) {
 pub fn render_call(rec: &Record, opts: &RenderOptions) -> RenderedCall {
     match syscalls::by_nr(rec.arch, rec.nr) {
         Some(info) if info.name == "clone" => clone_call(rec),
+        Some(info) if info.name == "futex" => futex_call(rec),
         Some(info) => {
             let shown = &info.args[..shown_args(info, rec)];
             RenderedCall {
@@ -485,6 +486,57 @@ fn length_arg(info: Option<&SyscallInfo>, len: u8, rec: &Record) -> u64 {
     }
 }
 
+/// `futex` with the arguments its operation uses, as strace 6.1 prints
+/// them (`strace -o o17 ./fx`): `futex(0x5636..., FUTEX_WAKE_PRIVATE, 2147483647)`,
+/// `futex(0x5636..., FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME, 1, NULL, FUTEX_BITSET_MATCH_ANY)`,
+/// `futex(0x5636..., FUTEX_CMP_REQUEUE_PRIVATE, 1, 5, 0x5636..., 0)`. A
+/// timeout is shown as its pointer (its struct is not copied).
+fn futex_call(rec: &Record) -> RenderedCall {
+    let [uaddr, op, val, timeout, uaddr2, val3] = rec.args;
+    let op32 = op as u32;
+    let val = (val as u32).to_string();
+    let val2 = (timeout as u32).to_string();
+    let bitset = |v: u64| {
+        if v as u32 == u32::MAX {
+            "FUTEX_BITSET_MATCH_ANY".to_string()
+        } else {
+            hex(u64::from(v as u32))
+        }
+    };
+    let mut args = vec![ptr(uaddr), flags::futex_op(op32)];
+    let rest: Vec<String> = match op32 & 0x7f {
+        // WAIT
+        0 => vec![val, ptr(timeout)],
+        // WAKE, FD
+        1 | 2 => vec![val],
+        // REQUEUE
+        3 => vec![val, val2, ptr(uaddr2)],
+        // CMP_REQUEUE, CMP_REQUEUE_PI
+        4 | 12 => vec![val, val2, ptr(uaddr2), (val3 as u32).to_string()],
+        // WAKE_OP: the operation word is left in hex.
+        5 => vec![val, val2, ptr(uaddr2), hex(u64::from(val3 as u32))],
+        // LOCK_PI, LOCK_PI2
+        6 | 13 => vec![ptr(timeout)],
+        // UNLOCK_PI, TRYLOCK_PI
+        7 | 8 => vec![],
+        // WAIT_BITSET
+        9 => vec![val, ptr(timeout), bitset(val3)],
+        // WAKE_BITSET
+        10 => vec![val, bitset(val3)],
+        // WAIT_REQUEUE_PI
+        11 => vec![val, ptr(timeout), ptr(uaddr2)],
+        _ => vec![val, hex(timeout), hex(uaddr2), hex(val3)],
+    };
+    args.extend(rest);
+    let n = args.len();
+    RenderedCall {
+        name: "futex".to_string(),
+        args,
+        exit_args: n,
+        exit_comma: false,
+    }
+}
+
 /// Arguments strace names whatever their kind in the table (strace 6.1,
 /// `strace -f -o o7 ./out`: `arch_prctl(ARCH_SET_FS, 0x7f4665fe7740)`,
 /// `rseq(0x7f4665fe8060, 0x20, 0, 0x53053053)`, `prlimit64(0, RLIMIT_STACK, ...)`,
@@ -499,6 +551,7 @@ fn by_position(name: &str, i: usize, v: u64) -> Option<String> {
         ("mmap", 5) => hex(v),
         ("prlimit64", 1) | ("getrlimit", 0) | ("setrlimit", 0) => flags::rlimit_resource(v as u32),
         ("memfd_create", 1) => flags::memfd_flags(v as u32),
+        ("getrandom", 2) => flags::getrandom_flags(v as u32),
         _ => return None,
     })
 }
@@ -1093,7 +1146,7 @@ mod tests {
         );
         assert_eq!(
             line("futex", [0x1000, 128, 2, 0, 0, 0], &[]),
-            "futex(0x1000, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0)"
+            "futex(0x1000, FUTEX_WAIT_PRIVATE, 2, NULL)"
         );
         assert_eq!(
             line("rt_sigprocmask", [0, 0x1000, 0, 8, 0, 0], &[]),
@@ -1534,6 +1587,7 @@ mod tests {
                         || (out.len() + 1 == info.args.len()
                             && (info.name.starts_with("open") || info.name == "fcntl"))
                         || (info.name == "clone" && (2..=5).contains(&out.len()))
+                        || (info.name == "futex" && (2..=6).contains(&out.len()))
                 );
                 // The same call with a result and output bytes from the exit.
                 let mut buf = buf.clone();

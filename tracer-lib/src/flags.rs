@@ -1532,20 +1532,22 @@ pub fn futex_op(v: u32) -> String {
         13 => Some("FUTEX_LOCK_PI2"),
         _ => None,
     };
+    // strace 6.1 (`strace -o o17 ./fx`):
+    // `FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME`, `0x63 /* FUTEX_??? */`.
     let mut j = Joined::default();
-    if v & FUTEX_CLOCK_REALTIME != 0 {
-        j.push("FUTEX_CLOCK_REALTIME");
-    }
     let private = v & FUTEX_PRIVATE_FLAG != 0;
     match name {
         Some(name) if private => j.push(&format!("{name}_PRIVATE")),
         Some(name) => j.push(name),
         None => {
-            j.push(&format!("{cmd:#x}"));
+            j.push(&format!("{cmd:#x} /* FUTEX_??? */"));
             if private {
                 j.push("FUTEX_PRIVATE_FLAG");
             }
         }
+    }
+    if v & FUTEX_CLOCK_REALTIME != 0 {
+        j.push("FUTEX_CLOCK_REALTIME");
     }
     let rest = u64::from(v & !(0x7f | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME));
     j.finish(rest, "0")
@@ -1603,6 +1605,18 @@ pub fn rlimit_resource(v: u32) -> String {
         Some(name) => name.to_string(),
         None => format!("{v:#x} /* RLIMIT_??? */"),
     }
+}
+
+/// `getrandom` flags (`strace -o o17 ./fx`: `GRND_NONBLOCK|GRND_RANDOM`).
+pub fn getrandom_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "GRND_NONBLOCK"),
+            (2, "GRND_RANDOM"),
+            (4, "GRND_INSECURE"),
+        ],
+    )
 }
 
 /// `memfd_create` flags.
@@ -2122,9 +2136,10 @@ mod tests {
         assert_eq!(futex_op(129), "FUTEX_WAKE_PRIVATE");
         assert_eq!(
             futex_op(9 | 128 | 256),
-            "FUTEX_CLOCK_REALTIME|FUTEX_WAIT_BITSET_PRIVATE"
+            "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME"
         );
-        assert_eq!(futex_op(0x7f), "0x7f");
+        assert_eq!(futex_op(99), "0x63 /* FUTEX_??? */");
+        assert_eq!(futex_op(0x7f), "0x7f /* FUTEX_??? */");
         assert_eq!(futex_op(0x1000), "FUTEX_WAIT|0x1000");
     }
 

@@ -46,6 +46,8 @@ struct Call<'a> {
     name: &'a str,
     args: [u64; 6],
     entry: Vec<(u8, &'a [u8], bool)>,
+    argv: Option<(u8, Vec<&'a [u8]>)>,
+    count: Option<(u8, u64)>,
     ret: Option<i64>,
     out: Option<(u8, Vec<u8>, bool)>,
 }
@@ -57,6 +59,8 @@ fn call<'a>(name: &'a str, args: &[u64]) -> Call<'a> {
         name,
         args: a,
         entry: Vec::new(),
+        argv: None,
+        count: None,
         ret: None,
         out: None,
     }
@@ -69,6 +73,14 @@ impl<'a> Call<'a> {
     }
     fn inbuf(mut self, arg: u8, b: &'a [u8], truncated: bool) -> Self {
         self.entry.push((arg, b, truncated));
+        self
+    }
+    fn argv(mut self, arg: u8, items: &[&'a [u8]]) -> Self {
+        self.argv = Some((arg, items.to_vec()));
+        self
+    }
+    fn count(mut self, arg: u8, n: u64) -> Self {
+        self.count = Some((arg, n));
         self
     }
     fn ret(mut self, r: i64) -> Self {
@@ -95,6 +107,18 @@ impl<'a> Call<'a> {
         b.set_flags(flags);
         for &(arg, bytes, t) in &self.entry {
             b.bytes(arg, bytes, t);
+        }
+        if let Some((arg, items)) = &self.argv {
+            let mut payload = Vec::new();
+            for item in items {
+                record::push_string_entry(&mut payload, item, false);
+            }
+            let r = b.reserve_bytes(*arg, payload.len());
+            b.reserved_mut(&r)[..payload.len()].copy_from_slice(&payload);
+            b.finish_reserved(r, payload.len(), record::CAPTURE_STRINGS, false);
+        }
+        if let Some((arg, n)) = self.count {
+            b.count(arg, n);
         }
         b.finish();
         buf
@@ -897,5 +921,128 @@ fn memfd_create_flags() {
             .ret(9)
             .whole(),
         strace_line(r#"memfd_create("x", MFD_CLOEXEC|MFD_ALLOW_SEALING) = 9"#)
+    );
+}
+
+/// `strace -o o17 ./fx`: raw futex calls with each operation, and getrandom.
+#[test]
+fn futex_shows_the_arguments_of_its_operation() {
+    const W: u64 = 0x5636_0861_201c;
+    const W2: u64 = 0x5636_0861_2020;
+    const PI: u64 = 0x5636_0861_2024;
+    let futex = |args: &[u64], ret: i64| call("futex", args).ret(ret).whole();
+    let cases = [
+        (
+            futex(&[W, 128, 1, 0, 0, 0], -11),
+            "futex(0x56360861201c, FUTEX_WAIT_PRIVATE, 1, NULL) = -1 EAGAIN (Resource temporarily unavailable)",
+        ),
+        (
+            futex(&[W, 129, 2147483647, 0, 0, 0], 0),
+            "futex(0x56360861201c, FUTEX_WAKE_PRIVATE, 2147483647) = 0",
+        ),
+        (
+            futex(&[W, 1, 1, 0, 0, 0], 0),
+            "futex(0x56360861201c, FUTEX_WAKE, 1)    = 0",
+        ),
+        (
+            futex(&[W, 9 | 128 | 256, 1, 0, 0, 0xffff_ffff], -11),
+            "futex(0x56360861201c, FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME, 1, NULL, FUTEX_BITSET_MATCH_ANY) = -1 EAGAIN (Resource temporarily unavailable)",
+        ),
+        (
+            futex(&[W, 9 | 128, 1, 0, 0, 0x10], -11),
+            "futex(0x56360861201c, FUTEX_WAIT_BITSET_PRIVATE, 1, NULL, 0x10) = -1 EAGAIN (Resource temporarily unavailable)",
+        ),
+        (
+            futex(&[W, 10 | 128, 1, 0, 0, 0xffff_ffff], 0),
+            "futex(0x56360861201c, FUTEX_WAKE_BITSET_PRIVATE, 1, FUTEX_BITSET_MATCH_ANY) = 0",
+        ),
+        (
+            futex(&[W, 3 | 128, 1, 5, W2, 0], 0),
+            "futex(0x56360861201c, FUTEX_REQUEUE_PRIVATE, 1, 5, 0x563608612020) = 0",
+        ),
+        (
+            futex(&[W, 4 | 128, 1, 5, W2, 0], 0),
+            "futex(0x56360861201c, FUTEX_CMP_REQUEUE_PRIVATE, 1, 5, 0x563608612020, 0) = 0",
+        ),
+        (
+            futex(&[PI, 6 | 128, 0, 0, 0, 0], 0),
+            "futex(0x563608612024, FUTEX_LOCK_PI_PRIVATE, NULL) = 0",
+        ),
+        (
+            futex(&[PI, 7 | 128, 0, 0, 0, 0], 0),
+            "futex(0x563608612024, FUTEX_UNLOCK_PI_PRIVATE) = 0",
+        ),
+        (
+            futex(&[PI, 8 | 128, 0, 0, 0, 0], 0),
+            "futex(0x563608612024, FUTEX_TRYLOCK_PI_PRIVATE) = 0",
+        ),
+        (
+            futex(&[W, 11 | 128, 1, 0, W2, 0], -11),
+            "futex(0x56360861201c, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 1, NULL, 0x563608612020) = -1 EAGAIN (Resource temporarily unavailable)",
+        ),
+        (
+            futex(&[W, 12 | 128, 1, 1, PI, 0], 0),
+            "futex(0x56360861201c, FUTEX_CMP_REQUEUE_PI_PRIVATE, 1, 1, 0x563608612024, 0) = 0",
+        ),
+        (
+            futex(&[W, 2, 1, 0, 0, 0], -38),
+            "futex(0x56360861201c, FUTEX_FD, 1)      = -1 ENOSYS (Function not implemented)",
+        ),
+        (
+            futex(&[W, 99, 1, 7, 8, 9], -38),
+            "futex(0x56360861201c, 0x63 /* FUTEX_??? */, 1, 0x7, 0x8, 0x9) = -1 ENOSYS (Function not implemented)",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, strace_line(want));
+    }
+    // The data getrandom wrote is not read at the exit: only the flags are
+    // compared (`getrandom("\x0e\x45..."..., 8, GRND_NONBLOCK|GRND_RANDOM) = 8`).
+    let line = call("getrandom", &[0x7ffd_0000_0000, 8, 3]).ret(8).whole();
+    assert!(
+        line.ends_with(", 8, GRND_NONBLOCK|GRND_RANDOM) = 8"),
+        "{line}"
+    );
+}
+
+/// `strace -f -o o16 sh -c 'ls /tmp/rs > /dev/null; ...'`: a vfork and the
+/// child's execve, each interrupted by the other process's events.
+#[test]
+fn vfork_and_execve_split_by_other_events() {
+    let (entry, exit) = call("vfork", &[]).ret(4676).split();
+    assert_eq!(entry, strace_line("4675  vfork( <unfinished ...>"));
+    assert_eq!(
+        exit,
+        strace_line("4675  <... vfork resumed>)              = 4676")
+    );
+    let (entry, exit) = call(
+        "execve",
+        &[0x5622_70be_a000, 0x5622_70be_b000, 0x5622_70be_ad58],
+    )
+    .path(0, b"/usr/bin/ls")
+    .argv(1, &[b"ls", b"/tmp/rs"])
+    .count(2, 35)
+    .ret(0)
+    .split();
+    assert_eq!(
+        entry,
+        strace_line(
+            r#"4676  execve("/usr/bin/ls", ["ls", "/tmp/rs"], 0x562270bead58 /* 35 vars */ <unfinished ...>"#
+        )
+    );
+    assert_eq!(
+        exit,
+        strace_line("4676  <... execve resumed>)             = 0")
+    );
+    assert_eq!(
+        call("execve", &[0x5622_70be_a000, 0x7ffd_7930_e000, 0x7ffd_7930_e1a8])
+            .path(0, b"/usr/bin/sh")
+            .argv(1, &[b"sh", b"-c", b"ls /tmp/rs > /dev/null; cat /etc/hostname /nonexistent 2>/dev/null; echo hi > /dev/null"])
+            .count(2, 35)
+            .ret(0)
+            .whole(),
+        strace_line(
+            r#"4675  execve("/usr/bin/sh", ["sh", "-c", "ls /tmp/rs > /dev/null; cat /etc"...], 0x7ffd7930e1a8 /* 35 vars */) = 0"#
+        )
     );
 }
