@@ -1046,3 +1046,90 @@ fn vfork_and_execve_split_by_other_events() {
         )
     );
 }
+
+/// Socket set-up lines of `strace -f -o o7 ./out`.
+#[test]
+fn socket_calls() {
+    let local = sockaddr_in(0, [127, 0, 0, 1]);
+    let mut un = 1u16.to_le_bytes().to_vec();
+    un.extend_from_slice(b"/tmp/rs/sock");
+    un.resize(110, 0);
+    let mut in6 = 10u16.to_le_bytes().to_vec();
+    in6.extend_from_slice(&[0; 6]);
+    let mut lo = [0u8; 16];
+    lo[15] = 1;
+    in6.extend_from_slice(&lo);
+    in6.extend_from_slice(&[0; 4]);
+    let peer = sockaddr_in(49107, [127, 0, 0, 1]);
+    let cases = [
+        (
+            call("socket", &[2, 1, 0]).ret(12).whole(),
+            "6198  socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 12",
+        ),
+        (
+            call("bind", &[12, 0x7ffe_0000_0000, 16])
+                .inbuf(1, &local, false)
+                .ret(0)
+                .whole(),
+            r#"6198  bind(12, {sa_family=AF_INET, sin_port=htons(0), sin_addr=inet_addr("127.0.0.1")}, 16) = 0"#,
+        ),
+        (
+            call("listen", &[12, 1]).ret(0).whole(),
+            "6198  listen(12, 1)                     = 0",
+        ),
+        (
+            call("connect", &[13, 0x7ffe_0000_0000, 16])
+                .inbuf(1, &peer, false)
+                .ret(0)
+                .whole(),
+            r#"6198  connect(13, {sa_family=AF_INET, sin_port=htons(49107), sin_addr=inet_addr("127.0.0.1")}, 16) = 0"#,
+        ),
+        (
+            call("write", &[13, 0x5555_0000, 6])
+                .inbuf(1, b"ping\0\n", false)
+                .ret(6)
+                .whole(),
+            r#"6198  write(13, "ping\0\n", 6)          = 6"#,
+        ),
+        (
+            call("socket", &[1, 1, 0]).ret(15).whole(),
+            "6198  socket(AF_UNIX, SOCK_STREAM, 0)   = 15",
+        ),
+        (
+            call("bind", &[15, 0x7ffe_0000_0000, 110])
+                .inbuf(1, &un, false)
+                .ret(0)
+                .whole(),
+            r#"6198  bind(15, {sa_family=AF_UNIX, sun_path="/tmp/rs/sock"}, 110) = 0"#,
+        ),
+        (
+            call("socket", &[10, 2, 0]).ret(16).whole(),
+            "6198  socket(AF_INET6, SOCK_DGRAM, IPPROTO_IP) = 16",
+        ),
+        (
+            call("bind", &[16, 0x7ffe_0000_0000, 28])
+                .inbuf(1, &in6, false)
+                .ret(0)
+                .whole(),
+            r#"6198  bind(16, {sa_family=AF_INET6, sin6_port=htons(0), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0"#,
+        ),
+        (
+            call("unlink", &[0x5555_0000])
+                .path(0, b"/tmp/rs/sock")
+                .ret(-2)
+                .whole(),
+            r#"6198  unlink("/tmp/rs/sock")            = -1 ENOENT (No such file or directory)"#,
+        ),
+        (
+            call("kill", &[6202, 18]).ret(0).whole(),
+            "6198  kill(6202, SIGCONT)               = 0",
+        ),
+        (
+            call("dup3", &[0, 10, 0o2000000]).ret(10).whole(),
+            "dup3(0, 10, O_CLOEXEC)                  = 10",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, strace_line(want));
+    }
+}
