@@ -21,10 +21,6 @@ use crate::record::{
 pub struct TextOptions {
     /// Append each call's duration, as `strace -T`: ` <0.000021>`.
     pub durations: bool,
-    /// How arguments are rendered (`-x`, `-xx`, `-s`). Applies where lines
-    /// are made from records ([`text_line_with`]); events from crtd carry
-    /// their arguments already rendered.
-    pub render: decode::RenderOptions,
 }
 
 /// Syscalls whose result is an address, shown in hex as strace does.
@@ -268,12 +264,22 @@ pub fn call_text<S: AsRef<str>>(name: &str, args: &[S], result: &str, stale: boo
 /// The strace-style line for a record, or `None` for records that are not
 /// shown as lines (process markers).
 pub fn text_line(rec: &Record<'_>) -> Option<String> {
-    text_line_with(rec, TextOptions::default())
+    text_line_with(
+        rec,
+        &decode::RenderOptions::default(),
+        TextOptions::default(),
+    )
 }
 
-/// [`text_line`] with choices.
-pub fn text_line_with(rec: &Record<'_>, opts: TextOptions) -> Option<String> {
-    let mut e = event_fields_with(rec, &opts.render);
+/// [`text_line`] with choices, and arguments rendered with `render` (`-x`,
+/// `-xx`, `-s`: these apply where lines are made from records; events from
+/// crtd carry their arguments already rendered).
+pub fn text_line_with(
+    rec: &Record<'_>,
+    render: &decode::RenderOptions,
+    opts: TextOptions,
+) -> Option<String> {
+    let mut e = event_fields_with(rec, render);
     e.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
     event_text_with(&serde_json::Value::Object(e), opts)
 }
@@ -619,14 +625,7 @@ mod tests {
         assert_eq!(v["duration_ns"], 21_000);
         let mut e = v.clone();
         e["ts"] = json!(rfc3339_utc(rec.ts_ns));
-        let line = event_text_with(
-            &e,
-            TextOptions {
-                durations: true,
-                ..TextOptions::default()
-            },
-        )
-        .unwrap();
+        let line = event_text_with(&e, TextOptions { durations: true }).unwrap();
         assert!(
             line.ends_with("getppid() = -1 ENOENT (No such file or directory) <0.000021>"),
             "{line}"
@@ -671,6 +670,40 @@ mod tests {
         );
         // An exit_args beyond the arguments (an old or odd event) is clamped.
         assert_eq!(call_line(&call(&["0"], 9, false), Part::Whole), "f(0) = 0");
+    }
+
+    /// `write(-1, "\1\2a", 3)`, and with `strace -x` `write(-1, "\x01\x02\x61", 3)`
+    /// (strace 6.1, `strace -o o1 ./esc`, `strace -x -o o2 ./esc`).
+    #[test]
+    fn text_lines_from_records_take_the_string_style() {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(
+            &mut buf,
+            KIND_SYSCALL,
+            5,
+            42,
+            0xc000_003e,
+            1,
+            &[u64::MAX, 0x1000, 3, 0, 0, 0],
+        );
+        b.bytes(1, &[1, 2, b'a'], false);
+        b.result(-9, None);
+        b.finish();
+        let (rec, _) = decode(&buf).unwrap();
+        let line = text_line(&rec).unwrap();
+        assert!(
+            line.ends_with(r#"write(-1, "\1\2a", 3) = -1 EBADF (Bad file descriptor)"#),
+            "{line}"
+        );
+        let hex = decode::RenderOptions {
+            strings: crate::escape::StringStyle::Hex,
+            ..decode::RenderOptions::default()
+        };
+        let line = text_line_with(&rec, &hex, TextOptions::default()).unwrap();
+        assert!(
+            line.ends_with(r#"write(-1, "\x01\x02\x61", 3) = -1 EBADF (Bad file descriptor)"#),
+            "{line}"
+        );
     }
 
     #[test]
