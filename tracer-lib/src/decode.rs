@@ -63,6 +63,15 @@ pub fn render_call(rec: &Record, opts: &RenderOptions) -> RenderedCall {
     match syscalls::by_nr(rec.arch, rec.nr) {
         Some(info) if info.name == "clone" => clone_call(rec),
         Some(info) if info.name == "futex" => futex_call(rec),
+        Some(info) if info.name == "prctl" => match prctl_args(rec) {
+            Some(args) => RenderedCall {
+                name: "prctl".to_string(),
+                exit_args: args.len(),
+                args,
+                exit_comma: false,
+            },
+            None => table_call(info, rec, opts),
+        },
         Some(info) => {
             let shown = &info.args[..shown_args(info, rec)];
             RenderedCall {
@@ -86,6 +95,62 @@ pub fn render_call(rec: &Record, opts: &RenderOptions) -> RenderedCall {
             exit_comma: false,
         },
     }
+}
+
+/// A call rendered from the table's argument kinds.
+fn table_call(info: &SyscallInfo, rec: &Record, opts: &RenderOptions) -> RenderedCall {
+    let shown = &info.args[..shown_args(info, rec)];
+    RenderedCall {
+        name: info.name.to_string(),
+        args: shown
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| render(Some(info), kind, i, rec, opts))
+            .collect(),
+        exit_args: shown
+            .iter()
+            .position(|&a| is_output(a))
+            .unwrap_or(shown.len()),
+        exit_comma: false,
+    }
+}
+
+/// `prctl` with the arguments its option uses, as strace 6.1 prints them
+/// (`strace -o o19 ./pr`): `prctl(PR_SET_PDEATHSIG, SIGKILL)`,
+/// `prctl(PR_GET_SECCOMP)`, `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`,
+/// `prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN)`. Strings and values the option
+/// reads or writes through a pointer are not copied and show the pointer.
+/// `None` for options shown with the table's kinds.
+fn prctl_args(rec: &Record) -> Option<Vec<String>> {
+    let [option, a1, a2, a3, a4, _] = rec.args;
+    let opt = option as u32;
+    let mut args = vec![flags::prctl_option(opt)];
+    let dec = |v: u64| v.to_string();
+    match opt {
+        // PR_GET_DUMPABLE, PR_GET_KEEPCAPS, PR_GET_SECCOMP, PR_GET_SECUREBITS,
+        // PR_GET_TIMERSLACK
+        3 | 7 | 21 | 27 | 30 => {}
+        // PR_SET_PDEATHSIG
+        1 => args.push(flags::signal(a1 as u32)),
+        // PR_GET_PDEATHSIG, PR_SET_NAME, PR_GET_NAME, PR_GET_CHILD_SUBREAPER,
+        // PR_GET_TID_ADDRESS
+        2 | 15 | 16 | 37 | 40 => args.push(ptr(a1)),
+        // PR_SET_DUMPABLE
+        4 => args.push(flags::suid_dump(a1)),
+        // PR_SET_KEEPCAPS, PR_SET_TIMERSLACK, PR_SET_CHILD_SUBREAPER
+        8 | 29 | 36 => args.push(dec(a1)),
+        // PR_CAPBSET_READ, PR_CAPBSET_DROP
+        23 | 24 => args.push(flags::capability(a1 as u32)),
+        // PR_SET_SECUREBITS
+        28 => args.push(hex(a1)),
+        // PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS
+        38 | 39 => args.extend([a1, a2, a3, a4].map(dec)),
+        _ if flags::prctl_option(opt).ends_with("/* PR_??? */") => {
+            args.extend([a1, a2, a3, a4].map(hex))
+        }
+        _ => return None,
+    }
+    Some(args)
 }
 
 /// Argument kinds the kernel writes, which strace prints at the exit.
@@ -154,6 +219,11 @@ fn shown_args(info: &SyscallInfo, rec: &Record) -> usize {
         // Commands that take no third argument: `fcntl(3, F_GETFL)`
         // (strace 6.1 on F_GETFD, F_GETFL, F_GETSIG, F_GETLEASE,
         // F_GETPIPE_SZ, F_GET_SEALS; F_GETOWN is handled alike by strace).
+        // The new address only with MREMAP_FIXED (strace 6.1, `strace -o o18
+        // ./rv`: `mremap(0x7f257362b000, 4096, 8192, MREMAP_MAYMOVE)`).
+        "mremap" => {
+            return if rec.args[3] & 2 != 0 { 5 } else { 4 };
+        }
         "fcntl" => {
             let no_arg = matches!(rec.args[1] as u32, 1 | 3 | 9 | 11 | 1025 | 1032 | 1034);
             return if no_arg { 2 } else { info.args.len() };
@@ -552,6 +622,8 @@ fn by_position(name: &str, i: usize, v: u64) -> Option<String> {
         ("prlimit64", 1) | ("getrlimit", 0) | ("setrlimit", 0) => flags::rlimit_resource(v as u32),
         ("memfd_create", 1) => flags::memfd_flags(v as u32),
         ("getrandom", 2) => flags::getrandom_flags(v as u32),
+        ("mremap", 3) => flags::mremap_flags(v as u32),
+        ("getpriority", 0) | ("setpriority", 0) => flags::priority_which(v as u32),
         _ => return None,
     })
 }
@@ -1162,7 +1234,8 @@ mod tests {
         );
         assert_eq!(
             line("prctl", [38, 1, 0, 0, 0, 0], &[]),
-            "prctl(PR_SET_NO_NEW_PRIVS, 0x1, 0, 0, 0)"
+            // strace 6.1, `strace -o o19 ./pr`.
+            "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)"
         );
         assert_eq!(
             line("shutdown", [4, 2, 0, 0, 0, 0], &[]),
@@ -1585,9 +1658,10 @@ mod tests {
                 assert!(
                     out.len() == info.args.len()
                         || (out.len() + 1 == info.args.len()
-                            && (info.name.starts_with("open") || info.name == "fcntl"))
+                            && (info.name.starts_with("open")
+                                || matches!(info.name, "fcntl" | "mremap")))
                         || (info.name == "clone" && (2..=5).contains(&out.len()))
-                        || (info.name == "futex" && (2..=6).contains(&out.len()))
+                        || (matches!(info.name, "futex" | "prctl") && (1..=6).contains(&out.len()))
                 );
                 // The same call with a result and output bytes from the exit.
                 let mut buf = buf.clone();

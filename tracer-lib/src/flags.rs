@@ -414,77 +414,79 @@ pub fn wait_options(v: u32, _waitid: bool) -> String {
 
 /// `prctl` option.
 pub fn prctl_option(v: u32) -> String {
-    int_enum(
-        v,
-        &[
-            (1, "PR_SET_PDEATHSIG"),
-            (2, "PR_GET_PDEATHSIG"),
-            (3, "PR_GET_DUMPABLE"),
-            (4, "PR_SET_DUMPABLE"),
-            (5, "PR_GET_UNALIGN"),
-            (6, "PR_SET_UNALIGN"),
-            (7, "PR_GET_KEEPCAPS"),
-            (8, "PR_SET_KEEPCAPS"),
-            (9, "PR_GET_FPEMU"),
-            (10, "PR_SET_FPEMU"),
-            (11, "PR_GET_FPEXC"),
-            (12, "PR_SET_FPEXC"),
-            (13, "PR_GET_TIMING"),
-            (14, "PR_SET_TIMING"),
-            (15, "PR_SET_NAME"),
-            (16, "PR_GET_NAME"),
-            (19, "PR_GET_ENDIAN"),
-            (20, "PR_SET_ENDIAN"),
-            (21, "PR_GET_SECCOMP"),
-            (22, "PR_SET_SECCOMP"),
-            (23, "PR_CAPBSET_READ"),
-            (24, "PR_CAPBSET_DROP"),
-            (25, "PR_GET_TSC"),
-            (26, "PR_SET_TSC"),
-            (27, "PR_GET_SECUREBITS"),
-            (28, "PR_SET_SECUREBITS"),
-            (29, "PR_SET_TIMERSLACK"),
-            (30, "PR_GET_TIMERSLACK"),
-            (31, "PR_TASK_PERF_EVENTS_DISABLE"),
-            (32, "PR_TASK_PERF_EVENTS_ENABLE"),
-            (33, "PR_MCE_KILL"),
-            (34, "PR_MCE_KILL_GET"),
-            (35, "PR_SET_MM"),
-            (36, "PR_SET_CHILD_SUBREAPER"),
-            (37, "PR_GET_CHILD_SUBREAPER"),
-            (38, "PR_SET_NO_NEW_PRIVS"),
-            (39, "PR_GET_NO_NEW_PRIVS"),
-            (40, "PR_GET_TID_ADDRESS"),
-            (41, "PR_SET_THP_DISABLE"),
-            (42, "PR_GET_THP_DISABLE"),
-            (43, "PR_MPX_ENABLE_MANAGEMENT"),
-            (44, "PR_MPX_DISABLE_MANAGEMENT"),
-            (45, "PR_SET_FP_MODE"),
-            (46, "PR_GET_FP_MODE"),
-            (47, "PR_CAP_AMBIENT"),
-            (50, "PR_SVE_SET_VL"),
-            (51, "PR_SVE_GET_VL"),
-            (52, "PR_GET_SPECULATION_CTRL"),
-            (53, "PR_SET_SPECULATION_CTRL"),
-            (54, "PR_PAC_RESET_KEYS"),
-            (55, "PR_SET_TAGGED_ADDR_CTRL"),
-            (56, "PR_GET_TAGGED_ADDR_CTRL"),
-            (57, "PR_SET_IO_FLUSHER"),
-            (58, "PR_GET_IO_FLUSHER"),
-            (59, "PR_SET_SYSCALL_USER_DISPATCH"),
-            (60, "PR_PAC_SET_ENABLED_KEYS"),
-            (61, "PR_PAC_GET_ENABLED_KEYS"),
-            (62, "PR_SCHED_CORE"),
-            (63, "PR_SME_SET_VL"),
-            (64, "PR_SME_GET_VL"),
-            (65, "PR_SET_MDWE"),
-            (66, "PR_GET_MDWE"),
-            (67, "PR_SET_MEMORY_MERGE"),
-            (68, "PR_GET_MEMORY_MERGE"),
-            (0x5356_4d41, "PR_SET_VMA"),
-            (0x5961_6d61, "PR_SET_PTRACER"),
-        ],
-    )
+    let names: Names = &[
+        (1, "PR_SET_PDEATHSIG"),
+        (2, "PR_GET_PDEATHSIG"),
+        (3, "PR_GET_DUMPABLE"),
+        (4, "PR_SET_DUMPABLE"),
+        (5, "PR_GET_UNALIGN"),
+        (6, "PR_SET_UNALIGN"),
+        (7, "PR_GET_KEEPCAPS"),
+        (8, "PR_SET_KEEPCAPS"),
+        (9, "PR_GET_FPEMU"),
+        (10, "PR_SET_FPEMU"),
+        (11, "PR_GET_FPEXC"),
+        (12, "PR_SET_FPEXC"),
+        (13, "PR_GET_TIMING"),
+        (14, "PR_SET_TIMING"),
+        (15, "PR_SET_NAME"),
+        (16, "PR_GET_NAME"),
+        (19, "PR_GET_ENDIAN"),
+        (20, "PR_SET_ENDIAN"),
+        (21, "PR_GET_SECCOMP"),
+        (22, "PR_SET_SECCOMP"),
+        (23, "PR_CAPBSET_READ"),
+        (24, "PR_CAPBSET_DROP"),
+        (25, "PR_GET_TSC"),
+        (26, "PR_SET_TSC"),
+        (27, "PR_GET_SECUREBITS"),
+        (28, "PR_SET_SECUREBITS"),
+        (29, "PR_SET_TIMERSLACK"),
+        (30, "PR_GET_TIMERSLACK"),
+        (31, "PR_TASK_PERF_EVENTS_DISABLE"),
+        (32, "PR_TASK_PERF_EVENTS_ENABLE"),
+        (33, "PR_MCE_KILL"),
+        (34, "PR_MCE_KILL_GET"),
+        (35, "PR_SET_MM"),
+        (36, "PR_SET_CHILD_SUBREAPER"),
+        (37, "PR_GET_CHILD_SUBREAPER"),
+        (38, "PR_SET_NO_NEW_PRIVS"),
+        (39, "PR_GET_NO_NEW_PRIVS"),
+        (40, "PR_GET_TID_ADDRESS"),
+        (41, "PR_SET_THP_DISABLE"),
+        (42, "PR_GET_THP_DISABLE"),
+        (43, "PR_MPX_ENABLE_MANAGEMENT"),
+        (44, "PR_MPX_DISABLE_MANAGEMENT"),
+        (45, "PR_SET_FP_MODE"),
+        (46, "PR_GET_FP_MODE"),
+        (47, "PR_CAP_AMBIENT"),
+        (50, "PR_SVE_SET_VL"),
+        (51, "PR_SVE_GET_VL"),
+        (52, "PR_GET_SPECULATION_CTRL"),
+        (53, "PR_SET_SPECULATION_CTRL"),
+        (54, "PR_PAC_RESET_KEYS"),
+        (55, "PR_SET_TAGGED_ADDR_CTRL"),
+        (56, "PR_GET_TAGGED_ADDR_CTRL"),
+        (57, "PR_SET_IO_FLUSHER"),
+        (58, "PR_GET_IO_FLUSHER"),
+        (59, "PR_SET_SYSCALL_USER_DISPATCH"),
+        (60, "PR_PAC_SET_ENABLED_KEYS"),
+        (61, "PR_PAC_GET_ENABLED_KEYS"),
+        (62, "PR_SCHED_CORE"),
+        (63, "PR_SME_SET_VL"),
+        (64, "PR_SME_GET_VL"),
+        (65, "PR_SET_MDWE"),
+        (66, "PR_GET_MDWE"),
+        (67, "PR_SET_MEMORY_MERGE"),
+        (68, "PR_GET_MEMORY_MERGE"),
+        (0x5356_4d41, "PR_SET_VMA"),
+        (0x5961_6d61, "PR_SET_PTRACER"),
+    ];
+    match lookup(u64::from(v), names) {
+        Some(name) => name.to_string(),
+        // strace 6.1 (`strace -o o19 ./pr`): `prctl(0x4d2 /* PR_??? */, ...)`.
+        None => format!("{v:#x} /* PR_??? */"),
+    }
 }
 
 // ---------------------------------------------------------------- signals
@@ -1633,6 +1635,87 @@ pub fn memfd_flags(v: u32) -> String {
     )
 }
 
+/// A capability number: `CAP_SYS_ADMIN`.
+pub fn capability(v: u32) -> String {
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    match NAMES.get(v as usize) {
+        Some(name) => name.to_string(),
+        None => format!("{v:#x} /* CAP_??? */"),
+    }
+}
+
+/// `PR_SET_DUMPABLE`'s argument and `PR_GET_DUMPABLE`'s result.
+pub fn suid_dump(v: u64) -> String {
+    match v {
+        0 => "SUID_DUMP_DISABLE".to_string(),
+        1 => "SUID_DUMP_USER".to_string(),
+        2 => "SUID_DUMP_ROOT".to_string(),
+        _ => format!("{v:#x} /* SUID_DUMP_??? */"),
+    }
+}
+
+/// `mremap` flags.
+pub fn mremap_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "MREMAP_MAYMOVE"),
+            (2, "MREMAP_FIXED"),
+            (4, "MREMAP_DONTUNMAP"),
+        ],
+    )
+}
+
+/// `getpriority`/`setpriority` which.
+pub fn priority_which(v: u32) -> String {
+    int_enum(
+        v,
+        &[(0, "PRIO_PROCESS"), (1, "PRIO_PGRP"), (2, "PRIO_USER")],
+    )
+}
+
 // ---------------------------------------------------------------- results and structs
 
 /// A file mode from a `stat` result, as strace prints it:
@@ -2152,7 +2235,7 @@ mod tests {
         assert_eq!(fcntl_cmd(999), "999");
         assert_eq!(prctl_option(15), "PR_SET_NAME");
         assert_eq!(prctl_option(38), "PR_SET_NO_NEW_PRIVS");
-        assert_eq!(prctl_option(0xffff_ffff), "-1");
+        assert_eq!(prctl_option(1234), "0x4d2 /* PR_??? */");
         assert_eq!(sigmask_how(2), "SIG_SETMASK");
         assert_eq!(clock_id(1), "CLOCK_MONOTONIC");
         assert_eq!(clock_id(11), "CLOCK_TAI");

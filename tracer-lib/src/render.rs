@@ -49,7 +49,25 @@ pub fn result_text<S: AsRef<str>>(name: &str, args: &[S], ret: Option<i64>) -> S
             cmd.and_then(|c| crate::flags::fcntl_result(c, r))
                 .unwrap_or_else(|| r.to_string())
         }
+        // strace 6.1 (`strace -o o18 ./rv`): `umask(077) = 022`,
+        // `prctl(PR_GET_DUMPABLE) = 1 (SUID_DUMP_USER)`.
+        Some(r) if name == "umask" => umask_text(r),
+        Some(r)
+            if name == "prctl" && args.first().map(AsRef::as_ref) == Some("PR_GET_DUMPABLE") =>
+        {
+            format!("{r} ({})", crate::flags::suid_dump(r as u64))
+        }
         Some(r) => r.to_string(),
+    }
+}
+
+/// A file mode creation mask as strace prints `umask`'s result (`%#03o`).
+fn umask_text(r: i64) -> String {
+    let v = r as u32;
+    if v == 0 {
+        "000".to_string()
+    } else {
+        format!("{:0>3}", format!("0{v:o}"))
     }
 }
 

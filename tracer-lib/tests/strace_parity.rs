@@ -1133,3 +1133,88 @@ fn socket_calls() {
         assert_eq!(got, strace_line(want));
     }
 }
+
+/// `strace -o o19 ./pr` (prctl options) and `strace -o o18 ./rv`.
+#[test]
+fn prctl_options_and_decorated_results() {
+    let prctl = |args: &[u64], ret: i64| call("prctl", args).ret(ret).whole();
+    let cases = [
+        (
+            prctl(&[1, 9], 0),
+            "prctl(PR_SET_PDEATHSIG, SIGKILL)        = 0",
+        ),
+        (
+            prctl(&[38, 1, 0, 0, 0], 0),
+            "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  = 0",
+        ),
+        (
+            prctl(&[39, 0, 0, 0, 0], 1),
+            "prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)  = 1",
+        ),
+        (
+            prctl(&[23, 21], 1),
+            "prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN)   = 1",
+        ),
+        (
+            prctl(&[4, 0], 0),
+            "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE) = 0",
+        ),
+        (
+            prctl(&[8, 1], 0),
+            "prctl(PR_SET_KEEPCAPS, 1)               = 0",
+        ),
+        (
+            prctl(&[21], 0),
+            "prctl(PR_GET_SECCOMP)                   = 0",
+        ),
+        (
+            prctl(&[36, 1], 0),
+            "prctl(PR_SET_CHILD_SUBREAPER, 1)        = 0",
+        ),
+        (
+            prctl(&[24, 21], 0),
+            "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN)   = 0",
+        ),
+        (
+            prctl(&[30], 50000),
+            "prctl(PR_GET_TIMERSLACK)                = 50000",
+        ),
+        (
+            prctl(&[29, 50000], 0),
+            "prctl(PR_SET_TIMERSLACK, 50000)         = 0",
+        ),
+        (
+            prctl(&[28, 0], 0),
+            "prctl(PR_SET_SECUREBITS, 0)             = 0",
+        ),
+        (
+            prctl(&[27], 0),
+            "prctl(PR_GET_SECUREBITS)                = 0",
+        ),
+        (
+            prctl(&[1234, 1, 2, 3, 4], -22),
+            "prctl(0x4d2 /* PR_??? */, 0x1, 0x2, 0x3, 0x4) = -1 EINVAL (Invalid argument)",
+        ),
+        (
+            prctl(&[3], 1),
+            "prctl(PR_GET_DUMPABLE)                  = 1 (SUID_DUMP_USER)",
+        ),
+        (
+            call("umask", &[0o77]).ret(0o22).whole(),
+            "umask(077)                              = 022",
+        ),
+        (
+            call("mremap", &[0x7f25_7362_b000, 4096, 8192, 1, 0])
+                .ret(0x7f25_7362_9000)
+                .whole(),
+            "mremap(0x7f257362b000, 4096, 8192, MREMAP_MAYMOVE) = 0x7f2573629000",
+        ),
+        (
+            call("getpriority", &[0, 0]).ret(20).whole(),
+            "getpriority(PRIO_PROCESS, 0)            = 20",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, strace_line(want));
+    }
+}
