@@ -178,7 +178,8 @@ const CLONE_PIDFD: u64 = 0x1000;
 /// parent_tid, child_tid, tls): `child_stack=` and `flags=` at entry, then
 /// only the pointers the flags make the kernel use, at the exit.
 /// `parent_tid=[N]` is what the kernel stored there: the child's id, which
-/// is also the result.
+/// is also the result. With CLONE_PIDFD the kernel stores a pidfd there,
+/// which is not known, so the pointer is shown.
 fn clone_call(rec: &Record) -> RenderedCall {
     let [flags, stack, ptid, ctid, tls, _] = rec.args;
     let mut args = vec![
@@ -194,11 +195,13 @@ fn clone_call(rec: &Record) -> RenderedCall {
             _ => args.push(format!("parent_tid={}", ptr(ptid))),
         }
     }
-    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
-        args.push(format!("child_tidptr={}", ptr(ctid)));
-    }
+    // strace 6.1 puts tls before child_tidptr (`strace -o o20 ./cl2`:
+    // `..., parent_tid=[18031], tls=0x55c1239c7060, child_tidptr=0x7ffcd00ce47c)`).
     if flags & CLONE_SETTLS != 0 {
         args.push(format!("tls={}", ptr(tls)));
+    }
+    if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 {
+        args.push(format!("child_tidptr={}", ptr(ctid)));
     }
     RenderedCall {
         name: "clone".to_string(),

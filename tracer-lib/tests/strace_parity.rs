@@ -779,6 +779,33 @@ fn clone_with_named_arguments() {
         call("clone", &[SIGCHLD]).ret(21748).whole(),
         strace_line("21743 clone(child_stack=NULL, flags=SIGCHLD) = 21748")
     );
+    // `strace -o o20 ./cl2`: glibc's clone() with a stack and thread flags.
+    let thread_flags = 0x100 | 0x200 | 0x400 | 0x800 | 0x40000 | 0x80000 | 0x10_0000 | 0x20_0000;
+    assert_eq!(
+        call(
+            "clone",
+            &[
+                thread_flags | SIGCHLD,
+                0x55c1_29e2_5290,
+                0x7ffc_d00c_e478,
+                0x7ffc_d00c_e47c,
+                0x55c1_239c_7060
+            ]
+        )
+        .ret(18031)
+        .whole(),
+        strace_line(
+            "clone(child_stack=0x55c129e25290, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID|SIGCHLD, parent_tid=[18031], tls=0x55c1239c7060, child_tidptr=0x7ffcd00ce47c) = 18031"
+        )
+    );
+    assert_eq!(
+        call("clone", &[0x100 | 0x4000 | SIGCHLD, 0x55c1_29e2_5290])
+            .ret(18032)
+            .whole(),
+        strace_line(
+            "clone(child_stack=0x55c129e25290, flags=CLONE_VM|CLONE_VFORK|SIGCHLD) = 18032"
+        )
+    );
     let (entry, exit) = call("clone", &[0]).ret(21749).split();
     assert_eq!(
         entry,
