@@ -419,9 +419,11 @@ pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
 /// exit, or null), with `"unfinished": true` for an entry stored before its
 /// exit (its text shows `args[..exit_args]`: `read(0,  <unfinished ...>`)
 /// and `"resumed": true` for that exit when it comes (its text shows the
-/// rest: `<... read resumed>"hi\n", 1024) = 3`); `"exit_comma": true` when
-/// the arguments from `exit_args` on are named ones only the exit adds, so
-/// the resumed part starts with the comma (`clone`); drops: `{"event":"drops", "dropped"}`; the end:
+/// rest: `<... read resumed>"hi\n", 1024) = 3`; its arguments before
+/// `exit_args` are not read again and may show as pointers);
+/// `"exit_comma": true` when the arguments from `exit_args` on are named
+/// ones only the exit adds, so the resumed part starts with the comma
+/// (`clone`); drops: `{"event":"drops", "dropped"}`; the end:
 /// `{"event":"end"}`; a log line: `{"event":"log", "stream", "line", "cut"}`;
 /// a process joining the trace: `{"event":"process", "pid", "comm", "init"}`;
 /// a gap in the history: `{"event":"gap", "lost", "exact", "from", "to",
