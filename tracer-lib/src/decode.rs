@@ -626,6 +626,8 @@ fn by_position(name: &str, i: usize, v: u64) -> Option<String> {
         ("memfd_create", 1) => flags::memfd_flags(v as u32),
         ("getrandom", 2) => flags::getrandom_flags(v as u32),
         ("mremap", 3) => flags::mremap_flags(v as u32),
+        // `strace -o o21 ./ns`: `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, ...)`.
+        ("clock_nanosleep", 1) => flags::bitset_of(v as u32, &[(1, "TIMER_ABSTIME")]),
         ("getpriority", 0) | ("setpriority", 0) => flags::priority_which(v as u32),
         _ => return None,
     })

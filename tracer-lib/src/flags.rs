@@ -54,6 +54,11 @@ impl Joined {
     }
 }
 
+/// A plain bit set of a C `int`, for tables kept beside their one caller.
+pub fn bitset_of(v: u32, names: &[(u64, &str)]) -> String {
+    bitset(u64::from(v), names)
+}
+
 /// A plain bit set: names, then leftovers, `0` when empty.
 fn bitset(v: u64, names: &[(u64, &str)]) -> String {
     let mut j = Joined::default();

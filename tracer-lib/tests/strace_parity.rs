@@ -1245,3 +1245,24 @@ fn prctl_options_and_decorated_results() {
         assert_eq!(got, strace_line(want));
     }
 }
+
+/// `strace -o o21 ./ns`: the flags; the timespec is not copied, so only the
+/// start of the line is compared.
+#[test]
+fn clock_nanosleep_flags() {
+    let line = call("clock_nanosleep", &[1, 1, 0x7ffd_0000_0000, 0])
+        .ret(0)
+        .whole();
+    assert!(
+        line.starts_with("clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, "),
+        "{line}"
+    );
+    assert!(line.ends_with(", NULL) = 0"), "{line}");
+    let line = call("clock_nanosleep", &[0, 0, 0x7ffd_0000_0000, 0])
+        .ret(0)
+        .whole();
+    assert!(
+        line.starts_with("clock_nanosleep(CLOCK_REALTIME, 0, "),
+        "{line}"
+    );
+}
