@@ -191,6 +191,18 @@ mod tests {
                 tv_sec: 0,
                 tv_nsec: 30_000_000,
             };
+            let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as u16;
+            addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            libc::bind(
+                sock,
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            let mut name = [0u8; 128];
+            let mut len: libc::socklen_t = 128;
+            libc::getsockname(sock, name.as_mut_ptr().cast(), &mut len);
             // (glibc's nanosleep() makes clock_nanosleep.)
             libc::syscall(
                 libc::SYS_nanosleep,
@@ -209,13 +221,14 @@ mod tests {
                 libc::SYS_openat,
                 libc::SYS_pread64,
                 libc::SYS_pipe2,
+                libc::SYS_getsockname,
                 libc::SYS_nanosleep,
             ],
             known_results,
         )
         .unwrap();
         let queue = EventQueue::new(1 << 20);
-        let set = SyscallSet::new(["openat", "pread64", "pipe2", "nanosleep"]);
+        let set = SyscallSet::new(["openat", "pread64", "pipe2", "getsockname", "nanosleep"]);
         let fds = std::thread::scope(|s| {
             let h = s.spawn(|| {
                 serve_guarded(
@@ -255,6 +268,7 @@ mod tests {
                 ("openat".to_string(), fd as i64),
                 ("pread64".to_string(), 10),
                 ("pipe2".to_string(), 0),
+                ("getsockname".to_string(), 0),
                 ("nanosleep".to_string(), 0),
             ]
         );
@@ -263,7 +277,15 @@ mod tests {
         let written = recs[3].out_capture(0).unwrap().0;
         let pipe = pipe.map(|p| (p as i32).to_le_bytes()).concat();
         assert_eq!(written, pipe);
-        let slept = recs[4].result().unwrap().duration_ns.unwrap();
+        // The address the kernel wrote, and the length given and returned.
+        let call = crt_tracer::render::strace_call(&recs[4]);
+        assert!(
+            call.starts_with("getsockname(")
+                && call.contains(r#"{sa_family=AF_INET, sin_port=htons("#)
+                && call.ends_with(r#", sin_addr=inet_addr("127.0.0.1")}, [128 => 16]) = 0"#),
+            "{call}"
+        );
+        let slept = recs[5].result().unwrap().duration_ns.unwrap();
         assert!(
             (30_000_000..1_000_000_000).contains(&slept),
             "a 30 ms sleep measured {slept} ns"
