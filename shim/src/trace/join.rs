@@ -207,39 +207,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_entry_is_completed_with_its_result_duration_and_output_data() {
-        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
-        let child = spawn_traced_reporting(
-            &[
-                libc::SYS_openat,
-                libc::SYS_pread64,
-                libc::SYS_pipe2,
-                libc::SYS_getsockname,
-                libc::SYS_nanosleep,
-            ],
-            known_results,
-        )
-        .unwrap();
-        let queue = EventQueue::new(1 << 20);
-        let set = SyscallSet::new(["openat", "pread64", "pipe2", "getsockname", "nanosleep"]);
-        let fds = std::thread::scope(|s| {
+    /// Runs `body` in a child whose `names` syscalls are traced with
+    /// results, into `queue`, until it exits; returns what it reported.
+    fn trace_child(
+        probe: &ExitProbe,
+        names: &[&str],
+        body: fn() -> u64,
+        queue: &EventQueue,
+    ) -> u64 {
+        let nrs: Vec<i64> = names
+            .iter()
+            .map(|n| i64::from(syscalls::by_name(n).unwrap().nr))
+            .collect();
+        let child = spawn_traced_reporting(&nrs, body).unwrap();
+        let set = SyscallSet::new(names);
+        std::thread::scope(|s| {
             let h = s.spawn(|| {
                 serve_guarded(
                     &child.listener,
                     &set,
-                    Some(&queue),
+                    Some(queue),
                     None,
-                    Some(&probe),
+                    Some(probe),
                     &AtomicU64::new(0),
                 )
             });
             child.go();
-            let report = child.report(Duration::from_secs(60));
+            let report = child.report(Duration::from_secs(120));
             child.wait();
             h.join().unwrap();
             report.expect("the child reported")
-        });
+        })
+    }
+
+    #[test]
+    fn each_entry_is_completed_with_its_result_duration_and_output_data() {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        let queue = EventQueue::new(1 << 20);
+        let names = ["openat", "pread64", "pipe2", "getsockname", "nanosleep"];
+        let fds = trace_child(&probe, &names, known_results, &queue);
         let mut batch = Vec::new();
         queue.take(&mut batch, Duration::ZERO);
         let mut joiner = Joiner::new(Arc::clone(&probe));
@@ -330,9 +336,9 @@ mod tests {
             while batch.is_empty() {
                 queue.take(&mut batch, Duration::from_millis(20));
             }
-            // Held back a moment for its exit, then stored unfinished.
+            // Held back a moment for its exit (if younger than that), then
+            // stored unfinished.
             joiner.complete(&batch, &mut out, false);
-            assert!(out.is_empty() && joiner.holding());
             while out.is_empty() {
                 std::thread::sleep(Duration::from_millis(2));
                 joiner.complete(&[], &mut out, false);
@@ -403,26 +409,8 @@ mod tests {
         // Nobody reads the ring buffer (256 KiB: about 6 500 exits) while
         // the child makes 40 000 traced calls.
         probe.paused.store(true, Ordering::Relaxed);
-        let child = spawn_traced_reporting(&[libc::SYS_getppid], many_getppid).unwrap();
         let queue = EventQueue::new(64 << 20);
-        let set = SyscallSet::new(["getppid"]);
-        let ok = std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                serve_guarded(
-                    &child.listener,
-                    &set,
-                    Some(&queue),
-                    None,
-                    Some(&probe),
-                    &AtomicU64::new(0),
-                )
-            });
-            child.go();
-            let report = child.report(Duration::from_secs(120));
-            child.wait();
-            h.join().unwrap();
-            report.expect("the child reported")
-        });
+        let ok = trace_child(&probe, &["getppid"], many_getppid, &queue);
         assert_eq!(ok, GETPPIDS, "getppid calls that returned the parent");
         let overflowed = probe.lost();
         assert!(overflowed > 0, "the buffer never overflowed");
@@ -442,5 +430,40 @@ mod tests {
         // it may still come.
         assert_eq!(joiner.lost(), overflowed - 1);
         assert_eq!(joiner.unfinished(), 1);
+    }
+
+    #[test]
+    fn a_young_entry_without_its_exit_is_held_with_what_follows_it_until_flushed() {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        let mut joiner = Joiner::new(probe);
+        let mut batch = Vec::new();
+        let mut b = RecordBuilder::begin(
+            &mut batch,
+            KIND_SYSCALL,
+            now_ns(),
+            9,
+            0xc000_003e,
+            0,
+            &[0; 6],
+        );
+        b.set_seq(0xfff0_0001);
+        b.finish();
+        batch.extend_from_slice(&record::simple(
+            record::KIND_LOG,
+            now_ns(),
+            0,
+            &[1, 0, 0, 0, 0, 0],
+            b"",
+        ));
+        let mut out = Vec::new();
+        joiner.complete(&batch, &mut out, false);
+        assert!(out.is_empty() && joiner.holding());
+        joiner.complete(&[], &mut out, true);
+        let recs: Vec<_> = Records::new(&out).collect();
+        assert_eq!(
+            recs.iter().map(|r| (r.kind, r.flags)).collect::<Vec<_>>(),
+            [(KIND_SYSCALL, FLAG_UNFINISHED), (record::KIND_LOG, 0)]
+        );
+        assert!(!joiner.holding());
     }
 }
