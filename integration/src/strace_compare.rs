@@ -105,15 +105,26 @@ pub fn parse_crt(text: &str) -> Vec<Call> {
     }))
 }
 
-/// The calls from the first `execve(PATH, ...)` on (that execve included):
-/// what a program did once it ran, without what ran before it (the
-/// runtime's init in a container, a launcher on the host).
+/// The calls of a program from its first `execve(PATH, ...)` on (that
+/// execve included), without what ran before it: the runtime's init in a
+/// container, a launcher on the host. Processes seen before that execve
+/// (other than the one that made it) are launchers, left out after it too.
 pub fn from_exec(calls: &[Call], path: &str) -> Vec<Call> {
     let start = format!("execve(\"{path}\",");
-    match calls.iter().position(|c| c.text.starts_with(&start)) {
-        Some(i) => calls[i..].to_vec(),
-        None => Vec::new(),
-    }
+    let Some(i) = calls.iter().position(|c| c.text.starts_with(&start)) else {
+        return Vec::new();
+    };
+    let program = calls[i].pid;
+    let launchers: std::collections::HashSet<u32> = calls[..i]
+        .iter()
+        .map(|c| c.pid)
+        .filter(|&p| p != program)
+        .collect();
+    calls[i..]
+        .iter()
+        .filter(|c| !launchers.contains(&c.pid))
+        .cloned()
+        .collect()
 }
 
 /// `name(args) = result` split at the top level: the arguments and the
@@ -259,6 +270,9 @@ pub fn normalize(call: &Call) -> String {
             } else {
                 a.to_string()
             };
+            if name == "getrandom" && i == 0 && a.starts_with('"') {
+                return "\"RANDOM\"".to_string();
+            }
             mask_si_pid(&a)
         })
         .collect();
@@ -545,5 +559,12 @@ mod tests {
         assert_eq!(from.len(), 2);
         assert!(from[0].text.starts_with("execve("));
         assert!(from_exec(&calls, "/bin/cat").is_empty());
+        // A launcher's calls after the program started are not the program's.
+        let calls = parse_strace(
+            "7 execve(\"/usr/bin/unshare\", [], 0x1 /* 2 vars */) = 0\n7 clone() = 8\n8 execve(\"/bin/ls\", [\"ls\"], 0x1 /* 2 vars */) = 0\n7 wait4(-1,  <unfinished ...>\n8 close(3) = 0\n7 <... wait4 resumed>NULL, 0, NULL) = 8\n",
+        );
+        let from = from_exec(&calls, "/bin/ls");
+        assert_eq!(from.len(), 2);
+        assert!(from.iter().all(|c| c.pid == 8));
     }
 }
