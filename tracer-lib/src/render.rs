@@ -12,7 +12,7 @@ use crate::decode;
 use crate::errno;
 use crate::escape;
 use crate::record::{
-    CaptureData, Record, FLAG_STALE, FLAG_UNFINISHED, KIND_DROPS, KIND_END, KIND_EXIT, KIND_GAP,
+    CaptureData, Record, FLAG_RESUMED, FLAG_STALE, FLAG_UNFINISHED, KIND_DROPS, KIND_END, KIND_GAP,
     KIND_LATENCY, KIND_LOG, KIND_PROCESS, KIND_SYSCALL,
 };
 
@@ -263,7 +263,7 @@ pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
 /// "segments"}`.
 pub fn event_fields(rec: &Record<'_>) -> serde_json::Map<String, serde_json::Value> {
     let v = match rec.kind {
-        KIND_SYSCALL | KIND_EXIT => {
+        KIND_SYSCALL => {
             let (name, args) = decode::render_args(rec);
             let result = rec.result();
             let mut v = json!({
@@ -278,7 +278,7 @@ pub fn event_fields(rec: &Record<'_>) -> serde_json::Map<String, serde_json::Val
                 "nr": rec.nr,
                 "stale": rec.flags & FLAG_STALE != 0,
             });
-            if rec.kind == KIND_EXIT {
+            if rec.flags & FLAG_RESUMED != 0 {
                 v["resumed"] = json!(true);
             } else if rec.flags & FLAG_UNFINISHED != 0 {
                 v["unfinished"] = json!(true);
