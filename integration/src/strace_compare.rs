@@ -12,7 +12,8 @@
 //!   mmap's result), which ASLR changes between runs;
 //! - process ids: the results of fork/clone/getpid/wait4 and the like, the
 //!   pid arguments of wait4/kill/tgkill, and `si_pid=` (a container has its
-//!   own pid namespace, and the host hands out new pids every run).
+//!   own pid namespace, and the host hands out new pids every run);
+//! - the bytes getrandom wrote (random by definition).
 //!
 //! Everything else (flags, strings, struct contents, errno names, byte
 //! counts) must be equal for two calls to match.
@@ -518,6 +519,29 @@ mod tests {
         assert_eq!(
             normalize(&c),
             "wait4(-1, 0xADDR, WNOHANG, NULL) = -1 ECHILD (No child processes)"
+        );
+    }
+
+    #[test]
+    fn random_bytes_and_pids_in_signal_info_are_masked() {
+        let c = Call {
+            pid: 1,
+            name: "getrandom".into(),
+            text: r#"getrandom("\x70\x16\x63\x71", 4, GRND_NONBLOCK) = 4"#.into(),
+        };
+        assert_eq!(
+            normalize(&c),
+            r#"getrandom("RANDOM", 4, GRND_NONBLOCK) = 4"#
+        );
+        let c = Call {
+            pid: 1,
+            name: "rt_sigtimedwait".into(),
+            text: "rt_sigtimedwait([CHLD], {si_signo=SIGCHLD, si_pid=42, si_uid=0}, NULL, 8) = 17"
+                .into(),
+        };
+        assert_eq!(
+            normalize(&c),
+            "rt_sigtimedwait([CHLD], {si_signo=SIGCHLD, si_pid=PID, si_uid=0}, NULL, 8) = 17"
         );
     }
 
