@@ -90,6 +90,9 @@ pub struct ExitProbe {
     ring: Mutex<Ring>,
     lost: Array<MapData, u64>,
     next_seq: AtomicU32,
+    /// Tests: nobody reads the ring buffer while set, so it fills up.
+    #[cfg(test)]
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 struct Ring {
@@ -130,15 +133,29 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn err(what: &str, e: impl std::fmt::Display) -> String {
-    format!("{what}: {e}")
+/// `what: error: its cause: ...` (aya's errors keep the kernel's answer
+/// in their sources).
+fn err(what: &str, e: impl std::error::Error) -> String {
+    let mut msg = format!("{what}: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
 }
 
 impl ExitProbe {
     /// Loads and attaches the program; the error says why it could not be
     /// (it becomes the trace's `results_unavailable`).
     pub fn load() -> Result<Arc<ExitProbe>, String> {
-        let mut ebpf = aya::Ebpf::load(PROGRAM)
+        // Without the kernel's BTF: the program needs no CO-RE relocation,
+        // and parsing the kernel's 5 MB of type information would leave the
+        // shim 15 MB bigger for as long as it lives.
+        let mut ebpf = aya::EbpfLoader::new()
+            .btf(None)
+            .load(PROGRAM)
             .map_err(|e| err("cannot load the syscall-exit BPF program", e))?;
         let prog: &mut RawTracePoint = ebpf
             .program_mut("crt_sys_exit")
@@ -167,7 +184,16 @@ impl ExitProbe {
             }),
             lost,
             next_seq: AtomicU32::new(1),
+            #[cfg(test)]
+            paused: std::sync::atomic::AtomicBool::new(false),
         });
+        // Loading parsed and relocated the object on the heap: give that
+        // memory back, the shim stays resident beside its containers.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free heap memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         let reader = Arc::downgrade(&probe);
         std::thread::Builder::new()
             .name("syscall-exits".into())
@@ -261,6 +287,10 @@ impl ExitProbe {
 
     /// Reads every exit the program has sent so far.
     pub fn drain(&self) {
+        #[cfg(test)]
+        if self.paused.load(Ordering::Relaxed) {
+            return;
+        }
         self.ring().drain();
     }
 
@@ -342,8 +372,9 @@ fn map_slots(data: &MapData) -> Result<SlotMap, String> {
     })
 }
 
-/// Drains the ring buffer when the program says it is filling up, and
-/// every few milliseconds otherwise, while the probe lives.
+/// Drains the ring buffer when the program says it is filling up (the
+/// storage threads drain it before each batch anyway), while the probe
+/// lives; an idle shim wakes once a second.
 fn read_exits(probe: std::sync::Weak<ExitProbe>) {
     loop {
         let Some(p) = probe.upgrade() else { return };
@@ -356,10 +387,65 @@ fn read_exits(probe: std::sync::Weak<ExitProbe>) {
         };
         // SAFETY: one valid pollfd; the fd stays open while the probe lives
         // (checked again right after).
-        unsafe { libc::poll(&mut pfd, 1, 10) };
+        unsafe { libc::poll(&mut pfd, 1, 1000) };
         match probe.upgrade() {
             Some(p) => p.drain(),
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AS_NOBODY: &str = "CRT_TEST_LOAD_AS_NOBODY";
+
+    /// Run by `a_node_that_refuses_bpf_gets_a_reason_not_a_failure`, as
+    /// user nobody (no capabilities): prints what loading said.
+    #[test]
+    fn load_as_the_current_user() {
+        if std::env::var_os(AS_NOBODY).is_none() {
+            return;
+        }
+        match ExitProbe::load() {
+            Ok(_) => println!("LOADED"),
+            Err(why) => println!("REFUSED: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_node_that_refuses_bpf_gets_a_reason_not_a_failure() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "trace::exits::tests::load_as_the_current_user",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(AS_NOBODY, "1")
+            .output()
+            .expect("setpriv (util-linux) runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("REFUSED: ") || l.contains("LOADED"))
+            .unwrap_or_else(|| panic!("no outcome in: {stdout}"));
+        assert!(line.contains("REFUSED: "), "{line}");
+        assert!(line.contains("syscall-exit BPF program"), "{line}");
+        assert!(
+            line.contains("not permitted"),
+            "the kernel's answer is kept: {line}"
+        );
+        // And as root (the shim), it loads.
+        assert!(ExitProbe::load().is_ok());
     }
 }

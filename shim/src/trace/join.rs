@@ -173,7 +173,7 @@ mod tests {
     use crate::trace::queue::EventQueue;
     use crt_seccomp_notify::testutil::spawn_traced_reporting;
     use crt_tracer::record::FLAG_RESUMED;
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     /// Calls with known results: an open that fails, one that returns the
     /// lowest free fd, a read of a known length, a pipe, a 30 ms sleep.
@@ -357,5 +357,65 @@ mod tests {
         assert!(recs.iter().all(|r| r.flags & FLAG_UNFINISHED != 0));
         // Thread 7's first call can no longer end: its second one started.
         assert_eq!((joiner.lost(), joiner.unfinished()), (1, 2));
+    }
+
+    const GETPPIDS: u64 = 40_000;
+
+    fn many_getppid() -> u64 {
+        let mut ok = 0;
+        for _ in 0..GETPPIDS {
+            // SAFETY: a plain syscall.
+            if unsafe { libc::syscall(libc::SYS_getppid) } > 0 {
+                ok += 1;
+            }
+        }
+        ok
+    }
+
+    #[test]
+    fn when_the_exit_buffer_overflows_every_call_still_runs_is_recorded_and_the_lost_results_are_counted(
+    ) {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        // Nobody reads the ring buffer (512 KiB: about 13 000 exits) while
+        // the child makes 40 000 traced calls.
+        probe.paused.store(true, Ordering::Relaxed);
+        let child = spawn_traced_reporting(&[libc::SYS_getppid], many_getppid).unwrap();
+        let queue = EventQueue::new(64 << 20);
+        let set = SyscallSet::new(["getppid"]);
+        let ok = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                serve_guarded(
+                    &child.listener,
+                    &set,
+                    Some(&queue),
+                    None,
+                    Some(&probe),
+                    &AtomicU64::new(0),
+                )
+            });
+            child.go();
+            let report = child.report(Duration::from_secs(120));
+            child.wait();
+            h.join().unwrap();
+            report.expect("the child reported")
+        });
+        assert_eq!(ok, GETPPIDS, "getppid calls that returned the parent");
+        let overflowed = probe.lost();
+        assert!(overflowed > 0, "the buffer never overflowed");
+        probe.paused.store(false, Ordering::Relaxed);
+
+        let mut batch = Vec::new();
+        queue.take(&mut batch, Duration::ZERO);
+        let mut joiner = Joiner::new(Arc::clone(&probe));
+        let mut out = Vec::new();
+        joiner.complete(&batch, &mut out);
+        let recs: Vec<_> = Records::new(&out).collect();
+        assert_eq!(recs.len() as u64, GETPPIDS, "every call is recorded");
+        let with_result = recs.iter().filter(|r| r.result().is_some()).count() as u64;
+        assert_eq!(with_result + overflowed, GETPPIDS);
+        // The last call's exit is missing too but cannot be known lost yet:
+        // it may still come.
+        assert_eq!(joiner.lost(), overflowed - 1);
+        assert_eq!(joiner.unfinished(), 1);
     }
 }
