@@ -48,8 +48,7 @@ fn without_results_every_call_is_still_recorded_with_a_question_mark_and_the_tra
     assert_eq!(out.stdout, "crt test image\n");
     let meta = trace_meta(&cid);
     assert_eq!(
-        meta["results_unavailable"],
-        "disabled by the node configuration (trace.results = false)",
+        meta["results_unavailable"], "disabled by the node configuration (trace.results = false)",
         "{meta}"
     );
     let lines = crtctl(&["trace", "--local", "-n", NS, "--json", &cid])
@@ -65,7 +64,10 @@ fn without_results_every_call_is_still_recorded_with_a_question_mark_and_the_tra
             .iter()
             .find(|e| e["args"][1] == path)
             .unwrap_or_else(|| panic!("the open of {path} is recorded: {lines}"));
-        assert!(e["ret"].is_null() && e["errno"].is_null() && e["duration_ns"].is_null(), "{e}");
+        assert!(
+            e["ret"].is_null() && e["errno"].is_null() && e["duration_ns"].is_null(),
+            "{e}"
+        );
     }
     let text = crtctl(&["trace", "--local", "-n", NS, &cid]).ok().stdout;
     assert!(

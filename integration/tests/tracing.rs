@@ -183,7 +183,11 @@ fn json_lines_carry_the_documented_fields() {
     let (cid, _) = run_traced(
         "runc",
         "openat",
-        &["sh", "-c", "cat /etc/crt-test-release; cat /nonexistent; true"],
+        &[
+            "sh",
+            "-c",
+            "cat /etc/crt-test-release; cat /nonexistent; true",
+        ],
     );
     let events = trace_json(&cid);
     let e = events
@@ -203,7 +207,11 @@ fn json_lines_carry_the_documented_fields() {
         .iter()
         .find(|e| e["syscall"] == "openat" && e["args"][1] == "\"/nonexistent\"")
         .expect("the failed openat");
-    assert_eq!((&failed["ret"], &failed["errno"]), (&(-2).into(), &"ENOENT".into()), "{failed}");
+    assert_eq!(
+        (&failed["ret"], &failed["errno"]),
+        (&(-2).into(), &"ENOENT".into()),
+        "{failed}"
+    );
     let ts = e["ts"].as_str().unwrap();
     // RFC 3339, microseconds, UTC: 2026-11-26T12:00:00.123456Z
     assert_eq!(ts.len(), 27, "{ts}");

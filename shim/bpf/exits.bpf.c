@@ -17,7 +17,7 @@
 #include <bpf/bpf_helpers.h>
 
 // Keep in step with shim/src/trace/exits.rs.
-#define SLOTS 4096
+#define SLOTS 2048
 #define OUT_MAX 256
 #define SOCKADDR_MAX 128
 
@@ -66,7 +66,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 512 * 1024);
+	__uint(max_entries, 256 * 1024);
 } exits SEC(".maps");
 
 // Results that did not fit in `exits`.
@@ -171,7 +171,7 @@ int crt_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	// on a short timer, and a wake-up per syscall would cost more than the
 	// syscall.
 	__u64 avail = bpf_ringbuf_query(&exits, BPF_RB_AVAIL_DATA);
-	__u64 flags = avail > 128 * 1024 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 flags = avail > 64 * 1024 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&exits, ev, size, flags) != 0) {
 		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 		if (n)

@@ -32,7 +32,7 @@ use crt_tracer::syscalls;
 static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exits.bpf.o"));
 
 /// Slots in the shared array (a power of two; as `SLOTS` in exits.bpf.c).
-pub const SLOTS: usize = 4096;
+pub const SLOTS: usize = 2048;
 
 const MODE_NONE: u32 = 0;
 const MODE_RET_BYTES: u32 = 1;

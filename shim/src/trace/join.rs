@@ -376,7 +376,7 @@ mod tests {
     fn when_the_exit_buffer_overflows_every_call_still_runs_is_recorded_and_the_lost_results_are_counted(
     ) {
         let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
-        // Nobody reads the ring buffer (512 KiB: about 13 000 exits) while
+        // Nobody reads the ring buffer (256 KiB: about 6 500 exits) while
         // the child makes 40 000 traced calls.
         probe.paused.store(true, Ordering::Relaxed);
         let child = spawn_traced_reporting(&[libc::SYS_getppid], many_getppid).unwrap();
