@@ -161,7 +161,8 @@ EOF
     jq -c ".top_mismatches[:$PARITY_TOP][]" "$tmp/parity.json" | while IFS= read -r m; do
       s=$(jq -r '.strace // "(no such call)"' <<<"$m")
       c=$(jq -r '.crt // "(no such call)"' <<<"$m")
-      printf -- '- **%s**, %s calls\n  - strace: %s\n  - crt: %s\n' "$(jq -r .syscall <<<"$m")" "$(jq -r .count <<<"$m")" "$(md_code "$s")" "$(md_code "$c")"
+      n=$(jq -r .count <<<"$m")
+      printf -- '- **%s**, %s call%s\n  - strace: %s\n  - crt: %s\n' "$(jq -r .syscall <<<"$m")" "$n" "$([ "$n" = 1 ] || echo s)" "$(md_code "$s")" "$(md_code "$c")"
     done
   fi
 } >"$tmp/section.md"
