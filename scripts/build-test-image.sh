@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the small test image (busybox-static + crt-loop) as an OCI archive,
+# Builds the small test image (busybox-static + crt-loop + crt-results) as an OCI archive,
 # without any registry, and imports it into the given containerd namespaces.
 #
 #   scripts/build-test-image.sh [NAMESPACE...]     (default: default crt-test)
@@ -24,9 +24,12 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,var/tmp}
 chmod 1777 "$root/tmp" "$root/var/tmp"
 oci_static_busybox "$root"
 cc -O2 -static -o "$root/bin/crt-loop" "$repo/scripts/image/crt-loop.c"
+cc -O2 -static -o "$root/bin/crt-results" "$repo/scripts/image/crt-results.c"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 printf 'crt test image\n' > "$root/etc/crt-test-release"
+# A link of known target, for crt-results' readlink.
+ln -s crt-test-release "$root/etc/crt-test-link"
 
 oci_archive "$root" "$out" "$image_name" \
   '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"}'

@@ -6,8 +6,10 @@
 //! first; on a node without containerd they fail, they do not skip.
 //!
 //! [`cri`] plays the kubelet: it drives containerd's CRI plugin.
+//! [`strace_compare`] sets crt's trace lines beside strace's.
 
 pub mod cri;
+pub mod strace_compare;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
