@@ -31,6 +31,8 @@
 
 #define EXIT_OUT_UNREADABLE 1
 
+#define NR_RT_SIGRETURN 15
+
 struct slot {
 	__u32 tid;
 	__u32 seq;
@@ -101,7 +103,9 @@ int crt_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	// was withdrawn (a signal) may exit other syscalls first.
 	__u64 nr = 0;
 	bpf_probe_read_kernel(&nr, sizeof(nr), (void *)(ctx->args[0] + PT_REGS_ORIG_AX));
-	if ((__u32)nr != s->nr)
+	// rt_sigreturn restores the registers of the interrupted code, and sets
+	// orig_ax to -1 so that nothing is restarted.
+	if ((__u32)nr != s->nr && !(s->nr == NR_RT_SIGRETURN && nr == (__u64)-1))
 		return 0;
 
 	__u32 zero = 0;

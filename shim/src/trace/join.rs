@@ -80,7 +80,7 @@ impl Joiner {
         let mut records = Records::new(&work);
         let mut kept_from = None;
         for r in records.by_ref() {
-            if r.kind != KIND_SYSCALL || r.seq == 0 {
+            if r.kind != KIND_SYSCALL || r.seq == 0 || never_returns(&r) {
                 out.extend_from_slice(r.as_bytes());
                 continue;
             }
@@ -139,6 +139,12 @@ impl Joiner {
             false
         });
     }
+}
+
+/// `exit` and `exit_group` end the thread: no exit ever comes (strace
+/// shows `exit_group(0) = ?`), so they are stored as they are, at once.
+fn never_returns(r: &Record<'_>) -> bool {
+    syscalls::by_nr(r.arch, r.nr).is_some_and(|s| matches!(s.name, "exit" | "exit_group"))
 }
 
 /// Adds what `exit` says to the record of its entry `r`.
@@ -465,5 +471,70 @@ mod tests {
             [(KIND_SYSCALL, FLAG_UNFINISHED), (record::KIND_LOG, 0)]
         );
         assert!(!joiner.holding());
+    }
+
+    #[test]
+    fn exit_group_is_stored_at_once_without_waiting_for_an_exit_that_never_comes() {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        let mut joiner = Joiner::new(probe);
+        let nr = syscalls::by_name("exit_group").unwrap().nr;
+        let mut batch = Vec::new();
+        let mut b = RecordBuilder::begin(
+            &mut batch,
+            KIND_SYSCALL,
+            now_ns(),
+            9,
+            0xc000_003e,
+            nr,
+            &[0; 6],
+        );
+        b.set_seq(0xfff0_0002);
+        b.finish();
+        let mut out = Vec::new();
+        joiner.complete(&batch, &mut out, false);
+        assert_eq!(out, batch);
+        assert!(!joiner.holding());
+        assert_eq!(
+            crt_tracer::render::strace_call(&record::decode(&out).unwrap().0),
+            "exit_group(0) = ?"
+        );
+    }
+
+    extern "C" fn on_usr1(_: libc::c_int) {}
+
+    /// Returns from a signal handler: rt_sigreturn.
+    fn take_a_signal() -> u64 {
+        // SAFETY: installing a handler that does nothing, then signalling ourselves.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_usr1 as usize;
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+            libc::raise(libc::SIGUSR1);
+        }
+        1
+    }
+
+    #[test]
+    fn rt_sigreturn_gets_its_result_though_it_rewrites_the_registers() {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        let queue = EventQueue::new(1 << 20);
+        trace_child(&probe, &["rt_sigreturn"], take_a_signal, &queue);
+        let mut batch = Vec::new();
+        queue.take(&mut batch, Duration::ZERO);
+        let mut joiner = Joiner::new(Arc::clone(&probe));
+        let mut out = Vec::new();
+        joiner.complete(&batch, &mut out, true);
+        let (rec, _) = record::decode(&out).unwrap();
+        assert_eq!(
+            syscalls::by_nr(rec.arch, rec.nr).unwrap().name,
+            "rt_sigreturn"
+        );
+        // raise() was interrupted in tgkill, which returned 0.
+        assert_eq!(
+            rec.result().map(|r| r.ret),
+            Some(0),
+            "{}",
+            crt_tracer::render::strace_call(&rec)
+        );
     }
 }
