@@ -59,6 +59,7 @@ pub const fn plan(arg: Arg) -> Option<CapturePlan> {
             max: SOCKADDR_MAX_CAPTURE,
         }),
         Arg::Argv => Some(CapturePlan::StrArray),
+        Arg::Timespec => Some(CapturePlan::Fixed { len: 16 }),
         // The length given, for strace's `[128 => 16]`.
         Arg::OutSockLen => Some(CapturePlan::Fixed { len: 4 }),
         Arg::Envp => Some(CapturePlan::PtrCount),

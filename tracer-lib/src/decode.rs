@@ -293,6 +293,14 @@ fn render(
             }
             _ => ptr(v),
         },
+        Arg::Timespec => match capture(rec, i) {
+            Some(CaptureData::Bytes { bytes, .. }) if bytes.len() == 16 => {
+                let sec = i64::from_le_bytes(bytes[..8].try_into().unwrap());
+                let nsec = i64::from_le_bytes(bytes[8..].try_into().unwrap());
+                format!("{{tv_sec={sec}, tv_nsec={nsec}}}")
+            }
+            _ => ptr(v),
+        },
         Arg::Envp => match capture(rec, i) {
             Some(CaptureData::Count(n)) => {
                 let noun = if n == 1 { "var" } else { "vars" };

@@ -101,6 +101,9 @@ pub enum Arg {
     RenameFlags,
     /// `clockid_t`: `CLOCK_MONOTONIC`.
     ClockId,
+    /// A `const struct timespec *` the kernel reads (a sleep's length):
+    /// copied and shown as `{tv_sec=0, tv_nsec=50000000}`.
+    Timespec,
     /// A buffer the kernel fills, as many bytes as the syscall returns (read,
     /// recvfrom): read at the exit and shown quoted, like strace's `-s 32`.
     OutBuf,

@@ -221,6 +221,28 @@ fn ints(a: i32, b: i32) -> Vec<u8> {
 }
 
 #[test]
+fn sleeps_show_their_timespec() {
+    let ts = |sec: i64, nsec: i64| [sec.to_le_bytes(), nsec.to_le_bytes()].concat();
+    // `strace -e trace=nanosleep,clock_nanosleep ./ns` (strace 6.1).
+    let a = ts(0, 50_000_000);
+    assert_eq!(
+        call("nanosleep", &[0x7ffe_9a40_2ec0, 0])
+            .inbuf(0, &a, false)
+            .ret(0)
+            .whole(),
+        strace_line("nanosleep({tv_sec=0, tv_nsec=50000000}, NULL) = 0")
+    );
+    let b = ts(0, 1000);
+    assert_eq!(
+        call("clock_nanosleep", &[1, 0, 0x7ffe_9a40_2ec0, 0])
+            .inbuf(2, &b, false)
+            .ret(0)
+            .whole(),
+        strace_line("clock_nanosleep(CLOCK_MONOTONIC, 0, {tv_sec=0, tv_nsec=1000}, NULL) = 0")
+    );
+}
+
+#[test]
 fn reads_show_the_data_the_call_returned() {
     let data = b"hello\nabcdefghijklmnopqrstuvwxyz";
     assert_eq!(

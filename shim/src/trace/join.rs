@@ -507,7 +507,7 @@ mod tests {
         // SAFETY: installing a handler that does nothing, then signalling ourselves.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_usr1 as usize;
+            sa.sa_sigaction = on_usr1 as *const () as usize;
             libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
             libc::raise(libc::SIGUSR1);
         }
