@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crt_tracer::decode;
 use crt_tracer::node_files::fnv1a64;
-use crt_tracer::record::{self, Record, Records, KIND_SYSCALL};
+use crt_tracer::record::{self, Record, Records, KIND_EXIT, KIND_SYSCALL};
 use crt_tracer::syscalls::NATIVE_AUDIT_ARCH;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,37 @@ pub struct Filter {
     pub kinds: u8,
     /// A substring of the rendered event (syscall name, arguments, process name).
     pub text: Option<String>,
+    /// Conditions on syscalls' results (any set: syscalls without a result
+    /// are left out; other kinds are not affected).
+    pub result: ResultFilter,
+}
+
+pub use crt_tracer::results::ResultFilter;
+
+/// The result conditions as text for the cursor digest (empty when none, so
+/// cursors of filters without them keep their digest).
+fn result_canonical(r: &ResultFilter) -> String {
+    if r.is_empty() {
+        return String::new();
+    }
+    let errnos: Vec<String> = r.errnos.iter().map(i32::to_string).collect();
+    format!(
+        ", result: {{ failed: {}, succeeded: {}, errnos: [{}], min_duration_ns: {:?} }}",
+        r.failed,
+        r.succeeded,
+        errnos.join(", "),
+        r.min_duration_ns
+    )
+}
+
+/// A syscall's exit ([`KIND_EXIT`]) is a syscall event for queries: the kind
+/// bit, syscall and pid filters of its entry apply to it.
+pub fn query_kind(kind: u8) -> u8 {
+    if kind == KIND_EXIT {
+        KIND_SYSCALL
+    } else {
+        kind
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,12 +183,13 @@ fn canonical(f: &Filter, order: Order) -> String {
         Order::Desc => "Desc",
     };
     format!(
-        "Filter {{ since: {}, until: {}, syscalls: {}, pids: {}, kinds: {}, text: {text} }}{order}",
+        "Filter {{ since: {}, until: {}, syscalls: {}, pids: {}, kinds: {}, text: {text}{} }}{order}",
         opt(f.since),
         opt(f.until),
         list(&f.syscalls),
         list(&f.pids),
-        f.kinds
+        f.kinds,
+        result_canonical(&f.result)
     )
 }
 
@@ -206,10 +238,11 @@ impl Filter {
         if self.since.is_some_and(|s| rec.ts_ns < s) || self.until.is_some_and(|u| rec.ts_ns >= u) {
             return false;
         }
-        if self.kinds() & (1u8.checked_shl(u32::from(rec.kind)).unwrap_or(0)) == 0 {
+        let kind = query_kind(rec.kind);
+        if self.kinds() & (1u8.checked_shl(u32::from(kind)).unwrap_or(0)) == 0 {
             return false;
         }
-        if rec.kind == KIND_SYSCALL {
+        if kind == KIND_SYSCALL {
             if !self.syscalls.is_empty()
                 && (rec.arch != NATIVE_AUDIT_ARCH || !self.syscalls.contains(&rec.nr))
             {
@@ -218,11 +251,14 @@ impl Filter {
             if !self.pids.is_empty() && !self.pids.contains(&rec.tid) {
                 return false;
             }
+            if !self.result.matches(rec) {
+                return false;
+            }
         } else if !self.pids.is_empty() && rec.tid != 0 && !self.pids.contains(&rec.tid) {
             return false;
         }
         if let Some(t) = &self.text {
-            if rec.kind == KIND_SYSCALL || rec.kind == record::KIND_LOG {
+            if kind == KIND_SYSCALL || kind == record::KIND_LOG {
                 return text_of(rec).contains(t.as_str());
             }
         }
@@ -232,7 +268,7 @@ impl Filter {
 
 /// What a text filter searches: process name, syscall, arguments, log text.
 pub fn text_of(rec: &Record<'_>) -> String {
-    if rec.kind == KIND_SYSCALL {
+    if query_kind(rec.kind) == KIND_SYSCALL {
         let (name, args) = decode::render_args(rec);
         format!(
             "{} {name}({})",
@@ -527,6 +563,7 @@ mod digest_tests {
             pids: vec![42],
             kinds: 5,
             text: Some("a \"q\" \\ b\n\té\u{1}".into()),
+            result: Default::default(),
         };
         let export = Filter {
             since: Some(1_700_000_000_000_000_000),
@@ -562,7 +599,21 @@ mod digest_tests {
             syscalls: vec![1],
             ..Default::default()
         };
-        let all = [&a, &b, &c, &d, &Filter::default()];
+        let e = Filter {
+            result: ResultFilter {
+                failed: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let f = Filter {
+            result: ResultFilter {
+                min_duration_ns: Some(1_000_000),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let all = [&a, &b, &c, &d, &e, &f, &Filter::default()];
         for (i, x) in all.iter().enumerate() {
             for y in &all[i + 1..] {
                 assert_ne!(digest(x, Order::Asc), digest(y, Order::Asc));
