@@ -50,7 +50,7 @@ impl ResultFilter {
             return false;
         }
         if let Some(min) = self.min_duration_ns {
-            if !duration_ns.is_some_and(|d| d >= min) {
+            if duration_ns.is_none_or(|d| d < min) {
                 return false;
             }
         }
