@@ -159,6 +159,7 @@ fn stdout_gone(err: io::Error) -> Result<ExitCode> {
 fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<ExitCode> {
     let query = q.query(now_ns())?;
     if q.summary {
+        wait_for_the_end(client, q)?;
         return summary_to(client, &query, out);
     }
     if !q.json {
@@ -352,6 +353,31 @@ fn summary_to(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A container that just exited may still be on its way into crtd's
+/// history: waits (briefly) until its newest stored event is its end, so
+/// that a summary of it counts all of it.
+fn wait_for_the_end(client: &Client, q: &TraceQuery) -> Result<()> {
+    for _ in 0..15 {
+        if !container_finished(client, q)? {
+            return Ok(());
+        }
+        let mut pairs = vec![
+            ("container", q.container.as_str()),
+            ("order", "desc"),
+            ("limit", "1"),
+        ];
+        if let Some(ns) = &q.namespace {
+            pairs.push(("namespace", ns.as_str()));
+        }
+        let newest = client.get("/v1/events", &pairs)?;
+        if newest["events"][0]["event"] == "end" {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
 }
 
 /// The containers crtd lists that are the one asked for.
@@ -753,13 +779,20 @@ mod tests {
     fn the_summary_is_crtds_numbers_in_straces_table() {
         let server = testserver::tcp(
             "127.0.0.1:0",
-            vec![Answer::json(
-                200,
-                r#"{"syscalls":[
+            vec![
+                // The container exited: crtctl waits until its end is stored.
+                Answer::json(200, r#"{"containers":[{"id":"web","status":"stopped"}]}"#),
+                Answer::json(200, r#"{"events":[{"event":"syscall"}]}"#),
+                Answer::json(200, r#"{"containers":[{"id":"web","status":"stopped"}]}"#),
+                Answer::json(200, r#"{"events":[{"event":"end"}]}"#),
+                Answer::json(
+                    200,
+                    r#"{"syscalls":[
                     {"syscall":"wait4","calls":2,"errors":1,"total_ns":1826000,"avg_ns":913000,"unknown":0,"timed":2},
                     {"syscall":"read","calls":3,"errors":0,"total_ns":0,"avg_ns":null,"unknown":3,"timed":0}],
                     "total":{"syscall":"total","calls":5},"truncated":false,"results_unavailable":"no BPF"}"#,
-            )],
+                ),
+            ],
         );
         let mut q = query_of("1h", Some("10m"));
         q.json = false;
@@ -781,8 +814,12 @@ mod tests {
 "
         );
         let requests = server.requests();
-        assert_eq!(requests.len(), 1, "{requests:?}");
-        let target = target_of(&requests[0]);
+        assert_eq!(requests.len(), 5, "{requests:?}");
+        assert!(
+            target_of(&requests[1]).contains("order=desc&limit=1"),
+            "{requests:?}"
+        );
+        let target = target_of(&requests[4]);
         assert!(target.starts_with("/v1/summary?container=web&"), "{target}");
         assert!(target.contains("&errno=10"), "{target}");
         assert!(
