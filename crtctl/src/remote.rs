@@ -160,7 +160,7 @@ fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<Exi
     let query = q.query(now_ns())?;
     if q.summary {
         wait_for_the_end(client, q)?;
-        return summary_to(client, &query, out);
+        return summary_to(client, &query, q.json, out);
     }
     if !q.json {
         if let Some(why) = results_unavailable(client, q)? {
@@ -333,6 +333,7 @@ fn follow(
 fn summary_to(
     client: &Client,
     query: &[(&'static str, String)],
+    json: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode> {
     let pairs: Vec<(&str, &str)> = query
@@ -341,8 +342,14 @@ fn summary_to(
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
     let v = client.get("/v1/summary", &pairs)?;
-    let rows = crt_tracer::summary::rows_of(&v);
-    let table = crt_tracer::summary::table(&rows, v["results_unavailable"].as_str());
+    let table = if json {
+        format!("{v}\n")
+    } else {
+        crt_tracer::summary::table(
+            &crt_tracer::summary::rows_of(&v),
+            v["results_unavailable"].as_str(),
+        )
+    };
     if let Err(err) = out.write_all(table.as_bytes()).and_then(|_| out.flush()) {
         return stdout_gone(err);
     }

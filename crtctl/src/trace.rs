@@ -64,7 +64,8 @@ pub struct TraceArgs {
     #[arg(long = "slower-than", value_name = "DURATION")]
     slower_than: Option<String>,
     /// Count calls, errors and time per syscall instead of printing them, as
-    /// strace -c (over --since/--until, and the other filters).
+    /// strace -c (over --since/--until, and the other filters); with --json,
+    /// the numbers as crtd's /v1/summary gives them.
     #[arg(short = 'c', long = "summary")]
     summary: bool,
     /// Read this node's trace files directly (root on the node; no crtd needed,
@@ -106,8 +107,8 @@ impl TraceArgs {
         }
         r.check()
             .map_err(|e| anyhow::anyhow!("--{}", e.replacen(" and ", " and --", 1)))?;
-        if self.summary && (self.follow || self.json || self.logs) {
-            bail!("-c (--summary) prints one table for the range: not with -f, --json or --logs");
+        if self.summary && (self.follow || self.logs) {
+            bail!("-c (--summary) prints one table for the range: not with -f or --logs");
         }
         Ok(r)
     }
@@ -347,7 +348,13 @@ fn local_summary(dir: &std::path::Path, a: &LocalArgs, meta: &TraceMeta) -> Resu
             }
         })
         .with_context(|| format!("reading {}", dir.display()))?;
-    let table = crt_tracer::summary::table(&summary.rows(), meta.results_unavailable.as_deref());
+    let table = if a.json {
+        let mut v = summary.to_json();
+        v["results_unavailable"] = serde_json::json!(meta.results_unavailable);
+        format!("{v}\n")
+    } else {
+        crt_tracer::summary::table(&summary.rows(), meta.results_unavailable.as_deref())
+    };
     let mut out = io::stdout().lock();
     if let Err(e) = out.write_all(table.as_bytes()).and_then(|_| out.flush()) {
         if e.kind() != io::ErrorKind::BrokenPipe {

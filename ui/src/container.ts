@@ -127,8 +127,11 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
       let cursor: string | undefined;
       let pages = 0;
       let rest = false;
+      // One instant for every page: crtd refuses a cursor from a query with
+      // other bounds, and a span back from now ("60s") moves with each request.
+      const since = new Date(Date.now() - 60_000).toISOString();
       for (;;) {
-        const p = await page([...filterQuery(), ['since', '60s'], ['order', 'asc'], ['limit', '1000'], ['cursor', cursor]], gen);
+        const p = await page([...filterQuery(), ['since', since], ['order', 'asc'], ['limit', '1000'], ['cursor', cursor]], gen);
         if (!p) return;
         cursor = p.next;
         if (!p.more) break;
