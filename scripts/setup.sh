@@ -19,7 +19,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linux-libc-dev
           protobuf-compiler strace bsdutils procps util-linux iproute2 jq hyperfine curl python3
           prometheus openssl docker-registry chromium containernetworking-plugins
-          python3-venv bash-static)
+          python3-venv bash-static clang libbpf-dev)
 # prometheus: for promtool, which checks crtd's metrics; docker-registry: a
 # local registry the commit tests push to (started by the tests themselves);
 # chromium: the browser the web UI's tests drive (Playwright never downloads one).
@@ -27,6 +27,8 @@ packages=(containerd runc crun busybox-static ca-certificates gcc libc6-dev linu
 # installer image (scripts/build-installer-image.sh), which runs install-node.sh.
 # containernetworking-plugins: the CNI plugins containerd's CRI plugin gives
 # pods their network with (the CRI tests run pods as a kubelet does).
+# clang, libbpf-dev: the shim's build compiles its syscall-exit BPF program
+# (shim/bpf/exits.bpf.c) with clang against libbpf's <bpf/bpf_helpers.h>.
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -71,6 +71,10 @@ pub struct TraceConfig {
     pub listener_dir: PathBuf,
     /// Ask the kernel for synchronous wake-ups (Linux 6.6+).
     pub sync_wakeup: bool,
+    /// Record each traced syscall's result and duration from its exit (a
+    /// BPF program on the raw `sys_exit` tracepoint, loaded by the shims of
+    /// traced containers). `false`: lines end in `= ?`.
+    pub results: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -95,6 +99,7 @@ impl Default for TraceConfig {
             queue_bytes: 1 << 20,
             listener_dir: PathBuf::from("/run/crt/listeners"),
             sync_wakeup: true,
+            results: true,
         }
     }
 }
@@ -362,6 +367,7 @@ struct RawTrace {
     queue_bytes: Option<Spanned<Size>>,
     listener_dir: Option<Spanned<String>>,
     sync_wakeup: Option<bool>,
+    results: Option<bool>,
 }
 
 /// A size written as a number of bytes or a string with a unit.
@@ -500,6 +506,9 @@ impl NodeConfig {
         }
         if let Some(w) = t.sync_wakeup {
             cfg.trace.sync_wakeup = w;
+        }
+        if let Some(r) = t.results {
+            cfg.trace.results = r;
         }
         let size = |v: &Spanned<Size>, key: &str, min: u64| -> Result<u64, ConfigError> {
             let (bytes, shown) = match v.get_ref() {
@@ -704,6 +713,7 @@ segment_bytes = 1048576
 queue_bytes = "512KiB"
 listener_dir = "/run/crt/l"
 sync_wakeup = false
+results = false
 "#,
         )
         .unwrap();
@@ -717,6 +727,8 @@ sync_wakeup = false
         assert_eq!(c.trace.segment_bytes, 1 << 20);
         assert_eq!(c.trace.queue_bytes, 512 << 10);
         assert!(!c.trace.sync_wakeup);
+        assert!(!c.trace.results);
+        assert!(NodeConfig::default().trace.results);
         assert_eq!(
             c.trace_dir("dev", "web"),
             PathBuf::from("/srv/crt/traces/dev/web")

@@ -90,6 +90,8 @@ impl Stats {
         let st = all.entry(stream.to_string()).or_default();
         for rec in record::Records::new(batch) {
             match rec.kind {
+                // A resumed record is the exit of a call already counted.
+                KIND_SYSCALL if rec.flags & record::FLAG_RESUMED != 0 => {}
                 KIND_SYSCALL => {
                     st.syscalls += 1;
                     let second = rec.ts_ns / 1_000_000_000;

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use containerd_shim::api;
@@ -31,6 +31,7 @@ use crate::reaper::{reaper, Exit};
 use crate::runtime::{read_pid_file, resolve_binary, ChildStdio, Runtime};
 use crate::state_file::{self, ContainerRecord, ContainerStatus, StateDir};
 use crate::stdio::{self, ConsoleSocket, ProcessIo, StdioPaths};
+use crate::trace::exits::ExitProbe;
 use crate::trace::notify_loop::EXEC_SYSCALLS;
 use crate::trace::{SessionOptions, TraceHub, TraceSession};
 use crt_tracer::node_files::TraceMeta;
@@ -59,9 +60,25 @@ pub struct Service {
     oom: Option<Arc<OomWatcher>>,
     /// For tests: use this config instead of reading the node's.
     config_override: Option<NodeConfig>,
+    /// The syscall-exit probe, loaded for the first traced container that
+    /// records results; or why it could not be.
+    exit_probe: OnceLock<Result<Arc<ExitProbe>, String>>,
 }
 
 impl Service {
+    /// The shim's syscall-exit probe (loaded once), or why there is none.
+    fn exit_probe(&self) -> Result<Arc<ExitProbe>, String> {
+        self.exit_probe
+            .get_or_init(|| {
+                let probe = ExitProbe::load();
+                if let Err(why) = &probe {
+                    log::warn!("syscall results are not recorded: {why}");
+                }
+                probe
+            })
+            .clone()
+    }
+
     /// The shim is going away: remove what it leaves on the node.
     pub fn cleanup(&self) {
         self.hub.remove_socket();
@@ -97,6 +114,7 @@ impl TaskService {
             early: EarlyExits::default(),
             oom,
             config_override,
+            exit_probe: OnceLock::new(),
         });
         let (tx, rx) = mpsc::channel::<Exit>();
         reaper().add_exit_handler(tx);
@@ -443,6 +461,15 @@ impl Service {
                 denied.join(",")
             );
         }
+        let probe = if config.trace.results {
+            self.exit_probe()
+        } else {
+            Err("disabled by the node configuration (trace.results = false)".into())
+        };
+        let (exits, results_unavailable) = match probe {
+            Ok(p) => (Some(p), None),
+            Err(why) => (None, Some(why)),
+        };
         let created_ns = crt_tracer::render::now_ns();
         let meta = TraceMeta {
             namespace: self.namespace.clone(),
@@ -456,7 +483,7 @@ impl Service {
             created: crt_tracer::render::rfc3339_utc(created_ns),
             created_ns,
             kubernetes: Some(state_file::kubernetes(&annotations)),
-            results_unavailable: Some("this shim does not record return values yet".into()),
+            results_unavailable,
         };
         let session = TraceSession::start(SessionOptions {
             namespace: &self.namespace,
@@ -466,6 +493,7 @@ impl Service {
             syscalls: recorded,
             config: &config.trace,
             meta,
+            exits,
         })
         .map_err(|e| ShimError::internal("start the trace", e))?;
         self.hub.register(Arc::clone(&session));

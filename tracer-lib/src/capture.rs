@@ -95,7 +95,7 @@ pub const fn out_plan(arg: Arg) -> Option<OutPlan> {
             max: OUT_BUF_CAPTURE,
         }),
         Arg::OutPath => Some(OutPlan::RetBytes {
-            max: PATH_MAX_CAPTURE,
+            max: OUT_MAX_CAPTURE,
         }),
         Arg::OutStat => Some(OutPlan::Fixed { len: STAT_LEN }),
         Arg::OutStatx => Some(OutPlan::Fixed { len: STATX_LEN }),

@@ -4,9 +4,10 @@
 
 use std::fmt::Write;
 
-/// Quotes bytes as strace does: `"..."` with `\"`, `\\`, `\n`, `\t`, `\r`,
-/// and `\xNN` for every other byte that is not printable ASCII. When
-/// `truncated`, `...` follows the closing quote.
+/// Quotes bytes for messages and listings (not syscall arguments: those use
+/// [`strace_quote`]): `"..."` with `\"`, `\\`, `\n`, `\t`, `\r`, and `\xNN`
+/// for every other byte that is not printable ASCII. When `truncated`, `...`
+/// follows the closing quote.
 pub fn quote(bytes: &[u8], truncated: bool) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
     out.push('"');
@@ -40,6 +41,68 @@ pub fn escape_into(out: &mut String, bytes: &[u8]) {
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     escape_into(&mut out, bytes);
+    out
+}
+
+/// How strace writes the bytes of a string argument (its `-x` option).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StringStyle {
+    /// strace's default: printable ASCII as is, `\t \n \v \f \r \" \\`
+    /// named, anything else in octal (`\1`, `\377`, `\0000` before a digit).
+    #[default]
+    Octal,
+    /// `strace -x`: as [`StringStyle::Octal`], but a string holding any byte
+    /// that is neither printable nor one of `\t \n \v \f \r` is written
+    /// wholly in hex (`"\x01\x61"`).
+    Hex,
+    /// `strace -xx`: every byte in hex.
+    AllHex,
+}
+
+/// Quotes bytes exactly as strace 6.1 does in `style`; `...` follows the
+/// closing quote when `truncated`. The result is pure printable ASCII.
+pub fn strace_quote(bytes: &[u8], truncated: bool, style: StringStyle) -> String {
+    let mut out = String::with_capacity(bytes.len() + 5);
+    out.push('"');
+    let all_hex = match style {
+        StringStyle::Octal => false,
+        StringStyle::AllHex => true,
+        // strace's string_quote: one byte outside printable ASCII and the
+        // five whitespace controls makes the whole string hex.
+        StringStyle::Hex => bytes
+            .iter()
+            .any(|&c| c > 0x7e || (c < b' ' && !(9..=13).contains(&c))),
+    };
+    for (i, &c) in bytes.iter().enumerate() {
+        if all_hex {
+            let _ = write!(out, "\\x{c:02x}");
+            continue;
+        }
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0b => out.push_str("\\v"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            b' '..=0x7e => out.push(c as char),
+            _ => {
+                // The shortest octal form, unless an octal digit follows,
+                // which would be read as part of the escape.
+                let next_is_octal = matches!(bytes.get(i + 1), Some(b'0'..=b'7'));
+                if next_is_octal {
+                    let _ = write!(out, "\\{c:03o}");
+                } else {
+                    let _ = write!(out, "\\{c:o}");
+                }
+            }
+        }
+    }
+    out.push('"');
+    if truncated {
+        out.push_str("...");
+    }
     out
 }
 
@@ -104,6 +167,61 @@ mod tests {
         assert_eq!(quote(b"a\"b\\c\nd\te", false), r#""a\"b\\c\nd\te""#);
         assert_eq!(quote(b"\x1b[31mred", false), r#""\x1b[31mred""#);
         assert_eq!(quote(&[0xff, 0x00], false), r#""\xff\x00""#);
+    }
+
+    /// Pinned from strace 6.1: `strace -o o1 ./esc`, `strace -x -o o2 ./esc`,
+    /// `strace -xx -o o3 ./esc` on a program calling `write(-1, buf, len)`
+    /// with these buffers.
+    #[test]
+    fn syscall_strings_match_strace_in_each_style() {
+        let mixed: &[u8] = &[
+            1, b'7', 1, b'8', 0xff, b'a', b'\t', b'\n', 0x0b, 0x0c, b'\r', b'"', b'\\', 0, b'0',
+            0x1b, b'[', 0x7f,
+        ];
+        let o = StringStyle::Octal;
+        assert_eq!(
+            strace_quote(mixed, false, o),
+            r#""\0017\18\377a\t\n\v\f\r\"\\\0000\33[\177""#
+        );
+        assert_eq!(strace_quote(&[1, 2, b'a'], false, o), r#""\1\2a""#);
+        assert_eq!(
+            strace_quote(b"hello\tworld\n", false, o),
+            r#""hello\tworld\n""#
+        );
+        assert_eq!(strace_quote(&[0x80, b'a', b'b'], false, o), r#""\200ab""#);
+        assert_eq!(strace_quote(b"a\0b", false, o), r#""a\0b""#);
+        let x = StringStyle::Hex;
+        assert_eq!(
+            strace_quote(mixed, false, x),
+            r#""\x01\x37\x01\x38\xff\x61\x09\x0a\x0b\x0c\x0d\x22\x5c\x00\x30\x1b\x5b\x7f""#
+        );
+        assert_eq!(
+            strace_quote(b"hello\tworld\n", false, x),
+            r#""hello\tworld\n""#
+        );
+        assert_eq!(
+            strace_quote(&[0x80, b'a', b'b'], false, x),
+            r#""\x80\x61\x62""#
+        );
+        let xx = StringStyle::AllHex;
+        assert_eq!(
+            strace_quote(b"hello\tworld\n", false, xx),
+            r#""\x68\x65\x6c\x6c\x6f\x09\x77\x6f\x72\x6c\x64\x0a""#
+        );
+        // `write(-1, <100 letters>, 100)` with the default `-s 32`.
+        assert_eq!(
+            strace_quote(b"abcdefghijklmnopqrstuvwxyzabcdef", true, o),
+            r#""abcdefghijklmnopqrstuvwxyzabcdef"..."#
+        );
+    }
+
+    #[test]
+    fn syscall_strings_are_printable_ascii_in_every_style() {
+        let all: Vec<u8> = (0..=255).collect();
+        for style in [StringStyle::Octal, StringStyle::Hex, StringStyle::AllHex] {
+            let q = strace_quote(&all, true, style);
+            assert!(q.bytes().all(|b| (b' '..=0x7e).contains(&b)), "{q}");
+        }
     }
 
     #[test]

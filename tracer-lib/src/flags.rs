@@ -54,6 +54,11 @@ impl Joined {
     }
 }
 
+/// A plain bit set of a C `int`, for tables kept beside their one caller.
+pub fn bitset_of(v: u32, names: &[(u64, &str)]) -> String {
+    bitset(u64::from(v), names)
+}
+
 /// A plain bit set: names, then leftovers, `0` when empty.
 fn bitset(v: u64, names: &[(u64, &str)]) -> String {
     let mut j = Joined::default();
@@ -75,6 +80,13 @@ fn int_enum(v: u32, names: Names) -> String {
 
 // ---------------------------------------------------------------- open(2)
 
+/// In strace 6.1's order (its `open_mode_flags` table), which is not the
+/// bits' order: `strace -e trace=openat` on raw `openat` calls with each
+/// flag alone and all together prints
+/// `O_RDONLY|O_CREAT|O_EXCL|O_NOCTTY|O_TRUNC|O_APPEND|O_NONBLOCK|O_SYNC|O_DIRECT|O_LARGEFILE|O_NOFOLLOW|O_NOATIME|O_CLOEXEC|O_PATH|O_TMPFILE|FASYNC`,
+/// `O_RDONLY|O_DSYNC|O_DIRECT`, `O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_DIRECTORY`,
+/// `O_RDONLY|O_PATH|O_DIRECTORY`, `O_RDONLY|O_DIRECTORY|FASYNC`,
+/// `O_RDONLY|__O_TMPFILE|FASYNC`.
 const OPEN_FLAGS: Names = &[
     (0o100, "O_CREAT"),
     (0o200, "O_EXCL"),
@@ -82,17 +94,18 @@ const OPEN_FLAGS: Names = &[
     (0o1000, "O_TRUNC"),
     (0o2000, "O_APPEND"),
     (0o4000, "O_NONBLOCK"),
+    (0o4010000, "O_SYNC"),
     (0o10000, "O_DSYNC"),
-    (0o20000, "O_ASYNC"),
     (0o40000, "O_DIRECT"),
     (0o100000, "O_LARGEFILE"),
-    (0o200000, "O_DIRECTORY"),
     (0o400000, "O_NOFOLLOW"),
     (0o1000000, "O_NOATIME"),
     (0o2000000, "O_CLOEXEC"),
-    (0o4010000, "O_SYNC"),
     (0o10000000, "O_PATH"),
     (0o20200000, "O_TMPFILE"),
+    (0o20000000, "__O_TMPFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o20000, "FASYNC"),
 ];
 
 /// `O_RDONLY|O_CLOEXEC`: the access mode always comes first.
@@ -109,7 +122,7 @@ pub fn open_flags(v: u32) -> String {
 }
 
 /// `*_CLOEXEC`/`*_NONBLOCK` flags of pipe2, dup3, eventfd2, accept4, ... (they
-/// share the `O_*` values).
+/// share the `O_*` values), named without knowing the syscall.
 pub fn fd_flags(v: u32) -> String {
     bitset(
         u64::from(v),
@@ -119,6 +132,39 @@ pub fn fd_flags(v: u32) -> String {
             (0o40000, "O_DIRECT"),
         ],
     )
+}
+
+/// The `*_CLOEXEC`-style flags of syscall `name`, with the prefix and order
+/// strace 6.1 uses for it (`strace ./fdf`: `dup3(0, 10, O_CLOEXEC)`,
+/// `eventfd2(0, EFD_CLOEXEC|EFD_NONBLOCK)`, `epoll_create1(EPOLL_CLOEXEC)`,
+/// `inotify_init1(IN_NONBLOCK|IN_CLOEXEC)`,
+/// `accept4(6, NULL, NULL, SOCK_CLOEXEC|SOCK_NONBLOCK)`,
+/// `timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC|TFD_NONBLOCK)`,
+/// `signalfd4(-1, [], 8, SFD_CLOEXEC|SFD_NONBLOCK)`,
+/// `pipe2(NULL, O_NONBLOCK|O_DIRECT|O_CLOEXEC)`).
+pub fn fd_flags_of(name: &str, v: u32) -> String {
+    const CLOEXEC: u64 = 0o2000000;
+    const NONBLOCK: u64 = 0o4000;
+    let table: &[(u64, &str)] = match name {
+        "dup3" | "memfd_secret" => &[(CLOEXEC, "O_CLOEXEC")],
+        "eventfd2" => &[
+            (CLOEXEC, "EFD_CLOEXEC"),
+            (NONBLOCK, "EFD_NONBLOCK"),
+            (1, "EFD_SEMAPHORE"),
+        ],
+        "epoll_create1" => &[(CLOEXEC, "EPOLL_CLOEXEC")],
+        "inotify_init1" => &[(NONBLOCK, "IN_NONBLOCK"), (CLOEXEC, "IN_CLOEXEC")],
+        "accept4" => &[(CLOEXEC, "SOCK_CLOEXEC"), (NONBLOCK, "SOCK_NONBLOCK")],
+        "timerfd_create" => &[(CLOEXEC, "TFD_CLOEXEC"), (NONBLOCK, "TFD_NONBLOCK")],
+        "signalfd4" => &[(CLOEXEC, "SFD_CLOEXEC"), (NONBLOCK, "SFD_NONBLOCK")],
+        "pipe2" => &[
+            (NONBLOCK, "O_NONBLOCK"),
+            (0o40000, "O_DIRECT"),
+            (CLOEXEC, "O_CLOEXEC"),
+        ],
+        _ => return fd_flags(v),
+    };
+    bitset(u64::from(v), table)
 }
 
 /// The meaning of bit 0x200 among the `AT_*` flags depends on the syscall.
@@ -350,15 +396,16 @@ pub fn clone_flags(v: u64, exit_signal: bool) -> String {
     }
 }
 
-/// `wait4`/`waitid` options. Bit 2 is `WSTOPPED` for waitid, `WUNTRACED`
-/// for wait4 (same value).
-pub fn wait_options(v: u32, waitid: bool) -> String {
+/// `wait4`/`waitid` options. Bit 2 is `WSTOPPED` for both (it is also
+/// `WUNTRACED`): strace 6.1 prints `wait4(6202, ..., WSTOPPED, NULL)` for
+/// `wait4(pid, &status, WUNTRACED, NULL)`.
+pub fn wait_options(v: u32, _waitid: bool) -> String {
     let mut out = Joined::default();
     let rest = out.bits(
         u64::from(v),
         &[
             (1, "WNOHANG"),
-            (2, if waitid { "WSTOPPED" } else { "WUNTRACED" }),
+            (2, "WSTOPPED"),
             (4, "WEXITED"),
             (8, "WCONTINUED"),
             (0x0100_0000, "WNOWAIT"),
@@ -372,77 +419,79 @@ pub fn wait_options(v: u32, waitid: bool) -> String {
 
 /// `prctl` option.
 pub fn prctl_option(v: u32) -> String {
-    int_enum(
-        v,
-        &[
-            (1, "PR_SET_PDEATHSIG"),
-            (2, "PR_GET_PDEATHSIG"),
-            (3, "PR_GET_DUMPABLE"),
-            (4, "PR_SET_DUMPABLE"),
-            (5, "PR_GET_UNALIGN"),
-            (6, "PR_SET_UNALIGN"),
-            (7, "PR_GET_KEEPCAPS"),
-            (8, "PR_SET_KEEPCAPS"),
-            (9, "PR_GET_FPEMU"),
-            (10, "PR_SET_FPEMU"),
-            (11, "PR_GET_FPEXC"),
-            (12, "PR_SET_FPEXC"),
-            (13, "PR_GET_TIMING"),
-            (14, "PR_SET_TIMING"),
-            (15, "PR_SET_NAME"),
-            (16, "PR_GET_NAME"),
-            (19, "PR_GET_ENDIAN"),
-            (20, "PR_SET_ENDIAN"),
-            (21, "PR_GET_SECCOMP"),
-            (22, "PR_SET_SECCOMP"),
-            (23, "PR_CAPBSET_READ"),
-            (24, "PR_CAPBSET_DROP"),
-            (25, "PR_GET_TSC"),
-            (26, "PR_SET_TSC"),
-            (27, "PR_GET_SECUREBITS"),
-            (28, "PR_SET_SECUREBITS"),
-            (29, "PR_SET_TIMERSLACK"),
-            (30, "PR_GET_TIMERSLACK"),
-            (31, "PR_TASK_PERF_EVENTS_DISABLE"),
-            (32, "PR_TASK_PERF_EVENTS_ENABLE"),
-            (33, "PR_MCE_KILL"),
-            (34, "PR_MCE_KILL_GET"),
-            (35, "PR_SET_MM"),
-            (36, "PR_SET_CHILD_SUBREAPER"),
-            (37, "PR_GET_CHILD_SUBREAPER"),
-            (38, "PR_SET_NO_NEW_PRIVS"),
-            (39, "PR_GET_NO_NEW_PRIVS"),
-            (40, "PR_GET_TID_ADDRESS"),
-            (41, "PR_SET_THP_DISABLE"),
-            (42, "PR_GET_THP_DISABLE"),
-            (43, "PR_MPX_ENABLE_MANAGEMENT"),
-            (44, "PR_MPX_DISABLE_MANAGEMENT"),
-            (45, "PR_SET_FP_MODE"),
-            (46, "PR_GET_FP_MODE"),
-            (47, "PR_CAP_AMBIENT"),
-            (50, "PR_SVE_SET_VL"),
-            (51, "PR_SVE_GET_VL"),
-            (52, "PR_GET_SPECULATION_CTRL"),
-            (53, "PR_SET_SPECULATION_CTRL"),
-            (54, "PR_PAC_RESET_KEYS"),
-            (55, "PR_SET_TAGGED_ADDR_CTRL"),
-            (56, "PR_GET_TAGGED_ADDR_CTRL"),
-            (57, "PR_SET_IO_FLUSHER"),
-            (58, "PR_GET_IO_FLUSHER"),
-            (59, "PR_SET_SYSCALL_USER_DISPATCH"),
-            (60, "PR_PAC_SET_ENABLED_KEYS"),
-            (61, "PR_PAC_GET_ENABLED_KEYS"),
-            (62, "PR_SCHED_CORE"),
-            (63, "PR_SME_SET_VL"),
-            (64, "PR_SME_GET_VL"),
-            (65, "PR_SET_MDWE"),
-            (66, "PR_GET_MDWE"),
-            (67, "PR_SET_MEMORY_MERGE"),
-            (68, "PR_GET_MEMORY_MERGE"),
-            (0x5356_4d41, "PR_SET_VMA"),
-            (0x5961_6d61, "PR_SET_PTRACER"),
-        ],
-    )
+    let names: Names = &[
+        (1, "PR_SET_PDEATHSIG"),
+        (2, "PR_GET_PDEATHSIG"),
+        (3, "PR_GET_DUMPABLE"),
+        (4, "PR_SET_DUMPABLE"),
+        (5, "PR_GET_UNALIGN"),
+        (6, "PR_SET_UNALIGN"),
+        (7, "PR_GET_KEEPCAPS"),
+        (8, "PR_SET_KEEPCAPS"),
+        (9, "PR_GET_FPEMU"),
+        (10, "PR_SET_FPEMU"),
+        (11, "PR_GET_FPEXC"),
+        (12, "PR_SET_FPEXC"),
+        (13, "PR_GET_TIMING"),
+        (14, "PR_SET_TIMING"),
+        (15, "PR_SET_NAME"),
+        (16, "PR_GET_NAME"),
+        (19, "PR_GET_ENDIAN"),
+        (20, "PR_SET_ENDIAN"),
+        (21, "PR_GET_SECCOMP"),
+        (22, "PR_SET_SECCOMP"),
+        (23, "PR_CAPBSET_READ"),
+        (24, "PR_CAPBSET_DROP"),
+        (25, "PR_GET_TSC"),
+        (26, "PR_SET_TSC"),
+        (27, "PR_GET_SECUREBITS"),
+        (28, "PR_SET_SECUREBITS"),
+        (29, "PR_SET_TIMERSLACK"),
+        (30, "PR_GET_TIMERSLACK"),
+        (31, "PR_TASK_PERF_EVENTS_DISABLE"),
+        (32, "PR_TASK_PERF_EVENTS_ENABLE"),
+        (33, "PR_MCE_KILL"),
+        (34, "PR_MCE_KILL_GET"),
+        (35, "PR_SET_MM"),
+        (36, "PR_SET_CHILD_SUBREAPER"),
+        (37, "PR_GET_CHILD_SUBREAPER"),
+        (38, "PR_SET_NO_NEW_PRIVS"),
+        (39, "PR_GET_NO_NEW_PRIVS"),
+        (40, "PR_GET_TID_ADDRESS"),
+        (41, "PR_SET_THP_DISABLE"),
+        (42, "PR_GET_THP_DISABLE"),
+        (43, "PR_MPX_ENABLE_MANAGEMENT"),
+        (44, "PR_MPX_DISABLE_MANAGEMENT"),
+        (45, "PR_SET_FP_MODE"),
+        (46, "PR_GET_FP_MODE"),
+        (47, "PR_CAP_AMBIENT"),
+        (50, "PR_SVE_SET_VL"),
+        (51, "PR_SVE_GET_VL"),
+        (52, "PR_GET_SPECULATION_CTRL"),
+        (53, "PR_SET_SPECULATION_CTRL"),
+        (54, "PR_PAC_RESET_KEYS"),
+        (55, "PR_SET_TAGGED_ADDR_CTRL"),
+        (56, "PR_GET_TAGGED_ADDR_CTRL"),
+        (57, "PR_SET_IO_FLUSHER"),
+        (58, "PR_GET_IO_FLUSHER"),
+        (59, "PR_SET_SYSCALL_USER_DISPATCH"),
+        (60, "PR_PAC_SET_ENABLED_KEYS"),
+        (61, "PR_PAC_GET_ENABLED_KEYS"),
+        (62, "PR_SCHED_CORE"),
+        (63, "PR_SME_SET_VL"),
+        (64, "PR_SME_GET_VL"),
+        (65, "PR_SET_MDWE"),
+        (66, "PR_GET_MDWE"),
+        (67, "PR_SET_MEMORY_MERGE"),
+        (68, "PR_GET_MEMORY_MERGE"),
+        (0x5356_4d41, "PR_SET_VMA"),
+        (0x5961_6d61, "PR_SET_PTRACER"),
+    ];
+    match lookup(u64::from(v), names) {
+        Some(name) => name.to_string(),
+        // strace 6.1 (`strace -o o19 ./pr`): `prctl(0x4d2 /* PR_??? */, ...)`.
+        None => format!("{v:#x} /* PR_??? */"),
+    }
 }
 
 // ---------------------------------------------------------------- signals
@@ -1490,23 +1539,403 @@ pub fn futex_op(v: u32) -> String {
         13 => Some("FUTEX_LOCK_PI2"),
         _ => None,
     };
+    // strace 6.1 (`strace -o o17 ./fx`):
+    // `FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME`, `0x63 /* FUTEX_??? */`.
     let mut j = Joined::default();
-    if v & FUTEX_CLOCK_REALTIME != 0 {
-        j.push("FUTEX_CLOCK_REALTIME");
-    }
     let private = v & FUTEX_PRIVATE_FLAG != 0;
     match name {
         Some(name) if private => j.push(&format!("{name}_PRIVATE")),
         Some(name) => j.push(name),
         None => {
-            j.push(&format!("{cmd:#x}"));
+            j.push(&format!("{cmd:#x} /* FUTEX_??? */"));
             if private {
                 j.push("FUTEX_PRIVATE_FLAG");
             }
         }
     }
+    if v & FUTEX_CLOCK_REALTIME != 0 {
+        j.push("FUTEX_CLOCK_REALTIME");
+    }
     let rest = u64::from(v & !(0x7f | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME));
     j.finish(rest, "0")
+}
+
+// ---------------------------------------------------------------- assorted
+
+/// `arch_prctl` code: `ARCH_SET_FS`, or hex.
+pub fn arch_prctl_code(v: u32) -> String {
+    match lookup(
+        u64::from(v),
+        &[
+            (0x1001, "ARCH_SET_GS"),
+            (0x1002, "ARCH_SET_FS"),
+            (0x1003, "ARCH_GET_FS"),
+            (0x1004, "ARCH_GET_GS"),
+            (0x1011, "ARCH_GET_CPUID"),
+            (0x1012, "ARCH_SET_CPUID"),
+            (0x1021, "ARCH_GET_XCOMP_SUPP"),
+            (0x1022, "ARCH_GET_XCOMP_PERM"),
+            (0x1023, "ARCH_REQ_XCOMP_PERM"),
+            (0x1024, "ARCH_GET_XCOMP_GUEST_PERM"),
+            (0x1025, "ARCH_REQ_XCOMP_GUEST_PERM"),
+            (0x2001, "ARCH_MAP_VDSO_X32"),
+            (0x2002, "ARCH_MAP_VDSO_32"),
+            (0x2003, "ARCH_MAP_VDSO_64"),
+        ],
+    ) {
+        Some(name) => name.to_string(),
+        None => format!("{v:#x} /* ARCH_??? */"),
+    }
+}
+
+/// A resource limit: `RLIMIT_STACK`, or the number.
+pub fn rlimit_resource(v: u32) -> String {
+    const NAMES: [&str; 16] = [
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+    ];
+    match NAMES.get(v as usize) {
+        Some(name) => name.to_string(),
+        None => format!("{v:#x} /* RLIMIT_??? */"),
+    }
+}
+
+/// `getrandom` flags (`strace -o o17 ./fx`: `GRND_NONBLOCK|GRND_RANDOM`).
+pub fn getrandom_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "GRND_NONBLOCK"),
+            (2, "GRND_RANDOM"),
+            (4, "GRND_INSECURE"),
+        ],
+    )
+}
+
+/// `memfd_create` flags.
+pub fn memfd_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "MFD_CLOEXEC"),
+            (2, "MFD_ALLOW_SEALING"),
+            (4, "MFD_HUGETLB"),
+            (8, "MFD_NOEXEC_SEAL"),
+            (0x10, "MFD_EXEC"),
+        ],
+    )
+}
+
+/// A capability number: `CAP_SYS_ADMIN`.
+pub fn capability(v: u32) -> String {
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    match NAMES.get(v as usize) {
+        Some(name) => name.to_string(),
+        None => format!("{v:#x} /* CAP_??? */"),
+    }
+}
+
+/// `PR_SET_DUMPABLE`'s argument and `PR_GET_DUMPABLE`'s result.
+pub fn suid_dump(v: u64) -> String {
+    match v {
+        0 => "SUID_DUMP_DISABLE".to_string(),
+        1 => "SUID_DUMP_USER".to_string(),
+        2 => "SUID_DUMP_ROOT".to_string(),
+        _ => format!("{v:#x} /* SUID_DUMP_??? */"),
+    }
+}
+
+/// `mremap` flags.
+pub fn mremap_flags(v: u32) -> String {
+    bitset(
+        u64::from(v),
+        &[
+            (1, "MREMAP_MAYMOVE"),
+            (2, "MREMAP_FIXED"),
+            (4, "MREMAP_DONTUNMAP"),
+        ],
+    )
+}
+
+/// `getpriority`/`setpriority` which.
+pub fn priority_which(v: u32) -> String {
+    int_enum(
+        v,
+        &[(0, "PRIO_PROCESS"), (1, "PRIO_PGRP"), (2, "PRIO_USER")],
+    )
+}
+
+// ---------------------------------------------------------------- results and structs
+
+/// A file mode from a `stat` result, as strace prints it:
+/// `S_IFREG|0644`, `S_IFDIR|S_ISVTX|0777`, `S_IFREG|S_ISUID|S_ISGID|0755`,
+/// `S_IFREG|000` (strace's `%#03o` of the permission bits).
+pub fn stat_mode(v: u32) -> String {
+    let perm = |p: u32| {
+        if p == 0 {
+            "000".to_string()
+        } else {
+            format!("{:0>3}", format!("0{p:o}"))
+        }
+    };
+    let Some(ty) = (v & 0o170000 != 0)
+        .then(|| lookup(u64::from(v & 0o170000), FILE_TYPES))
+        .flatten()
+    else {
+        return perm(v);
+    };
+    let mut s = format!("{ty}|");
+    for (bit, name) in [
+        (0o4000, "S_ISUID|"),
+        (0o2000, "S_ISGID|"),
+        (0o1000, "S_ISVTX|"),
+    ] {
+        if v & bit != 0 {
+            s.push_str(name);
+        }
+    }
+    s.push_str(&perm(v & 0o777));
+    s
+}
+
+/// A device number as strace shows it: `makedev(0x1, 0x3)` (glibc's
+/// encoding of major and minor in a 64-bit `dev_t`).
+pub fn makedev(dev: u64) -> String {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    format!("makedev({major:#x}, {minor:#x})")
+}
+
+/// `statx` mask bits: the two groups first, then single bits, as strace's
+/// `statx_masks` table (`STATX_ALL|STATX_MNT_ID`,
+/// `STATX_TYPE|STATX_MODE|...|STATX_MNT_ID`).
+const STATX_MASKS: Names = &[
+    (0xfff, "STATX_ALL"),
+    (0x7ff, "STATX_BASIC_STATS"),
+    (0x1, "STATX_TYPE"),
+    (0x2, "STATX_MODE"),
+    (0x4, "STATX_NLINK"),
+    (0x8, "STATX_UID"),
+    (0x10, "STATX_GID"),
+    (0x20, "STATX_ATIME"),
+    (0x40, "STATX_MTIME"),
+    (0x80, "STATX_CTIME"),
+    (0x100, "STATX_INO"),
+    (0x200, "STATX_SIZE"),
+    (0x400, "STATX_BLOCKS"),
+    (0x800, "STATX_BTIME"),
+    (0x1000, "STATX_MNT_ID"),
+    (0x2000, "STATX_DIOALIGN"),
+];
+
+/// Consumes bits in table order, as strace's `printflags` does: an entry
+/// is named when all its bits are still set, and its bits are then used.
+fn seq_bitset(v: u64, names: Names) -> String {
+    let mut j = Joined::default();
+    let mut rest = v;
+    for &(mask, name) in names {
+        if mask != 0 && rest & mask == mask {
+            j.push(name);
+            rest &= !mask;
+        }
+    }
+    j.finish(rest, "0")
+}
+
+/// A `statx` mask (the request argument and `stx_mask`).
+pub fn statx_mask(v: u32) -> String {
+    seq_bitset(u64::from(v), STATX_MASKS)
+}
+
+/// `stx_attributes`, in bit order.
+pub fn statx_attributes(v: u64) -> String {
+    seq_bitset(
+        v,
+        &[
+            (0x4, "STATX_ATTR_COMPRESSED"),
+            (0x10, "STATX_ATTR_IMMUTABLE"),
+            (0x20, "STATX_ATTR_APPEND"),
+            (0x40, "STATX_ATTR_NODUMP"),
+            (0x800, "STATX_ATTR_ENCRYPTED"),
+            (0x1000, "STATX_ATTR_AUTOMOUNT"),
+            (0x2000, "STATX_ATTR_MOUNT_ROOT"),
+            (0x100000, "STATX_ATTR_VERITY"),
+            (0x200000, "STATX_ATTR_DAX"),
+        ],
+    )
+}
+
+/// `statx` flags: the sync type is always named first
+/// (`AT_STATX_SYNC_AS_STAT|AT_SYMLINK_NOFOLLOW`), then the `AT_*` flags.
+pub fn statx_flags(v: u32) -> String {
+    const SYNC_TYPE: u32 = 0x6000;
+    let sync = match v & SYNC_TYPE {
+        0 => "AT_STATX_SYNC_AS_STAT",
+        0x2000 => "AT_STATX_FORCE_SYNC",
+        0x4000 => "AT_STATX_DONT_SYNC",
+        _ => "AT_STATX_SYNC_TYPE",
+    };
+    let rest = v & !SYNC_TYPE;
+    if rest == 0 {
+        sync.to_string()
+    } else {
+        format!("{sync}|{}", at_flags(rest, At200::RemoveDir))
+    }
+}
+
+/// A wait status as strace shows it, in its brackets:
+/// `[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]`,
+/// `[{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}]` (`&& WCOREDUMP(s)` when it
+/// dumped core), `[{WIFSTOPPED(s) && WSTOPSIG(s) == SIGSTOP}]`,
+/// `[{WIFCONTINUED(s)}]`; a ptrace event above is ` | PTRACE_EVENT_x << 16`.
+pub fn wait_status(status: i32) -> String {
+    let s = status as u32;
+    let low = s & 0x7f;
+    let mut rest;
+    let mut out = if s & 0xff == 0x7f {
+        let sig = (s >> 8) & 0xff;
+        rest = s & !(sig << 8 | 0x7f);
+        let high = if sig & 0x80 != 0 { " | 0x80" } else { "" };
+        format!(
+            "[{{WIFSTOPPED(s) && WSTOPSIG(s) == {}{high}}}",
+            signal(sig & 0x7f)
+        )
+    } else if low != 0 && low != 0x7f {
+        let core = if s & 0x80 != 0 {
+            " && WCOREDUMP(s)"
+        } else {
+            ""
+        };
+        rest = s & !(low | 0x80);
+        format!(
+            "[{{WIFSIGNALED(s) && WTERMSIG(s) == {}{core}}}",
+            signal(low)
+        )
+    } else if s & 0xff == 0 {
+        let code = (s >> 8) & 0xff;
+        rest = s & !(code << 8);
+        format!("[{{WIFEXITED(s) && WEXITSTATUS(s) == {code}}}")
+    } else if s == 0xffff {
+        rest = 0;
+        "[{WIFCONTINUED(s)}".to_string()
+    } else {
+        return format!("[{s:#x}]");
+    };
+    if rest != 0 {
+        let event = rest >> 16;
+        if event != 0 {
+            let name = match event {
+                1 => "PTRACE_EVENT_FORK".to_string(),
+                2 => "PTRACE_EVENT_VFORK".to_string(),
+                3 => "PTRACE_EVENT_CLONE".to_string(),
+                4 => "PTRACE_EVENT_EXEC".to_string(),
+                5 => "PTRACE_EVENT_VFORK_DONE".to_string(),
+                6 => "PTRACE_EVENT_EXIT".to_string(),
+                7 => "PTRACE_EVENT_SECCOMP".to_string(),
+                0x80 => "PTRACE_EVENT_STOP".to_string(),
+                other => format!("{other:#x} /* PTRACE_EVENT_??? */"),
+            };
+            out.push_str(&format!(" | {name} << 16"));
+            rest &= 0xffff;
+        }
+        if rest != 0 {
+            out.push_str(&format!(" | {rest:#x}"));
+        }
+    }
+    out.push(']');
+    out
+}
+
+/// What strace adds after a successful `fcntl` result, and whether the
+/// result is then shown in hex: `F_GETFD` → `0x1 (flags FD_CLOEXEC)` (a
+/// plain `0` when no flag is set), `F_GETFL` → `0x8002 (flags
+/// O_RDWR|O_LARGEFILE)`. `None` leaves the result plain.
+pub fn fcntl_result(cmd: u32, ret: i64) -> Option<String> {
+    let v = ret as u64;
+    match cmd {
+        // F_GETFD
+        1 if ret != 0 => Some(format!(
+            "{v:#x} (flags {})",
+            bitset(v, &[(1, "FD_CLOEXEC")])
+        )),
+        // F_GETFL
+        3 => Some(format!(
+            "{} (flags {})",
+            if v == 0 {
+                "0".to_string()
+            } else {
+                format!("{v:#x}")
+            },
+            open_flags(v as u32)
+        )),
+        // F_GETLEASE: `0x2 (F_UNLCK)`
+        1025 => {
+            let name = int_enum(v as u32, &[(0, "F_RDLCK"), (1, "F_WRLCK"), (2, "F_UNLCK")]);
+            let num = if v == 0 {
+                "0".to_string()
+            } else {
+                format!("{v:#x}")
+            };
+            Some(format!("{num} ({name})"))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -1528,9 +1957,90 @@ mod tests {
         assert_eq!(open_flags(0o10001), "O_WRONLY|O_DSYNC");
         assert_eq!(open_flags(0o20200002), "O_RDWR|O_TMPFILE");
         assert_eq!(open_flags(0o200000), "O_RDONLY|O_DIRECTORY");
+    }
+
+    /// Pinned from strace 6.1, `strace -e trace=openat -o o4 ./of` (raw
+    /// `syscall(SYS_openat, AT_FDCWD, "/nonexistent/x", flags, 0644)`).
+    #[test]
+    fn open_flags_in_strace_order() {
+        let all = [
+            0o100, 0o200, 0o400, 0o1000, 0o2000, 0o4000, 0o10000, 0o20000, 0o40000, 0o100000,
+            0o200000, 0o400000, 0o1000000, 0o2000000, 0o4010000, 0o10000000, 0o20200000,
+        ];
+        let singles = [
+            "O_RDONLY|O_CREAT",
+            "O_RDONLY|O_EXCL",
+            "O_RDONLY|O_NOCTTY",
+            "O_RDONLY|O_TRUNC",
+            "O_RDONLY|O_APPEND",
+            "O_RDONLY|O_NONBLOCK",
+            "O_RDONLY|O_DSYNC",
+            "O_RDONLY|FASYNC",
+            "O_RDONLY|O_DIRECT",
+            "O_RDONLY|O_LARGEFILE",
+            "O_RDONLY|O_DIRECTORY",
+            "O_RDONLY|O_NOFOLLOW",
+            "O_RDONLY|O_NOATIME",
+            "O_RDONLY|O_CLOEXEC",
+            "O_RDONLY|O_SYNC",
+            "O_RDONLY|O_PATH",
+            "O_RDONLY|O_TMPFILE",
+        ];
+        for (v, want) in all.iter().zip(singles) {
+            assert_eq!(open_flags(*v), want, "{v:#o}");
+        }
+        let every: u32 = all.iter().fold(0, |a, b| a | b);
+        let rest = "O_CREAT|O_EXCL|O_NOCTTY|O_TRUNC|O_APPEND|O_NONBLOCK|O_SYNC|O_DIRECT|\
+                    O_LARGEFILE|O_NOFOLLOW|O_NOATIME|O_CLOEXEC|O_PATH|O_TMPFILE|FASYNC";
+        assert_eq!(open_flags(every), format!("O_RDONLY|{rest}"));
+        assert_eq!(open_flags(every | 1), format!("O_WRONLY|{rest}"));
+        assert_eq!(open_flags(every | 2), format!("O_RDWR|{rest}"));
+        assert_eq!(open_flags(every | 3), format!("O_ACCMODE|{rest}"));
+        assert_eq!(
+            open_flags(0x7fff_ffff & !3),
+            format!("O_RDONLY|{rest}|0x7f80003c")
+        );
+        assert_eq!(open_flags(0x8000_0000), "O_RDONLY|0x80000000");
+        assert_eq!(
+            open_flags(0o400000 | 0o200000 | 0o2000000),
+            "O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_DIRECTORY"
+        );
+        assert_eq!(
+            open_flags(1 | 0o100 | 0o1000 | 0o2000000),
+            "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC"
+        );
+        assert_eq!(
+            open_flags(0o4010000 | 0o200000),
+            "O_RDONLY|O_SYNC|O_DIRECTORY"
+        );
+        assert_eq!(
+            open_flags(0o10000 | 0o200000 | 0o400000),
+            "O_RDONLY|O_DSYNC|O_NOFOLLOW|O_DIRECTORY"
+        );
+        assert_eq!(open_flags(0o20000000), "O_RDONLY|__O_TMPFILE");
+        assert_eq!(open_flags(1 | 0o20200000), "O_WRONLY|O_TMPFILE");
+        // `strace -o o5 ./of2`.
+        assert_eq!(open_flags(0o10000 | 0o40000), "O_RDONLY|O_DSYNC|O_DIRECT");
+        assert_eq!(open_flags(0o10000 | 0o4000), "O_RDONLY|O_NONBLOCK|O_DSYNC");
+        assert_eq!(
+            open_flags(0o200000 | 0o20000),
+            "O_RDONLY|O_DIRECTORY|FASYNC"
+        );
+        assert_eq!(
+            open_flags(0o200000 | 0o10000000),
+            "O_RDONLY|O_PATH|O_DIRECTORY"
+        );
+        assert_eq!(
+            open_flags(0o20000000 | 0o20000),
+            "O_RDONLY|__O_TMPFILE|FASYNC"
+        );
+        assert_eq!(
+            open_flags(0o200000 | 0o100000),
+            "O_RDONLY|O_LARGEFILE|O_DIRECTORY"
+        );
         assert_eq!(
             open_flags(0o2200000 | 0x8000_0000),
-            "O_RDONLY|O_DIRECTORY|O_CLOEXEC|0x80000000"
+            "O_RDONLY|O_CLOEXEC|O_DIRECTORY|0x80000000"
         );
     }
 
@@ -1553,6 +2063,30 @@ mod tests {
         assert_eq!(rename_flags(1), "RENAME_NOREPLACE");
         assert_eq!(fd_flags(0x80800), "O_CLOEXEC|O_NONBLOCK");
         assert_eq!(fd_flags(1), "0x1");
+    }
+
+    /// Pinned from strace 6.1, `strace -o o9 ./fdf`.
+    #[test]
+    fn fd_flags_are_named_per_syscall() {
+        const CLOEXEC: u32 = 0o2000000;
+        const NONBLOCK: u32 = 0o4000;
+        let both = CLOEXEC | NONBLOCK;
+        assert_eq!(fd_flags_of("dup3", CLOEXEC), "O_CLOEXEC");
+        assert_eq!(fd_flags_of("eventfd2", both), "EFD_CLOEXEC|EFD_NONBLOCK");
+        assert_eq!(fd_flags_of("epoll_create1", CLOEXEC), "EPOLL_CLOEXEC");
+        assert_eq!(fd_flags_of("inotify_init1", both), "IN_NONBLOCK|IN_CLOEXEC");
+        assert_eq!(fd_flags_of("accept4", both), "SOCK_CLOEXEC|SOCK_NONBLOCK");
+        assert_eq!(
+            fd_flags_of("timerfd_create", both),
+            "TFD_CLOEXEC|TFD_NONBLOCK"
+        );
+        assert_eq!(fd_flags_of("signalfd4", both), "SFD_CLOEXEC|SFD_NONBLOCK");
+        assert_eq!(
+            fd_flags_of("pipe2", both | 0o40000),
+            "O_NONBLOCK|O_DIRECT|O_CLOEXEC"
+        );
+        // `strace -o o7 ./out`: `pipe2([5, 6], 0)`.
+        assert_eq!(fd_flags_of("pipe2", 0), "0");
     }
 
     #[test]
@@ -1690,9 +2224,10 @@ mod tests {
         assert_eq!(futex_op(129), "FUTEX_WAKE_PRIVATE");
         assert_eq!(
             futex_op(9 | 128 | 256),
-            "FUTEX_CLOCK_REALTIME|FUTEX_WAIT_BITSET_PRIVATE"
+            "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME"
         );
-        assert_eq!(futex_op(0x7f), "0x7f");
+        assert_eq!(futex_op(99), "0x63 /* FUTEX_??? */");
+        assert_eq!(futex_op(0x7f), "0x7f /* FUTEX_??? */");
         assert_eq!(futex_op(0x1000), "FUTEX_WAIT|0x1000");
     }
 
@@ -1705,15 +2240,95 @@ mod tests {
         assert_eq!(fcntl_cmd(999), "999");
         assert_eq!(prctl_option(15), "PR_SET_NAME");
         assert_eq!(prctl_option(38), "PR_SET_NO_NEW_PRIVS");
-        assert_eq!(prctl_option(0xffff_ffff), "-1");
+        assert_eq!(prctl_option(1234), "0x4d2 /* PR_??? */");
         assert_eq!(sigmask_how(2), "SIG_SETMASK");
         assert_eq!(clock_id(1), "CLOCK_MONOTONIC");
         assert_eq!(clock_id(11), "CLOCK_TAI");
         assert_eq!(clock_id((-6i32) as u32), "-6");
         assert_eq!(wait_options(0x4000_0001, false), "WNOHANG|__WALL");
         assert_eq!(wait_options(6, true), "WSTOPPED|WEXITED");
-        assert_eq!(wait_options(2, false), "WUNTRACED");
+        assert_eq!(wait_options(2, false), "WSTOPPED");
         assert_eq!(wait_options(0, false), "0");
+    }
+
+    /// Pinned from strace 6.1: `strace -f -o o7 ./out` and `strace -o o8 ./t2`
+    /// (stat of a file, /tmp, /dev/null, a 06755 and a 0 mode file).
+    #[test]
+    fn stat_modes_and_devices() {
+        assert_eq!(stat_mode(0o100644), "S_IFREG|0644");
+        assert_eq!(stat_mode(0o41777), "S_IFDIR|S_ISVTX|0777");
+        assert_eq!(stat_mode(0o20666), "S_IFCHR|0666");
+        assert_eq!(stat_mode(0o106755), "S_IFREG|S_ISUID|S_ISGID|0755");
+        assert_eq!(stat_mode(0o100000), "S_IFREG|000");
+        assert_eq!(makedev(0x103), "makedev(0x1, 0x3)");
+    }
+
+    /// Pinned from strace 6.1, `strace -f -o o7 ./out`.
+    #[test]
+    fn statx_masks_and_flags() {
+        assert_eq!(statx_mask(0xfff), "STATX_ALL");
+        assert_eq!(statx_mask(0x7ff), "STATX_BASIC_STATS");
+        assert_eq!(statx_mask(0x201), "STATX_TYPE|STATX_SIZE");
+        assert_eq!(statx_mask(0x1fff), "STATX_ALL|STATX_MNT_ID");
+        assert_eq!(statx_mask(0x17ff), "STATX_BASIC_STATS|STATX_MNT_ID");
+        assert_eq!(
+            statx_mask(0x173f),
+            "STATX_TYPE|STATX_MODE|STATX_NLINK|STATX_UID|STATX_GID|STATX_ATIME|\
+             STATX_INO|STATX_SIZE|STATX_BLOCKS|STATX_MNT_ID"
+        );
+        assert_eq!(statx_attributes(0), "0");
+        assert_eq!(statx_flags(0), "AT_STATX_SYNC_AS_STAT");
+        assert_eq!(
+            statx_flags(0x100),
+            "AT_STATX_SYNC_AS_STAT|AT_SYMLINK_NOFOLLOW"
+        );
+    }
+
+    /// Pinned from strace 6.1, `strace -f -o o7 ./out` (children that exit
+    /// with 3, are killed by SIGKILL, abort, stop and continue).
+    #[test]
+    fn wait_statuses() {
+        assert_eq!(
+            wait_status(3 << 8),
+            "[{WIFEXITED(s) && WEXITSTATUS(s) == 3}]"
+        );
+        assert_eq!(wait_status(0), "[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]");
+        assert_eq!(
+            wait_status(9),
+            "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}]"
+        );
+        assert_eq!(
+            wait_status(6),
+            "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGABRT}]"
+        );
+        assert_eq!(
+            wait_status(19 << 8 | 0x7f),
+            "[{WIFSTOPPED(s) && WSTOPSIG(s) == SIGSTOP}]"
+        );
+        assert_eq!(wait_status(0xffff), "[{WIFCONTINUED(s)}]");
+        // `strace -o o10 ./cd`: a child that aborts with RLIMIT_CORE unlimited.
+        assert_eq!(
+            wait_status(0x86),
+            "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGABRT && WCOREDUMP(s)}]"
+        );
+    }
+
+    /// Pinned from strace 6.1, `strace -f -o o7 ./out`.
+    #[test]
+    fn fcntl_results() {
+        assert_eq!(fcntl_result(1, 0), None);
+        assert_eq!(fcntl_result(1, 1).unwrap(), "0x1 (flags FD_CLOEXEC)");
+        assert_eq!(
+            fcntl_result(3, 0x8000).unwrap(),
+            "0x8000 (flags O_RDONLY|O_LARGEFILE)"
+        );
+        assert_eq!(
+            fcntl_result(3, 0x8c02).unwrap(),
+            "0x8c02 (flags O_RDWR|O_APPEND|O_NONBLOCK|O_LARGEFILE)"
+        );
+        assert_eq!(fcntl_result(2, 0), None);
+        // `strace -o o11 ./t3`: `fcntl(3, F_GETLEASE) = 0x2 (F_UNLCK)`.
+        assert_eq!(fcntl_result(1025, 2).unwrap(), "0x2 (F_UNLCK)");
     }
 
     #[test]

@@ -28,8 +28,10 @@
 //! [`RESULT_ARG`]) holds `i64 ret, u64 duration_ns`, and `CAPTURE_OUT`
 //! captures hold what the syscall wrote to memory (a read's data, a `stat`
 //! struct), read at its exit. A syscall stored before its exit was known has
-//! [`FLAG_UNFINISHED`]; its result comes later in a [`KIND_EXIT`] record with
-//! the same tid and seq, as strace's `<unfinished ...>` / `<... resumed>`.
+//! [`FLAG_UNFINISHED`]; its result comes later in a syscall record with
+//! [`FLAG_RESUMED`] and the same tid and seq, as strace's `<unfinished ...>`
+//! / `<... resumed>`. (A resumed record is a syscall record, so whatever
+//! selects syscalls by name or number selects it too.)
 
 use std::fmt;
 
@@ -65,20 +67,19 @@ pub const KIND_LATENCY: u8 = 6;
 /// by crtd, never by the shim.
 pub const KIND_GAP: u8 = 7;
 
-/// The exit of a syscall whose entry was stored with [`FLAG_UNFINISHED`]: the
-/// entry's tid, arch, nr, seq, args and comm, with the result and output
-/// captures; its time is the exit's.
-pub const KIND_EXIT: u8 = 8;
-
 /// The notification was no longer valid after the arguments were copied (the
 /// thread died, or the pid was reused): captures are not trustworthy and none
 /// are stored.
 pub const FLAG_STALE: u8 = 1;
 
-/// The entry was stored before its exit: a [`KIND_EXIT`] record with the
+/// The entry was stored before its exit: a [`FLAG_RESUMED`] record with the
 /// same tid and seq follows when the syscall returns (if its result is not
 /// lost: see the drops record).
 pub const FLAG_UNFINISHED: u8 = 2;
+/// The exit of a syscall whose entry was stored with [`FLAG_UNFINISHED`]: a
+/// `KIND_SYSCALL` record with the entry's tid, arch, nr, seq, args and comm,
+/// whose captures are the result and the output data; its time is the exit's.
+pub const FLAG_RESUMED: u8 = 4;
 
 pub const CAPTURE_BYTES: u8 = 0;
 pub const CAPTURE_STRINGS: u8 = 1;
@@ -616,12 +617,12 @@ pub fn push_string_entry(payload: &mut Vec<u8>, s: &[u8], truncated: bool) {
     payload.extend_from_slice(&s[..len]);
 }
 
-/// Starts, at the end of `buf`, the [`KIND_EXIT`] record of `entry` (a
+/// Starts, at the end of `buf`, the [`FLAG_RESUMED`] record of `entry` (a
 /// syscall stored unfinished): its identity and arguments, no captures yet.
 pub fn begin_exit<'b>(buf: &'b mut Vec<u8>, entry: &Record<'_>, ts_ns: u64) -> RecordBuilder<'b> {
     let mut b = RecordBuilder::begin(
         buf,
-        KIND_EXIT,
+        KIND_SYSCALL,
         ts_ns,
         entry.tid,
         entry.arch,
@@ -630,6 +631,7 @@ pub fn begin_exit<'b>(buf: &'b mut Vec<u8>, entry: &Record<'_>, ts_ns: u64) -> R
     );
     b.set_seq(entry.seq);
     b.set_comm(&entry.comm);
+    b.set_flags(FLAG_RESUMED);
     b
 }
 
@@ -681,8 +683,8 @@ mod tests {
         b.finish();
         let (x, _) = decode(&exit).unwrap();
         assert_eq!(
-            (x.kind, x.tid, x.nr, x.seq, x.args),
-            (KIND_EXIT, 42, 0, 77, args)
+            (x.kind, x.flags, x.tid, x.nr, x.seq, x.args),
+            (KIND_SYSCALL, FLAG_RESUMED, 42, 0, 77, args)
         );
         let r = x.result().unwrap();
         assert_eq!((r.errno(), r.duration_ns), (Some(2), None));

@@ -12,7 +12,7 @@ use crate::decode;
 use crate::errno;
 use crate::escape;
 use crate::record::{
-    CaptureData, Record, FLAG_STALE, FLAG_UNFINISHED, KIND_DROPS, KIND_END, KIND_EXIT, KIND_GAP,
+    CaptureData, Record, FLAG_RESUMED, FLAG_STALE, FLAG_UNFINISHED, KIND_DROPS, KIND_END, KIND_GAP,
     KIND_LATENCY, KIND_LOG, KIND_PROCESS, KIND_SYSCALL,
 };
 
@@ -28,14 +28,46 @@ fn returns_address(name: &str) -> bool {
     matches!(name, "mmap" | "mremap" | "brk" | "shmat" | "sbrk")
 }
 
-/// A result as strace shows it after `= `: `3`, `0x7f12a000`, `-1 ENOENT
-/// (No such file or directory)`, `?` when unknown.
-pub fn result_text(name: &str, ret: Option<i64>) -> String {
+/// A result as strace shows it after `= `, from the syscall's name, its
+/// rendered arguments and its raw return value: `3`, `0x7f12a000` (mmap,
+/// brk), `-1 ENOENT (No such file or directory)`, `0x1 (flags FD_CLOEXEC)`
+/// (`fcntl(fd, F_GETFD)`), `0x8002 (flags O_RDWR|O_LARGEFILE)` (`F_GETFL`),
+/// `?` when unknown. Taking the rendered arguments lets text made from a
+/// record and from crtd's JSON decorate alike.
+pub fn result_text<S: AsRef<str>>(name: &str, args: &[S], ret: Option<i64>) -> String {
     match ret {
         None => "?".to_string(),
         Some(r) if (-4095..0).contains(&r) => errno::strace_error(-r as i32),
         Some(r) if returns_address(name) => format!("{:#x}", r as u64),
+        Some(r) if name == "fcntl" => {
+            let cmd = match args.get(1).map(AsRef::as_ref) {
+                Some("F_GETFD") => Some(1),
+                Some("F_GETFL") => Some(3),
+                Some("F_GETLEASE") => Some(1025),
+                _ => None,
+            };
+            cmd.and_then(|c| crate::flags::fcntl_result(c, r))
+                .unwrap_or_else(|| r.to_string())
+        }
+        // strace 6.1 (`strace -o o18 ./rv`): `umask(077) = 022`,
+        // `prctl(PR_GET_DUMPABLE) = 1 (SUID_DUMP_USER)`.
+        Some(r) if name == "umask" => umask_text(r),
+        Some(r)
+            if name == "prctl" && args.first().map(AsRef::as_ref) == Some("PR_GET_DUMPABLE") =>
+        {
+            format!("{r} ({})", crate::flags::suid_dump(r as u64))
+        }
         Some(r) => r.to_string(),
+    }
+}
+
+/// A file mode creation mask as strace prints `umask`'s result (`%#03o`).
+fn umask_text(r: i64) -> String {
+    let v = r as u32;
+    if v == 0 {
+        "000".to_string()
+    } else {
+        format!("{:0>3}", format!("0{v:o}"))
     }
 }
 
@@ -122,45 +154,152 @@ pub fn now_ns() -> u64 {
 
 /// A syscall as strace writes it, without time or pid:
 /// `openat(AT_FDCWD, "/etc/hosts", O_RDONLY) = ?`. The one renderer of
-/// calls, for text lines and for exported events alike.
+/// calls, for text lines and for exported events alike. An entry stored
+/// before its exit and the exit that follows are strace's two halves:
+/// `read(0,  <unfinished ...>` and `<... read resumed>"hi\n", 1024) = 3`.
 pub fn strace_call(rec: &Record<'_>) -> String {
-    let (name, args) = decode::render_args(rec);
+    strace_call_with(rec, &decode::RenderOptions::default())
+}
+
+/// [`strace_call`] with rendering options.
+pub fn strace_call_with(rec: &Record<'_>, opts: &decode::RenderOptions) -> String {
+    let c = decode::render_call(rec, opts);
     let ret = rec.result().map(|r| r.ret);
-    call_text(
-        &name,
-        &args,
-        &result_text(&name, ret),
-        rec.flags & FLAG_STALE != 0,
+    let part = if rec.flags & FLAG_RESUMED != 0 {
+        Part::Resumed
+    } else if rec.flags & FLAG_UNFINISHED != 0 {
+        Part::Unfinished
+    } else {
+        Part::Whole
+    };
+    call_line(
+        &Call {
+            name: &c.name,
+            args: &c.args,
+            exit_args: c.exit_args,
+            exit_comma: c.exit_comma,
+            result: &result_text(&c.name, &c.args, ret),
+            stale: rec.flags & FLAG_STALE != 0,
+        },
+        part,
     )
+}
+
+/// Which part of a call a line shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Entry and exit together: `name(a, b) = r`.
+    Whole,
+    /// An entry stored before its exit: `name(a,  <unfinished ...>`.
+    Unfinished,
+    /// The exit of an unfinished entry: `<... name resumed>b) = r`.
+    Resumed,
+}
+
+/// A call's rendered pieces (from a record or from an event's JSON).
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a, S: AsRef<str>> {
+    pub name: &'a str,
+    pub args: &'a [S],
+    /// See [`decode::RenderedCall::exit_args`].
+    pub exit_args: usize,
+    /// See [`decode::RenderedCall::exit_comma`].
+    pub exit_comma: bool,
+    /// The rendered result ([`result_text`]).
+    pub result: &'a str,
+    pub stale: bool,
+}
+
+/// One line of a call as strace -f writes it (without time or pid).
+pub fn call_line<S: AsRef<str>>(c: &Call<'_, S>, part: Part) -> String {
+    let join = |args: &[S]| {
+        args.iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(", ")
+    };
+    let split = c.exit_args.min(c.args.len());
+    let (entry, exit) = c.args.split_at(split);
+    let mut line = String::with_capacity(80);
+    match part {
+        Part::Whole => {
+            line.push_str(c.name);
+            line.push('(');
+            line.push_str(&join(c.args));
+            line.push(')');
+        }
+        Part::Unfinished => {
+            line.push_str(c.name);
+            line.push('(');
+            line.push_str(&join(entry));
+            // strace prints the separator after the last entry argument when
+            // the exit has more to add; then a space and the marker (hence
+            // its two spaces in `read(0,  <unfinished ...>`). With no entry
+            // argument there is nothing to separate: `getcwd( <unfinished ...>`
+            // (strace 6.1, `strace -f -e trace=getcwd` on two racing threads).
+            if !entry.is_empty() && !exit.is_empty() && !c.exit_comma {
+                line.push_str(", ");
+            }
+            line.push_str(" <unfinished ...>");
+            return line;
+        }
+        Part::Resumed => {
+            line.push_str("<... ");
+            line.push_str(c.name);
+            line.push_str(" resumed>");
+            if !exit.is_empty() && c.exit_comma {
+                line.push_str(", ");
+            }
+            line.push_str(&join(exit));
+            line.push(')');
+        }
+    }
+    line.push_str(" = ");
+    line.push_str(c.result);
+    if c.stale {
+        line.push_str(" (arguments not read: the thread was gone)");
+    }
+    line
 }
 
 /// A call from its name and rendered arguments (a record's, or an event's
 /// from crtd) and its rendered result: `name(a, b) = 3`, noting arguments
 /// that could not be read.
 pub fn call_text<S: AsRef<str>>(name: &str, args: &[S], result: &str, stale: bool) -> String {
-    let mut call = String::with_capacity(80);
-    call.push_str(name);
-    call.push('(');
-    for (i, a) in args.iter().enumerate() {
-        if i > 0 {
-            call.push_str(", ");
-        }
-        call.push_str(a.as_ref());
-    }
-    call.push_str(") = ");
-    call.push_str(result);
-    if stale {
-        call.push_str(" (arguments not read: the thread was gone)");
-    }
-    call
+    call_line(
+        &Call {
+            name,
+            args,
+            exit_args: args.len(),
+            exit_comma: false,
+            result,
+            stale,
+        },
+        Part::Whole,
+    )
 }
 
 /// The strace-style line for a record, or `None` for records that are not
 /// shown as lines (process markers).
 pub fn text_line(rec: &Record<'_>) -> Option<String> {
-    let mut e = event_fields(rec);
+    text_line_with(
+        rec,
+        &decode::RenderOptions::default(),
+        TextOptions::default(),
+    )
+}
+
+/// [`text_line`] with choices, and arguments rendered with `render` (`-x`,
+/// `-xx`, `-s`: these apply where lines are made from records; events from
+/// crtd carry their arguments already rendered).
+pub fn text_line_with(
+    rec: &Record<'_>,
+    render: &decode::RenderOptions,
+    opts: TextOptions,
+) -> Option<String> {
+    let mut e = event_fields_with(rec, render);
     e.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
-    event_text(&serde_json::Value::Object(e))
+    event_text_with(&serde_json::Value::Object(e), opts)
 }
 
 /// The strace-style line for an event as JSON (what crtd serves, or
@@ -188,13 +327,32 @@ pub fn event_text_with(e: &serde_json::Value, opts: TextOptions) -> Option<Strin
                 .filter_map(Value::as_str)
                 .collect();
             let name = e["syscall"].as_str().unwrap_or("?");
-            let mut call = call_text(
-                name,
-                &args,
-                &result_text(name, e["ret"].as_i64()),
-                e["stale"] == true,
+            let part = if e["resumed"] == true {
+                Part::Resumed
+            } else if e["unfinished"] == true {
+                Part::Unfinished
+            } else {
+                Part::Whole
+            };
+            let exit_args = e["exit_args"]
+                .as_u64()
+                .map_or(args.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
+            let mut call = call_line(
+                &Call {
+                    name,
+                    args: &args,
+                    exit_args,
+                    exit_comma: e["exit_comma"] == true,
+                    result: &result_text(name, &args, e["ret"].as_i64()),
+                    stale: e["stale"] == true,
+                },
+                part,
             );
-            if let (true, Some(ns)) = (opts.durations, e["duration_ns"].as_u64()) {
+            if let (true, Some(ns), false) = (
+                opts.durations,
+                e["duration_ns"].as_u64(),
+                part == Part::Unfinished,
+            ) {
                 call.push(' ');
                 call.push_str(&duration_text(ns));
             }
@@ -252,33 +410,54 @@ pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
 /// its export share (each adds where the event came from).
 ///
 /// Syscall events: `{"event":"syscall", "pid", "comm", "syscall", "args",
-/// "ret", "errno", "duration_ns", "nr", "stale"}` (`ret`: the raw return
-/// value, negative for errors, null when unknown; `errno`: the error's name
-/// or null; `duration_ns`: entry to exit, or null), with `"unfinished": true`
-/// for an entry stored before its exit and `"resumed": true` for that exit
-/// when it comes; drops: `{"event":"drops", "dropped"}`; the end:
+/// "exit_args", "ret", "errno", "duration_ns", "nr", "stale"}` (`args`: the
+/// arguments rendered as strace does, output arguments from what the call
+/// wrote when its exit was seen; `exit_args`: the index in `args` of the
+/// first argument strace prints at the exit, `args.len()` when all are
+/// printed at entry; `ret`: the raw return value, negative for errors, null
+/// when unknown; `errno`: the error's name or null; `duration_ns`: entry to
+/// exit, or null), with `"unfinished": true` for an entry stored before its
+/// exit (its text shows `args[..exit_args]`: `read(0,  <unfinished ...>`)
+/// and `"resumed": true` for that exit when it comes (its text shows the
+/// rest: `<... read resumed>"hi\n", 1024) = 3`; its arguments before
+/// `exit_args` are not read again and may show as pointers);
+/// `"exit_comma": true` when the arguments from `exit_args` on are named
+/// ones only the exit adds, so the resumed part starts with the comma
+/// (`clone`); drops: `{"event":"drops", "dropped"}`; the end:
 /// `{"event":"end"}`; a log line: `{"event":"log", "stream", "line", "cut"}`;
 /// a process joining the trace: `{"event":"process", "pid", "comm", "init"}`;
 /// a gap in the history: `{"event":"gap", "lost", "exact", "from", "to",
 /// "segments"}`.
 pub fn event_fields(rec: &Record<'_>) -> serde_json::Map<String, serde_json::Value> {
+    event_fields_with(rec, &decode::RenderOptions::default())
+}
+
+/// [`event_fields`] with arguments rendered with `opts`.
+pub fn event_fields_with(
+    rec: &Record<'_>,
+    opts: &decode::RenderOptions,
+) -> serde_json::Map<String, serde_json::Value> {
     let v = match rec.kind {
-        KIND_SYSCALL | KIND_EXIT => {
-            let (name, args) = decode::render_args(rec);
+        KIND_SYSCALL => {
+            let c = decode::render_call(rec, opts);
             let result = rec.result();
             let mut v = json!({
                 "event": "syscall",
                 "pid": rec.tid,
                 "comm": String::from_utf8_lossy(rec.comm()),
-                "syscall": name,
-                "args": args,
+                "syscall": c.name,
+                "args": c.args,
+                "exit_args": c.exit_args,
                 "ret": result.map(|r| r.ret),
                 "errno": result.and_then(|r| r.errno()).and_then(errno::name),
                 "duration_ns": result.and_then(|r| r.duration_ns),
                 "nr": rec.nr,
                 "stale": rec.flags & FLAG_STALE != 0,
             });
-            if rec.kind == KIND_EXIT {
+            if c.exit_comma {
+                v["exit_comma"] = json!(true);
+            }
+            if rec.flags & FLAG_RESUMED != 0 {
                 v["resumed"] = json!(true);
             } else if rec.flags & FLAG_UNFINISHED != 0 {
                 v["unfinished"] = json!(true);
@@ -471,8 +650,80 @@ mod tests {
             line.ends_with("getppid() = -1 ENOENT (No such file or directory) <0.000021>"),
             "{line}"
         );
-        assert_eq!(result_text("mmap", Some(0x7f00_1000)), "0x7f001000");
-        assert_eq!(result_text("openat", Some(3)), "3");
+        let none: [&str; 0] = [];
+        assert_eq!(result_text("mmap", &none, Some(0x7f00_1000)), "0x7f001000");
+        assert_eq!(result_text("openat", &none, Some(3)), "3");
+    }
+
+    /// The shapes of strace 6.1's `wait4(6199,  <unfinished ...>`,
+    /// `getcwd( <unfinished ...>` and `exit_group(0 <unfinished ...>` /
+    /// `<... exit_group resumed>) = ?` (pinned in tests/strace_parity.rs).
+    #[test]
+    fn unfinished_lines_separate_entry_arguments_only() {
+        let call = |args: &'static [&'static str], exit_args: usize, exit_comma: bool| Call {
+            name: "f",
+            args,
+            exit_args,
+            exit_comma,
+            result: "0",
+            stale: false,
+        };
+        assert_eq!(
+            call_line(&call(&["0", "\"x\"", "1"], 1, false), Part::Unfinished),
+            "f(0,  <unfinished ...>"
+        );
+        assert_eq!(
+            call_line(&call(&["0", "\"x\"", "1"], 1, false), Part::Resumed),
+            "<... f resumed>\"x\", 1) = 0"
+        );
+        assert_eq!(
+            call_line(&call(&["\"/\"", "1"], 0, false), Part::Unfinished),
+            "f( <unfinished ...>"
+        );
+        assert_eq!(
+            call_line(&call(&["0"], 1, false), Part::Unfinished),
+            "f(0 <unfinished ...>"
+        );
+        assert_eq!(
+            call_line(&call(&["0"], 1, false), Part::Resumed),
+            "<... f resumed>) = 0"
+        );
+        // An exit_args beyond the arguments (an old or odd event) is clamped.
+        assert_eq!(call_line(&call(&["0"], 9, false), Part::Whole), "f(0) = 0");
+    }
+
+    /// `write(-1, "\1\2a", 3)`, and with `strace -x` `write(-1, "\x01\x02\x61", 3)`
+    /// (strace 6.1, `strace -o o1 ./esc`, `strace -x -o o2 ./esc`).
+    #[test]
+    fn text_lines_from_records_take_the_string_style() {
+        let mut buf = Vec::new();
+        let mut b = RecordBuilder::begin(
+            &mut buf,
+            KIND_SYSCALL,
+            5,
+            42,
+            0xc000_003e,
+            1,
+            &[u64::MAX, 0x1000, 3, 0, 0, 0],
+        );
+        b.bytes(1, &[1, 2, b'a'], false);
+        b.result(-9, None);
+        b.finish();
+        let (rec, _) = decode(&buf).unwrap();
+        let line = text_line(&rec).unwrap();
+        assert!(
+            line.ends_with(r#"write(-1, "\1\2a", 3) = -1 EBADF (Bad file descriptor)"#),
+            "{line}"
+        );
+        let hex = decode::RenderOptions {
+            strings: crate::escape::StringStyle::Hex,
+            ..decode::RenderOptions::default()
+        };
+        let line = text_line_with(&rec, &hex, TextOptions::default()).unwrap();
+        assert!(
+            line.ends_with(r#"write(-1, "\x01\x02\x61", 3) = -1 EBADF (Bad file descriptor)"#),
+            "{line}"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! its queue and its storage thread.
 
 mod cpu_cgroup;
+pub mod exits;
+mod join;
 pub mod notify_loop;
 pub mod queue;
 mod retention;
@@ -28,6 +30,7 @@ use crt_tracer::record::{self, RecordBuilder, KIND_LOG, KIND_PROCESS};
 use crt_tracer::render::now_ns;
 use crt_tracer::segment::{Limits, SegmentWriter};
 
+use exits::ExitProbe;
 use notify_loop::{read_comm, SyscallSet};
 use queue::EventQueue;
 
@@ -46,6 +49,8 @@ pub struct SessionOptions<'a> {
     pub config: &'a TraceConfig,
     /// Written to `meta.json` beside the segments.
     pub meta: crt_tracer::node_files::TraceMeta,
+    /// Where results are recorded: the shim's syscall-exit probe.
+    pub exits: Option<Arc<ExitProbe>>,
 }
 
 pub struct TraceSession {
@@ -63,6 +68,8 @@ pub struct TraceSession {
     /// listeners were still served, see `serve`); reported in the trace
     /// beside the drops.
     notify_failures: AtomicU64,
+    /// The syscall-exit probe, when results are recorded.
+    exits: Option<Arc<ExitProbe>>,
 }
 
 #[derive(Default)]
@@ -147,6 +154,7 @@ impl TraceSession {
             changed: Condvar::new(),
             latency: Mutex::new(Vec::new()),
             notify_failures: AtomicU64::new(0),
+            exits: opts.exits,
         });
         let for_writer = Arc::clone(&session);
         std::thread::Builder::new()
@@ -264,6 +272,7 @@ impl TraceSession {
             &self.wanted,
             Some(&self.queue),
             Some(&latency),
+            self.exits.as_deref(),
             unanswered,
         );
         if served.panicked {
@@ -474,7 +483,14 @@ fn serve_unrecorded(listener: NotifyListener, slot: Option<keeper::Slot>) {
     let serve = move |slot: Option<keeper::Slot>| {
         let own = AtomicU64::new(0);
         let unanswered = slot.as_ref().map_or(&own, keeper::Slot::word);
-        notify_loop::serve_guarded(&for_thread, &SyscallSet::none(), None, None, unanswered);
+        notify_loop::serve_guarded(
+            &for_thread,
+            &SyscallSet::none(),
+            None,
+            None,
+            None,
+            unanswered,
+        );
     };
     let spawned = std::thread::Builder::new()
         .name("notify-orphan".into())
@@ -485,7 +501,7 @@ fn serve_unrecorded(listener: NotifyListener, slot: Option<keeper::Slot>) {
             "cannot start a notify thread: {e}; serving the listener on the hand-off thread"
         );
         let own = AtomicU64::new(0);
-        notify_loop::serve_guarded(&listener, &SyscallSet::none(), None, None, &own);
+        notify_loop::serve_guarded(&listener, &SyscallSet::none(), None, None, None, &own);
     }
 }
 
@@ -510,6 +526,7 @@ mod tests {
             syscalls: vec!["openat".into()],
             config: &config,
             meta: Default::default(),
+            exits: None,
         })
         .unwrap();
         // serve() pushes the process record first; the 10th push is an openat.

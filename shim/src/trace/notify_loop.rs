@@ -3,6 +3,7 @@
 //!
 //!   RECV -> copy the pointer arguments the syscall table asks for
 //!        -> NOTIF_ID_VALID (was that memory really the caller's?)
+//!        -> arm the thread's exit slot (when results are recorded: exits.rs)
 //!        -> SEND(CONTINUE) -> push the encoded record into the queue.
 //!
 //! Nothing here allocates once warm, decodes, formats or touches the disk;
@@ -27,6 +28,7 @@ use crt_tracer::record::{
 };
 use crt_tracer::syscalls::{self, NATIVE_AUDIT_ARCH};
 
+use super::exits::ExitProbe;
 use super::queue::EventQueue;
 
 /// Native syscall numbers to record (the filter may notify a few more, see
@@ -181,6 +183,9 @@ pub struct LoopStats {
     pub recorded: u64,
     pub stale: u64,
     pub send_errors: u64,
+    /// Exit slots taken over from another thread still in its syscall
+    /// (that thread's result is lost).
+    pub slots_taken: u64,
 }
 
 /// How a guarded loop ended.
@@ -213,10 +218,11 @@ pub fn serve_guarded(
     wanted: &SyscallSet,
     queue: Option<&EventQueue>,
     latency: Option<&Histogram>,
+    exits: Option<&ExitProbe>,
     unanswered: &AtomicU64,
 ) -> Served {
     let recording = catch_unwind(AssertUnwindSafe(|| {
-        serve_tracking(listener, wanted, queue, latency, unanswered)
+        serve_tracking(listener, wanted, queue, latency, exits, unanswered)
     }));
     let payload = match recording {
         Ok(stats) => {
@@ -245,7 +251,7 @@ pub fn serve_guarded(
     let none = SyscallSet::none();
     loop {
         if let Ok(stats) = catch_unwind(AssertUnwindSafe(|| {
-            serve_tracking(listener, &none, None, None, unanswered)
+            serve_tracking(listener, &none, None, None, None, unanswered)
         })) {
             return Served {
                 stats,
@@ -262,6 +268,7 @@ pub fn serve_guarded(
 /// Serves `listener` until no process uses its filter any more. `queue` is
 /// `None` for a listener we serve without recording (one that reached us
 /// with no container to account it to): its syscalls still continue.
+/// `exits`: where results are recorded, the probe whose slots to arm.
 /// `unanswered` holds the id of a notification received and not yet
 /// answered (0: none), for whoever takes over after a panic or a crash.
 fn serve_tracking(
@@ -269,6 +276,7 @@ fn serve_tracking(
     wanted: &SyscallSet,
     queue: Option<&EventQueue>,
     latency: Option<&Histogram>,
+    exits: Option<&ExitProbe>,
     unanswered: &AtomicU64,
 ) -> LoopStats {
     block_signals();
@@ -317,7 +325,7 @@ fn serve_tracking(
         let tid = notif.pid;
 
         let Some(queue) = queue.filter(|_| wanted.contains(arch, nr)) else {
-            answer(listener, notif.id, &mut stats);
+            let _ = answer(listener, notif.id, &mut stats);
             unanswered.store(0, Ordering::Relaxed);
             if is_exec(arch, nr) {
                 comms.forget(tid);
@@ -353,8 +361,27 @@ fn serve_tracking(
             rec.set_flags(FLAG_STALE);
             stats.stale += 1;
         }
-        answer(listener, notif.id, &mut stats);
+        // Arm the exit slot last: the thread runs the syscall as soon as it
+        // is answered.
+        let seq = match exits {
+            Some(ex) => {
+                let seq = ex.next_seq();
+                if ex.arm(tid, seq, arch, nr, &notif.data.args) {
+                    stats.slots_taken += 1;
+                }
+                rec.set_seq(seq);
+                seq
+            }
+            None => 0,
+        };
+        let answered = answer(listener, notif.id, &mut stats);
         unanswered.store(0, Ordering::Relaxed);
+        if let (false, Some(ex)) = (answered, exits) {
+            // Withdrawn (the thread took a signal, or died): whatever its
+            // next exit says is not this call's result.
+            ex.disarm(tid, seq);
+            rec.set_seq(0);
+        }
         if let Some(h) = latency {
             h.observe(realtime_ns().saturating_sub(received));
         }
@@ -368,13 +395,18 @@ fn serve_tracking(
     stats
 }
 
+/// Answers CONTINUE; false when the notification was no longer there.
 #[inline]
-fn answer(listener: &NotifyListener, id: u64, stats: &mut LoopStats) {
-    if let Err(e) = listener.continue_syscall(id) {
-        if stats.send_errors == 0 {
-            log::error!("seccomp continue failed: {e}");
+fn answer(listener: &NotifyListener, id: u64, stats: &mut LoopStats) -> bool {
+    match listener.continue_syscall(id) {
+        Ok(answered) => answered,
+        Err(e) => {
+            if stats.send_errors == 0 {
+                log::error!("seccomp continue failed: {e}");
+            }
+            stats.send_errors += 1;
+            false
         }
-        stats.send_errors += 1;
     }
 }
 
@@ -457,7 +489,7 @@ pub(crate) mod tests {
     ) -> LoopStats {
         std::thread::scope(|s| {
             let h = s.spawn(|| {
-                serve_guarded(&child.listener, set, queue, None, &AtomicU64::new(0)).stats
+                serve_guarded(&child.listener, set, queue, None, None, &AtomicU64::new(0)).stats
             });
             child.go();
             // (The shim's reaper may collect the status first; only the end matters.)
@@ -596,7 +628,14 @@ pub(crate) mod tests {
         std::thread::scope(|s| {
             let h = s.spawn(|| {
                 prepare();
-                serve_guarded(&child.listener, &set, Some(queue), None, &AtomicU64::new(0))
+                serve_guarded(
+                    &child.listener,
+                    &set,
+                    Some(queue),
+                    None,
+                    None,
+                    &AtomicU64::new(0),
+                )
             });
             child.go();
             let report = child.report(std::time::Duration::from_secs(60));

@@ -10,6 +10,7 @@ use crt_tracer::record::{self, KIND_DROPS, KIND_END};
 use crt_tracer::render::now_ns;
 use crt_tracer::segment::SegmentWriter;
 
+use super::join::Joiner;
 use super::TraceSession;
 
 /// How long storage waits for events before checking for the end.
@@ -21,7 +22,9 @@ const LATENCY_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut reported = (0u64, 0u64);
+    let mut completed: Vec<u8> = Vec::new();
+    let mut joiner = session.exits.clone().map(Joiner::new);
+    let mut reported = (0u64, 0u64, 0u64);
     let mut storage_lost = 0u64;
     let mut last_sync = Instant::now();
     let mut dirty = false;
@@ -34,6 +37,15 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
         session
             .queue
             .take(&mut batch, if finished { Duration::ZERO } else { POLL });
+        if let Some(j) = joiner.as_mut() {
+            completed.clear();
+            if batch.is_empty() {
+                j.resume_pending(&mut completed);
+            } else {
+                j.complete(&batch, &mut completed);
+            }
+            std::mem::swap(&mut batch, &mut completed);
+        }
         if !batch.is_empty() {
             match segments.append(&batch) {
                 Ok(()) => {
@@ -58,16 +70,17 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
         }
         let dropped = session.queue.dropped() + storage_lost;
         let failures = session.notify_failures();
-        if (dropped, failures) != reported {
+        let results_lost = joiner.as_ref().map_or(0, Joiner::lost);
+        if (dropped, failures, results_lost) != reported {
             let rec = record::simple(
                 KIND_DROPS,
                 now_ns(),
                 0,
-                &[dropped, failures, 0, 0, 0, 0],
+                &[dropped, failures, results_lost, 0, 0, 0],
                 b"",
             );
             if segments.append(&rec).is_ok() {
-                reported = (dropped, failures);
+                reported = (dropped, failures, results_lost);
                 dirty = true;
             }
         }
@@ -90,13 +103,20 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
                 log::error!("trace {}: cannot close: {e}", session.dir.display());
             }
             log::info!(
-                "trace {}/{} complete: {} events recorded, {} dropped, {} bytes evicted to stay within the bound",
+                "trace {}/{} complete: {} events recorded, {} dropped, {} bytes evicted to stay within the bound, {} results lost",
                 session.namespace,
                 session.container,
                 session.queue.pushed(),
                 dropped,
-                segments.evicted_bytes()
+                segments.evicted_bytes(),
+                results_lost
             );
+            if let Some(p) = &session.exits {
+                log::info!(
+                    "this shim's syscall-exit program could not pass on {} exits so far (its buffer was full)",
+                    p.lost()
+                );
+            }
             break;
         }
     }
