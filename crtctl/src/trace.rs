@@ -12,7 +12,7 @@ use clap::Args;
 use crt_config::NodeConfig;
 use crt_tracer::escape;
 use crt_tracer::node_files::TraceMeta;
-use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_EXIT, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
 use crt_tracer::render::{self, Source};
 use crt_tracer::results::ResultFilter;
 use crt_tracer::segment::TraceReader;
@@ -244,7 +244,7 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
                     dropped = rec.args[0];
                 }
                 let shown = match rec.kind {
-                    KIND_SYSCALL | KIND_EXIT | KIND_DROPS | KIND_END => true,
+                    KIND_SYSCALL | KIND_DROPS | KIND_END => true,
                     KIND_LOG => a.logs,
                     _ => a.json,
                 };
@@ -313,7 +313,7 @@ impl LocalArgs {
             return false;
         }
         match rec.kind {
-            KIND_SYSCALL | KIND_EXIT => self.results.matches(rec),
+            KIND_SYSCALL => self.results.matches(rec),
             _ => true,
         }
     }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crt_config::OtlpConfig;
 use crt_tracer::record::{
-    Record, FLAG_UNFINISHED, KIND_DROPS, KIND_EXIT, KIND_GAP, KIND_LOG, KIND_SYSCALL,
+    Record, FLAG_RESUMED, FLAG_UNFINISHED, KIND_DROPS, KIND_GAP, KIND_LOG, KIND_SYSCALL,
 };
 use crt_tracer::render;
 use crt_tracer::render::now_ns;
@@ -153,17 +153,21 @@ fn log_record(rec: &Record<'_>, observed_ns: u64) -> Option<LogRecord> {
         ..Default::default()
     };
     let lr = match rec.kind {
-        KIND_SYSCALL | KIND_EXIT => {
+        KIND_SYSCALL => {
             let call = render::strace_call(rec);
-            // The call starts with the name strace gives it, up to its `(`.
-            let name = call.split('(').next().unwrap_or_default().to_string();
+            // From the table, not the text: a resumed call's text starts
+            // `<... read resumed>`.
+            let name = match crt_tracer::syscalls::by_nr(rec.arch, rec.nr) {
+                Some(info) => info.name.to_string(),
+                None => format!("syscall_{:#x}", rec.nr),
+            };
             let mut attributes = vec![
                 attr("crt.event", text("syscall")),
                 attr("crt.syscall.name", text(name)),
                 attr("thread.id", int(i64::from(rec.tid))),
                 attr("process.command", text(String::from_utf8_lossy(rec.comm()))),
             ];
-            if rec.kind == KIND_EXIT {
+            if rec.flags & FLAG_RESUMED != 0 {
                 attributes.push(attr(
                     "crt.syscall.resumed",
                     any_value::Value::BoolValue(true),
@@ -1014,6 +1018,11 @@ mod tests {
         assert_eq!(a["crt.syscall.resumed"], any_value::Value::BoolValue(true));
         assert_eq!(a["crt.syscall.name"], text("read"));
         assert_eq!(a["crt.syscall.errno"], text("EAGAIN"));
+        assert!(
+            body_of(&exit).starts_with("<... read resumed>"),
+            "{}",
+            body_of(&exit)
+        );
         assert_eq!(exit.time_unix_nano, 2_000);
         assert_eq!(exit.severity_number, SeverityNumber::Warn as i32);
     }

@@ -3,7 +3,8 @@
 //! strace's table. crtd and `crtctl trace -c` share this one aggregation.
 //!
 //! A call is counted once: an entry stored before its exit
-//! ([`FLAG_UNFINISHED`]) is counted by its [`KIND_EXIT`] record. Calls
+//! ([`FLAG_UNFINISHED`]) is counted by its exit (a syscall record with
+//! [`crate::record::FLAG_RESUMED`]), which has the result. Calls
 //! without a result (no exit seen, `= ?`) are counted with unknown time and
 //! outcome, in `unknown`.
 
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::record::{Record, FLAG_UNFINISHED, KIND_EXIT, KIND_SYSCALL};
+use crate::record::{Record, FLAG_UNFINISHED, KIND_SYSCALL};
 use crate::syscalls;
 
 /// One syscall's line.
@@ -44,12 +45,7 @@ impl Summary {
     /// Counts a record if it is a syscall's end (a complete call, or the
     /// exit of one stored unfinished); other records are ignored.
     pub fn add(&mut self, rec: &Record<'_>) {
-        let counted = match rec.kind {
-            KIND_SYSCALL => rec.flags & FLAG_UNFINISHED == 0,
-            KIND_EXIT => true,
-            _ => false,
-        };
-        if !counted {
+        if rec.kind != KIND_SYSCALL || rec.flags & FLAG_UNFINISHED != 0 {
             return;
         }
         let row = self.rows.entry((rec.arch, rec.nr)).or_insert_with(|| Row {
@@ -178,7 +174,7 @@ pub fn table(rows: &[Row], why: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{decode, RecordBuilder};
+    use crate::record::{decode, RecordBuilder, FLAG_RESUMED};
     use crate::syscalls::NATIVE_AUDIT_ARCH;
 
     fn call(name: &str, kind: u8, flags: u8, result: Option<(i64, Option<u64>)>) -> Vec<u8> {
@@ -208,7 +204,12 @@ mod tests {
             call("openat", KIND_SYSCALL, 0, Some((3, Some(5_000)))),
             call("openat", KIND_SYSCALL, 0, Some((-13, Some(1_000)))),
             call("wait4", KIND_SYSCALL, FLAG_UNFINISHED, None),
-            call("wait4", KIND_EXIT, 0, Some((42, Some(1_826_000)))),
+            call(
+                "wait4",
+                KIND_SYSCALL,
+                FLAG_RESUMED,
+                Some((42, Some(1_826_000))),
+            ),
             call("getpid", KIND_SYSCALL, 0, Some((7, Some(0)))),
             call("read", KIND_SYSCALL, 0, None),
         ]);

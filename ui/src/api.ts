@@ -194,6 +194,10 @@ export interface TraceEvent {
   errno?: string | null;
   /** Entry to exit, ns; null when unknown. */
   duration_ns?: number | null;
+  /** The index in `args` of the first argument strace prints at the exit. */
+  exit_args?: number;
+  /** The arguments from `exit_args` on are named ones only the exit adds (`clone`). */
+  exit_comma?: boolean;
   /** Stored before it returned: its result comes in a later `resumed` event. */
   unfinished?: boolean;
   /** The exit of an unfinished call, with its result. */

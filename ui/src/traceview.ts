@@ -143,10 +143,18 @@ export function lineOf(e: TraceEvent): Line {
   switch (e.event) {
     case 'syscall': {
       const who = `${t} [pid ${e.pid ?? '?'}] `;
+      // As strace -f splits a call another thread interrupted (crt_tracer::render::call_line):
+      // `read(0,  <unfinished ...>`, then `<... read resumed>"hi\n", 1024) = 3`.
+      const args = e.args ?? [];
+      const split = Math.min(e.exit_args ?? args.length, args.length);
+      const [entry, exit] = [args.slice(0, split), args.slice(split)];
       if (e.unfinished) {
-        return { kind: 'sys', text: `${who}${e.syscall}(${(e.args ?? []).join(', ')} <unfinished ...>` };
+        const sep = entry.length && exit.length && !e.exit_comma ? ', ' : '';
+        return { kind: 'sys', text: `${who}${e.syscall}(${entry.join(', ')}${sep} <unfinished ...>` };
       }
-      const call = e.resumed ? `<... ${e.syscall} resumed>)` : `${e.syscall}(${(e.args ?? []).join(', ')})`;
+      const call = e.resumed
+        ? `<... ${e.syscall} resumed>${exit.length && e.exit_comma ? ', ' : ''}${exit.join(', ')})`
+        : `${e.syscall}(${args.join(', ')})`;
       const took = e.duration_ns === null || e.duration_ns === undefined ? '' : ` ${durationText(e.duration_ns)}`;
       const failed = e.ret !== null && e.ret !== undefined && e.ret < 0 && e.ret >= -4095;
       return {

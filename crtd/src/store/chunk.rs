@@ -47,8 +47,7 @@ impl Block {
 
     fn add(&mut self, rec: &[u8]) {
         let ts = u64::from_le_bytes(rec[8..16].try_into().unwrap());
-        // An exit is summarised as the syscall it ends (queries treat it so).
-        let kind = super::query::query_kind(record::kind_of(rec));
+        let kind = record::kind_of(rec);
         self.count += 1;
         self.len += rec.len() as u32;
         self.ts_min = self.ts_min.min(ts);

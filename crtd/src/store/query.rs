@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crt_tracer::decode;
 use crt_tracer::node_files::fnv1a64;
-use crt_tracer::record::{self, Record, Records, KIND_EXIT, KIND_SYSCALL};
+use crt_tracer::record::{self, Record, Records, KIND_SYSCALL};
 use crt_tracer::syscalls::NATIVE_AUDIT_ARCH;
 use serde::{Deserialize, Serialize};
 
@@ -55,16 +55,6 @@ fn result_canonical(r: &ResultFilter) -> String {
         errnos.join(", "),
         r.min_duration_ns
     )
-}
-
-/// A syscall's exit ([`KIND_EXIT`]) is a syscall event for queries: the kind
-/// bit, syscall and pid filters of its entry apply to it.
-pub fn query_kind(kind: u8) -> u8 {
-    if kind == KIND_EXIT {
-        KIND_SYSCALL
-    } else {
-        kind
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,11 +228,10 @@ impl Filter {
         if self.since.is_some_and(|s| rec.ts_ns < s) || self.until.is_some_and(|u| rec.ts_ns >= u) {
             return false;
         }
-        let kind = query_kind(rec.kind);
-        if self.kinds() & (1u8.checked_shl(u32::from(kind)).unwrap_or(0)) == 0 {
+        if self.kinds() & (1u8.checked_shl(u32::from(rec.kind)).unwrap_or(0)) == 0 {
             return false;
         }
-        if kind == KIND_SYSCALL {
+        if rec.kind == KIND_SYSCALL {
             if !self.syscalls.is_empty()
                 && (rec.arch != NATIVE_AUDIT_ARCH || !self.syscalls.contains(&rec.nr))
             {
@@ -258,7 +247,7 @@ impl Filter {
             return false;
         }
         if let Some(t) = &self.text {
-            if kind == KIND_SYSCALL || kind == record::KIND_LOG {
+            if rec.kind == KIND_SYSCALL || rec.kind == record::KIND_LOG {
                 return text_of(rec).contains(t.as_str());
             }
         }
@@ -268,7 +257,7 @@ impl Filter {
 
 /// What a text filter searches: process name, syscall, arguments, log text.
 pub fn text_of(rec: &Record<'_>) -> String {
-    if query_kind(rec.kind) == KIND_SYSCALL {
+    if rec.kind == KIND_SYSCALL {
         let (name, args) = decode::render_args(rec);
         format!(
             "{} {name}({})",

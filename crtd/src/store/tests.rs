@@ -437,19 +437,13 @@ pub(crate) fn rec_with_result(
     buf
 }
 
-/// The exit of an entry stored unfinished: a KIND_EXIT record with the result.
+/// The exit of an entry stored unfinished: a syscall record with
+/// FLAG_RESUMED and the result.
 pub(crate) fn exit_rec(ts: u64, tid: u32, name: &str, ret: i64, duration_ns: u64) -> Vec<u8> {
     let mut buf = Vec::new();
-    let mut b = RecordBuilder::begin(
-        &mut buf,
-        crt_tracer::record::KIND_EXIT,
-        ts,
-        tid,
-        NATIVE,
-        nr(name),
-        &[0; 6],
-    );
+    let mut b = RecordBuilder::begin(&mut buf, KIND_SYSCALL, ts, tid, NATIVE, nr(name), &[0; 6]);
     b.set_comm(b"app");
+    b.set_flags(crt_tracer::record::FLAG_RESUMED);
     b.result(ret, Some(duration_ns));
     b.finish();
     buf
