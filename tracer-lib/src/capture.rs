@@ -32,6 +32,8 @@ pub enum CapturePlan {
     StrArray,
     /// Count the entries of a NULL-terminated pointer array (envp).
     PtrCount,
+    /// Exactly `len` bytes (a `socklen_t` the kernel reads and rewrites).
+    Fixed { len: usize },
 }
 
 /// The copy plan for an argument kind, or `None` when its value is shown as is.
@@ -57,6 +59,8 @@ pub const fn plan(arg: Arg) -> Option<CapturePlan> {
             max: SOCKADDR_MAX_CAPTURE,
         }),
         Arg::Argv => Some(CapturePlan::StrArray),
+        // The length given, for strace's `[128 => 16]`.
+        Arg::OutSockLen => Some(CapturePlan::Fixed { len: 4 }),
         Arg::Envp => Some(CapturePlan::PtrCount),
         _ => None,
     }

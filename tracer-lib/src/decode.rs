@@ -72,22 +72,7 @@ pub fn render_call(rec: &Record, opts: &RenderOptions) -> RenderedCall {
             },
             None => table_call(info, rec, opts),
         },
-        Some(info) => {
-            let shown = &info.args[..shown_args(info, rec)];
-            RenderedCall {
-                name: info.name.to_string(),
-                args: shown
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &kind)| render(Some(info), kind, i, rec, opts))
-                    .collect(),
-                exit_args: shown
-                    .iter()
-                    .position(|&a| is_output(a))
-                    .unwrap_or(shown.len()),
-                exit_comma: false,
-            }
-        }
+        Some(info) => table_call(info, rec, opts),
         None => RenderedCall {
             name: format!("syscall_{:#x}", rec.nr),
             args: rec.args.iter().map(|a| format!("{a:#x}")).collect(),

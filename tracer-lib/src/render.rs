@@ -358,10 +358,20 @@ pub fn event_text_with(e: &serde_json::Value, opts: TextOptions) -> Option<Strin
             }
             Some(format!("{time} [pid {}] {call}", e["pid"]))
         }
-        "drops" => Some(format!(
-            "{time} --- crt: {} events dropped so far: the trace store could not keep up ---",
-            e["dropped"]
-        )),
+        "drops" => {
+            let dropped = e["dropped"].as_u64().unwrap_or(0);
+            let lost = e["results_lost"].as_u64().unwrap_or(0);
+            let mut parts = Vec::new();
+            if dropped > 0 || lost == 0 {
+                parts.push(format!(
+                    "{dropped} events dropped so far: the trace store could not keep up"
+                ));
+            }
+            if lost > 0 {
+                parts.push(format!("{lost} results lost so far: those calls show = ?"));
+            }
+            Some(format!("{time} --- crt: {} ---", parts.join("; ")))
+        }
         "end" => Some(format!("{time} +++ all processes exited +++")),
         "gap" => {
             let lost = e["lost"].as_u64().unwrap_or(0);
@@ -423,7 +433,9 @@ pub fn log_bytes<'a>(rec: &Record<'a>) -> &'a [u8] {
 /// `exit_args` are not read again and may show as pointers);
 /// `"exit_comma": true` when the arguments from `exit_args` on are named
 /// ones only the exit adds, so the resumed part starts with the comma
-/// (`clone`); drops: `{"event":"drops", "dropped"}`; the end:
+/// (`clone`); drops: `{"event":"drops", "dropped", "results_lost"}` (both
+/// counts so far: events not stored, and calls stored without their
+/// result); the end:
 /// `{"event":"end"}`; a log line: `{"event":"log", "stream", "line", "cut"}`;
 /// a process joining the trace: `{"event":"process", "pid", "comm", "init"}`;
 /// a gap in the history: `{"event":"gap", "lost", "exact", "from", "to",
@@ -464,7 +476,11 @@ pub fn event_fields_with(
             }
             v
         }
-        KIND_DROPS => json!({"event": "drops", "dropped": rec.args[0]}),
+        KIND_DROPS => json!({
+            "event": "drops",
+            "dropped": rec.args[0],
+            "results_lost": rec.args[2],
+        }),
         KIND_END => json!({"event": "end"}),
         KIND_LOG => json!({
             "event": "log",
@@ -602,6 +618,34 @@ mod tests {
         let (rec, _) = decode(&buf).unwrap();
         let line = text_line(&rec).unwrap();
         assert!(line.ends_with(" [pid 42] getppid() = ?"), "{line}");
+    }
+
+    #[test]
+    fn a_drops_line_names_lost_results_apart_from_dropped_events() {
+        let line = |args: [u64; 6]| {
+            let rec = simple(KIND_DROPS, 1, 0, &args, b"");
+            let (rec, _) = decode(&rec).unwrap();
+            let v = serde_json::Value::Object(event_fields(&rec));
+            assert_eq!(v["results_lost"], args[2]);
+            text_line(&rec)
+                .unwrap()
+                .split_once(" --- ")
+                .unwrap()
+                .1
+                .to_string()
+        };
+        assert_eq!(
+            line([0, 0, 7, 0, 0, 0]),
+            "crt: 7 results lost so far: those calls show = ? ---"
+        );
+        assert_eq!(
+            line([5, 0, 7, 0, 0, 0]),
+            "crt: 5 events dropped so far: the trace store could not keep up; 7 results lost so far: those calls show = ? ---"
+        );
+        assert_eq!(
+            line([5, 0, 0, 0, 0, 0]),
+            "crt: 5 events dropped so far: the trace store could not keep up ---"
+        );
     }
 
     #[test]

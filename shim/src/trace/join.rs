@@ -34,6 +34,8 @@ pub struct Joiner {
     pending: HashMap<u32, Vec<u8>>,
     /// Entries whose result is known to be lost.
     lost: u64,
+    /// Records waiting a moment for an exit, with everything after them.
+    held: Vec<u8>,
 }
 
 impl Joiner {
@@ -42,6 +44,7 @@ impl Joiner {
             probe,
             pending: HashMap::new(),
             lost: 0,
+            held: Vec::new(),
         }
     }
 
@@ -56,64 +59,51 @@ impl Joiner {
         self.pending.len()
     }
 
-    /// Rewrites `batch` (whole records, as the queue gives them) into
-    /// `out`: exits of entries stored unfinished before come first, then
-    /// the batch's records with the results of their syscalls added, or
-    /// marked unfinished.
-    pub fn complete(&mut self, batch: &[u8], out: &mut Vec<u8>) {
+    /// Records held back, waiting a moment for an exit (see [`Self::complete`]).
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Moves the records held back, then `batch` (whole records, as the
+    /// queue gives them), into `out`, in order: each syscall entry with the
+    /// result of its exit added, or marked unfinished once [`HOLD`] has
+    /// passed since it was recorded without its exit (at once when `flush`).
+    /// From the first entry still worth waiting for, records stay held
+    /// until a later call: storage never sleeps here, and order is kept.
+    /// Exits of entries stored unfinished before come first.
+    pub fn complete(&mut self, batch: &[u8], out: &mut Vec<u8>, flush: bool) {
         self.probe.drain();
         self.resume_pending(out);
-
-        let recs: Vec<Record<'_>> = Records::new(batch).collect();
-        let mut found: Vec<Option<Exit>> = vec![None; recs.len()];
-        let wants = |r: &Record<'_>| r.kind == KIND_SYSCALL && r.seq != 0;
-        let mut first = true;
-        loop {
-            if !first {
-                self.probe.drain();
-            }
-            first = false;
-            // The latest time, among entries still missing their exit, until
-            // which waiting is worth it.
-            let mut wait_until = 0u64;
-            for (r, f) in recs.iter().zip(found.iter_mut()) {
-                if !wants(r) || f.is_some() {
-                    continue;
-                }
-                *f = self.probe.take(r.tid, r.seq).filter(|e| e.nr == r.nr);
-                if f.is_none() {
-                    wait_until = wait_until.max(r.ts_ns + HOLD.as_nanos() as u64);
-                }
-            }
-            let now = now_ns();
-            if wait_until <= now {
-                break;
-            }
-            std::thread::sleep(
-                Duration::from_nanos(wait_until - now).min(Duration::from_millis(1)),
-            );
-        }
-
-        for (r, f) in recs.iter().zip(found) {
-            if !wants(r) {
+        let mut work = std::mem::take(&mut self.held);
+        work.extend_from_slice(batch);
+        let now = now_ns();
+        let mut records = Records::new(&work);
+        let mut kept_from = None;
+        for r in records.by_ref() {
+            if r.kind != KIND_SYSCALL || r.seq == 0 {
                 out.extend_from_slice(r.as_bytes());
                 continue;
+            }
+            let exit = self.probe.take(r.tid, r.seq).filter(|e| e.nr == r.nr);
+            if exit.is_none() && !flush && r.ts_ns + HOLD.as_nanos() as u64 > now {
+                kept_from = Some(r.as_bytes().as_ptr() as usize - work.as_ptr() as usize);
+                break;
             }
             if self.pending.remove(&r.tid).is_some() {
                 self.lost += 1;
             }
             let start = out.len();
             out.extend_from_slice(r.as_bytes());
-            match f {
+            match exit {
                 Some(exit) => {
                     let mut b = RecordBuilder::extend(out, start);
-                    add_exit(&mut b, r, &exit);
+                    add_exit(&mut b, &r, &exit);
                     b.finish();
                 }
                 None => {
                     out[start + 5] |= FLAG_UNFINISHED;
                     if self.pending.len() < MAX_PENDING {
-                        // The header is all an exit record needs.
+                        // The header is all a resumed record needs.
                         let mut entry = out[start..start + HEADER_LEN].to_vec();
                         entry[0..4].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
                         entry[6..8].fill(0);
@@ -124,10 +114,14 @@ impl Joiner {
                 }
             }
         }
+        if let Some(at) = kept_from {
+            work.drain(..at);
+            self.held = work;
+        }
     }
 
     /// Appends the exit records of unfinished entries whose exits came.
-    pub fn resume_pending(&mut self, out: &mut Vec<u8>) {
+    fn resume_pending(&mut self, out: &mut Vec<u8>) {
         if self.pending.is_empty() {
             return;
         }
@@ -191,6 +185,18 @@ mod tests {
                 tv_sec: 0,
                 tv_nsec: 30_000_000,
             };
+            let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as u16;
+            addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            libc::bind(
+                sock,
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            let mut name = [0u8; 128];
+            let mut len: libc::socklen_t = 128;
+            libc::getsockname(sock, name.as_mut_ptr().cast(), &mut len);
             // (glibc's nanosleep() makes clock_nanosleep.)
             libc::syscall(
                 libc::SYS_nanosleep,
@@ -201,43 +207,51 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_entry_is_completed_with_its_result_duration_and_output_data() {
-        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
-        let child = spawn_traced_reporting(
-            &[
-                libc::SYS_openat,
-                libc::SYS_pread64,
-                libc::SYS_pipe2,
-                libc::SYS_nanosleep,
-            ],
-            known_results,
-        )
-        .unwrap();
-        let queue = EventQueue::new(1 << 20);
-        let set = SyscallSet::new(["openat", "pread64", "pipe2", "nanosleep"]);
-        let fds = std::thread::scope(|s| {
+    /// Runs `body` in a child whose `names` syscalls are traced with
+    /// results, into `queue`, until it exits; returns what it reported.
+    fn trace_child(
+        probe: &ExitProbe,
+        names: &[&str],
+        body: fn() -> u64,
+        queue: &EventQueue,
+    ) -> u64 {
+        let nrs: Vec<i64> = names
+            .iter()
+            .map(|n| i64::from(syscalls::by_name(n).unwrap().nr))
+            .collect();
+        let child = spawn_traced_reporting(&nrs, body).unwrap();
+        let set = SyscallSet::new(names);
+        std::thread::scope(|s| {
             let h = s.spawn(|| {
                 serve_guarded(
                     &child.listener,
                     &set,
-                    Some(&queue),
+                    Some(queue),
                     None,
-                    Some(&probe),
+                    Some(probe),
                     &AtomicU64::new(0),
                 )
             });
             child.go();
-            let report = child.report(Duration::from_secs(60));
+            let report = child.report(Duration::from_secs(120));
             child.wait();
             h.join().unwrap();
             report.expect("the child reported")
-        });
+        })
+    }
+
+    #[test]
+    fn each_entry_is_completed_with_its_result_duration_and_output_data() {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        let queue = EventQueue::new(1 << 20);
+        let names = ["openat", "pread64", "pipe2", "getsockname", "nanosleep"];
+        let fds = trace_child(&probe, &names, known_results, &queue);
         let mut batch = Vec::new();
         queue.take(&mut batch, Duration::ZERO);
         let mut joiner = Joiner::new(Arc::clone(&probe));
         let mut out = Vec::new();
-        joiner.complete(&batch, &mut out);
+        joiner.complete(&batch, &mut out, false);
+        assert!(!joiner.holding(), "every exit came before the child ended");
         let recs: Vec<_> = Records::new(&out).collect();
         let calls: Vec<(String, i64)> = recs
             .iter()
@@ -255,6 +269,7 @@ mod tests {
                 ("openat".to_string(), fd as i64),
                 ("pread64".to_string(), 10),
                 ("pipe2".to_string(), 0),
+                ("getsockname".to_string(), 0),
                 ("nanosleep".to_string(), 0),
             ]
         );
@@ -263,7 +278,15 @@ mod tests {
         let written = recs[3].out_capture(0).unwrap().0;
         let pipe = pipe.map(|p| (p as i32).to_le_bytes()).concat();
         assert_eq!(written, pipe);
-        let slept = recs[4].result().unwrap().duration_ns.unwrap();
+        // The address the kernel wrote, and the length given and returned.
+        let call = crt_tracer::render::strace_call(&recs[4]);
+        assert!(
+            call.starts_with("getsockname(")
+                && call.contains(r#"{sa_family=AF_INET, sin_port=htons("#)
+                && call.ends_with(r#", sin_addr=inet_addr("127.0.0.1")}, [128 => 16]) = 0"#),
+            "{call}"
+        );
+        let slept = recs[5].result().unwrap().duration_ns.unwrap();
         assert!(
             (30_000_000..1_000_000_000).contains(&slept),
             "a 30 ms sleep measured {slept} ns"
@@ -313,7 +336,14 @@ mod tests {
             while batch.is_empty() {
                 queue.take(&mut batch, Duration::from_millis(20));
             }
-            joiner.complete(&batch, &mut out);
+            // Held back a moment for its exit (if younger than that), then
+            // stored unfinished.
+            joiner.complete(&batch, &mut out, false);
+            while out.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+                joiner.complete(&[], &mut out, false);
+            }
+            assert!(!joiner.holding());
             child.wait();
             h.join().unwrap();
         });
@@ -351,7 +381,7 @@ mod tests {
             b.finish();
         }
         let mut out = Vec::new();
-        joiner.complete(&batch, &mut out);
+        joiner.complete(&batch, &mut out, false);
         let recs: Vec<_> = Records::new(&out).collect();
         assert_eq!(recs.len(), 3);
         assert!(recs.iter().all(|r| r.flags & FLAG_UNFINISHED != 0));
@@ -379,26 +409,8 @@ mod tests {
         // Nobody reads the ring buffer (256 KiB: about 6 500 exits) while
         // the child makes 40 000 traced calls.
         probe.paused.store(true, Ordering::Relaxed);
-        let child = spawn_traced_reporting(&[libc::SYS_getppid], many_getppid).unwrap();
         let queue = EventQueue::new(64 << 20);
-        let set = SyscallSet::new(["getppid"]);
-        let ok = std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                serve_guarded(
-                    &child.listener,
-                    &set,
-                    Some(&queue),
-                    None,
-                    Some(&probe),
-                    &AtomicU64::new(0),
-                )
-            });
-            child.go();
-            let report = child.report(Duration::from_secs(120));
-            child.wait();
-            h.join().unwrap();
-            report.expect("the child reported")
-        });
+        let ok = trace_child(&probe, &["getppid"], many_getppid, &queue);
         assert_eq!(ok, GETPPIDS, "getppid calls that returned the parent");
         let overflowed = probe.lost();
         assert!(overflowed > 0, "the buffer never overflowed");
@@ -408,7 +420,8 @@ mod tests {
         queue.take(&mut batch, Duration::ZERO);
         let mut joiner = Joiner::new(Arc::clone(&probe));
         let mut out = Vec::new();
-        joiner.complete(&batch, &mut out);
+        // As at the end of a trace: nothing more will come.
+        joiner.complete(&batch, &mut out, true);
         let recs: Vec<_> = Records::new(&out).collect();
         assert_eq!(recs.len() as u64, GETPPIDS, "every call is recorded");
         let with_result = recs.iter().filter(|r| r.result().is_some()).count() as u64;
@@ -417,5 +430,40 @@ mod tests {
         // it may still come.
         assert_eq!(joiner.lost(), overflowed - 1);
         assert_eq!(joiner.unfinished(), 1);
+    }
+
+    #[test]
+    fn a_young_entry_without_its_exit_is_held_with_what_follows_it_until_flushed() {
+        let probe = ExitProbe::load().expect("the syscall-exit program loads (root, BPF)");
+        let mut joiner = Joiner::new(probe);
+        let mut batch = Vec::new();
+        let mut b = RecordBuilder::begin(
+            &mut batch,
+            KIND_SYSCALL,
+            now_ns(),
+            9,
+            0xc000_003e,
+            0,
+            &[0; 6],
+        );
+        b.set_seq(0xfff0_0001);
+        b.finish();
+        batch.extend_from_slice(&record::simple(
+            record::KIND_LOG,
+            now_ns(),
+            0,
+            &[1, 0, 0, 0, 0, 0],
+            b"",
+        ));
+        let mut out = Vec::new();
+        joiner.complete(&batch, &mut out, false);
+        assert!(out.is_empty() && joiner.holding());
+        joiner.complete(&[], &mut out, true);
+        let recs: Vec<_> = Records::new(&out).collect();
+        assert_eq!(
+            recs.iter().map(|r| (r.kind, r.flags)).collect::<Vec<_>>(),
+            [(KIND_SYSCALL, FLAG_UNFINISHED), (record::KIND_LOG, 0)]
+        );
+        assert!(!joiner.holding());
     }
 }

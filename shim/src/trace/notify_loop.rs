@@ -468,6 +468,19 @@ fn copy_argument(
             }
             rec.finish_reserved(r, at, CAPTURE_STRINGS, items_cut);
         }
+        CapturePlan::Fixed { len } => {
+            let r = rec.reserve_bytes(arg, len);
+            let got = if addr == 0 {
+                0
+            } else {
+                memory::read(tid, addr, &mut rec.reserved_mut(&r)[..len])
+            };
+            if got < len {
+                rec.finish_reserved(r, 0, CAPTURE_UNREADABLE, false);
+            } else {
+                rec.finish_reserved(r, len, CAPTURE_BYTES, false);
+            }
+        }
         CapturePlan::PtrCount => match memory::count_ptr_array(tid, addr, ENVP_MAX_COUNT) {
             Some(n) => rec.count(arg, n as u64),
             None => rec.unreadable(arg),

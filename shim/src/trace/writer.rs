@@ -15,6 +15,8 @@ use super::TraceSession;
 
 /// How long storage waits for events before checking for the end.
 const POLL: Duration = Duration::from_millis(20);
+/// How long it waits while records are held back for their results.
+const HOLDING_POLL: Duration = Duration::from_millis(2);
 /// How often written data is forced to disk.
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 /// How often the notify round-trip histogram is written (when it changed).
@@ -34,16 +36,19 @@ pub fn run(session: Arc<TraceSession>, mut segments: SegmentWriter) {
     loop {
         // Decide before draining, so nothing pushed before the end is missed.
         let finished = session.finished();
-        session
-            .queue
-            .take(&mut batch, if finished { Duration::ZERO } else { POLL });
+        let wait = if finished {
+            Duration::ZERO
+        } else if joiner.as_ref().is_some_and(Joiner::holding) {
+            HOLDING_POLL
+        } else {
+            POLL
+        };
+        session.queue.take(&mut batch, wait);
         if let Some(j) = joiner.as_mut() {
             completed.clear();
-            if batch.is_empty() {
-                j.resume_pending(&mut completed);
-            } else {
-                j.complete(&batch, &mut completed);
-            }
+            // At the end every process is gone: every exit that will ever
+            // come has come.
+            j.complete(&batch, &mut completed, finished);
             std::mem::swap(&mut batch, &mut completed);
         }
         if !batch.is_empty() {
