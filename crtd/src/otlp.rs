@@ -212,16 +212,26 @@ fn log_record(rec: &Record<'_>, observed_ns: u64) -> Option<LogRecord> {
                 attr("log.iostream", text(render::log_stream(rec))),
             ],
         ),
-        KIND_DROPS => warn(
-            format!(
+        KIND_DROPS => {
+            let mut body = format!(
                 "{} events dropped so far: the trace store could not keep up",
                 rec.args[0]
-            ),
-            vec![
-                attr("crt.event", text("drops")),
-                attr("crt.dropped", int(rec.args[0] as i64)),
-            ],
-        ),
+            );
+            if rec.args[2] > 0 {
+                body.push_str(&format!(
+                    "; {} results lost so far: those calls show = ?",
+                    rec.args[2]
+                ));
+            }
+            warn(
+                body,
+                vec![
+                    attr("crt.event", text("drops")),
+                    attr("crt.dropped", int(rec.args[0] as i64)),
+                    attr("crt.results_lost", int(rec.args[2] as i64)),
+                ],
+            )
+        }
         KIND_GAP => {
             let [lost, from, to, segments, exact, _] = rec.args;
             let count = if exact == 1 {
@@ -1024,6 +1034,18 @@ mod tests {
             body_of(&exit)
         );
         assert_eq!(exit.time_unix_nano, 2_000);
+
+        // Results lost (the exit program's buffer was full) are counted apart.
+        let drops = lr(&crt_tracer::record::simple(
+            KIND_DROPS,
+            3_000,
+            0,
+            &[0, 0, 7, 0, 0, 0],
+            b"",
+        ));
+        let a = flat(&drops.attributes);
+        assert_eq!(a["crt.results_lost"], int(7));
+        assert!(body_of(&drops).ends_with("; 7 results lost so far: those calls show = ?"));
         assert_eq!(exit.severity_number, SeverityNumber::Warn as i32);
     }
 

@@ -207,6 +207,7 @@ export interface TraceEvent {
   line?: string;
   cut?: boolean;
   dropped?: number;
+  results_lost?: number;
   lost?: number;
   init?: boolean;
 }

@@ -164,8 +164,11 @@ export function lineOf(e: TraceEvent): Line {
     }
     case 'log':
       return { kind: `log ${e.stream === 'stderr' ? 'stderr' : 'stdout'}`, text: `${t} ${e.stream ?? 'log'}| ${e.line ?? ''}${e.cut ? ' [cut]' : ''}` };
-    case 'drops':
-      return { kind: 'note', text: `${t} --- ${e.dropped} events dropped by the tracer (its queue was full) ---` };
+    case 'drops': {
+      const lost = e.results_lost ? `${e.results_lost} results lost so far: those calls show = ?` : '';
+      const dropped = e.dropped || !lost ? `${e.dropped ?? 0} events dropped by the tracer (its queue was full)` : '';
+      return { kind: 'note', text: `${t} --- ${[dropped, lost].filter(Boolean).join('; ')} ---` };
+    }
     case 'gap':
       return { kind: 'note', text: `${t} --- ${e.lost ?? '?'} events lost from the stored history ---` };
     case 'end':
