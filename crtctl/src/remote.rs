@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use crt_config::supervisor::parse_duration;
 use crt_tracer::escape;
-use crt_tracer::render::{now_ns, parse_rfc3339_utc, rfc3339_utc};
+use crt_tracer::render::{now_ns, parse_rfc3339_utc, rfc3339_utc, TextOptions};
+use crt_tracer::results::ResultFilter;
 use serde_json::Value;
 
 use crate::client::{Client, Frame, StreamError};
@@ -27,6 +28,12 @@ pub struct TraceQuery {
     pub pid: Option<String>,
     pub grep: Option<String>,
     pub logs: bool,
+    /// `-T`: durations on text lines.
+    pub durations: bool,
+    /// Conditions on results, checked already.
+    pub results: ResultFilter,
+    /// `-c`: the summary table instead of the events.
+    pub summary: bool,
 }
 
 impl TraceQuery {
@@ -57,13 +64,27 @@ impl TraceQuery {
         if self.logs {
             q.push(("logs", "true".to_string()));
         }
+        let r = &self.results;
+        if r.failed {
+            q.push(("failed", "true".to_string()));
+        }
+        if r.succeeded {
+            q.push(("successful", "true".to_string()));
+        }
+        if !r.errnos.is_empty() {
+            let list: Vec<String> = r.errnos.iter().map(i32::to_string).collect();
+            q.push(("errno", list.join(",")));
+        }
+        if let Some(ns) = r.min_duration_ns {
+            q.push(("slower_than", format!("{ns}ns")));
+        }
         Ok(q)
     }
 }
 
 /// A `--since`/`--until` value as RFC 3339 in UTC: as given, or, for a span
 /// back from now (`90s`, `10m`, `2h`, `1d`), `now_ns` minus the span.
-fn absolute_time(flag: &str, v: &str, now_ns: u64) -> Result<String> {
+pub fn absolute_time(flag: &str, v: &str, now_ns: u64) -> Result<String> {
     if parse_rfc3339_utc(v).is_some() {
         return Ok(v.to_string());
     }
@@ -78,9 +99,10 @@ fn absolute_time(flag: &str, v: &str, now_ns: u64) -> Result<String> {
     }
 }
 
-/// The strace-style line for an event from crtd (`None`: not shown as text).
-pub fn text_line(e: &Value) -> Option<String> {
-    crt_tracer::render::event_text(e)
+/// The strace-style line for an event from crtd (`None`: not shown as
+/// text), with `-T`'s durations when asked.
+fn text_line(e: &Value, durations: bool) -> Option<String> {
+    crt_tracer::render::event_text_with(e, TextOptions { durations })
 }
 
 /// Writes lines; a reader that went away (`| head`) ends quietly.
@@ -106,7 +128,8 @@ struct Printed {
 
 impl Printed {
     /// Prints one event; `Err` only if stdout went away.
-    fn event(&mut self, e: &Value, json: bool, out: &mut impl Write) -> io::Result<()> {
+    fn event(&mut self, e: &Value, q: &TraceQuery, out: &mut impl Write) -> io::Result<()> {
+        let json = q.json;
         if e["event"] == "drops" {
             self.dropped = self.dropped.max(e["dropped"].as_u64().unwrap_or(0));
         }
@@ -116,7 +139,7 @@ impl Printed {
         let line = if json {
             Some(e.to_string())
         } else {
-            text_line(e)
+            text_line(e, q.durations)
         };
         match line {
             Some(l) => emit(out, &l),
@@ -135,6 +158,17 @@ fn stdout_gone(err: io::Error) -> Result<ExitCode> {
 
 fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<ExitCode> {
     let query = q.query(now_ns())?;
+    if q.summary {
+        wait_for_the_end(client, q)?;
+        return summary_to(client, &query, q.json, out);
+    }
+    if !q.json {
+        if let Some(why) = results_unavailable(client, q)? {
+            if let Err(err) = emit(out, &crate::trace::no_results_line(&why)) {
+                return stdout_gone(err);
+            }
+        }
+    }
     let mut cursor: Option<String> = None;
     let mut printed = Printed::default();
     let mut waited = 0u32;
@@ -145,7 +179,7 @@ fn trace_to(client: &Client, q: &TraceQuery, out: &mut impl Write) -> Result<Exi
         }
         let page = client.get("/v1/events", &pairs)?;
         for e in page["events"].as_array().into_iter().flatten() {
-            if let Err(err) = printed.event(e, q.json, out) {
+            if let Err(err) = printed.event(e, q, out) {
                 return stdout_gone(err);
             }
         }
@@ -263,7 +297,7 @@ fn follow(
                     if !id.is_empty() {
                         resume = id;
                     }
-                    if let Err(err) = printed.event(&e, q.json, out) {
+                    if let Err(err) = printed.event(&e, q, out) {
                         return Ok(Err(err));
                     }
                     if printed.ended {
@@ -295,22 +329,92 @@ fn follow(
     }
 }
 
-fn container_finished(client: &Client, q: &TraceQuery) -> Result<bool> {
+/// `crtctl trace -c`: crtd sums the range, crtctl prints strace's table.
+fn summary_to(
+    client: &Client,
+    query: &[(&'static str, String)],
+    json: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
+    let pairs: Vec<(&str, &str)> = query
+        .iter()
+        .filter(|(k, _)| !matches!(*k, "limit" | "logs"))
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let v = client.get("/v1/summary", &pairs)?;
+    let table = if json {
+        format!("{v}\n")
+    } else {
+        crt_tracer::summary::table(
+            &crt_tracer::summary::rows_of(&v),
+            v["results_unavailable"].as_str(),
+        )
+    };
+    if let Err(err) = out.write_all(table.as_bytes()).and_then(|_| out.flush()) {
+        return stdout_gone(err);
+    }
+    if v["truncated"] == true {
+        eprintln!(
+            "crtctl: the range was too large to sum at once: the table counts the calls up to {} (narrow it with --since/--until)",
+            escape::escape(v["covered_until"].as_str().unwrap_or("?").as_bytes())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A container that just exited may still be on its way into crtd's
+/// history: waits (briefly) until its newest stored event is its end, so
+/// that a summary of it counts all of it.
+fn wait_for_the_end(client: &Client, q: &TraceQuery) -> Result<()> {
+    for _ in 0..15 {
+        if !container_finished(client, q)? {
+            return Ok(());
+        }
+        let mut pairs = vec![
+            ("container", q.container.as_str()),
+            ("order", "desc"),
+            ("limit", "1"),
+        ];
+        if let Some(ns) = &q.namespace {
+            pairs.push(("namespace", ns.as_str()));
+        }
+        let newest = client.get("/v1/events", &pairs)?;
+        if newest["events"][0]["event"] == "end" {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// The containers crtd lists that are the one asked for.
+fn containers_named(client: &Client, q: &TraceQuery) -> Result<Vec<Value>> {
     let namespace: Vec<(&str, &str)> = q
         .namespace
         .iter()
         .map(|ns| ("namespace", ns.as_str()))
         .collect();
     let v = client.get("/v1/containers", &namespace)?;
-    let mine: Vec<&Value> = v["containers"]
+    Ok(v["containers"]
         .as_array()
         .map(|a| {
             a.iter()
                 .filter(|c| c["id"] == q.container.as_str())
+                .cloned()
                 .collect()
         })
-        .unwrap_or_default();
-    Ok(mine
+        .unwrap_or_default())
+}
+
+/// Why the container's trace has no return values, if crtd says so.
+fn results_unavailable(client: &Client, q: &TraceQuery) -> Result<Option<String>> {
+    Ok(containers_named(client, q)?
+        .iter()
+        .find_map(|c| c["results_unavailable"].as_str().map(str::to_string)))
+}
+
+fn container_finished(client: &Client, q: &TraceQuery) -> Result<bool> {
+    Ok(containers_named(client, q)?
         .iter()
         .all(|c| c["status"] != "running" && c["status"] != "created"))
 }
@@ -501,6 +605,9 @@ mod tests {
             pid: None,
             grep: None,
             logs: false,
+            durations: false,
+            results: ResultFilter::default(),
+            summary: false,
         }
     }
 
@@ -587,11 +694,154 @@ mod tests {
         );
     }
 
+    fn client_of(server: &testserver::TestServer) -> Client {
+        Client::server(
+            &format!("http://127.0.0.1:{}", server.port),
+            "t".into(),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn target_of(head: &str) -> String {
+        head.split(' ')
+            .nth(1)
+            .unwrap()
+            .replace("%2C", ",")
+            .replace("%3A", ":")
+    }
+
+    #[test]
+    fn result_filters_go_to_crtd_as_query_parameters() {
+        let mut q = query_of("10m", None);
+        q.results = ResultFilter {
+            failed: true,
+            errnos: vec![2, 13],
+            min_duration_ns: Some(1_500_000),
+            ..Default::default()
+        };
+        let pairs = q.query(NOW).unwrap();
+        for want in [
+            ("failed", "true"),
+            ("errno", "2,13"),
+            ("slower_than", "1500000ns"),
+        ] {
+            assert!(pairs.contains(&(want.0, want.1.to_string())), "{pairs:?}");
+        }
+        assert!(!pairs.iter().any(|(k, _)| *k == "successful"), "{pairs:?}");
+        q.results = ResultFilter {
+            succeeded: true,
+            ..Default::default()
+        };
+        assert!(q
+            .query(NOW)
+            .unwrap()
+            .contains(&("successful", "true".to_string())));
+    }
+
+    #[test]
+    fn a_text_trace_says_first_why_it_has_no_results_and_shows_durations() {
+        let server = testserver::tcp(
+            "127.0.0.1:0",
+            vec![
+                Answer::json(
+                    200,
+                    r#"{"containers":[{"id":"other","results_unavailable":"not this one"},
+                        {"id":"web","status":"stopped","results_unavailable":"no BPF here\u001b[2J"}]}"#,
+                ),
+                Answer::json(
+                    200,
+                    r#"{"events":[{"event":"syscall","ts":"2026-11-26T12:00:00Z","pid":1,"syscall":"openat",
+                        "args":["AT_FDCWD","\"/x\"","O_RDONLY"],"ret":-2,"errno":"ENOENT","duration_ns":21000},
+                        {"event":"end","ts":"2026-11-26T12:00:01Z"}],"next":"c","more":false}"#,
+                ),
+            ],
+        );
+        let mut q = query_of("10m", None);
+        q.json = false;
+        q.durations = true;
+        q.results.failed = true;
+        let mut out = Vec::new();
+        trace_to(&client_of(&server), &q, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "--- crt: no return values in this trace: no BPF here\\x1b[2J ---"
+        );
+        assert!(
+            lines[1].ends_with(
+                "openat(AT_FDCWD, \"/x\", O_RDONLY) = -1 ENOENT (No such file or directory) <0.000021>"
+            ),
+            "{text}"
+        );
+        let requests = server.requests();
+        assert!(
+            target_of(&requests[1]).contains("&failed=true"),
+            "{requests:?}"
+        );
+    }
+
+    #[test]
+    fn the_summary_is_crtds_numbers_in_straces_table() {
+        let server = testserver::tcp(
+            "127.0.0.1:0",
+            vec![
+                // The container exited: crtctl waits until its end is stored.
+                Answer::json(200, r#"{"containers":[{"id":"web","status":"stopped"}]}"#),
+                Answer::json(200, r#"{"events":[{"event":"syscall"}]}"#),
+                Answer::json(200, r#"{"containers":[{"id":"web","status":"stopped"}]}"#),
+                Answer::json(200, r#"{"events":[{"event":"end"}]}"#),
+                Answer::json(
+                    200,
+                    r#"{"syscalls":[
+                    {"syscall":"wait4","calls":2,"errors":1,"total_ns":1826000,"avg_ns":913000,"unknown":0,"timed":2},
+                    {"syscall":"read","calls":3,"errors":0,"total_ns":0,"avg_ns":null,"unknown":3,"timed":0}],
+                    "total":{"syscall":"total","calls":5},"truncated":false,"results_unavailable":"no BPF"}"#,
+                ),
+            ],
+        );
+        let mut q = query_of("1h", Some("10m"));
+        q.json = false;
+        q.summary = true;
+        q.results.errnos = vec![10];
+        let mut out = Vec::new();
+        trace_to(&client_of(&server), &q, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.001826         913         2         1 wait4
+  0.00    0.000000           0         3           read
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.001826         913         5         1 total
+--- crt: 3 of 5 calls have no return value: their time and errors are unknown and not in the columns above (no BPF) ---
+"
+        );
+        let requests = server.requests();
+        assert_eq!(requests.len(), 5, "{requests:?}");
+        assert!(
+            target_of(&requests[1]).contains("order=desc&limit=1"),
+            "{requests:?}"
+        );
+        let target = target_of(&requests[4]);
+        assert!(target.starts_with("/v1/summary?container=web&"), "{target}");
+        assert!(target.contains("&errno=10"), "{target}");
+        assert!(
+            target.contains("&since=2025-11-") || target.contains("&since=20"),
+            "{target}"
+        );
+        assert!(target.contains("&until="), "{target}");
+        assert!(!target.contains("limit="), "{target}");
+    }
+
     #[test]
     fn events_from_crtd_print_as_strace_lines() {
         let e = json!({"event": "syscall", "ts": "2026-11-26T12:00:00.123456Z", "pid": 42,
             "syscall": "openat", "args": ["AT_FDCWD", "\"/etc/hosts\"", "O_RDONLY|O_CLOEXEC"]});
-        let l = text_line(&e).unwrap();
+        let l = text_line(&e, false).unwrap();
         assert!(
             l.ends_with(
                 ".123456 [pid 42] openat(AT_FDCWD, \"/etc/hosts\", O_RDONLY|O_CLOEXEC) = ?"
@@ -599,17 +849,17 @@ mod tests {
             "{l}"
         );
         let log = json!({"event": "log", "ts": "2026-11-26T12:00:00Z", "stream": "stderr", "line": "boom\u{1b}[2J"});
-        let l = text_line(&log).unwrap();
+        let l = text_line(&log, false).unwrap();
         assert!(l.ends_with("[stderr] boom\\x1b[2J"), "{l}");
-        assert!(text_line(&json!({"event": "process"})).is_none());
+        assert!(text_line(&json!({"event": "process"}), false).is_none());
         let gap = json!({"event": "gap", "ts": "2026-11-26T12:00:05Z", "lost": 1712345,
             "exact": true, "from": "2026-11-26T12:00:01Z", "to": "2026-11-26T12:00:04Z", "segments": 13});
-        let l = text_line(&gap).unwrap();
+        let l = text_line(&gap, false).unwrap();
         assert!(l.contains("--- crt: gap: 1712345 events from "), "{l}");
         assert!(l.contains("(13 trace segments) were deleted"), "{l}");
         let floor = json!({"event": "gap", "ts": "2026-11-26T12:00:05Z", "lost": 7, "exact": false, "segments": 2});
         assert!(
-            text_line(&floor)
+            text_line(&floor, false)
                 .unwrap()
                 .contains("gap: at least 7 events (2"),
             "{floor}"

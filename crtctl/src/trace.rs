@@ -14,7 +14,9 @@ use crt_tracer::escape;
 use crt_tracer::node_files::TraceMeta;
 use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
 use crt_tracer::render::{self, Source};
+use crt_tracer::results::ResultFilter;
 use crt_tracer::segment::TraceReader;
+use crt_tracer::summary::Summary;
 
 #[derive(Args)]
 pub struct TraceArgs {
@@ -45,8 +47,29 @@ pub struct TraceArgs {
     /// Interleave what the container wrote to stdout and stderr.
     #[arg(long)]
     logs: bool,
+    /// Show the time spent in each syscall, as strace -T: ` <0.000021>`.
+    #[arg(short = 'T')]
+    durations: bool,
+    /// Only syscalls that returned an error (strace -Z).
+    #[arg(short = 'Z', long = "failed")]
+    failed: bool,
+    /// Only syscalls that did not return an error (strace -z).
+    #[arg(short = 'z', long = "successful")]
+    successful: bool,
+    /// Only syscalls that failed with this error: a name (ENOENT) or number;
+    /// repeat it or give a comma list.
+    #[arg(long = "errno", value_name = "ERRNO")]
+    errno: Vec<String>,
+    /// Only syscalls that took at least this long: 500ns, 250us, 1.5ms, 2s.
+    #[arg(long = "slower-than", value_name = "DURATION")]
+    slower_than: Option<String>,
+    /// Count calls, errors and time per syscall instead of printing them, as
+    /// strace -c (over --since/--until, and the other filters); with --json,
+    /// the numbers as crtd's /v1/summary gives them.
+    #[arg(short = 'c', long = "summary")]
+    summary: bool,
     /// Read this node's trace files directly (root on the node; no crtd needed,
-    /// no filters, only what the shim still holds).
+    /// only what the shim still holds; no --syscall, --pid or --grep).
     #[arg(long)]
     local: bool,
     /// The container id.
@@ -59,11 +82,42 @@ struct LocalArgs {
     json: bool,
     logs: bool,
     container: String,
+    durations: bool,
+    results: ResultFilter,
+    summary: bool,
+    /// Bounds on the records' time, ns: `since <= ts < until`.
+    since: Option<u64>,
+    until: Option<u64>,
 }
 
 impl TraceArgs {
-    fn into_remote(self) -> crate::remote::TraceQuery {
+    /// The result conditions the flags ask for, checked: a bad value is
+    /// named with its flag and what is expected.
+    fn results(&self) -> Result<ResultFilter> {
+        let mut r = ResultFilter {
+            failed: self.failed,
+            succeeded: self.successful,
+            ..Default::default()
+        };
+        r.add_errnos("--errno", &self.errno)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(v) = &self.slower_than {
+            r.set_slower_than("--slower-than", v)
+                .map_err(anyhow::Error::msg)?;
+        }
+        r.check()
+            .map_err(|e| anyhow::anyhow!("--{}", e.replacen(" and ", " and --", 1)))?;
+        if self.summary && (self.follow || self.logs) {
+            bail!("-c (--summary) prints one table for the range: not with -f or --logs");
+        }
+        Ok(r)
+    }
+
+    fn into_remote(self, results: ResultFilter) -> crate::remote::TraceQuery {
         crate::remote::TraceQuery {
+            durations: self.durations,
+            results,
+            summary: self.summary,
             namespace: self.namespace,
             container: self.container,
             follow: self.follow,
@@ -108,23 +162,33 @@ fn shim_alive(meta: &TraceMeta) -> bool {
 }
 
 pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCode> {
+    let results = a.results()?;
     if !a.local {
-        return crate::remote::trace(&a.into_remote(), server);
+        return crate::remote::trace(&a.into_remote(results), server);
     }
-    if a.since.is_some()
-        || a.until.is_some()
-        || a.syscall.is_some()
-        || a.pid.is_some()
-        || a.grep.is_some()
-    {
-        bail!("--local reads the shim's trace as it is: --since, --until, --syscall, --pid and --grep need crtd (drop --local)");
+    if a.syscall.is_some() || a.pid.is_some() || a.grep.is_some() {
+        bail!("--local reads the shim's trace as it is: --syscall, --pid and --grep need crtd (drop --local)");
     }
+    let now = render::now_ns();
+    let bound = |flag: &str, v: &Option<String>| -> Result<Option<u64>> {
+        v.as_deref()
+            .map(|v| {
+                crate::remote::absolute_time(flag, v, now)
+                    .map(|t| render::parse_rfc3339_utc(&t).unwrap_or(0))
+            })
+            .transpose()
+    };
     let a = LocalArgs {
+        since: bound("since", &a.since)?,
+        until: bound("until", &a.until)?,
         namespace: a.namespace.unwrap_or_else(|| "default".into()),
         follow: a.follow,
         json: a.json,
         logs: a.logs,
         container: a.container,
+        durations: a.durations,
+        results,
+        summary: a.summary,
     };
     check_name("namespace", &a.namespace)?;
     check_name("container", &a.container)?;
@@ -142,8 +206,30 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
         namespace: &a.namespace,
         container: &a.container,
     };
+    let meta = TraceMeta::read(&dir).unwrap_or_default();
+    if a.summary {
+        return local_summary(&dir, &a, &meta);
+    }
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    if !a.json {
+        if let Some(why) = &meta.results_unavailable {
+            let _ = writeln!(out, "{}", no_results_line(why));
+        }
+    }
+    let opts = render::TextOptions {
+        durations: a.durations,
+    };
+    let line_of = |rec: &Record<'_>| -> Option<String> {
+        if !a.wants(rec) {
+            return None;
+        }
+        if a.json {
+            Some(render::json_line(src, rec))
+        } else {
+            local_text(rec, opts)
+        }
+    };
     let mut reader = TraceReader::open(&dir);
     let mut dropped = 0u64;
     let mut missed = 0u64;
@@ -162,13 +248,7 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
                     KIND_LOG => a.logs,
                     _ => a.json,
                 };
-                let line = if !shown {
-                    None
-                } else if a.json {
-                    Some(render::json_line(src, rec))
-                } else {
-                    render::text_line(rec)
-                };
+                let line = if shown { line_of(rec) } else { None };
                 if let Some(l) = line {
                     if let Err(e) = writeln!(out, "{l}") {
                         write_err = Some(e);
@@ -195,15 +275,9 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
         if !TraceMeta::read(&dir).is_ok_and(|m| shim_alive(&m)) {
             // One last read, in case the end landed meanwhile.
             let st = reader.poll(|rec| {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    if a.json {
-                        render::json_line(src, rec)
-                    } else {
-                        render::text_line(rec).unwrap_or_default()
-                    }
-                );
+                if let Some(l) = line_of(rec) {
+                    let _ = writeln!(out, "{l}");
+                }
             })?;
             if !st.ended {
                 let _ = out.flush();
@@ -226,6 +300,71 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
     if missed > 0 {
         eprintln!(
             "crtctl: {missed} trace segments were deleted before they could be read (the trace is bounded by trace.max_trace_bytes)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl LocalArgs {
+    /// Whether a record passes the time bounds and, for a syscall, the
+    /// result conditions (other kinds say how complete the trace is: kept).
+    fn wants(&self, rec: &Record<'_>) -> bool {
+        if self.since.is_some_and(|s| rec.ts_ns < s) || self.until.is_some_and(|u| rec.ts_ns >= u) {
+            return false;
+        }
+        match rec.kind {
+            KIND_SYSCALL => self.results.matches(rec),
+            _ => true,
+        }
+    }
+}
+
+/// The line a text trace starts with when its calls have no results.
+pub fn no_results_line(why: &str) -> String {
+    format!(
+        "--- crt: no return values in this trace: {} ---",
+        escape::escape_text(why.as_bytes())
+    )
+}
+
+/// A record's strace-style line, with the text choices.
+fn local_text(rec: &Record<'_>, opts: render::TextOptions) -> Option<String> {
+    let mut e = render::event_fields(rec);
+    e.insert(
+        "ts".into(),
+        serde_json::json!(render::rfc3339_utc(rec.ts_ns)),
+    );
+    render::event_text_with(&serde_json::Value::Object(e), opts)
+}
+
+/// `crtctl trace --local -c`: the summary of what the shim still holds.
+fn local_summary(dir: &std::path::Path, a: &LocalArgs, meta: &TraceMeta) -> Result<ExitCode> {
+    let mut summary = Summary::default();
+    let mut reader = TraceReader::open(dir);
+    let status = reader
+        .poll(|rec| {
+            if a.wants(rec) {
+                summary.add(rec);
+            }
+        })
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let table = if a.json {
+        let mut v = summary.to_json();
+        v["results_unavailable"] = serde_json::json!(meta.results_unavailable);
+        format!("{v}\n")
+    } else {
+        crt_tracer::summary::table(&summary.rows(), meta.results_unavailable.as_deref())
+    };
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(table.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing to stdout");
+        }
+    }
+    if status.segments_missed > 0 {
+        eprintln!(
+            "crtctl: {} trace segments were deleted before they could be read: the counts miss their calls",
+            status.segments_missed
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -322,6 +461,116 @@ mod tests {
         for good in ["web", "k8s.io", "3f1c0a9e", "my_container-1"] {
             assert!(check_name("container", good).is_ok(), "{good:?}");
         }
+    }
+
+    fn trace_args(args: &[&str]) -> TraceArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: TraceArgs,
+        }
+        let mut all = vec!["crtctl"];
+        all.extend_from_slice(args);
+        <Cli as clap::Parser>::try_parse_from(all).unwrap().a
+    }
+
+    fn results_error(args: &[&str]) -> String {
+        trace_args(args).results().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn result_flags_become_one_checked_filter() {
+        let r = trace_args(&[
+            "-Z",
+            "--errno",
+            "ENOENT",
+            "--errno",
+            "eacces,4",
+            "--slower-than",
+            "1.5ms",
+            "web",
+        ])
+        .results()
+        .unwrap();
+        assert_eq!(
+            r,
+            ResultFilter {
+                failed: true,
+                succeeded: false,
+                errnos: vec![2, 13, 4],
+                min_duration_ns: Some(1_500_000),
+            }
+        );
+        assert!(
+            trace_args(&["--successful", "web"])
+                .results()
+                .unwrap()
+                .succeeded
+        );
+        assert!(trace_args(&["-z", "-T", "web"]).durations);
+    }
+
+    #[test]
+    fn bad_result_flags_name_the_flag_the_value_and_what_is_expected() {
+        let e = results_error(&["--errno", "ENOENT,ENOPE", "web"]);
+        assert!(
+            e.starts_with("--errno \"ENOPE\": not an error; expected a name like ENOENT"),
+            "{e}"
+        );
+        let e = results_error(&["--slower-than", "1m", "web"]);
+        assert!(
+            e.starts_with("--slower-than \"1m\": not a duration; expected a number with a unit: 500ns, 250us, 1.5ms, 2s"),
+            "{e}"
+        );
+        let e = results_error(&["--failed", "--successful", "web"]);
+        assert!(
+            e.starts_with("--failed and --successful exclude each other"),
+            "{e}"
+        );
+        let e = results_error(&["-c", "-f", "web"]);
+        assert!(e.contains("not with -f"), "{e}");
+    }
+
+    #[test]
+    fn local_records_pass_by_time_and_result() {
+        use crt_tracer::record::{decode, RecordBuilder};
+        let rec = |ts: u64, result: Option<i64>| {
+            let mut buf = Vec::new();
+            let mut b =
+                RecordBuilder::begin(&mut buf, KIND_SYSCALL, ts, 1, 0xc000_003e, 2, &[0; 6]);
+            if let Some(r) = result {
+                b.result(r, Some(10));
+            }
+            b.finish();
+            buf
+        };
+        let a = LocalArgs {
+            namespace: "default".into(),
+            follow: false,
+            json: false,
+            logs: false,
+            container: "c".into(),
+            durations: false,
+            results: ResultFilter {
+                failed: true,
+                ..Default::default()
+            },
+            summary: false,
+            since: Some(10),
+            until: Some(20),
+        };
+        let wants = |buf: &Vec<u8>| a.wants(&decode(buf).unwrap().0);
+        assert!(wants(&rec(10, Some(-2))));
+        assert!(!wants(&rec(10, Some(3))));
+        assert!(!wants(&rec(10, None)));
+        assert!(!wants(&rec(9, Some(-2))));
+        assert!(!wants(&rec(20, Some(-2))));
+        let end = crt_tracer::record::simple(KIND_END, 15, 0, &[0; 6], b"");
+        assert!(wants(&end));
+        assert_eq!(
+            no_results_line("no BPF\n"),
+            "--- crt: no return values in this trace: no BPF\\n ---"
+        );
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/topology"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
+    ("GET", "/v1/summary"),
     ("POST", "/v1/containers/{namespace}/{id}/clones"),
     ("GET", "/v1/clones"),
     ("DELETE", "/v1/clones/{namespace}/{id}"),
@@ -220,6 +221,35 @@ fn split_list(req: &Request, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// A boolean query parameter: absent is false.
+fn flag(req: &Request, key: &str) -> Res<bool> {
+    match req.query_one(key) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(bad(format!(
+            "{key}={} is not a boolean; expected true or false",
+            escape::quote(other.as_bytes(), false)
+        ))),
+    }
+}
+
+/// The conditions on syscalls' results: `failed`, `successful`, `errno`
+/// (names or numbers, repeated or a comma list) and `slower_than` (`1ms`).
+fn result_filter(req: &Request) -> Res<crate::store::query::ResultFilter> {
+    let mut r = crate::store::query::ResultFilter {
+        failed: flag(req, "failed")?,
+        succeeded: flag(req, "successful")?,
+        ..Default::default()
+    };
+    r.add_errnos("errno=", &req.query_all("errno"))
+        .map_err(bad)?;
+    if let Some(v) = req.query_one("slower_than") {
+        r.set_slower_than("slower_than=", v).map_err(bad)?;
+    }
+    r.check().map_err(bad)?;
+    Ok(r)
+}
+
 impl Api {
     pub fn new(ingest: Arc<Ingest>, state_dir: std::path::PathBuf) -> Api {
         Api {
@@ -393,6 +423,7 @@ impl Api {
             ["", "v1", "topology"] => self.topology(&scope, &req),
             ["", "v1", "events"] => self.events(&scope, &req),
             ["", "v1", "events", "stream"] => self.stream(&scope, &req),
+            ["", "v1", "summary"] => self.summary(&scope, &req),
             ["", "v1", "clones"] => self.clones(&scope, &req),
             ["", "v1", "clones", ns, id, "exec"] => self.exec(&scope, &req, ns, id),
             ["", "v1", "clones", ns, id, "archive"] => self.archive(&scope, &req, ns, id),
@@ -585,6 +616,7 @@ impl Api {
                 return Err(bad("since must be before until"));
             }
         }
+        f.result = result_filter(req)?;
         f.text = req
             .query_one("grep")
             .filter(|g| !g.is_empty())
@@ -668,6 +700,73 @@ impl Api {
                 "scanned": result.scanned,
             }),
         ))
+    }
+
+    /// `GET /v1/summary`: strace's `-c` numbers (calls, errors, time per
+    /// syscall) of the events `/v1/events` would return for the same
+    /// parameters (but logs), summed over the whole range.
+    fn summary(&self, scope: &Scope, req: &Request) -> Res<Response> {
+        let (streams, _) = self.select(scope, req)?;
+        let mut filter = self.filter(req)?;
+        filter.kinds = 1 << KIND_SYSCALL;
+        let Some(_slot) = self.queries.take(scope) else {
+            return Err(Fail(429, format!("too many queries at once for this tenant (at most {QUERIES_PER_TENANT}); retry shortly")));
+        };
+        // One budget for the whole range: a summary that would cost more
+        // says it stopped short, and where.
+        let deadline = Instant::now() + QUERY_TIME;
+        let mut summary = crt_tracer::summary::Summary::default();
+        let mut cursor: Option<Cursor> = None;
+        let mut scanned = 0u64;
+        let mut truncated = false;
+        let mut last_ts: Option<u64> = None;
+        loop {
+            let page = query::run(
+                &streams,
+                &filter,
+                Order::Asc,
+                MAX_LIMIT,
+                cursor.as_ref(),
+                Budget {
+                    max_scanned: QUERY_SCAN.saturating_sub(scanned),
+                    deadline,
+                },
+            )
+            .map_err(bad)?;
+            scanned += page.scanned;
+            for h in &page.hits {
+                let rec = h.record();
+                last_ts = Some(rec.ts_ns);
+                summary.add(&rec);
+            }
+            if page.truncated {
+                truncated = true;
+                break;
+            }
+            if page.hits.len() < MAX_LIMIT {
+                break;
+            }
+            cursor = Some(page.next);
+        }
+        let cat = self.catalog();
+        let ids: HashSet<(&str, &str)> = streams
+            .iter()
+            .map(|s| (s.meta.namespace.as_str(), s.meta.container.as_str()))
+            .collect();
+        let mut reasons: Vec<String> = cat
+            .containers(scope)
+            .iter()
+            .filter(|c| ids.contains(&(c.namespace.as_str(), c.id.as_str())))
+            .filter_map(|c| cat.results_unavailable(c))
+            .collect();
+        reasons.sort();
+        reasons.dedup();
+        let mut v = summary.to_json();
+        v["truncated"] = json!(truncated);
+        v["covered_until"] = json!(truncated.then(|| last_ts.map(rfc3339_utc)).flatten());
+        v["scanned"] = json!(scanned);
+        v["results_unavailable"] = json!((!reasons.is_empty()).then(|| reasons.join("; ")));
+        Ok(Response::json(200, &v))
     }
 
     fn stream(&self, scope: &Scope, req: &Request) -> Res<Response> {

@@ -465,6 +465,22 @@ impl Catalog<'_> {
         }
     }
 
+    /// Why the container's current trace has no return values (its lines end
+    /// in `= ?`), as its shim wrote in the trace's `meta.json`; `None` when
+    /// they are recorded, or when no trace of it is on the node any more.
+    pub fn results_unavailable(&self, v: &ContainerView) -> Option<String> {
+        match &v.known {
+            Known::Record(r) if !r.traced => None,
+            Known::Record(_) => self
+                .files
+                .traces
+                .get(&self.trace_dir(v))
+                .and_then(|m| m.results_unavailable.clone()),
+            Known::Trace(m) => m.results_unavailable.clone(),
+            Known::History => None,
+        }
+    }
+
     /// The JSON shown for a container (without processes).
     pub fn view_json(&self, v: &ContainerView) -> Value {
         let mut syscalls = 0;
@@ -511,6 +527,7 @@ impl Catalog<'_> {
             "clone_of": record.and_then(|r| r.clone_of.as_deref()),
             "traced": traced,
             "trace_spec": self.trace_spec(v),
+            "results_unavailable": self.results_unavailable(v),
             "kubernetes": v.kubernetes(),
             "created": record.map(|r| r.created.as_str()).filter(|c| !c.is_empty()),
             "exited": record.and_then(|r| r.exited.as_deref()),

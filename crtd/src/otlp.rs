@@ -37,7 +37,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crt_config::OtlpConfig;
-use crt_tracer::record::{Record, KIND_DROPS, KIND_GAP, KIND_LOG, KIND_SYSCALL};
+use crt_tracer::record::{
+    Record, FLAG_RESUMED, FLAG_UNFINISHED, KIND_DROPS, KIND_GAP, KIND_LOG, KIND_SYSCALL,
+};
 use crt_tracer::render;
 use crt_tracer::render::now_ns;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -153,17 +155,55 @@ fn log_record(rec: &Record<'_>, observed_ns: u64) -> Option<LogRecord> {
     let lr = match rec.kind {
         KIND_SYSCALL => {
             let call = render::strace_call(rec);
-            // The call starts with the name strace gives it, up to its `(`.
-            let name = call.split('(').next().unwrap_or_default().to_string();
-            plain(
-                call,
-                vec![
-                    attr("crt.event", text("syscall")),
-                    attr("crt.syscall.name", text(name)),
-                    attr("thread.id", int(i64::from(rec.tid))),
-                    attr("process.command", text(String::from_utf8_lossy(rec.comm()))),
-                ],
-            )
+            // From the table, not the text: a resumed call's text starts
+            // `<... read resumed>`.
+            let name = match crt_tracer::syscalls::by_nr(rec.arch, rec.nr) {
+                Some(info) => info.name.to_string(),
+                None => format!("syscall_{:#x}", rec.nr),
+            };
+            let mut attributes = vec![
+                attr("crt.event", text("syscall")),
+                attr("crt.syscall.name", text(name)),
+                attr("thread.id", int(i64::from(rec.tid))),
+                attr("process.command", text(String::from_utf8_lossy(rec.comm()))),
+            ];
+            if rec.flags & FLAG_RESUMED != 0 {
+                attributes.push(attr(
+                    "crt.syscall.resumed",
+                    any_value::Value::BoolValue(true),
+                ));
+            } else if rec.flags & FLAG_UNFINISHED != 0 {
+                attributes.push(attr(
+                    "crt.syscall.unfinished",
+                    any_value::Value::BoolValue(true),
+                ));
+            }
+            let result = rec.result();
+            if let Some(r) = result {
+                attributes.push(attr("crt.syscall.ret", int(r.ret)));
+                if let Some(d) = r.duration_ns {
+                    attributes.push(attr(
+                        "crt.syscall.duration_ns",
+                        int(i64::try_from(d).unwrap_or(i64::MAX)),
+                    ));
+                }
+            }
+            let errno = result
+                .and_then(|r| r.errno())
+                .map(|e| crt_tracer::errno::name(e).map_or_else(|| e.to_string(), str::to_string));
+            match errno {
+                // A failed call: its error's name, also as the semantic
+                // conventions' `error.type` (the class of error an operation
+                // ended with), and WARN, not ERROR: many failures are how
+                // programs probe (ENOENT along a search path, EAGAIN on a
+                // non-blocking socket), not something that went wrong.
+                Some(e) => {
+                    attributes.push(attr("crt.syscall.errno", text(e.clone())));
+                    attributes.push(attr("error.type", text(e)));
+                    warn(call, attributes)
+                }
+                None => plain(call, attributes),
+            }
         }
         KIND_LOG => plain(
             String::from_utf8_lossy(render::log_bytes(rec)).into_owned(),
@@ -172,16 +212,26 @@ fn log_record(rec: &Record<'_>, observed_ns: u64) -> Option<LogRecord> {
                 attr("log.iostream", text(render::log_stream(rec))),
             ],
         ),
-        KIND_DROPS => warn(
-            format!(
+        KIND_DROPS => {
+            let mut body = format!(
                 "{} events dropped so far: the trace store could not keep up",
                 rec.args[0]
-            ),
-            vec![
-                attr("crt.event", text("drops")),
-                attr("crt.dropped", int(rec.args[0] as i64)),
-            ],
-        ),
+            );
+            if rec.args[2] > 0 {
+                body.push_str(&format!(
+                    "; {} results lost so far: those calls show = ?",
+                    rec.args[2]
+                ));
+            }
+            warn(
+                body,
+                vec![
+                    attr("crt.event", text("drops")),
+                    attr("crt.dropped", int(rec.args[0] as i64)),
+                    attr("crt.results_lost", int(rec.args[2] as i64)),
+                ],
+            )
+        }
         KIND_GAP => {
             let [lost, from, to, segments, exact, _] = rec.args;
             let count = if exact == 1 {
@@ -906,6 +956,97 @@ mod tests {
         b.bytes(0, line, false);
         b.finish();
         buf
+    }
+
+    #[test]
+    fn results_are_attributes_and_failed_calls_are_warnings() {
+        use crate::store::tests::{exit_rec, rec, rec_with_result};
+        let lr = |buf: &[u8]| log_record(&crt_tracer::record::decode(buf).unwrap().0, 1).unwrap();
+        let body_of = |lr: &LogRecord| match lr.body.clone().and_then(|b| b.value) {
+            Some(any_value::Value::StringValue(s)) => s,
+            other => panic!("{other:?}"),
+        };
+
+        let failed = lr(&rec_with_result(
+            1_000,
+            42,
+            "openat",
+            b"/nope",
+            -2,
+            Some(21_000),
+        ));
+        let a = flat(&failed.attributes);
+        assert_eq!(a["crt.syscall.ret"], int(-2));
+        assert_eq!(a["crt.syscall.errno"], text("ENOENT"));
+        assert_eq!(a["error.type"], text("ENOENT"));
+        assert_eq!(a["crt.syscall.duration_ns"], int(21_000));
+        assert_eq!(failed.severity_number, SeverityNumber::Warn as i32);
+        assert_eq!(failed.severity_text, "WARN");
+        assert!(
+            body_of(&failed).ends_with(") = -1 ENOENT (No such file or directory)"),
+            "{}",
+            body_of(&failed)
+        );
+
+        let ok = lr(&rec_with_result(
+            1_000,
+            42,
+            "openat",
+            b"/etc/hosts",
+            3,
+            Some(5_000),
+        ));
+        let a = flat(&ok.attributes);
+        assert_eq!(a["crt.syscall.ret"], int(3));
+        assert_eq!(a["crt.syscall.duration_ns"], int(5_000));
+        assert!(!a.contains_key("crt.syscall.errno") && !a.contains_key("error.type"));
+        assert_eq!(ok.severity_number, SeverityNumber::Unspecified as i32);
+
+        // No result (no BPF): no result attributes, nothing claimed.
+        let unknown = lr(&rec(1_000, 42, "openat", b"/etc/hosts"));
+        let a = flat(&unknown.attributes);
+        for k in [
+            "crt.syscall.ret",
+            "crt.syscall.errno",
+            "crt.syscall.duration_ns",
+            "error.type",
+        ] {
+            assert!(!a.contains_key(k), "{k}");
+        }
+        assert_eq!(unknown.severity_number, SeverityNumber::Unspecified as i32);
+
+        // An entry stored before its exit, and the exit with the result.
+        let mut entry = rec(1_000, 42, "read", b"");
+        entry[5] = FLAG_UNFINISHED;
+        let a = flat(&lr(&entry).attributes);
+        assert_eq!(
+            a["crt.syscall.unfinished"],
+            any_value::Value::BoolValue(true)
+        );
+        let exit = lr(&exit_rec(2_000, 42, "read", -11, 7_000));
+        let a = flat(&exit.attributes);
+        assert_eq!(a["crt.syscall.resumed"], any_value::Value::BoolValue(true));
+        assert_eq!(a["crt.syscall.name"], text("read"));
+        assert_eq!(a["crt.syscall.errno"], text("EAGAIN"));
+        assert!(
+            body_of(&exit).starts_with("<... read resumed>"),
+            "{}",
+            body_of(&exit)
+        );
+        assert_eq!(exit.time_unix_nano, 2_000);
+
+        // Results lost (the exit program's buffer was full) are counted apart.
+        let drops = lr(&crt_tracer::record::simple(
+            KIND_DROPS,
+            3_000,
+            0,
+            &[0, 0, 7, 0, 0, 0],
+            b"",
+        ));
+        let a = flat(&drops.attributes);
+        assert_eq!(a["crt.results_lost"], int(7));
+        assert!(body_of(&drops).ends_with("; 7 results lost so far: those calls show = ?"));
+        assert_eq!(exit.severity_number, SeverityNumber::Warn as i32);
     }
 
     #[test]

@@ -165,11 +165,34 @@ fn crtctl_reads_history_through_crtd_with_filters() {
     let lines: Vec<&str> = connect
         .stdout
         .lines()
-        .filter(|l| !l.contains("+++"))
+        .filter(|l| !l.contains("+++") && !l.starts_with("--- crt: no return values"))
         .collect();
     assert!(!lines.is_empty(), "{connect:?}");
     assert!(lines.iter().all(|l| l.contains("] connect(")), "{lines:?}");
     assert!(lines[0].contains("sin_port=htons(9)"), "{lines:?}");
+    // strace -c's table, summed by crtd: each call of the history once.
+    let events = crtctl_json(&crtd, &["trace", "--json", &id]);
+    let calls = events
+        .iter()
+        .filter(|e| e["event"] == "syscall" && e["unfinished"] != true)
+        .count();
+    let summary = crtd.crtctl(ALPHA.2, &["trace", "-c", &id]).ok().stdout;
+    let total = summary
+        .lines()
+        .find(|l| l.ends_with(" total"))
+        .unwrap_or_else(|| panic!("no total line: {summary}"));
+    assert_eq!(
+        total.split_whitespace().nth(3).and_then(|c| c.parse().ok()),
+        Some(calls),
+        "{summary}"
+    );
+    assert!(
+        summary.lines().any(|l| l.ends_with(" connect")),
+        "{summary}"
+    );
+    let other = crtd.crtctl(BETA.2, &["trace", "-c", &id]);
+    assert_ne!(other.code, 0);
+    assert!(other.stderr.contains("not found"), "{other:?}");
     let grep = crtctl_json(
         &crtd,
         &["trace", "--json", "--grep", "crt-test-release", &id],

@@ -462,3 +462,84 @@ fn a_stalled_store_never_slows_the_program_and_drops_are_counted_and_shown() {
         "recorded {recorded} + dropped {drops}"
     );
 }
+
+#[test]
+fn result_filters_with_bad_values_are_refused_naming_them() {
+    for (args, want) in [
+        (
+            vec!["--errno", "ENOENT,ENOPE"],
+            "--errno \"ENOPE\": not an error; expected a name like ENOENT",
+        ),
+        (
+            vec!["--slower-than", "1m"],
+            "--slower-than \"1m\": not a duration; expected a number with a unit: 500ns, 250us, 1.5ms, 2s",
+        ),
+        (
+            vec!["--failed", "--successful"],
+            "--failed and --successful exclude each other",
+        ),
+        (vec!["-c", "-f"], "-c (--summary) prints one table"),
+    ] {
+        for local in [false, true] {
+            let mut all = vec!["trace"];
+            if local {
+                all.push("--local");
+            }
+            all.extend_from_slice(&args);
+            all.push("no-such-container");
+            let out = crtctl(&all);
+            assert_eq!(out.code, 1, "{all:?}: {out:?}");
+            assert!(out.stderr.contains(want), "{all:?}: {}", out.stderr);
+            assert!(out.stdout.is_empty(), "{all:?}: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn the_summary_counts_each_call_of_the_trace_once() {
+    for b in BINARIES {
+        let (cid, out) = run_traced(
+            b,
+            "%file",
+            &["sh", "-c", "cat /etc/crt-test-release /nonexistent; true"],
+        );
+        out.ok();
+        // The calls as the events count them: an entry stored before its
+        // exit is one call with its exit.
+        let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+        for e in trace_json(&cid) {
+            if e["event"] == "syscall" && e["unfinished"] != true {
+                *want
+                    .entry(e["syscall"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+        assert!(want.contains_key("openat"), "{b}: {want:?}");
+        let table = crtctl(&["trace", "--local", "-c", "-n", NS, &cid])
+            .ok()
+            .stdout;
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0], "% time     seconds  usecs/call     calls    errors syscall",
+            "{b}: {table}"
+        );
+        let rule = "------ ----------- ----------- --------- --------- ----------------";
+        assert_eq!(lines[1], rule, "{b}: {table}");
+        let end = lines.iter().rposition(|l| *l == rule).unwrap();
+        let mut got: std::collections::BTreeMap<String, u64> = Default::default();
+        for l in &lines[2..end] {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let name = cols.last().unwrap().to_string();
+            // % time, seconds, usecs/call, calls, [errors], name.
+            got.insert(name, cols[3].parse().unwrap());
+        }
+        assert_eq!(got, want, "{b}: {table}");
+        let total: Vec<&str> = lines[end + 1].split_whitespace().collect();
+        assert_eq!(total.last(), Some(&"total"), "{b}: {table}");
+        assert_eq!(
+            total[3].parse::<u64>().unwrap(),
+            want.values().sum::<u64>(),
+            "{b}: {table}"
+        );
+    }
+}

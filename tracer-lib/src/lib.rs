@@ -11,7 +11,9 @@ pub mod latency;
 pub mod node_files;
 pub mod record;
 pub mod render;
+pub mod results;
 pub mod segment;
+pub mod summary;
 pub mod syscalls;
 mod syscalls_x86_64;
 

@@ -117,6 +117,8 @@ export interface Container {
   clone_of: string | null;
   traced: boolean;
   trace_spec?: string | null;
+  /** Why the trace has no return values (its calls show `= ?`), as its shim said. */
+  results_unavailable?: string | null;
   kubernetes: { namespace?: string; pod?: string; pod_uid?: string; container?: string; [k: string]: unknown } | null;
   created: string | null;
   exited: string | null;
@@ -186,12 +188,26 @@ export interface TraceEvent {
   comm?: string;
   syscall?: string;
   args?: string[];
-  ret?: string;
+  /** The raw return value (negative: an error); null when unknown. */
+  ret?: number | null;
+  /** The error's name (ENOENT) when the call failed. */
+  errno?: string | null;
+  /** Entry to exit, ns; null when unknown. */
+  duration_ns?: number | null;
+  /** The index in `args` of the first argument strace prints at the exit. */
+  exit_args?: number;
+  /** The arguments from `exit_args` on are named ones only the exit adds (`clone`). */
+  exit_comma?: boolean;
+  /** Stored before it returned: its result comes in a later `resumed` event. */
+  unfinished?: boolean;
+  /** The exit of an unfinished call, with its result. */
+  resumed?: boolean;
   stale?: boolean;
   stream?: string;
   line?: string;
   cut?: boolean;
   dropped?: number;
+  results_lost?: number;
   lost?: number;
   init?: boolean;
 }

@@ -45,6 +45,9 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
   const fPid = h('input', { id: 't-pid', placeholder: 'pid', size: 7, inputmode: 'numeric' });
   const fText = h('input', { id: 't-text', type: 'search', placeholder: 'text in the line', size: 18 });
   const fLogs = h('input', { id: 't-logs', type: 'checkbox', checked: true });
+  const fFailed = h('input', { id: 't-failed', type: 'checkbox', 'data-testid': 'failed-only' });
+  const fSlower = h('input', { id: 't-slower', placeholder: '1ms', size: 6, 'data-testid': 'slower-than' });
+  const resultsNote = h('p', { class: 'results-note', hidden: true, 'data-testid': 'results-unavailable' });
   const fMode = h('select', { id: 't-mode' }, h('option', { value: 'live' }, 'Live'), h('option', { value: 'history' }, 'Time range'));
   const fSince = h('input', { id: 't-since', type: 'datetime-local', step: 1 });
   const fUntil = h('input', { id: 't-until', type: 'datetime-local', step: 1 });
@@ -62,6 +65,8 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
     h('label', { for: 't-pid' }, 'PID'), fPid,
     h('label', { for: 't-text' }, 'Text'), fText,
     h('label', { class: 'check' }, fLogs, ' Output lines'),
+    h('label', { class: 'check' }, fFailed, ' Failed calls only'),
+    h('label', { for: 't-slower' }, 'Slower than'), fSlower,
     h('label', { for: 't-mode' }, 'Show'), fMode,
     range,
     h('button', { type: 'submit' }, 'Apply'),
@@ -86,6 +91,8 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
     ['pid', fPid.value.trim() || undefined],
     ['grep', fText.value || undefined],
     ['logs', fLogs.checked ? 'true' : undefined],
+    ['failed', fFailed.checked ? 'true' : undefined],
+    ['slower_than', fSlower.value.trim() || undefined],
   ];
   const utc = (local: string) => (local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined);
 
@@ -120,8 +127,11 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
       let cursor: string | undefined;
       let pages = 0;
       let rest = false;
+      // One instant for every page: crtd refuses a cursor from a query with
+      // other bounds, and a span back from now ("60s") moves with each request.
+      const since = new Date(Date.now() - 60_000).toISOString();
       for (;;) {
-        const p = await page([...filterQuery(), ['since', '60s'], ['order', 'asc'], ['limit', '1000'], ['cursor', cursor]], gen);
+        const p = await page([...filterQuery(), ['since', since], ['order', 'asc'], ['limit', '1000'], ['cursor', cursor]], gen);
         if (!p) return;
         cursor = p.next;
         if (!p.more) break;
@@ -178,7 +188,7 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
     debugArea,
     h('section', { 'aria-label': 'Metrics' }, h('h2', {}, 'Metrics (last hour)'), h('div', { class: 'charts' }, ...charts.map((c) => c.el))),
     h('section', { 'aria-label': 'Processes' }, h('h2', {}, 'Processes'), procTable),
-    h('section', { class: 'trace-section', 'aria-label': 'Trace and output' }, h('h2', {}, 'Trace and output'), traceForm, h('div', { class: 'trace-bar' }, traceStatus, traceCount, more), view.el),
+    h('section', { class: 'trace-section', 'aria-label': 'Trace and output' }, h('h2', {}, 'Trace and output'), traceForm, resultsNote, h('div', { class: 'trace-bar' }, traceStatus, traceCount, more), view.el),
   );
 
   // --- facts, refreshed ---
@@ -199,6 +209,9 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
   function drawFacts(c: Container) {
     notice.classList.remove('error');
     replace(notice);
+    // Said once, above the trace: why its calls end in `= ?`. Set as text.
+    resultsNote.hidden = !(c.traced && c.results_unavailable);
+    resultsNote.textContent = c.results_unavailable ? `No return values in this trace: ${c.results_unavailable}` : '';
     title.textContent = c.kubernetes?.container ?? shortId(c.id);
     badge.textContent = c.status;
     badge.className = `badge status-${c.status}`;
@@ -212,6 +225,7 @@ export function containerPage(who: Whoami, namespace: string, id: string): { el:
       ...(c.tenant && !who.tenant ? row('Tenant', c.tenant) : []),
       ...row('Image', c.image),
       ...row('Trace annotation', c.traced ? (c.trace_spec ?? 'traced') : 'not traced'),
+      ...(c.traced && c.results_unavailable ? row('Return values', `not recorded: ${c.results_unavailable}`) : []),
       ...row('Init PID', c.pid ? String(c.pid) : null),
       ...row('Created', c.created),
       ...(c.exited ? row('Exited', `${c.exited} (status ${c.exit_code ?? '?'})`) : []),

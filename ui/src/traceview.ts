@@ -119,19 +119,56 @@ export function clock(ts: string): string {
   return m[1] + (m[2] ?? '.').padEnd(7, '0');
 }
 
+/** Syscalls whose result is an address, shown in hex as strace does. */
+const ADDRESS_RESULTS = new Set(['mmap', 'mremap', 'brk', 'shmat']);
+
+/** A result as strace shows it after `= `: `3`, `0x7f12a000`, `-1 ENOENT`, `?` when unknown. */
+export function resultText(e: TraceEvent): string {
+  const r = e.ret;
+  if (r === null || r === undefined) return '?';
+  if (r < 0 && r >= -4095) return `-1 ${e.errno ?? `E??? (errno ${-r})`}`;
+  if (ADDRESS_RESULTS.has(e.syscall ?? '')) return `0x${BigInt.asUintN(64, BigInt(r)).toString(16)}`;
+  return String(r);
+}
+
+/** A duration as strace's -T shows it: `<0.000021>` (seconds, 6 decimals). */
+export function durationText(ns: number): string {
+  const us = Math.floor(ns / 1000);
+  return `<${Math.floor(us / 1_000_000)}.${String(us % 1_000_000).padStart(6, '0')}>`;
+}
+
 /** One event as one line, strace-style for syscalls. */
 export function lineOf(e: TraceEvent): Line {
   const t = clock(e.ts);
   switch (e.event) {
-    case 'syscall':
+    case 'syscall': {
+      const who = `${t} [pid ${e.pid ?? '?'}] `;
+      // As strace -f splits a call another thread interrupted (crt_tracer::render::call_line):
+      // `read(0,  <unfinished ...>`, then `<... read resumed>"hi\n", 1024) = 3`.
+      const args = e.args ?? [];
+      const split = Math.min(e.exit_args ?? args.length, args.length);
+      const [entry, exit] = [args.slice(0, split), args.slice(split)];
+      if (e.unfinished) {
+        const sep = entry.length && exit.length && !e.exit_comma ? ', ' : '';
+        return { kind: 'sys', text: `${who}${e.syscall}(${entry.join(', ')}${sep} <unfinished ...>` };
+      }
+      const call = e.resumed
+        ? `<... ${e.syscall} resumed>${exit.length && e.exit_comma ? ', ' : ''}${exit.join(', ')})`
+        : `${e.syscall}(${args.join(', ')})`;
+      const took = e.duration_ns === null || e.duration_ns === undefined ? '' : ` ${durationText(e.duration_ns)}`;
+      const failed = e.ret !== null && e.ret !== undefined && e.ret < 0 && e.ret >= -4095;
       return {
-        kind: 'sys',
-        text: `${t} [pid ${e.pid ?? '?'}] ${e.syscall}(${(e.args ?? []).join(', ')}) = ${e.ret ?? '?'}${e.stale ? ' (arguments may have changed)' : ''}`,
+        kind: failed ? 'sys failed' : 'sys',
+        text: `${who}${call} = ${resultText(e)}${took}${e.stale ? ' (arguments may have changed)' : ''}`,
       };
+    }
     case 'log':
       return { kind: `log ${e.stream === 'stderr' ? 'stderr' : 'stdout'}`, text: `${t} ${e.stream ?? 'log'}| ${e.line ?? ''}${e.cut ? ' [cut]' : ''}` };
-    case 'drops':
-      return { kind: 'note', text: `${t} --- ${e.dropped} events dropped by the tracer (its queue was full) ---` };
+    case 'drops': {
+      const lost = e.results_lost ? `${e.results_lost} results lost so far: those calls show = ?` : '';
+      const dropped = e.dropped || !lost ? `${e.dropped ?? 0} events dropped by the tracer (its queue was full)` : '';
+      return { kind: 'note', text: `${t} --- ${[dropped, lost].filter(Boolean).join('; ')} ---` };
+    }
     case 'gap':
       return { kind: 'note', text: `${t} --- ${e.lost ?? '?'} events lost from the stored history ---` };
     case 'end':

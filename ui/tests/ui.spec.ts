@@ -130,6 +130,51 @@ test('a live trace line appears within 2 s of the syscall', async ({ page }) => 
   await expect(page.getByTestId('trace')).toContainText(`openat(AT_FDCWD, "/${nonce}"`, { timeout: 2000 });
 });
 
+test('calls show their results, failed calls can be shown alone, and a trace without results says why', async ({ page, request }) => {
+  const token = env('CRT_ALPHA_TOKEN');
+  const client = env('CRT_CLIENT');
+  const auth = { Authorization: `Bearer ${token}` };
+  const info = await (await request.get(`/v1/containers/${ns()}/${client}`, { headers: auth })).json();
+  const why: string | null = info.results_unavailable ?? null;
+  await signIn(page, token);
+  await page.goto(`/#/c/${ns()}/${client}`);
+  await expect(page.getByTestId('trace')).toContainText('connect(');
+  const note = page.getByTestId('results-unavailable');
+  if (why) {
+    // Said once, above the trace, as the shim said it; every call ends in `= ?`.
+    await expect(note).toHaveText(`No return values in this trace: ${why}`);
+    await expect(page.locator('.facts')).toContainText(`not recorded: ${why}`);
+  } else {
+    await expect(note).toBeHidden();
+  }
+  await page.getByTestId('failed-only').check();
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByTestId('trace-status')).toHaveText('live');
+  // A call that fails: cat of a file that does not exist (ENOENT).
+  const nonce = `crt-ui-failed-${Date.now()}`;
+  const r = spawnSync('ctr', ['-n', ns(), 'tasks', 'exec', '--exec-id', nonce, client, 'cat', `/${nonce}`]);
+  expect(r.stderr.toString()).toContain('No such file');
+  // The view keeps a pool of rows; those not in use are hidden.
+  const sys = page.getByTestId('trace').locator('.line.sys:not([hidden])');
+  if (why) {
+    // Stored (the history has it), yet not shown: nothing is known to have failed.
+    await expect
+      .poll(async () => {
+        const q = `/v1/events?namespace=${ns()}&container=${client}&grep=${nonce}`;
+        return (await (await request.get(q, { headers: auth })).json()).events.length;
+      })
+      .toBeGreaterThan(0);
+    await expect(sys).toHaveCount(0);
+    await page.locator('section.trace-section').screenshot({ path: shots('trace-no-results.png') });
+  } else {
+    await expect(page.getByTestId('trace')).toContainText(`openat(AT_FDCWD, "/${nonce}", O_RDONLY) = -1 ENOENT`);
+    for (const text of await sys.allTextContents()) expect(text).toMatch(/ = -1 E[A-Z0-9]+( <\d+\.\d{6}>)?$/);
+    await expect(page.locator('.line.sys.failed').first()).toBeVisible();
+    await page.locator('section.trace-section').screenshot({ path: shots('trace-failed-calls.png') });
+  }
+  await accessible(page);
+});
+
 test('the container page shows the trace, output, processes and metrics', async ({ page }) => {
   const csp = await watchCsp(page);
   await signIn(page, env('CRT_ALPHA_TOKEN'));

@@ -1492,3 +1492,190 @@ fn a_service_account_token_is_taken_wherever_a_tenant_token_is() {
     // The static tokens are unchanged beside them.
     assert_eq!(w.get("/v1/whoami", Some(ACME)).1["tenant"], "acme");
 }
+
+/// Calls with results in acme's a1 and globex's g1, after the world's own
+/// (which have none): an ENOENT, an fd after 5 ms, an EACCES after 2 ms, and
+/// the exit of an unfinished read; g1 gets a failure of its own.
+fn with_results(w: &World) {
+    use crate::store::tests::{exit_rec, rec_with_result};
+    let live = &w.api.ingest.live;
+    let a1 = stream_of(w, "a1");
+    for r in [
+        rec_with_result(5_000_000, 10, "openat", b"/enoent", -2, Some(1_000)),
+        rec_with_result(5_000_001, 10, "openat", b"/fd", 3, Some(5_000_000)),
+        rec_with_result(5_000_002, 11, "openat", b"/eacces", -13, Some(2_000_000)),
+        exit_rec(5_000_003, 11, "read", 5, 2_000_000),
+    ] {
+        crate::live::store_and_publish(live, &a1, Some("acme"), &r);
+    }
+    crate::live::store_and_publish(
+        live,
+        &stream_of(w, "g1"),
+        Some("globex"),
+        &rec_with_result(5_000_004, 12, "openat", b"/theirs", -2, Some(9_000_000)),
+    );
+}
+
+fn events_of(b: &Value) -> Vec<Value> {
+    b["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn events_are_filtered_by_result_within_the_tenant() {
+    let w = world();
+    with_results(&w);
+    let (s, b) = w.get("/v1/events?failed=true&limit=1000", Some(ACME));
+    assert_eq!(s, 200, "{b}");
+    let failed = events_of(&b);
+    let paths: Vec<&str> = failed
+        .iter()
+        .map(|e| e["args"][1].as_str().unwrap())
+        .collect();
+    // globex's failure is not acme's to see.
+    assert_eq!(paths, ["\"/enoent\"", "\"/eacces\""], "{b}");
+    assert_eq!(failed[0]["ret"], -2);
+    assert_eq!(failed[0]["errno"], "ENOENT");
+    assert_eq!(failed[0]["duration_ns"], 1_000);
+    assert_eq!(failed[1]["errno"], "EACCES");
+
+    let (_, b) = w.get("/v1/events?container=a1&errno=EACCES,2", Some(ACME));
+    assert_eq!(events_of(&b).len(), 2, "{b}");
+    let (_, b) = w.get("/v1/events?container=a1&errno=13", Some(ACME));
+    assert_eq!(events_of(&b).len(), 1, "{b}");
+
+    let (_, b) = w.get("/v1/events?container=a1&slower_than=2ms", Some(ACME));
+    let slow = events_of(&b);
+    let names: Vec<(&str, &Value)> = slow
+        .iter()
+        .map(|e| (e["syscall"].as_str().unwrap(), &e["ret"]))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("openat", &json!(3)),
+            ("openat", &json!(-13)),
+            ("read", &json!(5))
+        ]
+    );
+    // The exit of an unfinished call says so, with its result.
+    assert_eq!(slow[2]["resumed"], true);
+    assert_eq!(slow[2]["duration_ns"], 2_000_000);
+
+    let (_, b) = w.get("/v1/events?container=a1&successful=true", Some(ACME));
+    assert_eq!(events_of(&b).len(), 2, "{b}");
+    // Root sees both tenants' failures.
+    let (_, b) = w.root("/v1/events?failed=true&errno=ENOENT");
+    assert_eq!(events_of(&b).len(), 2, "{b}");
+}
+
+#[test]
+fn bad_result_parameters_are_named_with_their_value() {
+    let w = world();
+    for (q, key, val) in [
+        ("errno=ENOPE", "errno", "ENOPE"),
+        ("errno=ENOENT,99999", "errno", "99999"),
+        ("slower_than=1m", "slower_than", "1m"),
+        ("slower_than=fast", "slower_than", "fast"),
+        ("failed=maybe", "failed", "maybe"),
+        ("successful=2", "successful", "2"),
+    ] {
+        for path in ["/v1/events", "/v1/summary", "/v1/events/stream"] {
+            let (s, b) = w.get(&format!("{path}?{q}"), Some(ACME));
+            assert_eq!(s, 400, "{path}?{q}");
+            let msg = b["error"].as_str().unwrap();
+            assert!(msg.contains(key) && msg.contains(val), "{q}: {msg}");
+        }
+    }
+    let (s, b) = w.get("/v1/events?failed=true&successful=true", Some(ACME));
+    assert_eq!(s, 400, "{b}");
+}
+
+#[test]
+fn a_live_stream_honours_result_filters() {
+    use crate::store::tests::rec_with_result;
+    let w = world();
+    let mut r = Reader::open(
+        &w,
+        Listener::Tenants,
+        "/v1/events/stream?container=a1&errno=ENOENT",
+        Some(ACME),
+    );
+    let live = &w.api.ingest.live;
+    let a1 = stream_of(&w, "a1");
+    for rec in [
+        rec(9_000, 1, "openat", b"/unknown"),
+        rec_with_result(9_001, 1, "openat", b"/ok", 3, Some(10)),
+        rec_with_result(9_002, 1, "openat", b"/eacces", -13, Some(10)),
+        rec_with_result(9_003, 1, "openat", b"/enoent", -2, Some(10)),
+    ] {
+        crate::live::store_and_publish(live, &a1, Some("acme"), &rec);
+    }
+    let got: Value = serde_json::from_str(&r.next_data().expect("an event")).unwrap();
+    assert_eq!(got["args"][1], "\"/enoent\"", "{got}");
+    assert_eq!(got["errno"], "ENOENT");
+    assert!(r.quiet());
+}
+
+#[test]
+fn the_summary_counts_calls_errors_and_time_per_syscall() {
+    let w = world();
+    with_results(&w);
+    let (s, b) = w.get("/v1/summary?container=a1", Some(ACME));
+    assert_eq!(s, 200, "{b}");
+    let rows = b["syscalls"].as_array().unwrap();
+    // Most time first: openat 7.001 ms, read 2 ms, then connect (no time).
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["syscall"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["openat", "read", "connect"], "{b}");
+    assert_eq!(rows[0]["calls"], 200 + 3);
+    assert_eq!(rows[0]["errors"], 2);
+    assert_eq!(rows[0]["total_ns"], 7_001_000);
+    assert_eq!(rows[0]["avg_ns"], 7_001_000 / 3);
+    assert_eq!(rows[0]["unknown"], 200);
+    assert_eq!(rows[2]["avg_ns"], Value::Null);
+    assert_eq!(b["total"]["calls"], 254);
+    assert_eq!(b["total"]["unknown"], 250);
+    assert_eq!(b["truncated"], false);
+    // The same parameters as the events: a time range, failed calls only.
+    let (_, b) = w.get(
+        "/v1/summary?container=a1&failed=true&since=1970-01-01T00:00:00.004Z",
+        Some(ACME),
+    );
+    assert_eq!(b["total"]["calls"], 2, "{b}");
+    assert_eq!(b["total"]["errors"], 2, "{b}");
+    // Someone else's container is not found; the tenant's whole scope
+    // does not take in another's calls.
+    assert_eq!(w.get("/v1/summary?container=g1", Some(ACME)).0, 404);
+    let (_, b) = w.get("/v1/summary?failed=true", Some(ACME));
+    assert_eq!(b["total"]["calls"], 2, "{b}");
+}
+
+#[test]
+fn a_container_says_why_its_trace_has_no_results() {
+    let w = world();
+    let dir = w.api.state_dir.join("traces/acme/a1");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("meta.json"),
+        json!({"namespace": "acme", "container": "a1", "annotation": "openat",
+               "created": "2026-11-28T08:00:00.000000Z", "shim_pid": 0, "kubernetes": {},
+               "results_unavailable": "BPF is not allowed on this node"})
+        .to_string(),
+    )
+    .unwrap();
+    w.api.ingest.read_node_files();
+    let (_, a1) = w.get("/v1/containers/acme/a1", Some(ACME));
+    assert_eq!(
+        a1["results_unavailable"], "BPF is not allowed on this node",
+        "{a1}"
+    );
+    let (_, g1) = w.get("/v1/containers/globex/g1", Some(GLOBEX));
+    assert_eq!(g1["results_unavailable"], Value::Null, "{g1}");
+    let (_, b) = w.get("/v1/summary?container=a1", Some(ACME));
+    assert_eq!(
+        b["results_unavailable"], "BPF is not allowed on this node",
+        "{b}"
+    );
+}

@@ -34,6 +34,27 @@ pub struct Filter {
     pub kinds: u8,
     /// A substring of the rendered event (syscall name, arguments, process name).
     pub text: Option<String>,
+    /// Conditions on syscalls' results (any set: syscalls without a result
+    /// are left out; other kinds are not affected).
+    pub result: ResultFilter,
+}
+
+pub use crt_tracer::results::ResultFilter;
+
+/// The result conditions as text for the cursor digest (empty when none, so
+/// cursors of filters without them keep their digest).
+fn result_canonical(r: &ResultFilter) -> String {
+    if r.is_empty() {
+        return String::new();
+    }
+    let errnos: Vec<String> = r.errnos.iter().map(i32::to_string).collect();
+    format!(
+        ", result: {{ failed: {}, succeeded: {}, errnos: [{}], min_duration_ns: {:?} }}",
+        r.failed,
+        r.succeeded,
+        errnos.join(", "),
+        r.min_duration_ns
+    )
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,12 +173,13 @@ fn canonical(f: &Filter, order: Order) -> String {
         Order::Desc => "Desc",
     };
     format!(
-        "Filter {{ since: {}, until: {}, syscalls: {}, pids: {}, kinds: {}, text: {text} }}{order}",
+        "Filter {{ since: {}, until: {}, syscalls: {}, pids: {}, kinds: {}, text: {text}{} }}{order}",
         opt(f.since),
         opt(f.until),
         list(&f.syscalls),
         list(&f.pids),
-        f.kinds
+        f.kinds,
+        result_canonical(&f.result)
     )
 }
 
@@ -216,6 +238,9 @@ impl Filter {
                 return false;
             }
             if !self.pids.is_empty() && !self.pids.contains(&rec.tid) {
+                return false;
+            }
+            if !self.result.matches(rec) {
                 return false;
             }
         } else if !self.pids.is_empty() && rec.tid != 0 && !self.pids.contains(&rec.tid) {
@@ -527,6 +552,7 @@ mod digest_tests {
             pids: vec![42],
             kinds: 5,
             text: Some("a \"q\" \\ b\n\té\u{1}".into()),
+            result: Default::default(),
         };
         let export = Filter {
             since: Some(1_700_000_000_000_000_000),
@@ -562,7 +588,21 @@ mod digest_tests {
             syscalls: vec![1],
             ..Default::default()
         };
-        let all = [&a, &b, &c, &d, &Filter::default()];
+        let e = Filter {
+            result: ResultFilter {
+                failed: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let f = Filter {
+            result: ResultFilter {
+                min_duration_ns: Some(1_000_000),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let all = [&a, &b, &c, &d, &e, &f, &Filter::default()];
         for (i, x) in all.iter().enumerate() {
             for y in &all[i + 1..] {
                 assert_ne!(digest(x, Order::Asc), digest(y, Order::Asc));

@@ -420,3 +420,103 @@ fn stored_files_are_readable_by_crtd_alone() {
     // The lock, the stream's metadata and checkpoint, chunks and a sealed index.
     assert!(seen >= 6, "{seen} files");
 }
+
+/// A syscall record with its result (`ret`, `duration_ns`) read at the exit.
+pub(crate) fn rec_with_result(
+    ts: u64,
+    tid: u32,
+    name: &str,
+    path: &[u8],
+    ret: i64,
+    duration_ns: Option<u64>,
+) -> Vec<u8> {
+    let mut buf = rec(ts, tid, name, path);
+    let mut b = RecordBuilder::extend(&mut buf, 0);
+    b.result(ret, duration_ns);
+    b.finish();
+    buf
+}
+
+/// The exit of an entry stored unfinished: a syscall record with
+/// FLAG_RESUMED and the result.
+pub(crate) fn exit_rec(ts: u64, tid: u32, name: &str, ret: i64, duration_ns: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut b = RecordBuilder::begin(&mut buf, KIND_SYSCALL, ts, tid, NATIVE, nr(name), &[0; 6]);
+    b.set_comm(b"app");
+    b.set_flags(crt_tracer::record::FLAG_RESUMED);
+    b.result(ret, Some(duration_ns));
+    b.finish();
+    buf
+}
+
+#[test]
+fn results_filter_failed_succeeded_errno_and_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = store.stream(meta("ns", "results", 1)).unwrap();
+    let mut batch = Vec::new();
+    // ts 1: no result (no BPF); 2: ENOENT fast; 3: fd 3 slow; 4: EACCES slow;
+    // 5: an exit (of an unfinished read) that returned 5 after 2 ms.
+    batch.extend(rec(1, 7, "openat", b"/a"));
+    batch.extend(rec_with_result(2, 7, "openat", b"/b", -2, Some(1_000)));
+    batch.extend(rec_with_result(3, 7, "openat", b"/c", 3, Some(5_000_000)));
+    batch.extend(rec_with_result(4, 7, "openat", b"/d", -13, Some(2_000_000)));
+    batch.extend(exit_rec(5, 7, "read", 5, 2_000_000));
+    s.append(&batch, pos(1), false, 0).unwrap();
+    let ts = |result: query::ResultFilter, syscalls: Vec<u32>| {
+        let f = Filter {
+            result,
+            syscalls,
+            ..Default::default()
+        };
+        ts_of(&page(std::slice::from_ref(&s), &f, Order::Asc, 100, None).hits)
+    };
+    use query::ResultFilter as R;
+    // The exit is a syscall event: found by its syscall's name too.
+    assert_eq!(ts(R::default(), vec![]), vec![1, 2, 3, 4, 5]);
+    assert_eq!(ts(R::default(), vec![nr("read")]), vec![5]);
+    let failed = R {
+        failed: true,
+        ..Default::default()
+    };
+    assert_eq!(ts(failed.clone(), vec![]), vec![2, 4]);
+    let ok = R {
+        succeeded: true,
+        ..Default::default()
+    };
+    assert_eq!(ts(ok, vec![]), vec![3, 5]);
+    let enoent = R {
+        errnos: vec![2],
+        ..Default::default()
+    };
+    assert_eq!(ts(enoent, vec![]), vec![2]);
+    let slow = R {
+        min_duration_ns: Some(2_000_000),
+        ..Default::default()
+    };
+    assert_eq!(ts(slow.clone(), vec![]), vec![3, 4, 5]);
+    let slow_failed = R {
+        failed: true,
+        min_duration_ns: Some(2_000_000),
+        ..Default::default()
+    };
+    assert_eq!(ts(slow_failed, vec![]), vec![4]);
+    assert_eq!(ts(slow, vec![nr("openat")]), vec![3, 4]);
+
+    // A cursor of one result filter is refused by another.
+    let f = Filter {
+        result: failed,
+        ..Default::default()
+    };
+    let first = page(std::slice::from_ref(&s), &f, Order::Asc, 1, None);
+    let other = Filter::default();
+    assert!(query::run(
+        std::slice::from_ref(&s),
+        &other,
+        Order::Asc,
+        1,
+        Some(&first.next),
+        budget()
+    )
+    .is_err());
+}
