@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use crt_config::supervisor::parse_duration;
+use crt_tracer::decode::RenderOptions;
 use crt_tracer::escape;
 use crt_tracer::render::{now_ns, parse_rfc3339_utc, rfc3339_utc, TextOptions};
 use crt_tracer::results::ResultFilter;
@@ -30,6 +31,8 @@ pub struct TraceQuery {
     pub logs: bool,
     /// `-T`: durations on text lines.
     pub durations: bool,
+    /// `-x`, `-xx`, `-s`: how crtd renders arguments.
+    pub render: RenderOptions,
     /// Conditions on results, checked already.
     pub results: ResultFilter,
     /// `-c`: the summary table instead of the events.
@@ -77,6 +80,13 @@ impl TraceQuery {
         }
         if let Some(ns) = r.min_duration_ns {
             q.push(("slower_than", format!("{ns}ns")));
+        }
+        let defaults = RenderOptions::default();
+        if self.render.strings != defaults.strings {
+            q.push(("strings", self.render.strings.name().to_string()));
+        }
+        if self.render.string_limit != defaults.string_limit {
+            q.push(("string_limit", self.render.string_limit.to_string()));
         }
         Ok(q)
     }
@@ -606,9 +616,28 @@ mod tests {
             grep: None,
             logs: false,
             durations: false,
+            render: RenderOptions::default(),
             results: ResultFilter::default(),
             summary: false,
         }
+    }
+
+    #[test]
+    fn string_styles_and_limits_go_to_crtd_only_when_not_the_defaults() {
+        let mut q = query_of("2025-11-26T11:00:00Z", None);
+        let has = |q: &TraceQuery, k: &str| q.query(NOW).unwrap().iter().any(|(key, _)| *key == k);
+        assert!(!has(&q, "strings") && !has(&q, "string_limit"));
+        q.render.strings = crt_tracer::escape::StringStyle::AllHex;
+        q.render.string_limit = 200;
+        let pairs = q.query(NOW).unwrap();
+        assert!(
+            pairs.contains(&("strings", "allhex".to_string())),
+            "{pairs:?}"
+        );
+        assert!(
+            pairs.contains(&("string_limit", "200".to_string())),
+            "{pairs:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use crt_config::NodeConfig;
-use crt_tracer::escape;
+use crt_tracer::decode::RenderOptions;
+use crt_tracer::escape::{self, StringStyle};
 use crt_tracer::node_files::TraceMeta;
 use crt_tracer::record::{Record, KIND_DROPS, KIND_END, KIND_LOG, KIND_SYSCALL};
 use crt_tracer::render::{self, Source};
@@ -50,6 +51,13 @@ pub struct TraceArgs {
     /// Show the time spent in each syscall, as strace -T: ` <0.000021>`.
     #[arg(short = 'T')]
     durations: bool,
+    /// Non-printable bytes of strings in hex (`\x01`) instead of octal, as
+    /// strace -x; twice (-xx): every byte in hex.
+    #[arg(short = 'x', action = clap::ArgAction::Count)]
+    hex: u8,
+    /// Most bytes of a data buffer shown (as strace -s; 32 by default).
+    #[arg(short = 's', long = "string-limit", value_name = "N")]
+    string_limit: Option<usize>,
     /// Only syscalls that returned an error (strace -Z).
     #[arg(short = 'Z', long = "failed")]
     failed: bool,
@@ -83,6 +91,8 @@ struct LocalArgs {
     logs: bool,
     container: String,
     durations: bool,
+    /// -x, -xx, -s.
+    render: RenderOptions,
     results: ResultFilter,
     summary: bool,
     /// Bounds on the records' time, ns: `since <= ts < until`.
@@ -113,8 +123,23 @@ impl TraceArgs {
         Ok(r)
     }
 
+    /// How arguments are rendered (-x, -xx, -s).
+    fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            strings: match self.hex {
+                0 => StringStyle::Octal,
+                1 => StringStyle::Hex,
+                _ => StringStyle::AllHex,
+            },
+            string_limit: self
+                .string_limit
+                .unwrap_or(RenderOptions::default().string_limit),
+        }
+    }
+
     fn into_remote(self, results: ResultFilter) -> crate::remote::TraceQuery {
         crate::remote::TraceQuery {
+            render: self.render_options(),
             durations: self.durations,
             results,
             summary: self.summary,
@@ -179,6 +204,7 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
             .transpose()
     };
     let a = LocalArgs {
+        render: a.render_options(),
         since: bound("since", &a.since)?,
         until: bound("until", &a.until)?,
         namespace: a.namespace.unwrap_or_else(|| "default".into()),
@@ -220,14 +246,15 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
     let opts = render::TextOptions {
         durations: a.durations,
     };
+    let shown = a.render;
     let line_of = |rec: &Record<'_>| -> Option<String> {
         if !a.wants(rec) {
             return None;
         }
         if a.json {
-            Some(render::json_line(src, rec))
+            Some(render::json_line_with(src, rec, &shown))
         } else {
-            local_text(rec, opts)
+            local_text(rec, &shown, opts)
         }
     };
     let mut reader = TraceReader::open(&dir);
@@ -328,8 +355,12 @@ pub fn no_results_line(why: &str) -> String {
 }
 
 /// A record's strace-style line, with the text choices.
-fn local_text(rec: &Record<'_>, opts: render::TextOptions) -> Option<String> {
-    let mut e = render::event_fields(rec);
+fn local_text(
+    rec: &Record<'_>,
+    shown: &RenderOptions,
+    opts: render::TextOptions,
+) -> Option<String> {
+    let mut e = render::event_fields_with(rec, shown);
     e.insert(
         "ts".into(),
         serde_json::json!(render::rfc3339_utc(rec.ts_ns)),
@@ -551,6 +582,7 @@ mod tests {
             logs: false,
             container: "c".into(),
             durations: false,
+            render: RenderOptions::default(),
             results: ResultFilter {
                 failed: true,
                 ..Default::default()

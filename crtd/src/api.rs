@@ -250,6 +250,38 @@ fn result_filter(req: &Request) -> Res<crate::store::query::ResultFilter> {
     Ok(r)
 }
 
+/// How events' arguments are shown, as strace's options: `strings`
+/// (`octal`, strace's default; `hex` as -x; `allhex` as -xx) and
+/// `string_limit` (-s: most bytes of a data buffer shown, 32 by default).
+fn render_options(req: &Request) -> Res<crt_tracer::decode::RenderOptions> {
+    use crt_tracer::escape::StringStyle;
+    let mut r = crt_tracer::decode::RenderOptions::default();
+    if let Some(v) = req.query_one("strings") {
+        r.strings = StringStyle::parse(v).ok_or_else(|| {
+            bad(format!(
+                "strings={} is not a string style; expected octal, hex or allhex",
+                escape::quote(v.as_bytes(), false)
+            ))
+        })?;
+    }
+    if let Some(v) = req.query_one("string_limit") {
+        r.string_limit = v
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_STRING_LIMIT).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "string_limit={} is out of range; expected a number of bytes from 1 to {MAX_STRING_LIMIT}",
+                    escape::quote(v.as_bytes(), false)
+                ))
+            })?;
+    }
+    Ok(r)
+}
+
+/// The most `string_limit` allows (what a record holds is less anyway).
+const MAX_STRING_LIMIT: usize = 1 << 16;
+
 impl Api {
     pub fn new(ingest: Arc<Ingest>, state_dir: std::path::PathBuf) -> Api {
         Api {
@@ -617,6 +649,7 @@ impl Api {
             }
         }
         f.result = result_filter(req)?;
+        f.render = render_options(req)?;
         f.text = req
             .query_one("grep")
             .filter(|g| !g.is_empty())
@@ -687,7 +720,14 @@ impl Api {
         let events: Vec<Value> = result
             .hits
             .iter()
-            .map(|h| event_json(&h.stream, tenants.owner_of(&h.stream.meta), &h.record()))
+            .map(|h| {
+                event_json(
+                    &h.stream,
+                    tenants.owner_of(&h.stream.meta),
+                    &h.record(),
+                    &filter.render,
+                )
+            })
             .collect();
         let more = events.len() == limit || result.truncated;
         Ok(Response::json(
@@ -840,6 +880,7 @@ impl Api {
             }
         };
         let feed = LiveFeed {
+            render: filter.render,
             live,
             sub,
             tenants,
@@ -871,6 +912,8 @@ impl Api {
 /// One client's live stream: its subscription and stream slot, both given
 /// back when the stream is dropped (the client left or the server stops).
 struct LiveFeed {
+    /// How events' arguments are shown.
+    render: crt_tracer::decode::RenderOptions,
     live: Arc<Live>,
     sub: Arc<Subscriber>,
     tenants: Arc<crate::tenants::Tenants>,
@@ -932,7 +975,12 @@ impl LiveFeed {
             return;
         };
         self.position.positions.insert(stream.id.clone(), end);
-        let ev = event_json(stream, self.tenants.owner_of(&stream.meta), &rec);
+        let ev = event_json(
+            stream,
+            self.tenants.owner_of(&stream.meta),
+            &rec,
+            &self.render,
+        );
         self.pending.push_back(SseItem::Event {
             id: self.position.encode(),
             data: ev.to_string(),
@@ -985,7 +1033,12 @@ impl Drop for LiveFeed {
 type Selection = (Vec<Arc<Stream>>, Option<Vec<(String, String)>>);
 
 /// An event as the API shows it.
-pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Value {
+pub fn event_json(
+    stream: &Stream,
+    tenant: Option<&str>,
+    rec: &Record<'_>,
+    shown: &crt_tracer::decode::RenderOptions,
+) -> Value {
     let k = &stream.meta.kubernetes;
     let pod = match (
         k.get("namespace").and_then(Value::as_str),
@@ -998,7 +1051,7 @@ pub fn event_json(stream: &Stream, tenant: Option<&str>, rec: &Record<'_>) -> Va
         }),
         _ => Value::Null,
     };
-    let mut v = render::event_fields(rec);
+    let mut v = render::event_fields_with(rec, shown);
     v.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
     v.insert("namespace".into(), json!(stream.meta.namespace));
     v.insert("container".into(), json!(stream.meta.container));

@@ -543,3 +543,41 @@ fn the_summary_counts_each_call_of_the_trace_once() {
         );
     }
 }
+
+#[test]
+fn strings_are_written_in_octal_by_default_and_in_hex_with_x_as_strace_does() {
+    // A file name holding byte 1, opened by cat.
+    let (cid, _) = run_traced(
+        "runc",
+        "openat",
+        &[
+            "sh",
+            "-c",
+            "f=/tmp/$(printf 'a\\001b'); : > \"$f\"; cat \"$f\"; true",
+        ],
+    );
+    let line_of = |flags: &[&str]| {
+        let mut args = vec!["trace", "--local", "-n", NS];
+        args.extend_from_slice(flags);
+        args.push(&cid);
+        let text = crtctl(&args).ok().stdout;
+        text.lines()
+            .find(|l| {
+                l.contains("openat(AT_FDCWD, \"") && l.contains("O_RDONLY") && l.contains("= 3")
+            })
+            .map(|l| l.split_once("] ").unwrap().1.to_string())
+            .unwrap_or_else(|| panic!("{flags:?}: no open of the file: {text}"))
+    };
+    assert_eq!(
+        line_of(&[]),
+        r#"openat(AT_FDCWD, "/tmp/a\1b", O_RDONLY) = 3"#
+    );
+    assert_eq!(
+        line_of(&["-x"]),
+        r#"openat(AT_FDCWD, "\x2f\x74\x6d\x70\x2f\x61\x01\x62", O_RDONLY) = 3"#
+    );
+    assert_eq!(
+        line_of(&["-xx"]),
+        r#"openat(AT_FDCWD, "\x2f\x74\x6d\x70\x2f\x61\x01\x62", O_RDONLY) = 3"#
+    );
+}

@@ -59,6 +59,24 @@ pub enum StringStyle {
     AllHex,
 }
 
+impl StringStyle {
+    /// The style's name in crtd's API (`strings=`): `octal`, `hex`, `allhex`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StringStyle::Octal => "octal",
+            StringStyle::Hex => "hex",
+            StringStyle::AllHex => "allhex",
+        }
+    }
+
+    /// The style of a name given by [`StringStyle::name`].
+    pub fn parse(s: &str) -> Option<StringStyle> {
+        [StringStyle::Octal, StringStyle::Hex, StringStyle::AllHex]
+            .into_iter()
+            .find(|st| st.name() == s)
+    }
+}
+
 /// Quotes bytes exactly as strace 6.1 does in `style`; `...` follows the
 /// closing quote when `truncated`. The result is pure printable ASCII.
 pub fn strace_quote(bytes: &[u8], truncated: bool, style: StringStyle) -> String {

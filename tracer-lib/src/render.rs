@@ -526,7 +526,12 @@ pub fn event_fields_with(
 /// The JSON object for a record of a trace read on the node (one line, no
 /// newline): `ts`, `namespace`, `container`, then [`event_fields`].
 pub fn json_line(src: Source<'_>, rec: &Record<'_>) -> String {
-    let mut m = event_fields(rec);
+    json_line_with(src, rec, &decode::RenderOptions::default())
+}
+
+/// [`json_line`] with arguments rendered as `opts` says.
+pub fn json_line_with(src: Source<'_>, rec: &Record<'_>, opts: &decode::RenderOptions) -> String {
+    let mut m = event_fields_with(rec, opts);
     m.insert("ts".into(), json!(rfc3339_utc(rec.ts_ns)));
     m.insert("namespace".into(), json!(src.namespace));
     m.insert("container".into(), json!(src.container));

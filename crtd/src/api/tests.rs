@@ -1569,6 +1569,45 @@ fn events_are_filtered_by_result_within_the_tenant() {
 }
 
 #[test]
+fn strings_are_shown_in_octal_by_default_and_in_hex_when_asked() {
+    use crate::store::tests::rec_with_result;
+    let w = world();
+    crate::live::store_and_publish(
+        &w.api.ingest.live,
+        &stream_of(&w, "a1"),
+        Some("acme"),
+        &rec_with_result(5_000_000, 10, "openat", b"/a\x01b", -2, None),
+    );
+    let path_of = |q: &str| {
+        let (s, b) = w.get(
+            &format!("/v1/events?container=a1&errno=ENOENT{q}"),
+            Some(ACME),
+        );
+        assert_eq!(s, 200, "{b}");
+        let events = events_of(&b);
+        events
+            .iter()
+            .find(|e| e["errno"] == "ENOENT")
+            .and_then(|e| e["args"][1].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no open in {b}"))
+    };
+    // strace's default, -x and -xx.
+    assert_eq!(path_of(""), r#""/a\1b""#);
+    assert_eq!(path_of("&strings=hex"), r#""\x2f\x61\x01\x62""#);
+    assert_eq!(path_of("&strings=allhex"), r#""\x2f\x61\x01\x62""#);
+    for (q, key, val) in [
+        ("strings=rot13", "strings", "rot13"),
+        ("string_limit=0", "string_limit", "0"),
+        ("string_limit=many", "string_limit", "many"),
+    ] {
+        let (s, b) = w.get(&format!("/v1/events?{q}"), Some(ACME));
+        assert_eq!(s, 400, "{q}");
+        let msg = b["error"].as_str().unwrap();
+        assert!(msg.contains(key) && msg.contains(val), "{q}: {msg}");
+    }
+}
+
+#[test]
 fn bad_result_parameters_are_named_with_their_value() {
     let w = world();
     for (q, key, val) in [

@@ -37,6 +37,9 @@ pub struct Filter {
     /// Conditions on syscalls' results (any set: syscalls without a result
     /// are left out; other kinds are not affected).
     pub result: ResultFilter,
+    /// How the matching events' arguments are shown (`strings`,
+    /// `string_limit`); it selects nothing.
+    pub render: crt_tracer::decode::RenderOptions,
 }
 
 pub use crt_tracer::results::ResultFilter;
@@ -553,6 +556,11 @@ mod digest_tests {
             kinds: 5,
             text: Some("a \"q\" \\ b\n\té\u{1}".into()),
             result: Default::default(),
+            // How events are shown selects nothing: not in the digest.
+            render: crt_tracer::decode::RenderOptions {
+                strings: crt_tracer::escape::StringStyle::AllHex,
+                string_limit: 300,
+            },
         };
         let export = Filter {
             since: Some(1_700_000_000_000_000_000),
