@@ -974,3 +974,34 @@ impl Drop for Tmpfs {
         let _ = run(Command::new("umount").arg("-l").arg(&self.0), None);
     }
 }
+
+/// The node config file the shim reads, /etc/crt/config.toml.
+pub const NODE_CONFIG: &str = "/etc/crt/config.toml";
+
+/// Puts the node config back as it was (or absent) when dropped: for the
+/// test binaries that change it (one test each: cargo runs test binaries
+/// one after another, so no other test sees the changed file).
+pub struct RestoreNodeConfig(Option<Vec<u8>>);
+
+impl RestoreNodeConfig {
+    /// Remembers the node config as it is now.
+    pub fn save() -> RestoreNodeConfig {
+        RestoreNodeConfig(std::fs::read(NODE_CONFIG).ok())
+    }
+
+    /// What the file held when saved.
+    pub fn saved(&self) -> Option<&[u8]> {
+        self.0.as_deref()
+    }
+}
+
+impl Drop for RestoreNodeConfig {
+    fn drop(&mut self) {
+        match &self.0 {
+            Some(old) => std::fs::write(NODE_CONFIG, old).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(NODE_CONFIG);
+            }
+        }
+    }
+}

@@ -6,25 +6,9 @@ use std::path::Path;
 
 use crt_integration::*;
 
-const NODE_CONFIG: &str = "/etc/crt/config.toml";
-
-/// Restores the node config (or its absence) when dropped.
-struct Restore(Option<Vec<u8>>);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        match &self.0 {
-            Some(old) => std::fs::write(NODE_CONFIG, old).unwrap(),
-            None => {
-                let _ = std::fs::remove_file(NODE_CONFIG);
-            }
-        }
-    }
-}
-
 #[test]
 fn a_broken_node_config_stops_the_shim_with_its_line_and_a_missing_one_means_defaults() {
-    let _restore = Restore(std::fs::read(NODE_CONFIG).ok());
+    let _restore = RestoreNodeConfig::save();
     std::fs::create_dir_all(Path::new(NODE_CONFIG).parent().unwrap()).unwrap();
     std::fs::write(
         NODE_CONFIG,

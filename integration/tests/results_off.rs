@@ -6,23 +6,14 @@
 
 use crt_integration::*;
 
-const NODE_CONFIG: &str = "/etc/crt/config.toml";
-
-/// Restores the node config when dropped.
-struct Restore(Vec<u8>);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        std::fs::write(NODE_CONFIG, &self.0).unwrap();
-    }
-}
-
 #[test]
 fn without_results_every_call_is_still_recorded_with_a_question_mark_and_the_trace_says_why() {
     setup();
-    let old = std::fs::read(NODE_CONFIG).expect("scripts/setup.sh wrote the node config");
-    let _restore = Restore(old.clone());
-    let mut text = String::from_utf8(old).unwrap();
+    let restore = RestoreNodeConfig::save();
+    let old = restore
+        .saved()
+        .expect("scripts/setup.sh wrote the node config");
+    let mut text = String::from_utf8(old.to_vec()).unwrap();
     if text.contains("\n[trace]\n") {
         text = text.replacen("\n[trace]\n", "\n[trace]\nresults = false\n", 1);
     } else {
