@@ -180,6 +180,12 @@ pub const ERRNOS: &[(i32, &str, &str)] = &[
     (530, "ERECALLCONFLICT", "conflict with recalled state"),
 ];
 
+/// The error number a raw syscall return value stands for: the kernel
+/// returns errors as -4095..-1.
+pub fn errno_of(ret: i64) -> Option<i32> {
+    (-4095..0).contains(&ret).then_some(-ret as i32)
+}
+
 /// The name of error number `n`: `ENOENT`.
 pub fn name(n: i32) -> Option<&'static str> {
     entry(n).map(|e| e.1)

@@ -156,7 +156,7 @@ pub struct SyscallResult {
 impl SyscallResult {
     /// The error number, when the syscall failed.
     pub fn errno(&self) -> Option<i32> {
-        (-4095..0).contains(&self.ret).then_some(-self.ret as i32)
+        crate::errno::errno_of(self.ret)
     }
 }
 
@@ -198,10 +198,7 @@ impl<'a> Record<'a> {
     }
 
     pub fn captures(&self) -> CaptureIter<'a> {
-        CaptureIter {
-            rest: self.captures_raw,
-            left: self.ncaptures,
-        }
+        CaptureIter(self.raw_captures())
     }
 
     /// The capture for argument `arg`, if one was stored.
@@ -265,28 +262,14 @@ impl<'a> Iterator for RawCaptures<'a> {
 
 /// The captures of a syscall's arguments at entry (results and output
 /// captures have their own accessors).
-pub struct CaptureIter<'a> {
-    rest: &'a [u8],
-    left: u16,
-}
+pub struct CaptureIter<'a>(RawCaptures<'a>);
 
 impl<'a> Iterator for CaptureIter<'a> {
     type Item = Capture<'a>;
     fn next(&mut self) -> Option<Capture<'a>> {
-        let mut raw = RawCaptures {
-            rest: self.rest,
-            left: self.left,
-        };
-        let found = loop {
-            match raw.next() {
-                None => break None,
-                Some((_, CAPTURE_RESULT | CAPTURE_OUT, _)) => continue,
-                Some(c) => break Some(c),
-            }
-        };
-        self.rest = raw.rest;
-        self.left = raw.left;
-        let (arg, kind, (flags, body)) = found?;
+        let (arg, kind, (flags, body)) = self
+            .0
+            .find(|&(_, kind, _)| kind != CAPTURE_RESULT && kind != CAPTURE_OUT)?;
         let truncated = flags & CAPTURE_TRUNCATED != 0;
         let data = match kind {
             CAPTURE_BYTES => CaptureData::Bytes {

@@ -35,9 +35,11 @@ fn returns_address(name: &str) -> bool {
 /// `?` when unknown. Taking the rendered arguments lets text made from a
 /// record and from crtd's JSON decorate alike.
 pub fn result_text<S: AsRef<str>>(name: &str, args: &[S], ret: Option<i64>) -> String {
+    if let Some(e) = ret.and_then(errno::errno_of) {
+        return errno::strace_error(e);
+    }
     match ret {
         None => "?".to_string(),
-        Some(r) if (-4095..0).contains(&r) => errno::strace_error(-r as i32),
         Some(r) if returns_address(name) => format!("{:#x}", r as u64),
         Some(r) if name == "fcntl" => {
             let cmd = match args.get(1).map(AsRef::as_ref) {

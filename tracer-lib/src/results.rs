@@ -39,7 +39,7 @@ impl ResultFilter {
 
     /// Whether a call that returned `ret` after `duration_ns` passes.
     pub fn matches_result(&self, ret: i64, duration_ns: Option<u64>) -> bool {
-        let errno = (-4095..0).contains(&ret).then_some(-ret as i32);
+        let errno = errno::errno_of(ret);
         if self.failed && errno.is_none() {
             return false;
         }

@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{Array, Map, MapData, RingBuf};
 use aya::programs::RawTracePoint;
-use crt_tracer::capture::{exit_plan, OutPlan, OUT_MAX_CAPTURE, SOCKADDR_MAX_CAPTURE};
-use crt_tracer::syscalls;
+use crt_tracer::capture::{OutPlan, OUT_MAX_CAPTURE, SOCKADDR_MAX_CAPTURE};
 
 static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exits.bpf.o"));
 
@@ -217,14 +216,21 @@ impl ExitProbe {
         unsafe { self.slots.base.add(tid as usize & (SLOTS - 1)) }
     }
 
-    /// Arms `tid`'s slot for syscall `nr` (arch `arch`, arguments `args`),
-    /// so that its exit is reported under `seq`. Called before the
-    /// notification is answered. Returns true when the slot was armed for
-    /// another thread that has not left its syscall yet (that thread's
-    /// result is lost; see [`SLOTS`]).
-    pub fn arm(&self, tid: u32, seq: u32, arch: u32, nr: u32, args: &[u64; 6]) -> bool {
-        let (mode, max, out_addr, aux_addr) = syscalls::by_nr(arch, nr)
-            .and_then(|info| exit_plan(info.args))
+    /// Arms `tid`'s slot for syscall `nr` (arguments `args`, output argument
+    /// to read at the exit as `capture::exit_plan` gives it), so that its
+    /// exit is reported under `seq`. Called before the notification is
+    /// answered. Returns true when the slot was armed for another thread
+    /// that has not left its syscall yet (that thread's result is lost; see
+    /// [`SLOTS`]).
+    pub fn arm(
+        &self,
+        tid: u32,
+        seq: u32,
+        nr: u32,
+        out: Option<(u8, OutPlan)>,
+        args: &[u64; 6],
+    ) -> bool {
+        let (mode, max, out_addr, aux_addr) = out
             .map(|(arg, plan)| {
                 let addr = args[arg as usize];
                 match plan {

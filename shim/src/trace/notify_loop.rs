@@ -346,7 +346,8 @@ fn serve_tracking(
         );
         rec.set_comm(&comms.get(tid));
         let mut read_memory = false;
-        if let Some(info) = syscalls::by_nr(arch, nr) {
+        let info = syscalls::by_nr(arch, nr);
+        if let Some(info) = info {
             for (i, &kind) in info.args.iter().enumerate() {
                 if let Some(plan) = capture::plan(kind) {
                     read_memory = true;
@@ -366,7 +367,8 @@ fn serve_tracking(
         let seq = match exits {
             Some(ex) => {
                 let seq = ex.next_seq();
-                if ex.arm(tid, seq, arch, nr, &notif.data.args) {
+                let out = info.and_then(|i| capture::exit_plan(i.args));
+                if ex.arm(tid, seq, nr, out, &notif.data.args) {
                     stats.slots_taken += 1;
                 }
                 rec.set_seq(seq);
