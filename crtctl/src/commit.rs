@@ -140,15 +140,6 @@ mod tests {
     use crate::testserver::{self, Answer};
     use serde_json::json;
 
-    fn client_of(server: &testserver::TestServer) -> Client {
-        Client::server(
-            &format!("http://127.0.0.1:{}", server.port),
-            "t".into(),
-            None,
-        )
-        .unwrap()
-    }
-
     #[test]
     fn commit_asks_crtd_for_the_clone_and_image_and_says_what_was_pushed() {
         let answer = json!({
@@ -159,7 +150,7 @@ mod tests {
         });
         let server = testserver::tcp("127.0.0.1:0", vec![Answer::json(201, &answer.to_string())]);
         let v = ask_commit(
-            &client_of(&server),
+            &server.client(),
             "shop",
             "web debug/1",
             "reg:5000/shop/web:fix",
@@ -197,7 +188,7 @@ mod tests {
                 r#"{"error":"image=\"reg/x\" is not under your registry; expected a reference that starts with reg:5000/shop/"}"#,
             )],
         );
-        let e = ask_commit(&client_of(&server), "shop", "c", "reg/x", true).unwrap_err();
+        let e = ask_commit(&server.client(), "shop", "c", "reg/x", true).unwrap_err();
         assert!(
             format!("{e:#}").contains("starts with reg:5000/shop/"),
             "{e:#}"

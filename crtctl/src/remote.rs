@@ -723,15 +723,6 @@ mod tests {
         );
     }
 
-    fn client_of(server: &testserver::TestServer) -> Client {
-        Client::server(
-            &format!("http://127.0.0.1:{}", server.port),
-            "t".into(),
-            None,
-        )
-        .unwrap()
-    }
-
     fn target_of(head: &str) -> String {
         head.split(' ')
             .nth(1)
@@ -791,7 +782,7 @@ mod tests {
         q.durations = true;
         q.results.failed = true;
         let mut out = Vec::new();
-        trace_to(&client_of(&server), &q, &mut out).unwrap();
+        trace_to(&server.client(), &q, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -835,7 +826,7 @@ mod tests {
         q.summary = true;
         q.results.errnos = vec![10];
         let mut out = Vec::new();
-        trace_to(&client_of(&server), &q, &mut out).unwrap();
+        trace_to(&server.client(), &q, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

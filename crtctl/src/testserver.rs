@@ -35,6 +35,12 @@ impl TestServer {
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// A client of this (plain HTTP) server, with token `t`.
+    pub fn client(&self) -> crate::client::Client {
+        crate::client::Client::server(&format!("http://127.0.0.1:{}", self.port), "t".into(), None)
+            .unwrap()
+    }
 }
 
 pub fn tcp(addr: &str, answers: Vec<Answer>) -> TestServer {
