@@ -128,28 +128,48 @@ pub fn from_exec(calls: &[Call], path: &str) -> Vec<Call> {
         .collect()
 }
 
+/// Where a scan of a rendered call stands with respect to strace's quoted
+/// strings (`"a\"b"`).
+#[derive(Default)]
+struct Quotes {
+    quoted: bool,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Takes byte `c`; true when it is part of a string (its quotes
+    /// included), false when it is outside every string.
+    fn inside(&mut self, c: u8) -> bool {
+        if self.quoted {
+            match (self.escaped, c) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.quoted = false,
+                _ => {}
+            }
+            return true;
+        }
+        self.quoted = c == b'"';
+        self.quoted
+    }
+}
+
 /// `name(args) = result` split at the top level: the arguments and the
 /// result (after `= `), honouring quotes and brackets.
 fn split_call(text: &str) -> Option<(&str, Vec<&str>, &str)> {
     let open = text.find('(')?;
     let name = &text[..open];
     let b = text.as_bytes();
-    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+    let mut depth = 0i32;
+    let mut quotes = Quotes::default();
     let mut args = Vec::new();
     let mut arg_start = open + 1;
     let mut close = None;
     for (i, &c) in b.iter().enumerate().skip(open + 1) {
-        if quoted {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => quoted = false,
-                _ => {}
-            }
+        if quotes.inside(c) {
             continue;
         }
         match c {
-            b'"' => quoted = true,
             b'(' | b'[' | b'{' => depth += 1,
             b')' if depth == 0 => {
                 close = Some(i);
@@ -179,22 +199,14 @@ fn split_call(text: &str) -> Option<(&str, Vec<&str>, &str)> {
 fn mask_addresses(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
-    let (mut i, mut quoted, mut escaped) = (0, false, false);
+    let mut i = 0;
+    let mut quotes = Quotes::default();
     while i < b.len() {
         let c = b[i];
-        if quoted {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => quoted = false,
-                _ => {}
-            }
+        if quotes.inside(c) {
             out.push(c as char);
             i += 1;
             continue;
-        }
-        if c == b'"' {
-            quoted = true;
         }
         let word_start = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
         if word_start && c == b'0' && b.get(i + 1) == Some(&b'x') {
