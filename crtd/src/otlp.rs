@@ -157,10 +157,7 @@ fn log_record(rec: &Record<'_>, observed_ns: u64) -> Option<LogRecord> {
             let call = render::strace_call(rec);
             // From the table, not the text: a resumed call's text starts
             // `<... read resumed>`.
-            let name = match crt_tracer::syscalls::by_nr(rec.arch, rec.nr) {
-                Some(info) => info.name.to_string(),
-                None => format!("syscall_{:#x}", rec.nr),
-            };
+            let name = crt_tracer::decode::syscall_name(rec.arch, rec.nr);
             let mut attributes = vec![
                 attr("crt.event", text("syscall")),
                 attr("crt.syscall.name", text(name)),

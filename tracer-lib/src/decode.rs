@@ -55,6 +55,15 @@ pub fn render_args(rec: &Record) -> (String, Vec<String>) {
     (c.name, c.args)
 }
 
+/// The name of syscall `nr` of `arch`: the table's, or `syscall_0x<nr>` for
+/// a number the table does not know (another architecture's, a new one).
+pub fn syscall_name(arch: u32, nr: u32) -> String {
+    match syscalls::by_nr(arch, nr) {
+        Some(info) => info.name.to_string(),
+        None => format!("syscall_{nr:#x}"),
+    }
+}
+
 /// [`render_args`] with options, and the split between entry and exit.
 /// Output arguments are shown from what was read at the exit when the
 /// record has its result, and as pointers otherwise (as strace shows them
@@ -74,7 +83,7 @@ pub fn render_call(rec: &Record, opts: &RenderOptions) -> RenderedCall {
         },
         Some(info) => table_call(info, rec, opts),
         None => RenderedCall {
-            name: format!("syscall_{:#x}", rec.nr),
+            name: syscall_name(rec.arch, rec.nr),
             args: rec.args.iter().map(|a| format!("{a:#x}")).collect(),
             exit_args: rec.args.len(),
             exit_comma: false,

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::record::{Record, FLAG_UNFINISHED, KIND_SYSCALL};
-use crate::syscalls;
 
 /// One syscall's line.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,10 +48,7 @@ impl Summary {
             return;
         }
         let row = self.rows.entry((rec.arch, rec.nr)).or_insert_with(|| Row {
-            syscall: match syscalls::by_nr(rec.arch, rec.nr) {
-                Some(info) => info.name.to_string(),
-                None => format!("syscall_{:#x}", rec.nr),
-            },
+            syscall: crate::decode::syscall_name(rec.arch, rec.nr),
             ..Default::default()
         });
         row.calls += 1;
@@ -175,7 +171,7 @@ pub fn table(rows: &[Row], why: Option<&str>) -> String {
 mod tests {
     use super::*;
     use crate::record::{decode, RecordBuilder, FLAG_RESUMED};
-    use crate::syscalls::NATIVE_AUDIT_ARCH;
+    use crate::syscalls::{self, NATIVE_AUDIT_ARCH};
 
     fn call(name: &str, kind: u8, flags: u8, result: Option<(i64, Option<u64>)>) -> Vec<u8> {
         let nr = syscalls::by_name(name).unwrap().nr;
