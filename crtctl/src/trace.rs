@@ -254,7 +254,7 @@ pub fn run(a: TraceArgs, server: &crate::settings::ServerArgs) -> Result<ExitCod
         if a.json {
             Some(render::json_line_with(src, rec, &shown))
         } else {
-            local_text(rec, &shown, opts)
+            render::text_line_with(rec, &shown, opts)
         }
     };
     let mut reader = TraceReader::open(&dir);
@@ -352,20 +352,6 @@ pub fn no_results_line(why: &str) -> String {
         "--- crt: no return values in this trace: {} ---",
         escape::escape_text(why.as_bytes())
     )
-}
-
-/// A record's strace-style line, with the text choices.
-fn local_text(
-    rec: &Record<'_>,
-    shown: &RenderOptions,
-    opts: render::TextOptions,
-) -> Option<String> {
-    let mut e = render::event_fields_with(rec, shown);
-    e.insert(
-        "ts".into(),
-        serde_json::json!(render::rfc3339_utc(rec.ts_ns)),
-    );
-    render::event_text_with(&serde_json::Value::Object(e), opts)
 }
 
 /// `crtctl trace --local -c`: the summary of what the shim still holds.
