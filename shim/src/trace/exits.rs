@@ -194,9 +194,10 @@ impl ExitProbe {
             libc::malloc_trim(0);
         }
         let reader = Arc::downgrade(&probe);
+        let fd = probe.ring().buf.as_raw_fd();
         std::thread::Builder::new()
             .name("syscall-exits".into())
-            .spawn(move || read_exits(reader))
+            .spawn(move || read_exits(reader, fd))
             .map_err(|e| err("cannot start the exit reader", e))?;
         Ok(probe)
     }
@@ -380,19 +381,17 @@ fn map_slots(data: &MapData) -> Result<SlotMap, String> {
 
 /// Drains the ring buffer when the program says it is filling up (the
 /// storage threads drain it before each batch anyway), while the probe
-/// lives; an idle shim wakes once a second.
-fn read_exits(probe: std::sync::Weak<ExitProbe>) {
+/// lives; an idle shim wakes once a second. `fd` is the ring buffer's.
+fn read_exits(probe: std::sync::Weak<ExitProbe>, fd: std::os::fd::RawFd) {
     loop {
-        let Some(p) = probe.upgrade() else { return };
-        let fd = p.ring().buf.as_raw_fd();
-        drop(p);
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: one valid pollfd; the fd stays open while the probe lives
-        // (checked again right after).
+        // SAFETY: one pollfd on the stack. poll only uses the fd's number:
+        // once the probe is gone (checked right after) a closed fd merely
+        // reports POLLNVAL.
         unsafe { libc::poll(&mut pfd, 1, 1000) };
         match probe.upgrade() {
             Some(p) => p.drain(),
