@@ -223,6 +223,27 @@ fn pause_and_resume_freeze_and_thaw_the_container() {
 }
 
 #[test]
+fn an_exec_refused_by_the_runtime_releases_its_waiter_and_the_shim_exits_with_the_container() {
+    let t = Task::start(CRT, &[], &["sleep", "300"]);
+    let id = t.id.clone();
+    ctr(&["task", "pause", &id]).ok();
+    // runc refuses to exec in a paused container; ctr waits on the exec
+    // before starting it.
+    let refused = t.exec("r1", &["true"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    ctr(&["task", "resume", &id]).ok();
+    drop(t);
+    assert!(
+        wait_for(Duration::from_secs(10), || shim_pids(
+            "containerd-shim-crt-v2",
+            &id
+        )
+        .is_empty()),
+        "the shim of {id} is still running after the container was removed"
+    );
+}
+
+#[test]
 fn ps_lists_the_containers_processes() {
     let n = same_under_both(|rt| {
         let t = Task::start(rt, &[], &["sh", "-c", "sleep 300 & sleep 300 & wait"]);

@@ -597,7 +597,17 @@ impl Service {
             c.runtime.exec(&c.id, &spec_file, &pid_file, console, child)
         });
         let _ = fs::remove_file(&spec_file);
-        let pio = result?;
+        let pio = match result {
+            Ok(pio) => pio,
+            Err(e) => {
+                // The exec never ran and never will: release whoever waits
+                // for it (ctr waits before it starts), as containerd's runc
+                // shim does, or their Wait would hold the shim up forever.
+                p.exit.set(255);
+                p.status = Status::Stopped;
+                return Err(e);
+            }
+        };
         let pid = read_pid_file(&pid_file).map_err(|e| ShimError::internal("read exec pid", e))?;
         let _ = fs::remove_file(&pid_file);
         p.pid = pid;
